@@ -1,0 +1,26 @@
+"""The one interface every backbone module implements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+EMBEDDING = "embedding"
+
+
+class FaceModel(nn.Module):
+    """A differentiable face embedder with named intermediate maps.
+
+    Input: float RGB pixels in [0, 255], shape (N, 3, H, W), already aligned to the
+    backbone's template; each model applies its own normalisation. ``forward`` returns the
+    (unnormalised) embedding; ``forward_nodes`` also returns the requested intermediate
+    tensors by name (the spec lists the spatial ones), plus ``"embedding"``.
+    """
+
+    def forward_nodes(self, x: torch.Tensor, nodes: Sequence[str]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_nodes(x, (EMBEDDING,))[EMBEDDING]

@@ -1,0 +1,126 @@
+"""Backbones as rows of data (timm's pretrained-cfg idea); loaders are named, imported lazily."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from facexplain import assets
+from facexplain.align.templates import TEMPLATES, Template
+from facexplain.backbones.base import FaceModel
+from facexplain.errors import UnknownBackbone
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Everything needed to build, feed and score one pretrained face model."""
+
+    name: str
+    description: str
+    template: str
+    embedding_dim: int
+    feature_nodes: tuple[str, ...]
+    asset_names: tuple[str, ...]
+    loader: str
+    threshold: float
+    threshold_source: str
+
+    @property
+    def input_size(self) -> int:
+        return self.alignment.size
+
+    @property
+    def alignment(self) -> Template:
+        return TEMPLATES[self.template]
+
+    @property
+    def last_spatial_node(self) -> str:
+        return self.feature_nodes[-1]
+
+
+_SPECS: tuple[BackboneSpec, ...] = (
+    BackboneSpec(
+        name="sface",
+        description="SFace (OpenCV zoo), MobileNet-style, 128-d; int8 ONNX dequantised to float",
+        template="arcface-112",
+        embedding_dim=128,
+        feature_nodes=("conv_14_relu",),
+        asset_names=("sface/sface_float.onnx",),
+        loader="facexplain.backbones.sface:load",
+        threshold=0.363,
+        threshold_source="provisional: OpenCV's documented value, not yet calibrated",
+    ),
+    BackboneSpec(
+        name="dlib-resnet",
+        description="dlib ResNet face descriptor v1, 128-d, weights from @vladmandic/face-api",
+        template="dlib-150",
+        embedding_dim=128,
+        feature_nodes=("conv64", "conv128", "conv256", "conv256_out"),
+        asset_names=(
+            "dlib-resnet/face_recognition_model.bin",
+            "dlib-resnet/face_recognition_model-weights_manifest.json",
+        ),
+        loader="facexplain.backbones.dlib_resnet:load",
+        threshold=0.9,
+        threshold_source="provisional, not yet calibrated",
+    ),
+    BackboneSpec(
+        name="faceres",
+        description="human-models faceres (MobileNet, 1024-d), TF.js graph run in torch",
+        template="arcface-224",
+        embedding_dim=1024,
+        feature_nodes=("conv_pw_13_relu/clip_by_value",),
+        asset_names=("faceres/faceres.json", "faceres/faceres.bin"),
+        loader="facexplain.backbones.human_models:load_faceres",
+        threshold=0.6,
+        threshold_source="provisional, not yet calibrated",
+    ),
+    BackboneSpec(
+        name="mobileface",
+        description="human-models mobileface (MobileFace V3, 256-d), TF.js graph run in torch",
+        template="arcface-112",
+        embedding_dim=256,
+        feature_nodes=("add_12", "add_16"),
+        asset_names=("mobileface/mobileface.json", "mobileface/mobileface.bin"),
+        loader="facexplain.backbones.human_models:load_mobileface",
+        threshold=0.4,
+        threshold_source="provisional, not yet calibrated",
+    ),
+)
+
+SPECS: dict[str, BackboneSpec] = {s.name: s for s in _SPECS}
+DEFAULT_BACKBONE = "sface"
+
+
+def list_backbones() -> list[str]:
+    return list(SPECS)
+
+
+def get_spec(name: str) -> BackboneSpec:
+    try:
+        return SPECS[name]
+    except KeyError:
+        valid = ", ".join(SPECS)
+        raise UnknownBackbone(f"unknown backbone '{name}'; valid: {valid}") from None
+
+
+def _loader(spec: BackboneSpec):  # type: ignore[no-untyped-def]
+    module, func = spec.loader.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def load_backbone(name: str, root: Path | None = None) -> FaceModel:
+    """Build the torch module for ``name`` from the asset cache (eval mode, no grad needed)."""
+    spec = get_spec(name)
+    root = root or assets.home()
+    for asset_name in spec.asset_names:
+        assets.asset_path(asset_name, root)
+    model: FaceModel = _loader(spec)(spec, root)
+    return model.eval()
+
+
+def import_all_loaders() -> None:
+    """Import every loader module (they register set-up builders in ``assets.DERIVED``)."""
+    for spec in SPECS.values():
+        importlib.import_module(spec.loader.split(":")[0])

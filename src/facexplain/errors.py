@@ -1,0 +1,46 @@
+"""One exception hierarchy: every error a person can cause or fix derives from FacexplainError.
+
+The CLI turns these into a one-line message and a non-zero exit; anything else is a bug.
+"""
+
+from __future__ import annotations
+
+
+class FacexplainError(Exception):
+    """Base of all errors meant for the user (bad input, missing set-up, no face)."""
+
+    exit_code: int = 2
+
+
+class ImageDecodeError(FacexplainError):
+    """The file exists but is not a decodable image (corrupt, truncated, empty, not an image)."""
+
+
+class ImageTooLarge(FacexplainError):
+    """The image has more pixels than the decompression-bomb guard allows."""
+
+
+class InputNotFound(FacexplainError):
+    """A path given by the user does not exist."""
+
+
+class NoFaceFound(FacexplainError):
+    """The detector found no face in the image."""
+
+    exit_code = 3
+
+
+class AssetMissing(FacexplainError):
+    """A model file is not in the asset cache; the set-up command fetches it."""
+
+
+class AssetCorrupt(FacexplainError):
+    """A model file is present but its sha256 differs from the one on record."""
+
+
+class UnknownBackbone(FacexplainError):
+    """A backbone name that is not in the registry."""
+
+
+class InvalidArgument(FacexplainError):
+    """A user-supplied option is out of range or inconsistent."""

@@ -1,0 +1,76 @@
+"""Typed, frozen result objects passed between the layers (tensors stay tensors here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detected face in original-image pixel coordinates.
+
+    ``box`` is (x1, y1, x2, y2); ``landmarks`` is a (5, 2) array ordered left eye, right eye,
+    nose, left mouth corner, right mouth corner (left/right as seen in the image).
+    """
+
+    box: np.ndarray
+    landmarks: np.ndarray
+    score: float
+
+    @property
+    def area(self) -> float:
+        x1, y1, x2, y2 = (float(v) for v in self.box)
+        return max(0.0, x2 - x1) * max(0.0, y2 - y1)
+
+
+@dataclass(frozen=True)
+class AlignedFace:
+    """A face warped to a backbone's template: float RGB pixels in [0, 255], shape (3, H, W)."""
+
+    pixels: torch.Tensor
+    source: str
+    detection: Detection | None
+    n_faces: int
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FacePair:
+    """Two aligned faces for one backbone, stacked as a (2, 3, H, W) tensor."""
+
+    a: AlignedFace
+    b: AlignedFace
+    backbone: str
+
+    @property
+    def tensor(self) -> torch.Tensor:
+        return torch.stack([self.a.pixels, self.b.pixels])
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer to 'same person?': cosine similarity against a calibrated threshold."""
+
+    similarity: float
+    threshold: float
+    same: bool
+    confidence: float
+    backbone: str
+    path_a: str
+    path_b: str
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "similarity": self.similarity,
+            "threshold": self.threshold,
+            "same": self.same,
+            "confidence": self.confidence,
+            "backbone": self.backbone,
+            "path_a": self.path_a,
+            "path_b": self.path_b,
+            "warnings": list(self.warnings),
+        }
