@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh machine (Python 3.11, pip, npm): `make demo`, `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+REFERENCE := tools/reference/node_modules/.package-lock.json
+LFW := ../shared/data/lfw/lfw-deepfunneled
+# An impostor pair from LFW's official pairs.txt (fold 1).
+DEMO_A := $(LFW)/Abdel_Madi_Shabneh/Abdel_Madi_Shabneh_0001.jpg
+DEMO_B := $(LFW)/Dean_Barker/Dean_Barker_0001.jpg
+
+.PHONY: demo test setup assets lint typecheck pytest check-runtimes bench-lfw clean
+
+demo: setup
+	$(VENV)/bin/facexplain explain $(DEMO_A) $(DEMO_B) --out out/demo
+
+test: setup lint typecheck pytest
+
+setup: $(STAMP) assets $(REFERENCE)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+assets: $(STAMP)
+	$(PY) -m facexplain.assets
+
+$(REFERENCE): tools/reference/package.json tools/reference/package-lock.json
+	cd tools/reference && npm ci --no-audit --no-fund --loglevel=error
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy src
+
+pytest: setup
+	$(VENV)/bin/pytest -q
+
+bench-lfw: setup
+	for b in sface dlib-resnet faceres mobileface; do \
+	  $(VENV)/bin/facexplain benchmark lfw --backbone $$b --json out/benchmarks/lfw-$$b.json; done
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

