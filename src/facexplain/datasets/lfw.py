@@ -68,8 +68,8 @@ def _parse_line(line: str, fold: int, genuine: bool, path: Path, lineno: int) ->
             return LfwPair(parts[0], int(parts[1]), parts[2], int(parts[3]), False, fold)
     except ValueError:
         pass
-    kind = "genuine 'name i j'" if genuine else "impostor 'name_a i name_b j'"
-    raise InvalidArgument(f"{path}:{lineno}: expected a {kind} line, got {line!r}")
+    kind = "a genuine 'name i j'" if genuine else "an impostor 'name_a i name_b j'"
+    raise InvalidArgument(f"{path}:{lineno}: expected {kind} line, got {line!r}")
 
 
 def unique_images(pairs: list[LfwPair], images: Path) -> list[Path]:
