@@ -172,10 +172,10 @@ def _extract(archive: Path, member: str, target: Path) -> None:
             dst.write(src.read())
     else:
         with tarfile.open(archive, "r:gz") as tf:
-            src = tf.extractfile(member)
-            if src is None:
+            member_file = tf.extractfile(member)
+            if member_file is None:
                 raise AssetMissing(f"{member} not found in {archive.name}")
-            tmp.write_bytes(src.read())
+            tmp.write_bytes(member_file.read())
     tmp.replace(target)
 
 

@@ -37,9 +37,9 @@ class DiskCache:
         except (OSError, ValueError):
             return None  # a half-written or damaged entry is recomputed
 
-    def put(self, key: str, **arrays: np.ndarray) -> None:
+    def put(self, key: str, **arrays: np.ndarray | np.generic) -> None:
         f = self._file(key)
         f.parent.mkdir(parents=True, exist_ok=True)
         tmp = f.with_name(f"{f.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **arrays)
+        np.savez(tmp, **{k: np.asarray(v) for k, v in arrays.items()})  # type: ignore[arg-type]
         tmp.replace(f)

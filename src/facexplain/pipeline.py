@@ -39,7 +39,7 @@ class FacePipeline:
     ) -> None:
         self.spec: BackboneSpec = get_spec(backbone)
         root = root or assets.home()
-        self.detector = detector or MTCNN.from_assets(root)
+        self.detector = detector or MTCNN(root=root)
         self.model = model or load_backbone(backbone, root)
 
     def locate(
