@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from facexplain.errors import (
     AssetMissing,
     FacexplainError,
@@ -11,6 +13,7 @@ from facexplain.errors import (
     NoFaceFound,
     UnknownBackbone,
 )
+from facexplain.types import Verdict
 
 __all__ = [
     "AssetMissing",
@@ -25,8 +28,8 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def verify(path_a: str, path_b: str, backbone: str = "sface"):  # type: ignore[no-untyped-def]
-    """Verify two photos; see :func:`facexplain.api.verify` (imported lazily: no model at import)."""
+def verify(path_a: str | Path, path_b: str | Path, backbone: str = "sface") -> Verdict:
+    """Are two photos the same person? See :func:`facexplain.api.verify` (imported lazily)."""
     from facexplain.api import verify as _verify
 
     return _verify(path_a, path_b, backbone=backbone)

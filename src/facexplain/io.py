@@ -1,4 +1,4 @@
-"""Reading user photos safely: decode, EXIF-rotate, RGB, size guards, and errors people can act on."""
+"""Reading user photos safely: decode, EXIF-rotate, RGB, size guards, clear errors."""
 
 from __future__ import annotations
 
