@@ -9,8 +9,7 @@ import numpy as np
 import torch
 
 from facexplain import assets
-from facexplain.align.detect import MTCNN, choose_face, fallback_detection
-from facexplain.align.warp import warp_face
+from facexplain.align import MTCNN, align_image, choose_face, fallback_detection
 from facexplain.backbones.base import FaceModel
 from facexplain.backbones.registry import BackboneSpec, get_spec, load_backbone
 from facexplain.errors import NoFaceFound
@@ -54,20 +53,10 @@ class FacePipeline:
             return LocatedFace(fallback_detection(image.shape), 0, True)
         return LocatedFace(choose_face(detections, image.shape, policy), len(detections), False)
 
-    def warp(self, image: np.ndarray, face: LocatedFace, source: str = "") -> AlignedFace:
-        pixels = warp_face(image, face.detection.landmarks, self.spec.alignment)
-        notes: list[str] = []
-        if face.n_faces > 1:
-            notes.append(f"{face.n_faces} faces found in {source}; using the largest")
-        if face.fallback:
-            notes.append(f"no face found in {source}; used a centred default crop")
-        return AlignedFace(pixels, source, face.detection, face.n_faces, tuple(notes))
-
     def align_path(self, path: str | Path) -> AlignedFace:
         """Load a user photo, pick its largest face and warp it to the backbone's template."""
-        image = load_image(path)
-        face = self.locate(image, policy="largest", source=str(path))
-        return self.warp(image, face, source=str(path))
+        return align_image(load_image(path), self.detector, self.spec.alignment,
+                           policy="largest", source=str(path))
 
     def pair(self, path_a: str | Path, path_b: str | Path) -> FacePair:
         return FacePair(self.align_path(path_a), self.align_path(path_b), self.spec.name)

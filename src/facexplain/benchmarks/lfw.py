@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from facexplain import assets
+from facexplain.align import warp_face
 from facexplain.cache import DiskCache, image_key
 from facexplain.datasets.lfw import LfwPair, read_pairs, unique_images
 from facexplain.errors import InputNotFound
@@ -103,7 +104,10 @@ def embed_all(
     bar = tqdm(total=len(todo), desc=f"embed {pipe.spec.name}", unit="img", disable=not progress)
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
-        pixels = torch.stack([pipe.warp(load_image(p), located[p]).pixels for p in chunk])
+        pixels = torch.stack([
+            warp_face(load_image(p), located[p].detection.landmarks, pipe.spec.alignment)
+            for p in chunk
+        ])
         emb = pipe.embed(pixels, flip=flip, batch_size=batch_size).numpy()
         for p, e in zip(chunk, emb, strict=True):
             cache.put(f"{tag}:{image_key(p)}", embedding=e.astype(np.float32))
