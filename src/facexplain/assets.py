@@ -11,6 +11,7 @@ files and raises ``AssetMissing`` naming the set-up command when one is absent.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import subprocess
 import sys
@@ -121,9 +122,11 @@ ASSETS: dict[str, AssetFile] = {
     )
 }
 
-# Files derived from fetched assets at set-up (e.g. SFace dequantised to float), keyed by name.
-# Each builder takes (home) and writes its file; registered by the backbone modules.
-DERIVED: dict[str, Callable[[Path], None]] = {}
+# Files derived from fetched assets at set-up, keyed by name: "module:function" of a builder
+# that takes the asset root and writes the file (imported only when the file is missing).
+DERIVED: dict[str, str] = {
+    "sface/sface_float.onnx": "facexplain.backbones.sface:build_float_model",
+}
 
 
 def home() -> Path:
@@ -198,19 +201,12 @@ def fetch_all(root: Path | None = None, log: Callable[[str], None] = print) -> P
         _extract(archive, asset.member, root / asset.name)
         if not verify_asset(asset, root):
             raise AssetCorrupt(f"sha256 mismatch for {asset.name} (from {archive.name})")
-    _load_derived_builders()
-    for name, build in DERIVED.items():
+    for name, builder in DERIVED.items():
         if not (root / name).is_file():
             log(f"building {name}")
-            build(root)
+            module, func = builder.split(":")
+            getattr(importlib.import_module(module), func)(root)
     return root
-
-
-def _load_derived_builders() -> None:
-    """Import the backbone modules so they can register the files they derive at set-up."""
-    from facexplain.backbones import registry
-
-    registry.import_all_loaders()
 
 
 def main() -> None:

@@ -118,9 +118,3 @@ def load_backbone(name: str, root: Path | None = None) -> FaceModel:
         assets.asset_path(asset_name, root)
     model: FaceModel = _loader(spec)(spec, root)
     return model.eval()
-
-
-def import_all_loaders() -> None:
-    """Import every loader module (they register set-up builders in ``assets.DERIVED``)."""
-    for spec in SPECS.values():
-        importlib.import_module(spec.loader.split(":")[0])

@@ -99,9 +99,6 @@ def build_float_model(root: Path) -> None:
     tmp.replace(target)
 
 
-assets.DERIVED[FLOAT_NAME] = build_float_model
-
-
 def load(spec: BackboneSpec, root: Path) -> FaceModel:
     """SFace as a FaceModel: RGB [0, 255] at 112x112 in (the graph normalises), 128-d out."""
     graph = OnnxGraph(assets.asset_path(FLOAT_NAME, root), channels_last=True,
