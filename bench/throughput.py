@@ -12,6 +12,7 @@ import io
 import platform
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,14 +37,17 @@ def real_batch(size: int, n: int = BATCH) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().contiguous()
 
 
-def best_seconds(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    fn()  # warm-up
-    times = []
+def interleaved_seconds(fns: list[Callable[[], object]], repeats: int) -> list[float]:
+    """Median time of each function, runs interleaved so machine load hits all of them alike."""
+    for fn in fns:
+        fn()  # warm-up
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            times[i].append(time.perf_counter() - t0)
+    return [float(np.median(t)) for t in times]
 
 
 def onnx_session(model: torch.nn.Module, x: torch.Tensor) -> ort.InferenceSession:
@@ -74,11 +78,12 @@ def main() -> None:
         model = load_backbone(name)
         x = real_batch(spec.input_size)
         with torch.inference_mode():
-            t_torch = best_seconds(lambda: model(x), args.batches)  # noqa: B023
             ref = model(x).numpy()
-        sess = onnx_session(model, x)
-        feed = {"x": x.numpy()}
-        t_ort = best_seconds(lambda: sess.run(None, feed), args.batches)  # noqa: B023
+            sess = onnx_session(model, x)
+            feed = {"x": x.numpy()}
+            t_torch, t_ort = interleaved_seconds(
+                [lambda: model(x), lambda: sess.run(None, feed)], args.batches  # noqa: B023
+            )
         diff = float(np.abs(sess.run(None, feed)[0] - ref).max())
         print(f"{name:<12} {BATCH / t_torch:>12.1f} {BATCH / t_ort:>10.1f} "
               f"{t_ort / t_torch:>10.2f} {diff:>10.1e}")
