@@ -40,9 +40,15 @@ typecheck: $(STAMP)
 pytest: setup
 	$(VENV)/bin/pytest -q
 
+check-runtimes: setup
+	$(VENV)/bin/pytest -v tests/integration/test_sface_reference.py \
+	  tests/integration/test_dlib_resnet.py tests/integration/test_human_models.py
+
 bench-lfw: setup
 	for b in sface dlib-resnet faceres mobileface; do \
-	  $(VENV)/bin/facexplain benchmark lfw --backbone $$b --json out/benchmarks/lfw-$$b.json; done
+	  $(VENV)/bin/facexplain benchmark lfw --backbone $$b --json out/benchmarks/lfw-$$b.json; \
+	  $(VENV)/bin/facexplain benchmark lfw --backbone $$b --flip \
+	    --json out/benchmarks/lfw-$$b-flip.json; done
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache
