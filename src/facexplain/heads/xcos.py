@@ -1,0 +1,210 @@
+"""The xCos head (Lin et al., "xCos: An Explainable Cosine Metric for Face Verification").
+
+Why: a plain cosine is one opaque number. xCos writes the pair score as a sum of local parts,
+``xCos = <S, W>_F``: S holds the cosine of each grid cell's features between the two faces (which
+parts look alike), W an attention map summing to one (how much each part counts). Here the head
+sits on a frozen backbone's last spatial map (e.g. sface's 7x7x1024): a 1x1 conv to 32 channels
+gives the grid features F (Eq. 1), and W is one of
+
+- U: uniform, 1/(h*w) (Eq. 3);
+- P: per cell, the Pearson correlation over training pairs between the cell cosine and the
+  teacher's cosine (Eqs. 5-6), negatives clipped to zero, normalised to sum one;
+- L: learned (Sec. 4.1): a 3x3 conv to 16 channels per face, concatenated, two 3x3 convs to one
+  channel, softmax over the h*w cells. We average the logits of both concatenation orders, so
+  xCos(A, B) = xCos(B, A) like the cosine it replaces.
+
+Checkpoints are safetensors files whose metadata carries the config that rebuilds the head.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from facexplain import assets
+from facexplain.errors import AssetMissing, InvalidArgument
+
+ATTENTION_KINDS = ("U", "P", "L")
+
+
+def cell_cosine(fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
+    """S: cosine between the two faces' features in each grid cell, (N, C, h, w) -> (N, h, w)."""
+    if fa.shape != fb.shape or fa.ndim != 4:
+        raise InvalidArgument(f"need two (N, C, h, w) grids, got {tuple(fa.shape)}, "
+                              f"{tuple(fb.shape)}")
+    return F.cosine_similarity(fa, fb, dim=1, eps=1e-8)
+
+
+def uniform_attention(h: int, w: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """U (Eq. 3): every cell weighs 1/(h*w)."""
+    return torch.full((h, w), 1.0 / (h * w), dtype=dtype)
+
+
+def pearson_attention(cells: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """P (Eqs. 5-6) from cell cosines (N, h, w) and teacher cosines (N,) of the same pairs.
+
+    A cell whose similarity tracks the teacher's verdict earns weight; anti-correlated cells get
+    none (clipped at zero) so that W stays a set of non-negative shares summing to one. If no cell
+    correlates positively, U is returned.
+    """
+    if cells.ndim != 3 or teacher.shape != cells.shape[:1] or cells.shape[0] < 2:
+        raise InvalidArgument(f"need (N>=2, h, w) cells and (N,) teacher, got "
+                              f"{tuple(cells.shape)}, {tuple(teacher.shape)}")
+    x = cells.double() - cells.double().mean(dim=0)
+    y = (teacher.double() - teacher.double().mean())[:, None, None]
+    r = (x * y).sum(0) / ((x.pow(2).sum(0) * y.pow(2).sum()).sqrt() + 1e-12)
+    r = r.clamp(min=0.0)
+    if float(r.sum()) <= 0.0:
+        return uniform_attention(int(cells.shape[1]), int(cells.shape[2]), cells.dtype)
+    return (r / r.sum()).to(cells.dtype)
+
+
+def xcos_score(s: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """<S, W>_F per pair: (N, h, w) x (N, h, w) or (h, w) -> (N,)."""
+    return (s * w).sum(dim=(-2, -1))
+
+
+class AttentionNet(nn.Module):
+    """M_attention of Sec. 4.1: the learned map L, a softmax over the grid cells."""
+
+    def __init__(self, grid_channels: int = 32, reduced_channels: int = 16,
+                 symmetric: bool = True) -> None:
+        super().__init__()
+        self.symmetric = symmetric
+        self.reduce = nn.Conv2d(grid_channels, reduced_channels, 3, padding=1)
+        self.fuse1 = nn.Conv2d(2 * reduced_channels, 2 * reduced_channels, 3, padding=1)
+        self.fuse2 = nn.Conv2d(2 * reduced_channels, 1, 3, padding=1)
+
+    def logits(self, fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
+        ra, rb = self.reduce(fa), self.reduce(fb)
+        out = self.fuse2(F.relu(self.fuse1(torch.cat([ra, rb], dim=1))))
+        if self.symmetric:
+            out = (out + self.fuse2(F.relu(self.fuse1(torch.cat([rb, ra], dim=1))))) / 2
+        return out[:, 0]
+
+    def forward(self, fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
+        z = self.logits(fa, fb)
+        n, h, w = z.shape
+        return torch.softmax(z.reshape(n, h * w), dim=1).reshape(n, h, w)
+
+
+@dataclass(frozen=True)
+class XCosHeadConfig:
+    """What rebuilds a head: its sizes, and which backbone map and teacher it was trained for."""
+
+    in_channels: int
+    height: int
+    width: int
+    grid_channels: int = 32
+    reduced_channels: int = 16
+    symmetric: bool = True
+    backbone: str = ""
+    node: str = ""
+    teacher: str = ""
+
+
+@dataclass(frozen=True)
+class XCosOutput:
+    """One batch of pairs through the head: S, W (both (N, h, w)) and xCos = <S, W> (N,)."""
+
+    similarity: torch.Tensor
+    attention: torch.Tensor
+    score: torch.Tensor
+
+
+class XCosHead(nn.Module):
+    """Grid features (1x1 conv), cell cosines and the three attentions on a backbone's map."""
+
+    def __init__(self, config: XCosHeadConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.grid = nn.Conv2d(config.in_channels, config.grid_channels, 1)
+        self.attention = AttentionNet(config.grid_channels, config.reduced_channels,
+                                      config.symmetric)
+        self.register_buffer("pearson", uniform_attention(config.height, config.width))
+
+    @property
+    def feature_dim(self) -> int:
+        """Length of the flattened grid features the identity loss sees (1568 for 7x7x32)."""
+        c = self.config
+        return c.grid_channels * c.height * c.width
+
+    def features(self, maps: torch.Tensor) -> torch.Tensor:
+        """F = C_1x1(backbone map): (N, C_in, h, w) -> (N, 32, h, w)."""
+        c = self.config
+        if maps.ndim != 4 or tuple(maps.shape[1:]) != (c.in_channels, c.height, c.width):
+            raise InvalidArgument(f"head expects maps (N, {c.in_channels}, {c.height}, "
+                                  f"{c.width}), got {tuple(maps.shape)}")
+        return self.grid(maps)
+
+    def weights(self, fa: torch.Tensor, fb: torch.Tensor, kind: str = "L") -> torch.Tensor:
+        """W for each pair, (N, h, w), of the given kind (U, P or L)."""
+        n = fa.shape[0]
+        if kind == "L":
+            return self.attention(fa, fb)
+        if kind == "U":
+            u = uniform_attention(self.config.height, self.config.width, fa.dtype)
+            return u.to(fa.device).expand(n, -1, -1)
+        if kind == "P":
+            return self.get_buffer("pearson").to(fa.dtype).expand(n, -1, -1)
+        raise InvalidArgument(f"unknown attention '{kind}'; valid: {', '.join(ATTENTION_KINDS)}")
+
+    def compare(self, fa: torch.Tensor, fb: torch.Tensor, kind: str = "L") -> XCosOutput:
+        """S, W and xCos from two faces' grid features."""
+        s = cell_cosine(fa, fb)
+        w = self.weights(fa, fb, kind)
+        return XCosOutput(s, w, xcos_score(s, w))
+
+    def forward(self, maps_a: torch.Tensor, maps_b: torch.Tensor, kind: str = "L") -> XCosOutput:
+        return self.compare(self.features(maps_a), self.features(maps_b), kind)
+
+    def set_pearson(self, p: torch.Tensor) -> None:
+        """Store P (computed on training pairs by ``pearson_attention``)."""
+        c = self.config
+        if tuple(p.shape) != (c.height, c.width):
+            raise InvalidArgument(f"P must be ({c.height}, {c.width}), got {tuple(p.shape)}")
+        self.get_buffer("pearson").copy_(p)
+
+
+def checkpoint_path(backbone: str, fold: int | None = None, root: Path | None = None) -> Path:
+    """Where ``train xcos`` stores a head: ``<home>/xcos/<backbone>/fold<k>|all.safetensors``."""
+    name = "all" if fold is None else f"fold{fold}"
+    return (root or assets.home()) / "xcos" / backbone / f"{name}.safetensors"
+
+
+def save_head(head: XCosHead, path: Path, extra: dict[str, object] | None = None) -> Path:
+    """Weights as safetensors (config in its metadata) plus a readable JSON twin beside it."""
+    from safetensors.torch import save_file
+
+    meta = {"config": asdict(head.config), **(extra or {})}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata={"xcos": json.dumps(meta)})
+    tmp.replace(path)
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def load_head(path: Path) -> tuple[XCosHead, dict[str, object]]:
+    """Rebuild a head from a checkpoint; returns it (eval mode) and the stored metadata."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise AssetMissing(f"no xCos checkpoint at {path}; train one with "
+                           f"`facexplain train xcos --backbone NAME`")
+    with safe_open(str(path), framework="pt") as fh:
+        raw = (fh.metadata() or {}).get("xcos")
+    if raw is None:
+        raise InvalidArgument(f"{path} is not an xCos checkpoint (no 'xcos' metadata)")
+    meta: dict[str, object] = json.loads(raw)
+    cfg = XCosHeadConfig(**meta["config"])  # type: ignore[arg-type]
+    head = XCosHead(cfg)
+    head.load_state_dict(load_file(str(path)))
+    return head.eval(), meta

@@ -1,0 +1,1 @@
+"""Training losses for the interpretable heads (margin softmax, xCos regression, diversity)."""

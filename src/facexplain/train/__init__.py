@@ -1,0 +1,1 @@
+"""Training loops (config dataclasses + loops) for the heads on frozen backbones."""

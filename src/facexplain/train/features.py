@@ -1,0 +1,107 @@
+"""A frozen backbone's spatial maps and embeddings for many faces, computed once, kept on disk.
+
+Why: heads train for many epochs and folds on a backbone that never changes, so its maps are
+worth computing once. They are stored as float16 safetensors shards of a few hundred images,
+each named by a hash of (version, backbone, node, image keys): an interrupted run resumes, and a
+changed photo (new mtime) or a new backbone version simply misses the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from facexplain.align import warp_face
+from facexplain.backbones.base import EMBEDDING, FaceModel
+from facexplain.backbones.registry import BackboneSpec
+from facexplain.cache import image_key
+from facexplain.io import load_image
+from facexplain.pipeline import LocatedFace
+
+FEATURE_VERSION = "feat-v1"
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """Maps (N, C, h, w) float16 and embeddings (N, D) float32 of ``paths``, in that order."""
+
+    paths: list[Path]
+    maps: torch.Tensor
+    embeddings: torch.Tensor
+
+
+def feature_dir(cache_dir: Path, backbone: str, node: str) -> Path:
+    return cache_dir / "xcos" / "features" / backbone / node.replace("/", "_")
+
+
+def _shard_file(directory: Path, spec: BackboneSpec, node: str, chunk: list[Path]) -> Path:
+    h = hashlib.sha1(f"{FEATURE_VERSION}|{spec.name}|{node}".encode())
+    for p in chunk:
+        h.update(image_key(p).encode())
+    return directory / f"{h.hexdigest()}.safetensors"
+
+
+def aligned_batch(paths: list[Path], located: dict[Path, LocatedFace],
+                  spec: BackboneSpec) -> torch.Tensor:
+    """The chosen face of each photo warped to the backbone's template, (N, 3, S, S)."""
+    return torch.stack([
+        warp_face(load_image(p), located[p].detection.landmarks, spec.alignment) for p in paths
+    ])
+
+
+@torch.inference_mode()
+def maps_and_embeddings(model: FaceModel, pixels: torch.Tensor, node: str,
+                        batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """One backbone pass giving the spatial map ``node`` and the embedding of each face."""
+    maps, embs = [], []
+    for start in range(0, pixels.shape[0], batch_size):
+        out = model.forward_nodes(pixels[start : start + batch_size], (node, EMBEDDING))
+        maps.append(out[node].float())
+        embs.append(out[EMBEDDING].float())
+    return torch.cat(maps), torch.cat(embs)
+
+
+def extract_features(
+    model: FaceModel, spec: BackboneSpec, node: str, paths: list[Path],
+    located: dict[Path, LocatedFace], cache_dir: Path, shard_size: int = 256,
+    batch_size: int = 32, progress: bool = True,
+) -> FeatureSet:
+    """Maps of ``node`` and embeddings for every path, from the shard cache or computed."""
+    from safetensors.torch import load_file, save_file
+
+    directory = feature_dir(cache_dir, spec.name, node)
+    directory.mkdir(parents=True, exist_ok=True)
+    maps: torch.Tensor | None = None
+    embs: torch.Tensor | None = None
+    bar = tqdm(total=len(paths), desc=f"features {spec.name}:{node}", unit="img",
+               disable=not progress)
+    for start in range(0, len(paths), shard_size):
+        chunk = paths[start : start + shard_size]
+        file = _shard_file(directory, spec, node, chunk)
+        shard: dict[str, torch.Tensor] | None = None
+        if file.is_file():
+            try:
+                shard = load_file(str(file))
+            except Exception:  # a damaged shard is recomputed
+                shard = None
+        if shard is None or shard["maps"].shape[0] != len(chunk):
+            m, e = maps_and_embeddings(model, aligned_batch(chunk, located, spec), node,
+                                       batch_size)
+            shard = {"maps": m.half().contiguous(), "embeddings": e.contiguous()}
+            tmp = file.with_name(file.name + ".tmp")
+            save_file(shard, str(tmp))
+            tmp.replace(file)
+        if maps is None or embs is None:
+            maps = torch.empty((len(paths), *shard["maps"].shape[1:]), dtype=torch.float16)
+            embs = torch.empty((len(paths), shard["embeddings"].shape[1]), dtype=torch.float32)
+        maps[start : start + len(chunk)] = shard["maps"]
+        embs[start : start + len(chunk)] = shard["embeddings"]
+        bar.update(len(chunk))
+    bar.close()
+    if maps is None or embs is None:
+        raise ValueError("no images to extract features from")
+    return FeatureSet(list(paths), maps, embs)

@@ -1,0 +1,322 @@
+"""Training the xCos head on a frozen backbone, with LFW's folds kept honest.
+
+Why this shape: the backbone never changes, so its maps are extracted once (``train.features``)
+and every epoch only runs the small head. The loss is Eq. 10 (MSE between xCos-L and the
+teacher's cosine) plus a margin-softmax identity loss on the flattened grid features. For test
+fold k, the head sees only images of identities that occur nowhere in fold k's pairs (LFW has
+thousands of such identities), so fold k's scores are out-of-sample; ``fold=None`` trains on all
+of LFW, the default head for explaining new photos. P is estimated after training on training
+pairs (Eqs. 5-6) and stored in the checkpoint next to the weights.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from facexplain import assets
+from facexplain.datasets.lfw import DEFAULT_LFW_ROOT, LfwPair, read_pairs
+from facexplain.errors import InvalidArgument
+from facexplain.heads.xcos import (
+    XCosHead,
+    XCosHeadConfig,
+    checkpoint_path,
+    pearson_attention,
+    save_head,
+)
+from facexplain.losses.margins import MarginSoftmax
+from facexplain.losses.xcos import xcos_loss
+
+N_FOLDS = 10
+
+
+@dataclass(frozen=True)
+class XCosTrainConfig:
+    """Everything one training run depends on (stored in the checkpoint)."""
+
+    backbone: str = "sface"
+    teacher: str | None = None  # a registered backbone; None = the backbone's own embedding
+    node: str | None = None  # None = the backbone's last spatial map
+    epochs: int = 12
+    pairs_per_epoch: int = 16384
+    batch_size: int = 256
+    genuine_fraction: float = 0.5
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    identity_loss: str = "cosface"
+    identity_weight: float = 0.1
+    margin: float = 0.35
+    scale: float = 30.0
+    grid_channels: int = 32
+    reduced_channels: int = 16
+    pearson_pairs: int = 20000
+    seed: int = 0
+    images: Path = DEFAULT_LFW_ROOT / "lfw-deepfunneled"
+    pairs: Path = DEFAULT_LFW_ROOT / "pairs.txt"
+    cache_dir: Path = field(default_factory=lambda: assets.home() / "cache")
+    out_root: Path | None = None  # None = the asset home (checkpoints go to <root>/xcos/...)
+
+    @property
+    def teacher_name(self) -> str:
+        return self.teacher or self.backbone
+
+    def to_json(self) -> dict[str, object]:
+        d = asdict(self)
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Per image: backbone maps (float16), unit teacher embedding, identity index."""
+
+    maps: torch.Tensor
+    teacher: torch.Tensor
+    identities: np.ndarray
+
+
+class PairSampler:
+    """Random genuine (same identity) and impostor pairs among a subset of images."""
+
+    def __init__(self, identities: np.ndarray, subset: np.ndarray,
+                 rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.subset = np.asarray(subset)
+        self.identities = identities
+        groups: dict[int, list[int]] = {}
+        for i in self.subset:
+            groups.setdefault(int(identities[i]), []).append(int(i))
+        self.groups = {k: np.asarray(v) for k, v in groups.items() if len(v) >= 2}
+        self.multi = np.asarray([i for i in self.subset if int(identities[i]) in self.groups])
+
+    def sample(self, n: int, genuine_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+        n_gen = round(n * genuine_fraction) if len(self.multi) else 0
+        a_gen = self.rng.choice(self.multi, n_gen) if n_gen else np.zeros(0, dtype=np.int64)
+        b_gen = np.empty_like(a_gen)
+        for k, a in enumerate(a_gen):
+            g = self.groups[int(self.identities[a])]
+            j = int(self.rng.integers(len(g) - 1))
+            b_gen[k] = g[j] if g[j] != a else g[-1]
+        n_imp = n - n_gen
+        a_imp = self.rng.choice(self.subset, n_imp)
+        b_imp = self.rng.choice(self.subset, n_imp)
+        clash = self.identities[a_imp] == self.identities[b_imp]
+        while clash.any():
+            b_imp[clash] = self.rng.choice(self.subset, int(clash.sum()))
+            clash = self.identities[a_imp] == self.identities[b_imp]
+        return np.concatenate([a_gen, a_imp]), np.concatenate([b_gen, b_imp])
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    head: XCosHead
+    history: list[dict[str, float]]
+    n_train_images: int
+    n_classes: int
+    seconds: float
+
+
+def train_head(
+    data: TrainingData, subset: np.ndarray, cfg: XCosTrainConfig, head_config: XCosHeadConfig,
+    progress: bool = True, desc: str = "train xcos",
+) -> TrainResult:
+    """Fit grid conv + attention (and the identity classifier) on pairs from ``subset``."""
+    started = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    subset = np.asarray(subset)
+    sampler = PairSampler(data.identities, subset, rng)
+    # Identity classes: identities with at least two training images (others only serve pairs).
+    classes = np.full(len(data.identities), -1, dtype=np.int64)
+    for k, person in enumerate(sorted(sampler.groups)):
+        classes[sampler.groups[person]] = k
+    class_of = torch.from_numpy(classes)
+    head = XCosHead(head_config)
+    margin = MarginSoftmax(head.feature_dim, max(1, len(sampler.groups)), cfg.identity_loss,
+                           cfg.margin, cfg.scale)
+    params = list(head.parameters()) + list(margin.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = max(1, cfg.pairs_per_epoch // cfg.batch_size)
+    # The paper divides the rate by 10 three times late in training (epochs 12/15/18 of ~20).
+    milestones = [round(cfg.epochs * f) * steps for f in (0.6, 0.75, 0.9)]
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
+    history: list[dict[str, float]] = []
+    bar = tqdm(total=cfg.epochs * steps, desc=desc, unit="step", disable=not progress)
+    head.train()
+    for epoch in range(cfg.epochs):
+        sums = {"loss": 0.0, "cos": 0.0, "identity": 0.0}
+        for _ in range(steps):
+            ia, ib = sampler.sample(cfg.batch_size, cfg.genuine_fraction)
+            a, b = torch.from_numpy(ia), torch.from_numpy(ib)
+            teacher = (data.teacher[a] * data.teacher[b]).sum(dim=1)
+            fa = head.features(data.maps[a].float())
+            fb = head.features(data.maps[b].float())
+            out = head.compare(fa, fb, "L")
+            labels = torch.cat([class_of[a], class_of[b]])
+            keep = labels >= 0
+            ident: torch.Tensor | None = None
+            if cfg.identity_weight > 0 and bool(keep.any()):
+                flat = torch.cat([fa, fb]).flatten(1)
+                ident = margin(flat[keep], labels[keep])
+            parts = xcos_loss(out.score, teacher, ident, cfg.identity_weight)
+            opt.zero_grad(set_to_none=True)
+            parts.total.backward()
+            opt.step()
+            sched.step()
+            values = {"loss": parts.total, "cos": parts.cos, "identity": parts.identity}
+            for k, v in values.items():
+                sums[k] += float(v.detach())
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, mse=f"{float(parts.cos.detach()):.4f}",
+                            id=f"{float(parts.identity.detach()):.2f}")
+        history.append({"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}})
+    bar.close()
+    head.eval()
+    p_rng = np.random.default_rng([cfg.seed, 1])
+    ia, ib = PairSampler(data.identities, subset, p_rng).sample(cfg.pearson_pairs,
+                                                                cfg.genuine_fraction)
+    cells, teacher = pair_cells(head, data, ia, ib)
+    head.set_pearson(pearson_attention(cells, teacher))
+    return TrainResult(head, history, len(subset), len(sampler.groups),
+                       time.perf_counter() - started)
+
+
+@torch.no_grad()
+def pair_cells(head: XCosHead, data: TrainingData, ia: np.ndarray, ib: np.ndarray,
+               chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+    """S of many pairs (N, h, w) and their teacher cosines (N,)."""
+    cells, teacher = [], []
+    for s in range(0, len(ia), chunk):
+        a, b = torch.from_numpy(ia[s : s + chunk]), torch.from_numpy(ib[s : s + chunk])
+        out = head(data.maps[a].float(), data.maps[b].float(), "U")
+        cells.append(out.similarity)
+        teacher.append((data.teacher[a] * data.teacher[b]).sum(dim=1))
+    return torch.cat(cells), torch.cat(teacher)
+
+
+def lfw_images(images: Path) -> list[Path]:
+    """Every LFW photo (``Name/Name_NNNN.jpg``), sorted: the training pool."""
+    paths = sorted(images.glob("*/*.jpg"))
+    if not paths:
+        raise InvalidArgument(f"no LFW images under {images}")
+    return paths
+
+
+def fold_identities(pairs: list[LfwPair], fold: int) -> set[str]:
+    """Names occurring in the pairs of test fold ``fold`` (1-based)."""
+    return {n for p in pairs if p.fold == fold - 1 for n in (p.name_a, p.name_b)}
+
+
+def training_subset(paths: list[Path], pairs: list[LfwPair], fold: int | None) -> np.ndarray:
+    """Indices of images usable to train the head tested on ``fold`` (None: all images)."""
+    if fold is None:
+        return np.arange(len(paths))
+    if not 1 <= fold <= N_FOLDS:
+        raise InvalidArgument(f"fold must be 1-{N_FOLDS}, got {fold}")
+    banned = fold_identities(pairs, fold)
+    return np.asarray([i for i, p in enumerate(paths) if p.parent.name not in banned])
+
+
+@dataclass(frozen=True)
+class LfwFeatures:
+    """Backbone maps and teacher embeddings of all LFW images, plus identities."""
+
+    paths: list[Path]
+    data: TrainingData
+    backbone_embeddings: torch.Tensor
+    node: str
+
+
+def load_lfw_features(cfg: XCosTrainConfig, progress: bool = True) -> LfwFeatures:
+    """Detections from the LFW cache, then backbone maps (cached) and teacher embeddings."""
+    from facexplain.backbones.registry import get_spec
+    from facexplain.benchmarks.lfw import embed_all, locate_all
+    from facexplain.cache import DiskCache
+    from facexplain.pipeline import FacePipeline
+    from facexplain.train.features import extract_features
+
+    spec = get_spec(cfg.backbone)
+    node = cfg.node or spec.last_spatial_node
+    paths = lfw_images(cfg.images)
+    cache = DiskCache(cfg.cache_dir)
+    pipe = FacePipeline(cfg.backbone)
+    located = locate_all(pipe, paths, cache, progress)
+    feats = extract_features(pipe.model, spec, node, paths, located, cfg.cache_dir,
+                             progress=progress)
+    if cfg.teacher_name == cfg.backbone:
+        teacher = feats.embeddings
+    else:
+        tpipe = FacePipeline(cfg.teacher_name, detector=pipe.detector)
+        emb = embed_all(tpipe, located, cache, False, 32, progress)
+        teacher = torch.from_numpy(np.stack([emb[p] for p in paths])).float()
+    names = sorted({p.parent.name for p in paths})
+    index = {n: i for i, n in enumerate(names)}
+    identities = np.asarray([index[p.parent.name] for p in paths], dtype=np.int64)
+    data = TrainingData(feats.maps, torch.nn.functional.normalize(teacher, dim=1), identities)
+    return LfwFeatures(paths, data, feats.embeddings, node)
+
+
+def head_config_for(cfg: XCosTrainConfig, maps: torch.Tensor, node: str) -> XCosHeadConfig:
+    _, c, h, w = maps.shape
+    return XCosHeadConfig(in_channels=int(c), height=int(h), width=int(w),
+                          grid_channels=cfg.grid_channels, reduced_channels=cfg.reduced_channels,
+                          backbone=cfg.backbone, node=node, teacher=cfg.teacher_name)
+
+
+def run_xcos_training(
+    cfg: XCosTrainConfig, folds: list[int | None], progress: bool = True,
+    log: Callable[[str], None] = print, features: LfwFeatures | None = None,
+) -> list[Path]:
+    """Train one head per entry of ``folds`` (1-10, or None for all of LFW); save each."""
+    feats = features or load_lfw_features(cfg, progress)
+    pairs = read_pairs(cfg.pairs)
+    head_cfg = head_config_for(cfg, feats.data.maps, feats.node)
+    saved: list[Path] = []
+    for fold in folds:
+        subset = training_subset(feats.paths, pairs, fold)
+        tag = "all" if fold is None else f"fold{fold}"
+        result = train_head(feats.data, subset, cfg, head_cfg, progress,
+                            desc=f"xcos {cfg.backbone} {tag}")
+        extra: dict[str, object] = {
+            "train_config": cfg.to_json(),
+            "fold": fold,
+            "n_train_images": result.n_train_images,
+            "n_classes": result.n_classes,
+            "seconds": round(result.seconds, 1),
+            "history": result.history,
+            "date": time.strftime("%Y-%m-%d"),
+        }
+        if fold is not None:
+            extra["test_fold"] = fold_check(result.head, feats, pairs, fold, cfg.images)
+        path = save_head(result.head, checkpoint_path(cfg.backbone, fold, cfg.out_root), extra)
+        last = result.history[-1]
+        msg = (f"{tag}: {result.n_train_images} images, {result.n_classes} classes, "
+               f"mse {last['cos']:.5f}, id {last['identity']:.3f}, {result.seconds:.0f} s")
+        if fold is not None:
+            t = extra["test_fold"]
+            assert isinstance(t, dict)
+            msg += f"; test fold: r(xCos-L, teacher) {t['pearson_r']:.4f}, mse {t['mse']:.5f}"
+        log(f"{msg} -> {path}")
+        saved.append(path)
+    return saved
+
+
+def fold_check(head: XCosHead, feats: LfwFeatures, pairs: list[LfwPair], fold: int,
+               images: Path) -> dict[str, float]:
+    """Agreement of xCos-L with the teacher on the held-out fold's pairs (a report, not a
+    selection criterion)."""
+    index = {p: i for i, p in enumerate(feats.paths)}
+    test = [p for p in pairs if p.fold == fold - 1]
+    ia = np.asarray([index[p.path_a(images)] for p in test])
+    ib = np.asarray([index[p.path_b(images)] for p in test])
+    with torch.no_grad():
+        out = head(feats.data.maps[torch.from_numpy(ia)].float(),
+                   feats.data.maps[torch.from_numpy(ib)].float(), "L")
+    teacher = (feats.data.teacher[ia] * feats.data.teacher[ib]).sum(dim=1)
+    r = float(np.corrcoef(out.score.numpy(), teacher.numpy())[0, 1])
+    return {"pearson_r": r, "mse": float(((out.score - teacher) ** 2).mean())}

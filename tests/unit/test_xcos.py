@@ -1,0 +1,177 @@
+"""xCos head, losses and training loop on tiny synthetic data (no model files needed)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from facexplain.errors import AssetMissing, InvalidArgument
+from facexplain.heads.xcos import (
+    XCosHead,
+    XCosHeadConfig,
+    cell_cosine,
+    checkpoint_path,
+    load_head,
+    pearson_attention,
+    save_head,
+    uniform_attention,
+)
+from facexplain.losses.margins import MarginSoftmax, margin_logits
+from facexplain.losses.xcos import xcos_loss
+from facexplain.train.xcos import PairSampler, TrainingData, XCosTrainConfig, train_head
+
+CFG = XCosHeadConfig(in_channels=8, height=4, width=3, grid_channels=6, reduced_channels=4)
+
+
+def test_cell_cosine_is_exactly_the_per_cell_cosine() -> None:
+    g = torch.Generator().manual_seed(0)
+    fa, fb = torch.randn(3, 5, 4, 3, generator=g), torch.randn(3, 5, 4, 3, generator=g)
+    s = cell_cosine(fa, fb)
+    assert s.shape == (3, 4, 3)
+    for n in range(3):
+        for i in range(4):
+            for j in range(3):
+                a, b = fa[n, :, i, j], fb[n, :, i, j]
+                expected = float(a @ b) / (float(a.norm()) * float(b.norm()))
+                assert math.isclose(float(s[n, i, j]), expected, rel_tol=1e-5)
+    with pytest.raises(InvalidArgument):
+        cell_cosine(fa, fb[:, :, :2])
+
+
+@pytest.mark.parametrize("kind", ["U", "P", "L"])
+def test_attention_sums_to_one_and_score_is_inner_product(kind: str) -> None:
+    torch.manual_seed(0)
+    head = XCosHead(CFG).eval()
+    head.set_pearson(torch.softmax(torch.randn(4, 3).flatten(), 0).reshape(4, 3))
+    xa, xb = torch.randn(5, 8, 4, 3), torch.randn(5, 8, 4, 3)
+    with torch.no_grad():
+        out = head(xa, xb, kind)
+    assert out.attention.shape == (5, 4, 3)
+    assert torch.allclose(out.attention.sum(dim=(1, 2)), torch.ones(5), atol=1e-6)
+    assert (out.attention >= 0).all()
+    assert torch.equal(out.score, (out.similarity * out.attention).sum(dim=(1, 2)))
+    assert torch.allclose(out.similarity, cell_cosine(head.features(xa), head.features(xb)))
+
+
+def test_learned_attention_is_symmetric_in_the_pair() -> None:
+    torch.manual_seed(1)
+    head = XCosHead(CFG).eval()
+    xa, xb = torch.randn(2, 8, 4, 3), torch.randn(2, 8, 4, 3)
+    with torch.no_grad():
+        ab, ba = head(xa, xb), head(xb, xa)
+    assert torch.allclose(ab.score, ba.score, atol=1e-6)
+
+
+def test_uniform_attention() -> None:
+    u = uniform_attention(7, 7)
+    assert torch.allclose(u.sum(), torch.tensor(1.0)) and torch.allclose(u, u[0, 0])
+
+
+def test_pearson_attention_recovers_planted_correlation() -> None:
+    g = torch.Generator().manual_seed(0)
+    n = 4000
+    teacher = torch.rand(n, generator=g) * 2 - 1
+    cells = torch.randn(n, 5, 5, generator=g) * 0.3
+    cells[:, 1, 3] = teacher + 0.1 * torch.randn(n, generator=g)  # strongly tied
+    cells[:, 4, 0] = teacher + 1.0 * torch.randn(n, generator=g)  # weakly tied
+    cells[:, 0, 0] = -teacher  # anti-correlated: no weight
+    p = pearson_attention(cells, teacher)
+    assert torch.allclose(p.sum(), torch.tensor(1.0), atol=1e-6)
+    assert int(p.argmax()) == 1 * 5 + 3
+    assert p[1, 3] > p[4, 0] > 5 * p[2, 2]
+    assert p[0, 0] == 0
+    # no positive correlation anywhere: falls back to uniform
+    assert torch.allclose(pearson_attention(-cells[:, :1, :1].expand(-1, 2, 2), teacher),
+                          uniform_attention(2, 2))
+
+
+def test_margin_logits_penalise_only_the_target() -> None:
+    cos = torch.tensor([[0.5, 0.2, -0.1], [0.1, 0.9, 0.3]])
+    labels = torch.tensor([0, 1])
+    plain = margin_logits(cos, labels, "cosface", 0.0, 1.0)
+    assert torch.allclose(plain, cos)
+    cf = margin_logits(cos, labels, "cosface", 0.35, 30.0)
+    assert torch.allclose(cf[0, 0], torch.tensor(30 * 0.15)) and cf[0, 1] == 30 * cos[0, 1]
+    af = margin_logits(cos, labels, "arcface", 0.5, 1.0)
+    assert torch.allclose(af[1, 1], torch.cos(torch.acos(torch.tensor(0.9)) + 0.5))
+    assert torch.allclose(af[1, [0, 2]], cos[1, [0, 2]])
+    with pytest.raises(InvalidArgument):
+        margin_logits(cos, labels, "sphereface")
+
+
+def test_margin_softmax_and_xcos_loss() -> None:
+    torch.manual_seed(0)
+    loss = MarginSoftmax(4, 3, "arcface")
+    value = loss(torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2]))
+    assert value.ndim == 0 and value > 0
+    parts = xcos_loss(torch.tensor([0.5, 0.1]), torch.tensor([0.3, 0.1]), value, 0.5)
+    assert torch.allclose(parts.cos, torch.tensor(0.02))
+    assert torch.allclose(parts.total, parts.cos + 0.5 * value)
+
+
+def _synthetic(n_ids: int = 12, per_id: int = 4) -> TrainingData:
+    """Faces whose maps carry an identity code in a few cells; the teacher sees identity too."""
+    g = torch.Generator().manual_seed(3)
+    codes = torch.randn(n_ids, 8, generator=g)
+    ids = np.repeat(np.arange(n_ids), per_id)
+    maps = torch.randn(len(ids), 8, 4, 3, generator=g) * 0.5
+    maps[:, :, 1:3, 1] += codes[ids][:, :, None]
+    teacher = F.normalize(codes[ids] + 0.2 * torch.randn(len(ids), 8, generator=g), dim=1)
+    return TrainingData(maps.half(), teacher, ids)
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """Tiny convs only lose time to thread hand-offs (and the machine is shared)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_tiny_training_run_decreases_the_loss() -> None:
+    data = _synthetic()
+    cfg = XCosTrainConfig(epochs=10, pairs_per_epoch=1024, batch_size=64, pearson_pairs=500,
+                          grid_channels=6, reduced_channels=4, lr=3e-3)
+    result = train_head(data, np.arange(len(data.identities)), cfg, CFG, progress=False)
+    first, last = result.history[0], result.history[-1]
+    assert last["cos"] < 0.5 * first["cos"]
+    assert last["loss"] < first["loss"]
+    assert torch.allclose(result.head.get_buffer("pearson").sum(), torch.tensor(1.0))
+    # the planted cells are where the teacher's similarity lives
+    p = result.head.get_buffer("pearson")
+    assert p[1:3, 1].sum() > p.sum() * 2 / 12
+
+
+def test_pair_sampler_genuine_and_impostor() -> None:
+    ids = np.array([0, 0, 1, 1, 1, 2, 3])
+    sampler = PairSampler(ids, np.arange(7), np.random.default_rng(0))
+    a, b = sampler.sample(200, 0.5)
+    assert (a != b).all()
+    assert (ids[a[:100]] == ids[b[:100]]).all() and (ids[a[100:]] != ids[b[100:]]).all()
+    sub = PairSampler(ids, np.array([2, 3, 5, 6]), np.random.default_rng(0))
+    a, b = sub.sample(50)
+    assert set(a) | set(b) <= {2, 3, 5, 6}
+
+
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    head = XCosHead(CFG).eval()
+    head.set_pearson(torch.full((4, 3), 1 / 12))
+    path = save_head(head, checkpoint_path("tiny", 3, tmp_path), {"fold": 3})
+    assert path == tmp_path / "xcos" / "tiny" / "fold3.safetensors"
+    assert path.with_suffix(".json").is_file()
+    loaded, meta = load_head(path)
+    assert meta["fold"] == 3 and loaded.config == head.config
+    xa, xb = torch.randn(2, 8, 4, 3), torch.randn(2, 8, 4, 3)
+    with torch.no_grad():
+        assert torch.equal(loaded(xa, xb).score, head(xa, xb).score)
+    with pytest.raises(AssetMissing):
+        load_head(tmp_path / "missing.safetensors")
