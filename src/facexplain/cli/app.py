@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from facexplain.cli import benchmark, explain, verify
+from facexplain.cli import analyze, benchmark, explain, train, verify
 from facexplain.errors import FacexplainError
 
 app = typer.Typer(
@@ -21,6 +21,8 @@ app.command("explain")(explain.explain_command)
 app.command("backbones")(verify.backbones_command)
 app.command("setup")(verify.setup_command)
 app.add_typer(benchmark.app, name="benchmark")
+app.add_typer(analyze.app, name="analyze")
+app.add_typer(train.app, name="train")
 
 
 def main() -> None:

@@ -1,0 +1,77 @@
+"""`facexplain train ...`: fit the small interpretable heads on a frozen backbone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facexplain.backbones.registry import DEFAULT_BACKBONE
+from facexplain.cli.verify import BackboneOpt
+
+app = typer.Typer(help="Train interpretable heads on frozen backbones.", no_args_is_help=True)
+
+LFW = Path("../shared/data/lfw")
+
+
+@app.command("xcos")
+def xcos_command(
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    fold: Annotated[
+        int | None,
+        typer.Option(help="Train the head for LFW test fold K (1-10) on identities not in it."),
+    ] = None,
+    all_folds: Annotated[
+        bool, typer.Option("--all-folds", help="Train the ten fold heads (for the benchmark).")
+    ] = False,
+    teacher: Annotated[
+        str | None, typer.Option(help="Backbone whose cosine xCos learns (default: itself).")
+    ] = None,
+    node: Annotated[
+        str | None, typer.Option(help="Spatial map to use (default: the last one).")
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 12,
+    pairs_per_epoch: Annotated[int, typer.Option(min=1)] = 16384,
+    batch_size: Annotated[int, typer.Option(min=2)] = 256,
+    lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
+    identity_loss: Annotated[str, typer.Option(help="cosface or arcface.")] = "cosface",
+    identity_weight: Annotated[float, typer.Option(min=0.0)] = 0.1,
+    seed: int = 0,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="torch threads (default: torch's choice).")
+    ] = None,
+    images: Annotated[Path, typer.Option(help="LFW image root.")] = LFW / "lfw-deepfunneled",
+    pairs: Annotated[Path, typer.Option(help="LFW pairs.txt (defines the folds).")] = LFW
+    / "pairs.txt",
+    out_root: Annotated[
+        Path | None, typer.Option(help="Checkpoint root (default: the asset home).")
+    ] = None,
+) -> None:
+    """Train the xCos head; without --fold/--all-folds, on all of LFW (the default head).
+
+    Checkpoints: <home>/xcos/<backbone>/{all,fold<K>}.safetensors plus a JSON twin.
+    """
+    import torch
+
+    from facexplain.errors import InvalidArgument
+    from facexplain.losses.margins import MARGIN_KINDS
+    from facexplain.train.xcos import N_FOLDS, XCosTrainConfig, run_xcos_training
+
+    if fold is not None and all_folds:
+        raise InvalidArgument("give either --fold K or --all-folds, not both")
+    if identity_loss not in MARGIN_KINDS:
+        raise InvalidArgument(f"--identity-loss must be one of {', '.join(MARGIN_KINDS)}")
+    if threads:
+        torch.set_num_threads(threads)
+    cfg = XCosTrainConfig(
+        backbone=backbone, teacher=teacher, node=node, epochs=epochs,
+        pairs_per_epoch=pairs_per_epoch, batch_size=batch_size, lr=lr,
+        identity_loss=identity_loss, identity_weight=identity_weight, seed=seed,
+        images=images, pairs=pairs, out_root=out_root,
+    )
+    folds: list[int | None] = (
+        list(range(1, N_FOLDS + 1)) if all_folds else [fold]
+    )
+    saved = run_xcos_training(cfg, folds, log=typer.echo)
+    typer.echo(f"{len(saved)} checkpoint(s) written under {saved[0].parent}")

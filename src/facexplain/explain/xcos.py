@@ -1,0 +1,104 @@
+"""xCos as an explainer: the pair score *is* the sum of the explanation, <S, W>.
+
+Why: unlike post-hoc maps, xCos explains its own number exactly: S says which face parts match,
+W how much each part counts, and their inner product is the score. ``XCos(...).explain(pair)``
+returns both grids (in ``meta``, shape (h, w)), the same grids upsampled to the aligned crop (in
+``maps``, shape (2, H, W) as every explainer), and ``score`` = <S, W> summed in float64 over the
+returned float32 grids, so a caller re-adding them gets the reported score exactly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from facexplain.backbones.base import EMBEDDING, FaceModel
+from facexplain.errors import AssetMissing, InvalidArgument
+from facexplain.explain.base import Explainer, ExplanationMaps
+from facexplain.heads.xcos import ATTENTION_KINDS, XCosHead, XCosOutput, checkpoint_path, load_head
+from facexplain.scoring import cosine
+from facexplain.train.xcos import N_FOLDS
+
+
+class XCos(Explainer):
+    """Explain a pair by its patch similarities S and attention W (kind U, P or L)."""
+
+    name = "xcos"
+
+    def __init__(self, model: FaceModel, head: XCosHead, attention: str = "L",
+                 node: str | None = None) -> None:
+        if attention not in ATTENTION_KINDS:
+            raise InvalidArgument(f"unknown attention '{attention}'; valid: "
+                                  f"{', '.join(ATTENTION_KINDS)}")
+        self.model = model
+        self.head = head.eval()
+        self.attention = attention
+        self.node = node or head.config.node
+        if not self.node:
+            raise InvalidArgument("the xCos head does not name its backbone map; pass node=")
+        super().__init__(self._score)
+
+    def _score(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        maps_a = self.model.forward_nodes(a, (self.node,))[self.node]
+        maps_b = self.model.forward_nodes(b, (self.node,))[self.node]
+        return self.head(maps_a, maps_b, self.attention).score
+
+    @torch.no_grad()
+    def compare(self, pair: torch.Tensor) -> tuple[XCosOutput, float]:
+        """S, W, xCos of one (2, 3, H, W) pair, and the backbone's own embedding cosine."""
+        if pair.ndim != 4 or pair.shape[0] != 2:
+            raise InvalidArgument(f"expected a (2, 3, H, W) pair, got {tuple(pair.shape)}")
+        out = self.model.forward_nodes(pair, (self.node, EMBEDDING))
+        maps = out[self.node]
+        result = self.head(maps[0:1], maps[1:2], self.attention)
+        emb = out[EMBEDDING]
+        return result, float(cosine(emb[0:1], emb[1:2])[0])
+
+    def explain(self, pair: torch.Tensor) -> ExplanationMaps:
+        result, plain = self.compare(pair)
+        s, w = result.similarity[0], result.attention[0]
+        score = float((s.double() * w.double()).sum())
+        size = (int(pair.shape[2]), int(pair.shape[3]))
+
+        def to_pixels(grid: torch.Tensor) -> torch.Tensor:
+            up = F.interpolate(grid[None, None], size=size, mode="nearest")[0, 0]
+            return torch.stack([up, up])
+
+        return ExplanationMaps(
+            method=self.name,
+            maps={"similarity": to_pixels(s), "attention": to_pixels(w),
+                  "contribution": to_pixels(s * w)},
+            score=score,
+            meta={"S": s, "W": w, "attention_kind": self.attention, "node": self.node,
+                  "backbone": self.head.config.backbone, "teacher": self.head.config.teacher,
+                  "cosine": plain},
+        )
+
+
+def default_checkpoint(backbone: str, root: Path | None = None) -> Path:
+    """The head trained on all of LFW if present, else the first fold head found."""
+    candidates = [checkpoint_path(backbone, None, root)]
+    candidates += [checkpoint_path(backbone, k, root) for k in range(1, N_FOLDS + 1)]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise AssetMissing(f"no trained xCos head for '{backbone}' (looked in {candidates[0].parent});"
+                       f" run `facexplain train xcos --backbone {backbone}`")
+
+
+def load_xcos(backbone: str, path: Path | None = None, model: FaceModel | None = None,
+              attention: str = "L", root: Path | None = None) -> XCos:
+    """An ``XCos`` explainer from a trained head (default: ``default_checkpoint``).
+
+    Pass ``model`` to reuse an already loaded backbone; it must be the one the head was trained
+    on (checked by name against the checkpoint).
+    """
+    from facexplain.backbones.registry import load_backbone
+
+    head, _ = load_head(path or default_checkpoint(backbone, root))
+    if head.config.backbone and head.config.backbone != backbone:
+        raise InvalidArgument(f"the xCos head was trained on '{head.config.backbone}', "
+                              f"not '{backbone}'")
+    return XCos(model or load_backbone(backbone), head, attention)
