@@ -1,0 +1,462 @@
+"""Gradient baselines on the pair score, computed by Captum: saliency, deconvnet, guided
+backpropagation, integrated gradients and Grad-CAM.
+
+All of them explain the same number as pairwise occlusion — the cosine similarity of the pair
+(``PairScore``) — and return one map per face, (2, H, W), in aligned-crop pixels:
+
+* ``delta``: signed first-order estimate of sim(pixel replaced by the reference) − sim(pair),
+  the same sign convention as occlusion's Δ. For saliency, deconvnet and guided backprop it is
+  Σ_c r_c · (ref_c − x_c) with r the method's (possibly modified) gradient; for integrated
+  gradients it is −Σ_c IG_c, whose sum over pixels is exactly sim(reference) − sim(pair) (up to
+  the integration error, kept in ``meta``); for Grad-CAM it is −CAM (the negated-gradient
+  "counterfactual" map of the Grad-CAM paper, upsampled).
+* ``difference`` = relu(delta): where removing the pixel raises the similarity (faces differ);
+  ``similarity`` = relu(−delta): where removing it lowers the similarity (faces match).
+* ``magnitude`` (pixel methods): the classic unsigned picture — max over channels of |r| for
+  saliency / deconvnet / guided (Simonyan et al.; Zeiler & Fergus), |Σ_c IG_c| for IG.
+
+Captum's deconvnet and guided backprop only rewrite the backward pass of ``nn.ReLU`` modules,
+while our backbones call ``F.relu`` / ``torch.clamp`` (graph executors). While those two run,
+a torch-function mode routes every ReLU-like call (relu, relu6, clamp/hardtanh with lower bound
+0) through a fresh ``nn.ReLU`` module per call site, which Captum then hooks; the upper bound of
+a ReLU6 stays a plain clamp. PReLU is not a ReLU and is left alone: on a PReLU-only model
+(sface, mobileface) both methods equal the plain gradient, which ``meta["relu_sites"] == 0``
+and a warning say. Grad-CAM needs the activation at ``spec.last_spatial_node``, a graph node
+and not a module: the same mechanism passes that tensor through an ``nn.Identity`` tap that
+Captum's ``LayerGradCam`` hooks. Every hook is removed when a method returns.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from facexplain.backbones.base import EMBEDDING, FaceModel
+from facexplain.errors import InvalidArgument
+from facexplain.explain.base import Explainer, ExplanationMaps, PairScore, backbone_pair_score
+from facexplain.scoring import cosine
+
+GRADIENT_METHODS = ("saliency", "deconv", "guided", "ig", "gradcam")
+IG_METHODS = ("gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right",
+              "riemann_middle")
+
+Fill = str | torch.Tensor | float
+
+
+def check_pair(pair: torch.Tensor) -> torch.Tensor:
+    """A detached float copy of a (2, 3, H, W) pair, so no method can touch the caller's data."""
+    if not isinstance(pair, torch.Tensor) or pair.ndim != 4 or tuple(pair.shape[:2]) != (2, 3):
+        shape = tuple(pair.shape) if isinstance(pair, torch.Tensor) else type(pair).__name__
+        raise InvalidArgument(f"pair must be a (2, 3, H, W) tensor, got {shape}")
+    return pair.detach().float().clone()
+
+
+def reference_for(pair: torch.Tensor, fill: Fill, template: str | None = None) -> torch.Tensor:
+    """The reference pixels (2, 3, H, W): what "removing" a pixel replaces it with.
+
+    A fill name is resolved by ``explain.fills.make_fill`` (the occlusion fills, so both methods
+    remove pixels the same way); a number is a constant grey; a tensor (3, H, W) or
+    (2, 3, H, W) is used as given.
+    """
+    if isinstance(fill, str):
+        if fill == "zero":
+            return torch.zeros_like(pair)
+        from facexplain.explain.fills import make_fill
+
+        return make_fill(pair, fill, template).to(pair.device, pair.dtype)
+    if isinstance(fill, int | float):
+        return torch.full_like(pair, float(fill))
+    ref = fill.detach().to(pair.device, pair.dtype)
+    if ref.ndim == 3:
+        ref = ref.unsqueeze(0).expand(2, -1, -1, -1)
+    if tuple(ref.shape) != tuple(pair.shape):
+        raise InvalidArgument(f"fill shape {tuple(fill.shape)} does not match the pair "
+                              f"{tuple(pair.shape)}")
+    return ref.contiguous()
+
+
+def signed_maps(delta: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The three maps every method shares, from the signed (2, H, W) delta."""
+    d = delta.detach()
+    return {"delta": d, "difference": d.clamp(min=0), "similarity": (-d).clamp(min=0)}
+
+
+def _pair_forward(score_fn: PairScore) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Captum's ``forward_func``: faces A and B as two inputs, one score per pair."""
+
+    def forward(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return score_fn(a, b).reshape(-1)
+
+    return forward
+
+
+# --- routing functional ops through modules Captum can hook ----------------------------------
+
+_RELU_FUNCS: set[Any] = {F.relu, torch.relu, torch.Tensor.relu}
+_CLAMP_FUNCS: set[Any] = {torch.clamp, torch.clip, torch.Tensor.clamp, torch.Tensor.clip}
+_INPLACE_RELU: set[Any] = {torch.relu_, torch.Tensor.relu_, F.relu_, torch.clamp_,
+                           torch.Tensor.clamp_, torch.Tensor.clip_}
+_PRELU_FUNCS: set[Any] = {F.prelu, torch.prelu}
+
+
+def _is_zero(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and v == 0
+
+
+def _relu_split(func: Any, args: Sequence[Any], kwargs: dict[str, Any]
+                ) -> tuple[torch.Tensor, float | None] | None:
+    """(x, upper bound) if ``func(*args)`` is a ReLU, possibly capped (ReLU6); else None."""
+    if func in _RELU_FUNCS:
+        return args[0], None
+    if func is F.relu6:
+        return args[0], 6.0
+    if func is F.hardtanh:
+        lo = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
+        hi = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
+        return (args[0], float(hi)) if _is_zero(lo) else None
+    if func in _CLAMP_FUNCS:
+        lo = args[1] if len(args) > 1 else kwargs.get("min")
+        hi = args[2] if len(args) > 2 else kwargs.get("max")
+        if _is_zero(lo) and (hi is None or isinstance(hi, int | float)):
+            return args[0], None if hi is None else float(hi)
+    return None
+
+
+class _ReluRouting(TorchFunctionMode):
+    """Sends each ReLU call, in call order, through its own ``nn.ReLU`` from ``relus``.
+
+    With ``grow`` (the discovery pass) missing modules are created; otherwise a call beyond the
+    list is an error, since Captum only hooked the modules that existed when it started.
+    """
+
+    def __init__(self, relus: nn.ModuleList, grow: bool) -> None:
+        super().__init__()
+        self.relus = relus
+        self.grow = grow
+        self.calls = 0
+        self.prelu_calls = 0
+        self.inplace_calls = 0
+
+    def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        split = _relu_split(func, args, kwargs)
+        if split is None:
+            if func in _PRELU_FUNCS:
+                self.prelu_calls += 1
+            elif func in _INPLACE_RELU:
+                self.inplace_calls += 1
+            return func(*args, **kwargs)
+        x, hi = split
+        if self.calls >= len(self.relus):
+            if not self.grow:
+                raise RuntimeError("the score called ReLU more often than in the discovery pass")
+            self.relus.append(nn.ReLU())
+        y = self.relus[self.calls](x)
+        self.calls += 1
+        return y if hi is None else torch.clamp(y, max=hi)
+
+
+class ReluRoutedScore(nn.Module):
+    """The pair score as an ``nn.Module`` whose ReLUs are modules (one per call site).
+
+    Call ``discover`` with the inputs first: it runs the score once (no grad) and creates the
+    ``nn.ReLU`` modules that Captum's deconvnet / guided backprop then hook.
+    """
+
+    def __init__(self, score_fn: PairScore) -> None:
+        super().__init__()
+        self.score_fn = score_fn
+        self.relus = nn.ModuleList()
+        self.prelu_sites = 0
+        self.inplace_sites = 0
+
+    def discover(self, a: torch.Tensor, b: torch.Tensor) -> int:
+        """Create one ``nn.ReLU`` per ReLU call of a forward pass; return how many."""
+        self.relus = nn.ModuleList()
+        with torch.no_grad(), _ReluRouting(self.relus, grow=True) as mode:
+            self.score_fn(a, b)
+        self.prelu_sites, self.inplace_sites = mode.prelu_calls, mode.inplace_calls
+        return len(self.relus)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        with _ReluRouting(self.relus, grow=False):
+            return self.score_fn(a, b).reshape(-1)
+
+
+class _Tap(TorchFunctionMode):
+    """Counts tensor-valued calls; remembers them (``index is None``) or passes call number
+    ``index`` through ``tap`` so that a module hook sees a tensor the rest of the net uses."""
+
+    def __init__(self, tap: nn.Module | None = None, index: int | None = None) -> None:
+        super().__init__()
+        self.tap = tap
+        self.index = index
+        self.count = 0
+        self.tapped = 0
+        self.seen: list[weakref.ReferenceType[torch.Tensor]] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if type(out) is torch.Tensor:
+            if self.tap is None:
+                self.seen.append(weakref.ref(out))
+            elif self.count == self.index:
+                out = self.tap(out)
+                self.tapped += 1
+            self.count += 1
+        return out
+
+
+class NodeTappedScore(nn.Module):
+    """Pair score of a ``FaceModel`` whose ``node`` activation passes through ``self.tap``.
+
+    Both faces run as one batch (A rows first), so the one tap sees the activations of both and
+    Captum's ``LayerGradCam`` returns (2N, 1, h, w). ``locate`` finds, once per input shape,
+    which tensor-producing call of ``forward_nodes`` yields the node (by identity).
+    """
+
+    def __init__(self, model: FaceModel, node: str) -> None:
+        super().__init__()
+        self.model = model
+        self.node = node
+        self.tap = nn.Identity()
+        self._index: dict[tuple[object, ...], int] = {}
+
+    def _key(self, x: torch.Tensor) -> tuple[object, ...]:
+        return (tuple(x.shape), x.dtype, x.device.type)
+
+    def locate(self, x: torch.Tensor) -> int:
+        key = self._key(x)
+        if key not in self._index:
+            with torch.no_grad():
+                self.model.forward_nodes(x, (EMBEDDING, self.node))  # warm any lazy compile
+                with _Tap() as mode:
+                    out = self.model.forward_nodes(x, (EMBEDDING, self.node))[self.node]
+            hits = [i for i, r in enumerate(mode.seen) if r() is out]
+            if not hits:
+                raise InvalidArgument(f"node '{self.node}' is not produced by a torch call "
+                                      "inside forward_nodes; Grad-CAM cannot tap it")
+            self._index[key] = hits[-1]
+        return self._index[key]
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([a, b])
+        index = self.locate(x.detach())
+        with _Tap(self.tap, index) as mode:
+            out = self.model.forward_nodes(x, (EMBEDDING, self.node))
+        if mode.tapped != 1:
+            raise RuntimeError(f"tap on '{self.node}' fired {mode.tapped} times, expected 1")
+        emb = out[EMBEDDING]
+        n = a.shape[0]
+        return cosine(emb[:n], emb[n:])
+
+
+# --- the explainers ---------------------------------------------------------------------------
+
+
+class GradientExplainer(Explainer):
+    """Shared flow: copy the pair, resolve the reference, call one Captum method (``_attribute``),
+    turn its per-channel result into maps. Subclasses override ``_attribute`` (and maybe
+    ``_maps``)."""
+
+    name = "gradient"
+
+    def __init__(self, score_fn: PairScore, fill: Fill = "zero",
+                 template: str | None = None) -> None:
+        super().__init__(score_fn)
+        self.fill = fill
+        self.template = template
+
+    def _attribute(self, a: torch.Tensor, b: torch.Tensor, ref: torch.Tensor
+                   ) -> tuple[torch.Tensor, dict[str, object]]:
+        """(2, 3, H, W) gradient-like result for faces A and B, plus method-specific meta."""
+        raise NotImplementedError
+
+    def _maps(self, r: torch.Tensor, x: torch.Tensor, ref: torch.Tensor
+              ) -> dict[str, torch.Tensor]:
+        maps = signed_maps((r * (ref - x)).sum(dim=1))
+        maps["magnitude"] = r.abs().amax(dim=1).detach()
+        return maps
+
+    def explain(self, pair: torch.Tensor) -> ExplanationMaps:
+        started = time.perf_counter()
+        x = check_pair(pair)
+        ref = reference_for(x, self.fill, self.template)
+        with torch.no_grad():
+            score = float(self.score_fn(x[0:1], x[1:2]).reshape(-1)[0])
+        a, b = x[0:1].clone().requires_grad_(), x[1:2].clone().requires_grad_()
+        r, meta = self._attribute(a, b, ref)
+        maps = self._maps(r.detach(), x, ref)
+        meta = {"fill": self.fill if isinstance(self.fill, str | int | float) else "custom",
+                **meta, "seconds": round(time.perf_counter() - started, 3)}
+        return ExplanationMaps(self.name, maps, score, meta)
+
+
+class SaliencyExplainer(GradientExplainer):
+    """Gradient back-propagation (Simonyan et al.), Captum ``Saliency`` with signed gradients."""
+
+    name = "saliency"
+
+    def _attribute(self, a: torch.Tensor, b: torch.Tensor, ref: torch.Tensor
+                   ) -> tuple[torch.Tensor, dict[str, object]]:
+        from captum.attr import Saliency
+
+        ga, gb = Saliency(_pair_forward(self.score_fn)).attribute((a, b), abs=False)
+        return torch.cat([ga, gb]), {}
+
+
+class _ModifiedReluExplainer(GradientExplainer):
+    """Deconvnet / guided backprop: Captum's ReLU-hooking methods on ``ReluRoutedScore``."""
+
+    captum_class = "GuidedBackprop"
+
+    def __init__(self, score_fn: PairScore, fill: Fill = "zero",
+                 template: str | None = None) -> None:
+        super().__init__(score_fn, fill, template)
+        self.routed = ReluRoutedScore(score_fn)
+        self._warned = False
+
+    def _attribute(self, a: torch.Tensor, b: torch.Tensor, ref: torch.Tensor
+                   ) -> tuple[torch.Tensor, dict[str, object]]:
+        import captum.attr
+
+        sites = self.routed.discover(a, b)
+        meta: dict[str, object] = {"relu_sites": sites, "prelu_sites": self.routed.prelu_sites}
+        if sites == 0:
+            note = (f"{self.name}: the score has no ReLU (PReLU sites: "
+                    f"{self.routed.prelu_sites}); Captum's rule changes nothing here and the map "
+                    "equals the plain gradient's")
+            meta["note"] = note
+            if not self._warned:
+                warnings.warn(note, stacklevel=3)
+                self._warned = True
+        if self.routed.inplace_sites:
+            meta["unrouted_inplace_relu_sites"] = self.routed.inplace_sites
+        method = getattr(captum.attr, self.captum_class)(self.routed)
+        try:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
+                ra, rb = method.attribute((a, b))
+        finally:
+            self.routed.relus = nn.ModuleList()  # drop the per-call modules (hooks already gone)
+        return torch.cat([ra, rb]), meta
+
+
+class DeconvExplainer(_ModifiedReluExplainer):
+    """Deconvnet (Zeiler & Fergus): ReLUs pass relu(grad of their output), ignoring the forward
+    mask. Captum ``Deconvolution``."""
+
+    name = "deconv"
+    captum_class = "Deconvolution"
+
+
+class GuidedBackpropExplainer(_ModifiedReluExplainer):
+    """Guided backprop (Springenberg et al.): ReLUs pass only positive gradients where their
+    input was positive. Captum ``GuidedBackprop``."""
+
+    name = "guided"
+    captum_class = "GuidedBackprop"
+
+
+class IntegratedGradientsExplainer(GradientExplainer):
+    """Integrated gradients from the reference (zero or mean face) to the pair, Captum
+    ``IntegratedGradients``; ``n_steps`` points of ``method`` quadrature."""
+
+    name = "ig"
+
+    def __init__(self, score_fn: PairScore, fill: Fill = "zero", template: str | None = None,
+                 n_steps: int = 32, method: str = "gausslegendre",
+                 internal_batch_size: int | None = None) -> None:
+        super().__init__(score_fn, fill, template)
+        if n_steps < 1:
+            raise InvalidArgument(f"n_steps must be >= 1, got {n_steps}")
+        if method not in IG_METHODS:
+            raise InvalidArgument(f"unknown IG method '{method}'; valid: {', '.join(IG_METHODS)}")
+        self.n_steps = n_steps
+        self.method = method
+        self.internal_batch_size = internal_batch_size
+
+    def _attribute(self, a: torch.Tensor, b: torch.Tensor, ref: torch.Tensor
+                   ) -> tuple[torch.Tensor, dict[str, object]]:
+        from captum.attr import IntegratedGradients
+
+        ig = IntegratedGradients(_pair_forward(self.score_fn))
+        (ia, ib), conv = ig.attribute((a, b), baselines=(ref[0:1], ref[1:2]),
+                                      n_steps=self.n_steps, method=self.method,
+                                      internal_batch_size=self.internal_batch_size,
+                                      return_convergence_delta=True)
+        meta: dict[str, object] = {"n_steps": self.n_steps, "method": self.method,
+                                   "convergence_delta": float(conv.reshape(-1)[0])}
+        return torch.cat([ia, ib]), meta
+
+    def _maps(self, r: torch.Tensor, x: torch.Tensor, ref: torch.Tensor
+              ) -> dict[str, torch.Tensor]:
+        total = r.sum(dim=1)
+        maps = signed_maps(-total)
+        maps["magnitude"] = total.abs()
+        return maps
+
+
+class GradCamExplainer(Explainer):
+    """Grad-CAM (Selvaraju et al.) of the pair similarity on the backbone's ``node`` (its last
+    spatial map), Captum ``LayerGradCam``, upsampled bilinearly to the crop.
+
+    ``similarity`` is the usual Grad-CAM (relu of the gradient-weighted activations: what
+    supports the match), ``difference`` the counterfactual one (relu of the negated CAM).
+    """
+
+    name = "gradcam"
+
+    def __init__(self, model: FaceModel, node: str) -> None:
+        super().__init__(backbone_pair_score(model))
+        self.model = model
+        self.node = node
+        self.tapped = NodeTappedScore(model, node)
+
+    def explain(self, pair: torch.Tensor) -> ExplanationMaps:
+        from captum.attr import LayerAttribution, LayerGradCam
+
+        started = time.perf_counter()
+        x = check_pair(pair)
+        h, w = int(x.shape[2]), int(x.shape[3])
+        with torch.no_grad():
+            score = float(self.score_fn(x[0:1], x[1:2]).reshape(-1)[0])
+        cam = LayerGradCam(self.tapped, self.tapped.tap).attribute(
+            (x[0:1].clone().requires_grad_(), x[1:2].clone().requires_grad_()),
+            relu_attributions=False)
+        assert isinstance(cam, torch.Tensor)
+        if cam.shape[:2] != (2, 1):
+            raise RuntimeError(f"unexpected Grad-CAM shape {tuple(cam.shape)}")
+        up = LayerAttribution.interpolate(cam.detach(), (h, w), interpolate_mode="bilinear")
+        maps = signed_maps(-up[:, 0])
+        meta: dict[str, object] = {"node": self.node, "cam_size": list(cam.shape[2:]),
+                                   "seconds": round(time.perf_counter() - started, 3)}
+        return ExplanationMaps(self.name, maps, score, meta)
+
+
+def build_gradient_explainer(method: str, model: FaceModel, node: str, fill: Fill = "zero",
+                             template: str | None = None, n_steps: int = 32) -> Explainer:
+    """One explainer by name (``GRADIENT_METHODS``) on ``model``'s pair score."""
+    score_fn = backbone_pair_score(model)
+    if method == "saliency":
+        return SaliencyExplainer(score_fn, fill, template)
+    if method == "deconv":
+        return DeconvExplainer(score_fn, fill, template)
+    if method == "guided":
+        return GuidedBackpropExplainer(score_fn, fill, template)
+    if method == "ig":
+        return IntegratedGradientsExplainer(score_fn, fill, template, n_steps=n_steps)
+    if method == "gradcam":
+        return GradCamExplainer(model, node)
+    raise InvalidArgument(f"unknown gradient method '{method}'; valid: "
+                          f"{', '.join(GRADIENT_METHODS)}")
