@@ -77,12 +77,19 @@ def unpack_bits(words: np.ndarray, n_bits: int) -> np.ndarray:
     return np.unpackbits(as_bytes, axis=1, bitorder="little", count=n_bits).astype(bool)
 
 
-def encode(x: np.ndarray, thresholds: np.ndarray | float = 0.0) -> BinaryCodes:
-    """Bit j is on where ``x[:, j] > thresholds[j]`` (0 by default: the paper's 'activated')."""
+def encode(x: np.ndarray, thresholds: np.ndarray | float = 0.0,
+           chunk: int = 65536) -> BinaryCodes:
+    """Bit j is on where ``x[:, j] > thresholds[j]`` (0 by default: the paper's 'activated').
+
+    Rows are packed a chunk at a time, so a million codes never exist as bools at once.
+    """
     x = np.asarray(x)
     if x.ndim != 2:
         raise InvalidArgument(f"expected (n, d) activations, got shape {x.shape}")
-    return BinaryCodes(pack_bits(x > thresholds), int(x.shape[1]))
+    words = np.zeros((x.shape[0], n_words(x.shape[1])), dtype=np.uint64)
+    for start in range(0, x.shape[0], chunk):
+        words[start : start + chunk] = pack_bits(x[start : start + chunk] > thresholds)
+    return BinaryCodes(words, int(x.shape[1]))
 
 
 def popcount(words: np.ndarray) -> np.ndarray:
@@ -188,9 +195,13 @@ def topk_hamming(
     return HammingIndex(database, threads).search(queries, k)
 
 
-def normalize_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+def normalize_rows(x: np.ndarray, in_place: bool = False, chunk: int = 65536) -> np.ndarray:
+    """Rows scaled to unit length (a copy, or ``x`` itself, a chunk at a time, if in_place)."""
+    out = x if in_place else np.array(x, dtype=np.float32)
+    for start in range(0, out.shape[0], chunk):
+        part = out[start : start + chunk]
+        part /= np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
+    return out
 
 
 def topk_cosine(
@@ -274,18 +285,23 @@ class SearchBenchmark:
 
 
 def synthetic_like(
-    x: np.ndarray, n: int, rng: np.random.Generator, chunk: int = 65536
+    x: np.ndarray, n: int, rng: np.random.Generator, chunk: int = 65536,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``n`` random vectors from a Gaussian with the mean and covariance of the rows of ``x``.
 
     Their sign codes then have (approximately) the bit frequencies and bit correlations of the
-    real codes, so the search benchmark sees realistic distance distributions.
+    real codes, so the search benchmark sees realistic distance distributions. ``out``, an
+    (n, d) float32 array, is filled in place (a million 1024-d vectors are 4 GB: no copies).
     """
     x = np.asarray(x, dtype=np.float64)
     mean = x.mean(axis=0)
     cov = np.cov(x, rowvar=False) + 1e-9 * np.eye(x.shape[1])
     factor = np.linalg.cholesky(cov).astype(np.float32)
-    out = np.empty((n, x.shape[1]), dtype=np.float32)
+    if out is None:
+        out = np.empty((n, x.shape[1]), dtype=np.float32)
+    elif out.shape != (n, x.shape[1]):
+        raise InvalidArgument(f"out must be ({n}, {x.shape[1]}), got {out.shape}")
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
         z = rng.standard_normal((m, x.shape[1]), dtype=np.float32)
@@ -295,16 +311,20 @@ def synthetic_like(
 
 def search_benchmark(
     queries: np.ndarray, database: np.ndarray, k: int = 10,
-    thresholds: np.ndarray | float = 0.0,
+    thresholds: np.ndarray | float = 0.0, in_place: bool = False,
 ) -> SearchBenchmark:
     """Time both exact searches over ``database`` (float rows) and the binary recall@k.
 
     Recall@k: the share of the float search's k nearest that the Hamming search also returns.
     Both indexes are built before timing (normalised rows; word-major codes), as a real index
-    would store them; both searches use all threads of the process.
+    would store them; both searches use all threads of the process. ``in_place`` normalises
+    ``database`` itself (float32) instead of a copy; codes are taken before that, from the
+    rows as given.
     """
-    db_unit = normalize_rows(database)
     db_codes = encode(database, thresholds)
+    if in_place and database.dtype != np.float32:
+        raise InvalidArgument("in-place normalisation needs a float32 database")
+    db_unit = normalize_rows(database, in_place=in_place)
     index = HammingIndex(db_codes)
     q_codes = encode(queries, thresholds)
     t0 = time.perf_counter()

@@ -100,47 +100,64 @@ def flip_fraction(a: BinaryCodes, b: BinaryCodes) -> float:
     return float(hamming(a, b).mean() / a.n_bits)
 
 
+@dataclass(frozen=True)
+class RobustnessCurve:
+    """The points, the clean features, and each representation's clean bit distance between
+    different people (impostor pairs) and the same person (genuine pairs): the scale a flip
+    rate is read against (a code that flips as many bits as another person's face differs by
+    has forgotten who it was)."""
+
+    points: list[RobustnessPoint]
+    clean: LayerFeatures
+    impostor_distance: dict[str, float]
+    genuine_distance: dict[str, float]
+
+
 def robustness_curve(
     probe: Callable[[torch.Tensor], LayerFeatures], faces: torch.Tensor,
     pair_a: np.ndarray, pair_b: np.ndarray, same: np.ndarray, folds: np.ndarray,
     areas: Sequence[float], seed: int = 0, region: np.ndarray | None = None,
     clean: LayerFeatures | None = None,
     progress: Callable[[float], None] | None = None,
-) -> tuple[list[RobustnessPoint], LayerFeatures]:
+) -> RobustnessCurve:
     """Flip rates and k-fold verification accuracy (face A clean, face B occluded) per area.
 
     ``faces`` are the distinct aligned faces the pairs index (``pair_a``, ``pair_b``); every
-    face is occluded once per area, so flip rates average over all of them. Returns the points
-    and the clean features (for the intermediate layer's sparsity).
+    face is occluded once per area, so flip rates average over all of them.
     """
     if not (len(pair_a) == len(pair_b) == len(same) == len(folds)):
         raise InvalidArgument("pair indices, labels and folds must have equal length")
     clean = clean if clean is not None else probe(faces)
     lbp_median = np.median(clean.lbp, axis=0)
-    clean_top = encode(clean.embedding)
-    clean_lbp = encode(clean.lbp, lbp_median)
+    clean_codes = {"top": encode(clean.embedding), "node": clean.node_bits,
+                   "lbp": encode(clean.lbp, lbp_median)}
+    same_b = np.asarray(same, dtype=bool)
+    between = {k: hamming(c.take(pair_a), c.take(pair_b)) / c.n_bits
+               for k, c in clean_codes.items()}
     points = []
     for area in areas:
         if progress is not None:
             progress(area)
         occluded, measured = occlude(faces, area, seed, region)
         occ = probe(occluded) if area > 0 else clean
-        occ_top = encode(occ.embedding)
-        flipped = {
-            "top": flip_fraction(clean_top, occ_top),
-            "node": flip_fraction(clean.node_bits, occ.node_bits),
-            "lbp": flip_fraction(clean_lbp, encode(occ.lbp, lbp_median)),
-        }
+        occ_codes = {"top": encode(occ.embedding), "node": occ.node_bits,
+                     "lbp": encode(occ.lbp, lbp_median)}
+        flipped = {k: flip_fraction(clean_codes[k], occ_codes[k]) for k in clean_codes}
         scores = {
             "top_cosine": _cosine(clean.embedding[pair_a], occ.embedding[pair_b]),
-            "top_hamming": hamming_similarity(clean_top.take(pair_a), occ_top.take(pair_b)),
+            "top_hamming": hamming_similarity(clean_codes["top"].take(pair_a),
+                                              occ_codes["top"].take(pair_b)),
             "node_hamming": hamming_similarity(clean.node_bits.take(pair_a),
                                                occ.node_bits.take(pair_b)),
             "lbp_cosine": _cosine(clean.lbp[pair_a], occ.lbp[pair_b]),
         }
         accuracy = {k: kfold_accuracy(s, same, folds).accuracy_mean for k, s in scores.items()}
         points.append(RobustnessPoint(float(area), measured, flipped, accuracy))
-    return points, clean
+    return RobustnessCurve(
+        points, clean,
+        impostor_distance={k: float(d[~same_b].mean()) for k, d in between.items()},
+        genuine_distance={k: float(d[same_b].mean()) for k, d in between.items()},
+    )
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,0 +1,77 @@
+"""`facexplain analyze ...`: model-level analyses on LFW, written as JSON, plots and HTML."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facexplain.backbones.registry import DEFAULT_BACKBONE
+from facexplain.cli.verify import BackboneOpt
+
+app = typer.Typer(help="Analyses of a face model on LFW.", no_args_is_help=True)
+
+LFW = Path("../shared/data/lfw")
+
+
+@app.command("neurons")
+def neurons_command(
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    layer: Annotated[
+        str | None, typer.Option(help="Intermediate node (default: the last spatial map).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/neurons"),
+    lfw: Annotated[Path, typer.Option(help="LFW root (images, pairs.txt, female_names.txt).")]
+    = LFW,
+    search_size: Annotated[int, typer.Option(help="Codes in the search benchmark.")]
+    = 1_000_000,
+    search_queries: Annotated[int, typer.Option(help="Queries in the search benchmark.")] = 200,
+    robust_pairs: Annotated[
+        int, typer.Option(help="Genuine and impostor pairs per fold in the occlusion test.")
+    ] = 50,
+    areas: Annotated[str, typer.Option(help="Occluded face shares, comma separated.")]
+    = "0,0.1,0.2,0.3,0.4,0.5",
+    lbp_identities: Annotated[
+        int, typer.Option(help="LBP baseline for the N largest identities (0: all).")
+    ] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of splits, masks and synthetic codes.")] = 0,
+) -> None:
+    """Sparsity, selectivity, binary codes and occlusion robustness of a model's neurons."""
+    from facexplain.benchmarks.neurons import (
+        NeuronAnalysisConfig,
+        run_neuron_analysis,
+        table_row,
+        write_neuron_report,
+    )
+    from facexplain.errors import InvalidArgument
+
+    try:
+        area_list = tuple(float(a) for a in areas.split(",") if a.strip())
+    except ValueError:
+        raise InvalidArgument(f"--areas must be comma-separated numbers, got {areas!r}") from None
+    if not area_list or any(not 0.0 <= a <= 1.0 for a in area_list):
+        raise InvalidArgument("--areas must be fractions in [0, 1]")
+    if search_size < 1 or search_queries < 1 or robust_pairs < 0:
+        raise InvalidArgument("--search-size and --search-queries must be positive")
+    cfg = NeuronAnalysisConfig(
+        backbone=backbone, layer=layer, lfw_root=lfw, search_size=search_size,
+        search_queries=search_queries, robust_pairs=robust_pairs,
+        areas=tuple(sorted(set(area_list) | {0.0})), lbp_identities=lbp_identities, seed=seed,
+    )
+    command = "facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    doc = write_neuron_report(run_neuron_analysis(cfg), out, command)
+    row = table_row(doc)
+    typer.echo(
+        f"{backbone}: active per image {row.active_per_image_top:.3f} (top), "
+        f"{row.active_per_image_node:.3f} ({row.node}); per neuron "
+        f"{row.images_per_neuron_top:.3f}; LFW real {row.real:.4f} vs binary "
+        f"{row.binary_zero:.4f} (median {row.binary_median:.4f}); search over "
+        f"{row.n_database:,}: {row.speedup}x faster, recall@{row.k} {row.recall:.3f}"
+    )
+    for name, one, lbp_acc in [*row.identities, ("gender", *row.gender)]:
+        lbp_txt = f"{lbp_acc:.3f}" if lbp_acc is not None else "-"
+        typer.echo(f"  {name}: best neuron {one:.3f}, LBP linear {lbp_txt}")
+    typer.echo(f"report: {out / 'neurons.html'}")
