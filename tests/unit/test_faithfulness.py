@@ -72,6 +72,18 @@ def test_pairwise_ranking_removes_same_positions_in_both_faces() -> None:
     assert per_face[1] == pytest.approx(expected)  # same map row -> same positions anyway
 
 
+def test_block_unit_ranks_squares_by_their_mean() -> None:
+    va = _values()  # rows 0..3 hold 0-3, 4-7, 8-11, 12-15: the bottom-right 2x2 block is best
+    pair = _pair(va, torch.zeros(H, W))
+    curve = deletion_curve(_toy_score, pair, torch.stack([va, va]), torch.zeros(3, H, W),
+                           (0.0, 0.25, 0.5), block=2)
+    bottom_right = float(va[2:, 2:].sum())
+    assert curve[1] == pytest.approx(120.0 - bottom_right)
+    assert curve[2] == pytest.approx(120.0 - float(va[2:].sum()))  # both bottom blocks
+    with pytest.raises(InvalidArgument):
+        deletion_curve(_toy_score, pair, torch.stack([va, va]), torch.zeros(3, H, W), block=3)
+
+
 def test_fill_value_and_no_mutation() -> None:
     pair = _pair(_values(), _values())
     before = pair.clone()

@@ -62,6 +62,7 @@ class FaithfulnessConfig:
     patch: int = 16
     stride: int = 8
     ig_steps: int = 32
+    block: int = 1
     fractions: tuple[float, ...] = DEFAULT_FRACTIONS
     folds: tuple[int, ...] = HELDOUT_FOLDS
     seed: int = 0
@@ -145,6 +146,8 @@ def run_faithfulness(cfg: FaithfulnessConfig, pipeline: FacePipeline | None = No
     score_fn = backbone_pair_score(pipe.model)
     template = pipe.spec.template
     size = pipe.spec.input_size
+    if cfg.block < 1 or size % cfg.block:
+        raise InvalidArgument(f"--block {cfg.block} does not divide the {size}x{size} crop")
     per_pair_fill = cfg.fill not in ("mean-face", "zero")  # channel-mean, blur: from the pair
     fill = reference_for(torch.zeros(2, 3, size, size), "zero" if per_pair_fill else cfg.fill,
                          template).to(device)
@@ -175,7 +178,8 @@ def run_faithfulness(cfg: FaithfulnessConfig, pipeline: FacePipeline | None = No
 
         def curve(ranking: torch.Tensor, pair: torch.Tensor = pair, fill: torch.Tensor = fill,
                   seed: int = seed) -> np.ndarray:
-            return deletion_curve(score_fn, pair, ranking, fill, cfg.fractions, seed=seed)
+            return deletion_curve(score_fn, pair, ranking, fill, cfg.fractions, seed=seed,
+                                  block=cfg.block)
 
         for name, shared in ((RANDOM_SHARED, True), (RANDOM_PER_FACE, False)):
             curves[kind][name].append(curve(random_ranking(size, size, seed, shared).to(device)))
@@ -214,6 +218,7 @@ def run_faithfulness(cfg: FaithfulnessConfig, pipeline: FacePipeline | None = No
         "fill": cfg.fill,
         "occlusion": {"patch": cfg.patch, "stride": cfg.stride},
         "ig_steps": cfg.ig_steps,
+        "block": cfg.block,
         "fractions": list(cfg.fractions),
         "seed": cfg.seed,
         "device": str(device),
@@ -300,8 +305,9 @@ def plot_curves(result: FaithfulnessResult, path: Path) -> Path:
         ax.set_ylabel("cosine similarity")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6, ncol=2)
-    fig.suptitle(f"{result.summary['backbone']}: deletion curves, fill "
-                 f"{result.summary['fill']}", fontsize=9)
+    unit = int(result.summary.get("block", 1))  # type: ignore[call-overload]
+    fig.suptitle(f"{result.summary['backbone']}: deletion curves, fill {result.summary['fill']}, "
+                 + ("single pixels" if unit == 1 else f"{unit}x{unit} blocks"), fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

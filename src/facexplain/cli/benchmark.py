@@ -94,6 +94,9 @@ def faithfulness_command(
     patch: Annotated[int, typer.Option("--patch", "-k", help="Occlusion patch size k.")] = 16,
     stride: Annotated[int, typer.Option("--stride", "-s", help="Occlusion stride s.")] = 8,
     ig_steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 32,
+    block: Annotated[
+        int, typer.Option(help="Deletion unit: 1 = single pixels, B = BxB blocks.")
+    ] = 1,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     seed: Annotated[int, typer.Option(help="Seed of the random order and tie-breaks.")] = 0,
     json_out: Annotated[
@@ -116,14 +119,15 @@ def faithfulness_command(
     cfg = FaithfulnessConfig(
         backbone=backbone, n_pairs=n_pairs,
         methods=tuple(m.strip() for m in methods.split(",") if m.strip()), fill=fill,
-        patch=patch, stride=stride, ig_steps=ig_steps, seed=seed, device=device,
+        patch=patch, stride=stride, ig_steps=ig_steps, block=block, seed=seed, device=device,
         pairs=pairs_file, images=images,
     )
     result = run_faithfulness(cfg)
     s = dict(result.summary)
     s["command"] = "facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     plot_path = plot or (json_out.with_suffix(".png") if json_out else
-                         Path(f"out/benchmarks/faithfulness-{backbone}-{fill}.png"))
+                         Path(f"out/benchmarks/faithfulness-{backbone}-{fill}"
+                              f"{f'-b{block}' if block > 1 else ''}.png"))
     s["plot"] = str(plot_curves(result, plot_path))
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)

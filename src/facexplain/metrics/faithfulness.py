@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from facexplain.errors import InvalidArgument
 from facexplain.explain.base import PairScore
@@ -90,12 +91,16 @@ def deletion_curve(
     shared: bool | None = None,
     seed: int = 0,
     batch_size: int = 16,
+    block: int = 1,
 ) -> np.ndarray:
     """Similarity of ``pair`` after removing the top ``fractions`` of pixels by ``ranking``.
 
     ``pair`` and ``fill`` are (2, 3, H, W) (``fill`` may also be (3, H, W) or broadcastable);
     ``ranking`` is (2, H, W), highest removed first; every fraction removes
-    round(fraction · H · W) pixels (all channels) from each face. Returns one score per fraction.
+    round(fraction · H · W) pixels (all channels) from each face. With ``block`` > 1 the unit
+    is a block x block square ranked by the map's mean over it (H and W must be multiples):
+    scattered single pixels and whole regions test different things, and a patch-level map
+    such as occlusion's is only meant to order regions. Returns one score per fraction.
     """
     _check(pair, ranking)
     frac = _check_fractions(fractions)
@@ -104,8 +109,17 @@ def deletion_curve(
     x = pair.detach().float()
     f = torch.as_tensor(fill, dtype=x.dtype, device=x.device).detach().expand_as(x)
     h, w = int(x.shape[2]), int(x.shape[3])
-    ranks = pixel_ranks(ranking, shared, seed).to(x.device)
-    counts = np.rint(frac * h * w).astype(np.int64)
+    if block < 1 or h % block or w % block:
+        raise InvalidArgument(f"block must be >= 1 and divide the {h}x{w} crop, got {block}")
+    if shared is None:
+        shared = is_pairwise(ranking)
+    units = ranking.detach().double()
+    if block > 1:
+        units = F.avg_pool2d(units.unsqueeze(1), block).squeeze(1)
+    ranks = pixel_ranks(units, shared, seed).to(x.device)
+    if block > 1:
+        ranks = ranks.repeat_interleave(block, dim=1).repeat_interleave(block, dim=2)
+    counts = np.rint(frac * (h // block) * (w // block)).astype(np.int64)
     scores: list[float] = []
     with torch.no_grad():
         for start in range(0, len(counts), batch_size):
