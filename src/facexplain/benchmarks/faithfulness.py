@@ -4,10 +4,16 @@ Pairs come from folds 6-10 (indices 5..9) of ``pairs.txt``, the *last* pairs of 
 each fold, so they are disjoint from the occlusion-statistics set (the first pairs of every
 fold) whose Θ is calibrated; the faithfulness ranking never uses Θ anyway (Θ only rescales Δ).
 For every pair each method explains the pair score; impostor pairs are scored along the
-difference-map deletion curve, genuine pairs along the similarity-map curve, and both against a
-seeded random order (``metrics.faithfulness``). Signed methods rank by their ``delta`` map
-(difference: highest Δ first, similarity: lowest first); the ``-abs`` rows rank by the method's
-unsigned ``magnitude`` picture for both curves, as the classic saliency/deconvnet figures show it.
+difference-map deletion curve, genuine pairs along the similarity-map curve (``metrics.
+faithfulness``). Signed methods rank by their ``delta`` map (difference: highest Δ first,
+similarity: lowest first); the ``-abs`` rows rank by the method's unsigned ``magnitude``
+picture for both curves, as the classic saliency/deconvnet figures show it.
+
+Two seeded random orders are scored on every pair, because they differ: the same random
+positions in both faces (as a pairwise map removes them) and independent positions per face.
+Hiding the same scattered pixels in both faces stamps a shared pattern on them and by itself
+raises an impostor pair's similarity, so each method is compared with the random order of its
+own structure (occlusion: shared; per-face maps: per face), recorded in ``baseline_of_row``.
 """
 
 from __future__ import annotations

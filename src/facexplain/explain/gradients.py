@@ -201,7 +201,7 @@ class _Tap(TorchFunctionMode):
         self.tap = tap
         self.index = index
         self.count = 0
-        self.tapped = 0
+        self.tapped: list[torch.Tensor] = []
         self.seen: list[weakref.ReferenceType[torch.Tensor]] = []
 
     def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (),
@@ -212,7 +212,7 @@ class _Tap(TorchFunctionMode):
                 self.seen.append(weakref.ref(out))
             elif self.count == self.index:
                 out = self.tap(out)
-                self.tapped += 1
+                self.tapped.append(out)
             self.count += 1
         return out
 
@@ -222,7 +222,9 @@ class NodeTappedScore(nn.Module):
 
     Both faces run as one batch (A rows first), so the one tap sees the activations of both and
     Captum's ``LayerGradCam`` returns (2N, 1, h, w). ``locate`` finds, once per input shape,
-    which tensor-producing call of ``forward_nodes`` yields the node (by identity).
+    which tensor-producing call of ``forward_nodes`` yields the node (by identity); each tapped
+    pass checks that the node it returns is the tapped tensor, and locates again if not (a
+    graph executor that recompiled its plan, say).
     """
 
     def __init__(self, model: FaceModel, node: str) -> None:
@@ -246,16 +248,20 @@ class NodeTappedScore(nn.Module):
             if not hits:
                 raise InvalidArgument(f"node '{self.node}' is not produced by a torch call "
                                       "inside forward_nodes; Grad-CAM cannot tap it")
-            self._index[key] = hits[-1]
+            self._index[key] = hits[0]  # the producer; later hits are no-op views of it
         return self._index[key]
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         x = torch.cat([a, b])
-        index = self.locate(x.detach())
-        with _Tap(self.tap, index) as mode:
-            out = self.model.forward_nodes(x, (EMBEDDING, self.node))
-        if mode.tapped != 1:
-            raise RuntimeError(f"tap on '{self.node}' fired {mode.tapped} times, expected 1")
+        for attempt in range(2):
+            index = self.locate(x.detach())
+            with _Tap(self.tap, index) as mode:
+                out = self.model.forward_nodes(x, (EMBEDDING, self.node))
+            if len(mode.tapped) == 1 and out[self.node] is mode.tapped[0]:
+                break
+            self._index.pop(self._key(x), None)
+            if attempt:
+                raise RuntimeError(f"could not tap node '{self.node}' reliably")
         emb = out[EMBEDDING]
         n = a.shape[0]
         return cosine(emb[:n], emb[n:])
