@@ -138,7 +138,8 @@ def one_thread() -> Iterator[None]:
 @pytest.mark.usefixtures("one_thread")
 def test_tiny_training_run_decreases_the_loss() -> None:
     data = _synthetic()
-    cfg = XCosTrainConfig(epochs=10, pairs_per_epoch=1024, batch_size=64, pearson_pairs=500,
+    cfg = XCosTrainConfig(epochs=10, pairs_per_epoch=1024, batch_images=24, batch_pairs=64,
+                          pearson_pairs=500,
                           grid_channels=6, reduced_channels=4, lr=3e-3)
     result = train_head(data, np.arange(len(data.identities)), cfg, CFG, progress=False)
     first, last = result.history[0], result.history[-1]
@@ -175,3 +176,36 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
         assert torch.equal(loaded(xa, xb).score, head(xa, xb).score)
     with pytest.raises(AssetMissing):
         load_head(tmp_path / "missing.safetensors")
+
+
+def test_split_attention_equals_conv_on_concatenation() -> None:
+    torch.manual_seed(2)
+    head = XCosHead(CFG).eval()
+    net = head.attention
+    fa, fb = torch.randn(3, 6, 4, 3), torch.randn(3, 6, 4, 3)
+
+    def concat_logits(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        fused = torch.cat([net.reduce(x), net.reduce(y)], dim=1)
+        return net.fuse2(F.relu(net.fuse1(fused)))[:, 0]
+
+    with torch.no_grad():
+        expected = (concat_logits(fa, fb) + concat_logits(fb, fa)) / 2
+        assert torch.allclose(net.logits(fa, fb), expected, atol=1e-5)
+        feats = torch.cat([fa, fb])
+        a, b = torch.tensor([0, 1, 2, 4]), torch.tensor([3, 4, 5, 0])
+        for kind in ("U", "P", "L"):
+            indexed = head.compare_indexed(feats, a, b, kind)
+            direct = head.compare(feats[a], feats[b], kind)
+            assert torch.allclose(indexed.score, direct.score, atol=1e-6)
+
+
+def test_batch_sampler_pairs_within_the_step() -> None:
+    ids = np.repeat(np.arange(30), 3)
+    ids[60:] = np.arange(100, 130)  # the last 30 faces are singletons
+    sampler = PairSampler(ids, np.arange(90), np.random.default_rng(1))
+    images, ia, ib = sampler.batch(16, 40, 0.5)
+    assert len(images) == 16 and len(ia) == len(ib) <= 40
+    assert ia.max() < 16 and ib.max() < 16
+    same = ids[images[ia]] == ids[images[ib]]
+    assert same[:20].all() and not same[20:].any()
+    assert (images[ia] != images[ib]).all()

@@ -70,7 +70,13 @@ def xcos_score(s: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 
 class AttentionNet(nn.Module):
-    """M_attention of Sec. 4.1: the learned map L, a softmax over the grid cells."""
+    """M_attention of Sec. 4.1: the learned map L, a softmax over the grid cells.
+
+    The first fused conv acts on the concatenation [r_A, r_B]; we apply its two halves of input
+    channels to each face separately (``parts``) and add them per pair (``combine``). That is the
+    same function, but the 3x3 convs then run once per face instead of once per pair, which
+    matters when training compares each face with many others.
+    """
 
     def __init__(self, grid_channels: int = 32, reduced_channels: int = 16,
                  symmetric: bool = True) -> None:
@@ -80,17 +86,34 @@ class AttentionNet(nn.Module):
         self.fuse1 = nn.Conv2d(2 * reduced_channels, 2 * reduced_channels, 3, padding=1)
         self.fuse2 = nn.Conv2d(2 * reduced_channels, 1, 3, padding=1)
 
-    def logits(self, fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
-        ra, rb = self.reduce(fa), self.reduce(fb)
-        out = self.fuse2(F.relu(self.fuse1(torch.cat([ra, rb], dim=1))))
+    def parts(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per face: fuse1's response to it in the first slot (with bias) and in the second."""
+        r = self.reduce(f)
+        k = r.shape[1]
+        w = self.fuse1.weight
+        first = F.conv2d(r, w[:, :k], self.fuse1.bias, padding=1)
+        second = F.conv2d(r, w[:, k:], None, padding=1)
+        return first, second
+
+    def combine(self, part_a: tuple[torch.Tensor, torch.Tensor],
+                part_b: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Logits (N, h, w) of L for pairs whose faces' ``parts`` are given."""
+        out = self.fuse2(F.relu(part_a[0] + part_b[1]))
         if self.symmetric:
-            out = (out + self.fuse2(F.relu(self.fuse1(torch.cat([rb, ra], dim=1))))) / 2
+            out = (out + self.fuse2(F.relu(part_b[0] + part_a[1]))) / 2
         return out[:, 0]
 
+    def logits(self, fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
+        return self.combine(self.parts(fa), self.parts(fb))
+
     def forward(self, fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
-        z = self.logits(fa, fb)
-        n, h, w = z.shape
-        return torch.softmax(z.reshape(n, h * w), dim=1).reshape(n, h, w)
+        return cell_softmax(self.logits(fa, fb))
+
+
+def cell_softmax(z: torch.Tensor) -> torch.Tensor:
+    """Softmax over the h*w cells of each (h, w) map in (N, h, w)."""
+    n, h, w = z.shape
+    return torch.softmax(z.reshape(n, h * w), dim=1).reshape(n, h, w)
 
 
 @dataclass(frozen=True)
@@ -158,6 +181,20 @@ class XCosHead(nn.Module):
         """S, W and xCos from two faces' grid features."""
         s = cell_cosine(fa, fb)
         w = self.weights(fa, fb, kind)
+        return XCosOutput(s, w, xcos_score(s, w))
+
+    def compare_indexed(self, feats: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor,
+                        kind: str = "L") -> XCosOutput:
+        """Like ``compare`` for pairs (feats[ia[k]], feats[ib[k]]) of one set of faces' grid
+        features; per-face work is done once however many pairs a face is in."""
+        fa, fb = feats[ia], feats[ib]
+        s = cell_cosine(fa, fb)
+        if kind == "L":
+            first, second = self.attention.parts(feats)
+            w = cell_softmax(self.attention.combine((first[ia], second[ia]),
+                                                    (first[ib], second[ib])))
+        else:
+            w = self.weights(fa, fb, kind)
         return XCosOutput(s, w, xcos_score(s, w))
 
     def forward(self, maps_a: torch.Tensor, maps_b: torch.Tensor, kind: str = "L") -> XCosOutput:

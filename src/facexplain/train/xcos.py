@@ -45,7 +45,8 @@ class XCosTrainConfig:
     node: str | None = None  # None = the backbone's last spatial map
     epochs: int = 12
     pairs_per_epoch: int = 16384
-    batch_size: int = 256
+    batch_images: int = 128  # faces per step; each is in several of the step's pairs
+    batch_pairs: int = 256
     genuine_fraction: float = 0.5
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -111,6 +112,49 @@ class PairSampler:
             clash = self.identities[a_imp] == self.identities[b_imp]
         return np.concatenate([a_gen, a_imp]), np.concatenate([b_gen, b_imp])
 
+    def batch(self, n_images: int, n_pairs: int,
+              genuine_fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A step's faces and pairs among them: ``(images, ia, ib)`` with ``ia``/``ib``
+        indexing ``images``. ``n_images / 4`` identities with several faces give up to four
+        faces each (their genuine pairs), random faces fill the rest; impostors pair faces of
+        different identities within the step."""
+        chosen: list[int] = []
+        genuine: list[tuple[int, int]] = []
+        if self.groups:
+            keys = np.fromiter(self.groups, dtype=np.int64)
+            n_ids = min(len(keys), max(1, n_images // 4))
+            for ident in self.rng.choice(keys, n_ids, replace=False):
+                g = self.groups[int(ident)]
+                room = n_images - len(chosen)
+                if room < 2:
+                    break
+                take = self.rng.choice(g, min(4, len(g), room), replace=False)
+                start = len(chosen)
+                chosen.extend(int(i) for i in take)
+                genuine.extend((start + x, start + y) for x in range(len(take))
+                               for y in range(x + 1, len(take)))
+        n_rest = max(0, n_images - len(chosen))
+        chosen.extend(int(i) for i in self.rng.choice(self.subset, n_rest))
+        images = np.asarray(chosen)
+        n_gen = round(n_pairs * genuine_fraction) if genuine else 0
+        pick = self.rng.integers(len(genuine), size=n_gen) if n_gen else np.zeros(0, np.int64)
+        gen = np.asarray(genuine, dtype=np.int64).reshape(-1, 2)[pick]
+        flip = self.rng.random(len(gen)) < 0.5
+        gen[flip] = gen[flip][:, ::-1]
+        n_imp = n_pairs - n_gen
+        ia = self.rng.integers(len(images), size=n_imp)
+        ib = self.rng.integers(len(images), size=n_imp)
+        ids = self.identities[images]
+        clash = ids[ia] == ids[ib]
+        for _ in range(100):
+            if not clash.any():
+                break
+            ib[clash] = self.rng.integers(len(images), size=int(clash.sum()))
+            clash = ids[ia] == ids[ib]
+        keep = ~clash
+        return (images, np.concatenate([gen[:, 0], ia[keep]]),
+                np.concatenate([gen[:, 1], ib[keep]]))
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -141,7 +185,7 @@ def train_head(
                            cfg.margin, cfg.scale)
     params = list(head.parameters()) + list(margin.parameters())
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps = max(1, cfg.pairs_per_epoch // cfg.batch_size)
+    steps = max(1, cfg.pairs_per_epoch // cfg.batch_pairs)
     # The paper divides the rate by 10 three times late in training (epochs 12/15/18 of ~20).
     milestones = [round(cfg.epochs * f) * steps for f in (0.6, 0.75, 0.9)]
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=0.1)
@@ -151,26 +195,27 @@ def train_head(
     for epoch in range(cfg.epochs):
         sums = {"loss": 0.0, "cos": 0.0, "identity": 0.0}
         for _ in range(steps):
-            ia, ib = sampler.sample(cfg.batch_size, cfg.genuine_fraction)
+            images, ia, ib = sampler.batch(cfg.batch_images, cfg.batch_pairs,
+                                           cfg.genuine_fraction)
+            idx = torch.from_numpy(images)
             a, b = torch.from_numpy(ia), torch.from_numpy(ib)
-            teacher = (data.teacher[a] * data.teacher[b]).sum(dim=1)
-            fa = head.features(data.maps[a].float())
-            fb = head.features(data.maps[b].float())
-            out = head.compare(fa, fb, "L")
-            labels = torch.cat([class_of[a], class_of[b]])
+            unit = data.teacher[idx]
+            teacher = (unit[a] * unit[b]).sum(dim=1)
+            feats = head.features(data.maps[idx].float())
+            out = head.compare_indexed(feats, a, b, "L")
+            labels = class_of[idx]
             keep = labels >= 0
             ident: torch.Tensor | None = None
             if cfg.identity_weight > 0 and bool(keep.any()):
-                flat = torch.cat([fa, fb]).flatten(1)
-                ident = margin(flat[keep], labels[keep])
+                ident = margin(feats.flatten(1)[keep], labels[keep])
             parts = xcos_loss(out.score, teacher, ident, cfg.identity_weight)
             opt.zero_grad(set_to_none=True)
             parts.total.backward()
             opt.step()
             sched.step()
             values = {"loss": parts.total, "cos": parts.cos, "identity": parts.identity}
-            for k, v in values.items():
-                sums[k] += float(v.detach())
+            for name, v in values.items():
+                sums[name] += float(v.detach())
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, mse=f"{float(parts.cos.detach()):.4f}",
                             id=f"{float(parts.identity.detach()):.2f}")
