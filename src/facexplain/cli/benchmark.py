@@ -79,6 +79,105 @@ def _write_calibration(backbone: str, result: object, command: str) -> None:
     typer.echo(f"calibration stored in {save_calibration(cal)}")
 
 
+@app.command("occlusion-stats")
+def occlusion_stats_command(
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    patch: Annotated[int, typer.Option("--patch", "-k", help="Occluded patch size k.")] = 16,
+    stride: Annotated[int, typer.Option("--stride", "-s", help="Patch stride s.")] = 8,
+    fill: Annotated[
+        str, typer.Option(help="mean-face, channel-mean, zero or blur.")
+    ] = "mean-face",
+    pairs_per_class: Annotated[
+        int, typer.Option(help="Genuine and impostor pairs each, spread over the folds.")
+    ] = 150,
+    batch_size: Annotated[int, typer.Option(help="Occluded pairs per forward pass.")] = 32,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the result as JSON here.")
+    ] = None,
+    plot: Annotated[Path | None, typer.Option(help="Fig. 3 plot PNG path.")] = None,
+    pairs: Annotated[Path, typer.Option(help="Pair list in pairs.txt format.")] = LFW
+    / "pairs.txt",
+    images: Annotated[Path, typer.Option(help="Image root (Name/Name_0001.jpg).")] = LFW
+    / "lfw-deepfunneled",
+    write_theta: Annotated[
+        bool, typer.Option(help="Store the mean fold Θ for this backbone and setting.")
+    ] = False,
+) -> None:
+    """Pairwise-occlusion Δ statistics on LFW (paper Fig. 3) and the held-out max-Δ AUC."""
+    from facexplain.benchmarks.occlusion import (
+        OcclusionStatsConfig,
+        plot_occlusion_stats,
+        run_occlusion_stats,
+    )
+
+    cfg = OcclusionStatsConfig(backbone=backbone, patch=patch, stride=stride, fill=fill,
+                               pairs_per_class=pairs_per_class, pairs=pairs, images=images,
+                               batch_size=batch_size)
+    result = run_occlusion_stats(cfg)
+    s = dict(result.summary)
+    s["command"] = "facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    stem = f"occlusion-{backbone}-k{patch}-s{stride}-{fill}"
+    plot_path = plot or (json_out.with_suffix(".png") if json_out else
+                         Path(f"out/benchmarks/{stem}.png"))
+    s["plot"] = str(plot_occlusion_stats(result, plot_path))
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(s, indent=2) + "\n")
+    sep = result.separation
+    typer.echo(
+        f"{backbone} k={patch} s={stride} {fill}: {s['n_pairs']} pairs; max-Δ AUC held-out "
+        f"{sep.heldout_auc_mean:.4f} ± {sep.heldout_auc_std:.4f} (pooled {sep.pooled_auc:.4f};"
+        f" similarity AUC {s['similarity_auc']:.4f}); Θ-rule accuracy "
+        f"{sep.heldout_accuracy_mean:.4f}; Θ {sep.theta_mean:.5f}; genuine dark "
+        f"{100 * sep.genuine_dark_fraction:.1f}%, impostor lit "
+        f"{100 * sep.impostor_lit_fraction:.1f}%; {s['seconds']} s"
+    )
+    typer.echo(f"plot: {s['plot']}")
+    if write_theta:
+        from facexplain.explain.occlusion import ThetaRecord, calibrate_theta, save_theta
+
+        calibrate_theta(result.max_delta, result.same)  # refuses a non-positive Θ
+        record = ThetaRecord(
+            backbone=backbone, patch=patch, stride=stride, fill=fill,
+            theta=round(sep.theta_mean, 6), fold_thetas=sep.fold_thetas,
+            heldout_auc=round(sep.heldout_auc_mean, 6), n_pairs=len(result.same),
+            command=str(s["command"]), date=str(s["date"]),
+        )
+        typer.echo(f"Θ stored in {save_theta(record)}")
+
+
+@app.command("mean-face")
+def mean_face_command(
+    template: Annotated[
+        list[str] | None, typer.Option(help="Alignment template(s); default: all.")
+    ] = None,
+    max_images: Annotated[
+        int | None, typer.Option(help="Average at most this many images (evenly spaced).")
+    ] = None,
+    pairs: Annotated[Path, typer.Option(help="Pairs whose images are left out.")] = LFW
+    / "pairs.txt",
+    images: Annotated[Path, typer.Option(help="Image root (Name/Name_0001.jpg).")] = LFW
+    / "lfw-deepfunneled",
+) -> None:
+    """Build the occlusion fill: mean aligned face of LFW images outside every pair/fold."""
+    import datetime as dt
+
+    from facexplain.align.templates import TEMPLATES
+    from facexplain.benchmarks.occlusion import build_mean_faces
+    from facexplain.explain.fills import save_mean_face
+
+    names = template or list(TEMPLATES)
+    faces = build_mean_faces(names, pairs, images, max_images)
+    command = "facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    for name, (face, n) in faces.items():
+        record: dict[str, object] = {
+            "n_images": n, "reference": f"LFW images in {images.name} not listed in {pairs}",
+            "detections": "MTCNN, face nearest the centre (LFW benchmark cache)",
+            "command": command, "date": dt.date.today().isoformat(),
+        }
+        typer.echo(f"{name}: mean of {n} faces -> {save_mean_face(face, name, record)}")
+
+
 @app.command("faithfulness")
 def faithfulness_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
@@ -136,3 +235,84 @@ def faithfulness_command(
                f"pairs (folds 6-10), {s['seconds']} s, {s['device']}")
     typer.echo(format_table(result))
     typer.echo(f"plot: {s['plot']}")
+
+
+@app.command("xcos")
+def xcos_command(
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the result as JSON here.")
+    ] = None,
+    areas: Annotated[
+        str, typer.Option(help="Brush-stroke occlusion fractions of the face, comma-separated.")
+    ] = "0.1,0.2,0.3,0.4",
+    templates: Annotated[
+        bool, typer.Option("--templates/--no-templates", help="Also occlude with mask pictures.")
+    ] = True,
+    timing_pairs: Annotated[int, typer.Option(min=0, help="Pairs timed for cost (0: skip).")] = 30,
+    seed: int = 0,
+    pairs: Annotated[Path, typer.Option(help="Pair list in pairs.txt format.")] = LFW
+    / "pairs.txt",
+    images: Annotated[Path, typer.Option(help="Image root (Name/Name_0001.jpg).")] = LFW
+    / "lfw-deepfunneled",
+    checkpoint_root: Annotated[
+        Path | None, typer.Option(help="Root of the xcos/<backbone>/fold<K> heads.")
+    ] = None,
+) -> None:
+    """xCos vs cosine on LFW: 10-fold accuracy (U/P/L), Pearson r, occlusion, cost per pair.
+
+    Needs the ten fold heads: `facexplain train xcos --backbone NAME --all-folds`.
+    """
+    from facexplain.benchmarks.xcos import XCosBenchmarkConfig, run_xcos_benchmark
+    from facexplain.errors import InvalidArgument
+
+    try:
+        fractions = tuple(float(a) for a in areas.split(",") if a.strip())
+    except ValueError:
+        raise InvalidArgument(f"--areas must be comma-separated fractions, got {areas!r}") from None
+    if any(not 0 < a < 1 for a in fractions):
+        raise InvalidArgument("--areas fractions must lie strictly between 0 and 1")
+    cfg = XCosBenchmarkConfig(backbone=backbone, images=images, pairs=pairs, areas=fractions,
+                              templates=templates, timing_pairs=timing_pairs, seed=seed,
+                              checkpoint_root=checkpoint_root)
+    s = run_xcos_benchmark(cfg, log=typer.echo)
+    s["command"] = "facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    out = json_out or Path(f"out/benchmarks/xcos-{backbone}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(s, indent=2) + "\n")
+    for line in _xcos_table(s):
+        typer.echo(line)
+    typer.echo(f"JSON: {out}")
+
+
+def _xcos_table(s: dict[str, object]) -> list[str]:
+    """Markdown tables of a `benchmark xcos` result (the ones docs/BENCHMARKS.md records)."""
+    acc, r = s["accuracy"], s["pearson_r_vs_teacher"]
+    occ, timing = s["occlusion_accuracy"], s["timing"]
+    assert isinstance(acc, dict) and isinstance(r, dict)
+    assert isinstance(occ, dict) and isinstance(timing, dict)
+    cols = ["cosine", "xcos_U", "xcos_P", "xcos_L"]
+    lines = [
+        f"| {s['backbone']} (teacher {s['teacher']}) | teacher | " + " | ".join(cols[1:]) + " |",
+        "|---|---|---|---|---|",
+        "| LFW 10-fold accuracy (%) | " + f"{100 * acc['teacher']:.2f} | "
+        + " | ".join(f"{100 * acc[c]:.2f}" for c in cols[1:]) + " |",
+        "| Pearson r vs teacher | 1 | "
+        + " | ".join(f"{r[c.removeprefix('xcos_')]:.4f}" for c in cols[1:]) + " |",
+        "",
+        "| occlusion of face B | " + " | ".join(cols) + " |",
+        "|---|---|---|---|---|",
+        "| none | " + " | ".join(f"{100 * acc[c]:.2f}" for c in cols) + " |",
+    ]
+    for cond, row in occ.items():
+        name = "mask templates" if cond == "templates" else f"strokes {100 * float(cond):.0f}%"
+        lines.append(f"| {name} | " + " | ".join(
+            f"{100 * row[c]:.2f} ({100 * (row[c] - acc[c]):+.2f})" for c in cols) + " |")
+    if timing:
+        lines += [
+            "",
+            f"cost per pair (ms, batch of one pair, {timing['threads']:.0f} threads): cosine "
+            f"{timing['cosine_ms']:.1f}, xCos-L {timing['xcos_ms']:.1f}, xCos-L + cosine "
+            f"{timing['xcos_and_cosine_ms']:.1f}, head alone {timing['head_only_ms']:.2f}",
+        ]
+    return lines
