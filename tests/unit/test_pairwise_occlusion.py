@@ -12,10 +12,11 @@ import torch
 import torch.nn.functional as F
 from captum.attr import Occlusion
 
+from facexplain.backbones.base import FaceModel
 from facexplain.benchmarks.occlusion import max_delta_separation, select_pairs
 from facexplain.cli.app import main
 from facexplain.datasets.lfw import LfwPair
-from facexplain.errors import AssetMissing, InvalidArgument
+from facexplain.errors import AssetMissing, InvalidArgument, UnknownBackbone
 from facexplain.explain.base import ExplanationMaps
 from facexplain.explain.fills import (
     FILLS,
@@ -357,3 +358,20 @@ def test_occlusion_stats_cli_rejects_bad_arguments(
 def test_mean_face_cli_rejects_unknown_template(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run_cli(["benchmark", "mean-face", "--template", "arcface-96"], capsys)
     assert code != 0 and "unknown template 'arcface-96'" in err
+
+
+class TinyFaceModel(FaceModel):
+    """Mean colour of each 28x28 block as the embedding: a registered-size stand-in."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, 28).flatten(1) + 1.0
+
+
+def test_for_backbone_uses_the_template_mean_face_and_stored_theta() -> None:
+    occ = PairwiseOcclusion.for_backbone(TinyFaceModel(), "sface", patch=56, stride=56)
+    assert occ.template == "arcface-112" and occ.fill == "mean-face"
+    assert occ.theta is None  # no Θ stored for k=56
+    maps = occ.explain(random_pair(112))
+    assert maps.meta["n_forward"] == 5 and maps.maps["delta"].shape == (2, 112, 112)
+    with pytest.raises(UnknownBackbone):
+        PairwiseOcclusion.for_backbone(TinyFaceModel(), "nope")

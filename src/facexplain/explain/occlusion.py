@@ -25,8 +25,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from facexplain.backbones.base import FaceModel
+from facexplain.backbones.registry import get_spec
 from facexplain.errors import InvalidArgument
-from facexplain.explain.base import Explainer, ExplanationMaps, PairScore
+from facexplain.explain.base import Explainer, ExplanationMaps, PairScore, backbone_pair_score
 from facexplain.explain.fills import DEFAULT_FILL, FILLS, data_dir, make_fill
 from facexplain.scoring import best_threshold
 
@@ -182,6 +184,17 @@ class PairwiseOcclusion(Explainer):
         self.blur_sigma = blur_sigma
         self.theta = theta
         self.progress = progress
+
+    @classmethod
+    def for_backbone(
+        cls, model: FaceModel, backbone: str, patch: int = 16, stride: int = 8,
+        fill: str = DEFAULT_FILL, batch_size: int = 32, progress: bool = False,
+    ) -> PairwiseOcclusion:
+        """Occlusion of a registered backbone's cosine: its template's mean face, its stored Θ."""
+        record = get_theta(backbone, patch, stride, fill)
+        return cls(backbone_pair_score(model), patch, stride, fill,
+                   template=get_spec(backbone).template, batch_size=batch_size,
+                   theta=record.theta if record else None, progress=progress)
 
     def fill_for(self, pair: torch.Tensor) -> torch.Tensor:
         if isinstance(self.fill, str):
