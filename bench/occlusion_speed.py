@@ -9,6 +9,7 @@ Where (size − k) is not a multiple of s, ours runs with Captum's edge rule ("c
 
 Usage: .venv/bin/python bench/occlusion_speed.py [--backbones sface,dlib-resnet]
        [--settings 8:1,16:8,16:4] [--repeats 2] [--batch-size 32] [--json out.json]
+       [--device cuda]
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def aligned_pair(pipe: FacePipeline) -> torch.Tensor:
 def timed(fn: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:
     t0 = time.perf_counter()
     out = fn()
+    if out.is_cuda:
+        torch.cuda.synchronize()  # count the queued kernels, not just their launch
     return time.perf_counter() - t0, out
 
 
@@ -75,11 +78,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=1, help="best of N alternating runs")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     settings = [tuple(int(v) for v in kv.split(":")) for kv in args.settings.split(",")]
     print(f"machine: {platform.machine()}, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), captum {captum.__version__}, "
-          f"batch {args.batch_size} pairs, fill {args.fill}, best of {args.repeats}")
+          f"batch {args.batch_size} pairs, fill {args.fill}, best of {args.repeats}, "
+          f"device {args.device}")
     header = (f"{'backbone':<12} {'size':>4} {'k':>3} {'s':>2} {'edge':>5} {'windows':>7} "
               f"{'ours s/pair':>11} {'captum s/pair':>13} {'captum/ours':>11} {'max|diff|':>9}")
     print(header)
@@ -87,8 +92,9 @@ def main() -> None:
     for name in args.backbones.split(","):
         pipe = FacePipeline(name)
         pair = aligned_pair(pipe)
-        score = backbone_pair_score(pipe.model)
-        fill = make_fill(pair, args.fill, pipe.spec.template)
+        fill = make_fill(pair, args.fill, pipe.spec.template).to(args.device)
+        pair = pair.to(args.device)
+        score = backbone_pair_score(pipe.model.to(args.device))
         size = pipe.spec.input_size
         with torch.inference_mode():
             score(pair[:1], pair[1:])  # warm-up

@@ -344,6 +344,7 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     (["--fill", "grey"], "unknown fill"),
     (["--pairs-per-class", "3"], ">= the 10 folds"),
     (["--backbone", "nope"], "unknown backbone"),
+    (["--device", "abacus"], "unknown torch device"),
 ])
 def test_occlusion_stats_cli_rejects_bad_arguments(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]

@@ -53,6 +53,7 @@ class OcclusionStatsConfig:
     cache_dir: Path = field(default_factory=lambda: assets.home() / "cache")
     batch_size: int = 32
     progress: bool = True
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,16 @@ def _fill_tag(fill: str, template: str) -> str:
     return f"{fill}@{mean_face_digest(template)}" if fill == "mean-face" else fill
 
 
+def _device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InvalidArgument(f"unknown torch device '{name}'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidArgument(f"device '{name}' requested but CUDA is not available")
+    return device
+
+
 def run_occlusion_stats(
     cfg: OcclusionStatsConfig, pipeline: FacePipeline | None = None
 ) -> OcclusionStatsResult:
@@ -157,6 +168,7 @@ def run_occlusion_stats(
         raise InvalidArgument(f"unknown fill '{cfg.fill}'; valid: {', '.join(FILLS)}")
     if cfg.batch_size < 1:
         raise InvalidArgument(f"batch size must be >= 1, got {cfg.batch_size}")
+    device = _device(cfg.device)
     size = get_spec(cfg.backbone).input_size
     n_windows = len(occlusion_windows(size, size, cfg.patch, cfg.stride))  # validates k, s
     pairs = select_pairs(read_pairs(cfg.pairs), cfg.pairs_per_class)
@@ -165,7 +177,8 @@ def run_occlusion_stats(
     _check_images_exist(paths)
     cache = DiskCache(cfg.cache_dir)
     located = locate_all(pipe, paths, cache, progress=False)
-    explainer = PairwiseOcclusion(backbone_pair_score(pipe.model), cfg.patch, cfg.stride,
+    model = pipe.model.to(device)
+    explainer = PairwiseOcclusion(backbone_pair_score(model), cfg.patch, cfg.stride,
                                   cfg.fill, pipe.spec.template, cfg.batch_size)
     tag = (f"{DELTA_VERSION}:{pipe.spec.name}:k{cfg.patch}:s{cfg.stride}:"
            f"{_fill_tag(cfg.fill, pipe.spec.template)}")
@@ -180,9 +193,9 @@ def run_occlusion_stats(
             pair = torch.stack([
                 warp_face(load_image(q), located[q].detection.landmarks, pipe.spec.alignment)
                 for q in (pa, pb)
-            ])
+            ]).to(device)
             maps = explainer.explain(pair)
-            hit = {"delta": maps.maps["delta"][0].numpy(), "score": np.asarray(maps.score)}
+            hit = {"delta": maps.maps["delta"][0].cpu().numpy(), "score": np.asarray(maps.score)}
             cache.put(key, **hit)
             computed_seconds += time.perf_counter() - t0
             n_computed += 1
@@ -219,6 +232,7 @@ def run_occlusion_stats(
         "seconds": round(time.perf_counter() - started, 1),
         "date": dt.date.today().isoformat(),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        "device": cfg.device,
     }
     return OcclusionStatsResult(summary, sep, d, max_delta, score_arr, same, folds)
 

@@ -91,6 +91,7 @@ def occlusion_stats_command(
         int, typer.Option(help="Genuine and impostor pairs each, spread over the folds.")
     ] = 150,
     batch_size: Annotated[int, typer.Option(help="Occluded pairs per forward pass.")] = 32,
+    device: Annotated[str, typer.Option(help="torch device for the backbone.")] = "cpu",
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the result as JSON here.")
     ] = None,
@@ -112,7 +113,7 @@ def occlusion_stats_command(
 
     cfg = OcclusionStatsConfig(backbone=backbone, patch=patch, stride=stride, fill=fill,
                                pairs_per_class=pairs_per_class, pairs=pairs, images=images,
-                               batch_size=batch_size)
+                               batch_size=batch_size, device=device)
     result = run_occlusion_stats(cfg)
     s = dict(result.summary)
     s["command"] = "facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:])

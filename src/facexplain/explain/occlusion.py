@@ -112,7 +112,7 @@ def pairwise_occlusion_delta(
     h, w = int(pair.shape[2]), int(pair.shape[3])
     windows = occlusion_windows(h, w, patch, stride, edge)
     x = pair.detach().float()
-    f = fill.detach().to(x.dtype)
+    f = fill.detach().to(device=x.device, dtype=x.dtype)
     total = torch.zeros(h, w, dtype=torch.float64)
     counts = torch.zeros(h, w, dtype=torch.float64)
     for y0, y1, x0, x1 in windows:
