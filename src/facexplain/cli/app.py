@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 
@@ -25,8 +26,13 @@ app.add_typer(analyze.app, name="analyze")
 app.add_typer(train.app, name="train")
 
 
+def _one_line_warning(message: Warning | str, *_: object, **__: object) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
 def main() -> None:
     """Entry point: run the app; a FacexplainError prints one line and exits non-zero."""
+    warnings.showwarning = _one_line_warning
     try:
         app()
     except FacexplainError as exc:
