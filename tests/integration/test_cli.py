@@ -85,8 +85,29 @@ def test_several_faces_warns(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_explain_writes_report(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, out, _ = run_cli(["explain", str(GOOD), str(OTHER), "--out", str(tmp_path)], capsys)
+    args = ["explain", str(GOOD), str(OTHER), "--out", str(tmp_path), "--method",
+            "occlusion,saliency", "--patch", "32", "--stride", "16"]
+    code, out, _ = run_cli(args, capsys)
     assert code == 0
     html = (tmp_path / "report.html").read_text()
     assert "Different people" in html and "faces.png" in html
+    assert "Pairwise occlusion" in html and "Gradient saliency" in html
     assert Image.open(tmp_path / "faces.png").size[0] > 200
+    delta = np.load(tmp_path / "occlusion_delta.npy")
+    assert delta.shape == (2, 112, 112) and np.array_equal(delta[0], delta[1])
+    assert np.load(tmp_path / "saliency_difference.npy").shape == (2, 112, 112)
+    for png in ("occlusion_difference.png", "saliency_difference.png"):
+        assert png in html and Image.open(tmp_path / png).size[0] > 300
+
+
+@pytest.mark.parametrize(
+    ("extra", "pattern"),
+    [(["--method", "lime"], "unknown method"), (["--patch", "0"], "must be positive"),
+     (["--patch", "500"], "larger than"), (["--fill", "pink"], "unknown fill")],
+)
+def test_explain_bad_options(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, extra: list[str], pattern: str
+) -> None:
+    code, _, err = run_cli(["explain", str(GOOD), str(OTHER), "--out", str(tmp_path), *extra],
+                           capsys)
+    assert_one_line_error(code, err, pattern)
