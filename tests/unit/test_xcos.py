@@ -62,6 +62,7 @@ def test_attention_sums_to_one_and_score_is_inner_product(kind: str) -> None:
 def test_learned_attention_is_symmetric_in_the_pair() -> None:
     torch.manual_seed(1)
     head = XCosHead(CFG).eval()
+    torch.nn.init.normal_(head.attention.fuse2.weight)
     xa, xb = torch.randn(2, 8, 4, 3), torch.randn(2, 8, 4, 3)
     with torch.no_grad():
         ab, ba = head(xa, xb), head(xb, xa)
@@ -182,6 +183,7 @@ def test_split_attention_equals_conv_on_concatenation() -> None:
     torch.manual_seed(2)
     head = XCosHead(CFG).eval()
     net = head.attention
+    torch.nn.init.normal_(net.fuse2.weight)  # the head starts at L = U; make L non-trivial
     fa, fb = torch.randn(3, 6, 4, 3), torch.randn(3, 6, 4, 3)
 
     def concat_logits(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -209,3 +211,10 @@ def test_batch_sampler_pairs_within_the_step() -> None:
     same = ids[images[ia]] == ids[images[ib]]
     assert same[:20].all() and not same[20:].any()
     assert (images[ia] != images[ib]).all()
+
+
+def test_untrained_learned_attention_is_uniform() -> None:
+    head = XCosHead(CFG).eval()
+    with torch.no_grad():
+        out = head(torch.randn(2, 8, 4, 3), torch.randn(2, 8, 4, 3), "L")
+    assert torch.allclose(out.attention, uniform_attention(4, 3).expand(2, -1, -1))

@@ -85,6 +85,9 @@ class AttentionNet(nn.Module):
         self.reduce = nn.Conv2d(grid_channels, reduced_channels, 3, padding=1)
         self.fuse1 = nn.Conv2d(2 * reduced_channels, 2 * reduced_channels, 3, padding=1)
         self.fuse2 = nn.Conv2d(2 * reduced_channels, 1, 3, padding=1)
+        # L starts as U: training moves attention only where that fits the teacher better.
+        nn.init.zeros_(self.fuse2.weight)
+        nn.init.zeros_(self.fuse2.bias)
 
     def parts(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per face: fuse1's response to it in the first slot (with bias) and in the second."""
