@@ -1,0 +1,92 @@
+"""The paper's Fig. 4 on LFW: Θ-normalised difference maps of 3 genuine and 6 impostor pairs.
+
+Pairs come from the last pairs of folds 6-10 (not used to calibrate Θ). The impostors are the
+most similar-looking ones there (highest cosine), as the paper studies similar-looking faces.
+Usage: .venv/bin/python bench/occlusion_gallery.py [--backbone sface] [--out docs/figures/...]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+
+from facexplain.datasets.lfw import LfwPair, read_pairs
+from facexplain.explain.occlusion import PairwiseOcclusion, get_theta
+from facexplain.pipeline import FacePipeline
+from facexplain.scoring import cosine
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+LFW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lfw"
+
+
+def candidates(pairs: list[LfwPair], per_fold: int = 30) -> list[LfwPair]:
+    """The last ``per_fold`` genuine and impostor pairs of folds 6-10 (Θ never saw them)."""
+    out: list[LfwPair] = []
+    for fold in range(5, 10):
+        in_fold = [p for p in pairs if p.fold == fold]
+        out += [p for p in in_fold if p.same][-per_fold:]
+        out += [p for p in in_fold if not p.same][-per_fold:]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--backbone", default="sface")
+    parser.add_argument("--patch", type=int, default=16)
+    parser.add_argument("--stride", type=int, default=8)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    out = args.out or Path(f"docs/figures/occlusion-gallery-{args.backbone}.png")
+    record = get_theta(args.backbone, args.patch, args.stride)
+    if record is None:
+        raise SystemExit(f"no Θ stored for {args.backbone} k={args.patch} s={args.stride}; run "
+                         "facexplain benchmark occlusion-stats ... --write-theta first")
+    pipe = FacePipeline(args.backbone)
+    images = LFW / "lfw-deepfunneled"
+    pool = candidates(read_pairs(LFW / "pairs.txt"))
+    faces = {p: pipe.pair(p.path_a(images), p.path_b(images)).tensor for p in pool}
+    sims = {}
+    with torch.inference_mode():
+        for p, t in faces.items():
+            e = pipe.model(t)
+            sims[p] = float(cosine(e[0:1], e[1:2])[0])
+    genuine = [p for p in pool if p.same][:3]
+    impostors = sorted((p for p in pool if not p.same), key=lambda p: -sims[p])[:6]
+    occ = PairwiseOcclusion.for_backbone(pipe.model, args.backbone, args.patch, args.stride)
+    chosen = genuine + impostors
+    fig, axes = plt.subplots(3, 6, figsize=(12, 6.6), dpi=110, layout="constrained")
+    image = None
+    for i, p in enumerate(chosen):
+        pair = faces[p]
+        result = occ.explain(pair)
+        maps = result.maps["difference_normalized"]
+        for j in range(2):
+            ax = axes[i // 3, (i % 3) * 2 + j]
+            ax.imshow(pair[j].permute(1, 2, 0).clamp(0, 255).byte().numpy())
+            image = ax.imshow(maps[j].numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            ax.set_axis_off()
+        kind = "genuine" if p.same else "impostor"
+        axes[i // 3, (i % 3) * 2].set_title(
+            f"{kind}: {p.name_a[:14]} / {p.name_b[:14]}\ncos {sims[p]:.3f}, "
+            f"max Δ {float(result.maps['delta'].max()):.3f}", fontsize=7, loc="left")
+    assert image is not None
+    fig.colorbar(image, ax=axes, shrink=0.6, label="clip(Δ/Θ, 0, 1)")
+    fig.suptitle(f"{args.backbone}: pairwise occlusion k={args.patch}, s={args.stride}, "
+                 f"Θ={record.theta:.4f} — top row genuine, rows 2-3 the most similar-looking "
+                 "impostors", fontsize=9)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    print(f"wrote {out}")
+    lit = {kind: [float(np.round(sims[p], 3)) for p in ps]
+           for kind, ps in (("genuine", genuine), ("impostor", impostors))}
+    print(lit)
+
+
+if __name__ == "__main__":
+    main()
