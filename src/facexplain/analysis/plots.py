@@ -38,14 +38,14 @@ def plot_sparsity(layers: Sequence[tuple[str, Sparsity]], path: Path) -> Path:
         ax = axes[row, 0]
         ax.hist(s.per_image, bins=bins, color="#3b6ea5")
         ax.axvline(float(s.per_image.mean()), color="k", ls="--", lw=1)
-        ax.set_title(f"{name}: activated neurons per image (mean {s.per_image.mean():.2f})",
+        ax.set_title(f"{name}\nactivated neurons per image (mean {s.per_image.mean():.2f})",
                      fontsize=9)
         ax.set_xlabel("fraction of the layer's neurons > 0")
         ax.set_ylabel("images")
         ax = axes[row, 1]
         ax.hist(s.per_neuron, bins=bins, color="#c0504d")
         ax.axvline(float(s.per_neuron.mean()), color="k", ls="--", lw=1)
-        ax.set_title(f"{name}: images activating each neuron (mean {s.per_neuron.mean():.2f})",
+        ax.set_title(f"{name}\nimages activating each neuron (mean {s.per_neuron.mean():.2f})",
                      fontsize=9)
         ax.set_xlabel("fraction of images where the neuron > 0")
         ax.set_ylabel("neurons")
