@@ -259,6 +259,9 @@ def xcos_command(
     checkpoint_root: Annotated[
         Path | None, typer.Option(help="Root of the xcos/<backbone>/fold<K> heads.")
     ] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="torch threads (default: torch's choice).")
+    ] = None,
 ) -> None:
     """xCos vs cosine on LFW: 10-fold accuracy (U/P/L), Pearson r, occlusion, cost per pair.
 
@@ -273,6 +276,10 @@ def xcos_command(
         raise InvalidArgument(f"--areas must be comma-separated fractions, got {areas!r}") from None
     if any(not 0 < a < 1 for a in fractions):
         raise InvalidArgument("--areas fractions must lie strictly between 0 and 1")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     cfg = XCosBenchmarkConfig(backbone=backbone, images=images, pairs=pairs, areas=fractions,
                               templates=templates, timing_pairs=timing_pairs, seed=seed,
                               checkpoint_root=checkpoint_root)

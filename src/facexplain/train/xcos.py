@@ -31,7 +31,7 @@ from facexplain.heads.xcos import (
     save_head,
 )
 from facexplain.losses.margins import MarginSoftmax
-from facexplain.losses.xcos import xcos_loss
+from facexplain.losses.xcos import cosine_regression_loss, xcos_loss
 
 N_FOLDS = 10
 
@@ -52,6 +52,8 @@ class XCosTrainConfig:
     weight_decay: float = 1e-4
     identity_loss: str = "cosface"
     identity_weight: float = 0.1
+    uniform_weight: float = 0.0  # also regress xCos-U onto the teacher (features calibrated)
+    kl_weight: float = 0.0  # KL(L || U): keeps the learned attention from peaking
     margin: float = 0.35
     scale: float = 30.0
     grid_channels: int = 32
@@ -209,11 +211,19 @@ def train_head(
             if cfg.identity_weight > 0 and bool(keep.any()):
                 ident = margin(feats.flatten(1)[keep], labels[keep])
             parts = xcos_loss(out.score, teacher, ident, cfg.identity_weight)
+            total = parts.total
+            if cfg.uniform_weight > 0:
+                s_u = out.similarity.mean(dim=(1, 2))
+                total = total + cfg.uniform_weight * cosine_regression_loss(s_u, teacher)
+            if cfg.kl_weight > 0:
+                w = out.attention.flatten(1)
+                kl = (w * (w.clamp_min(1e-12) * w.shape[1]).log()).sum(dim=1).mean()
+                total = total + cfg.kl_weight * kl
             opt.zero_grad(set_to_none=True)
-            parts.total.backward()
+            total.backward()
             opt.step()
             sched.step()
-            values = {"loss": parts.total, "cos": parts.cos, "identity": parts.identity}
+            values = {"loss": total, "cos": parts.cos, "identity": parts.identity}
             for name, v in values.items():
                 sums[name] += float(v.detach())
             bar.update(1)
