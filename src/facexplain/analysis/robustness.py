@@ -119,17 +119,20 @@ def robustness_curve(
     areas: Sequence[float], seed: int = 0, region: np.ndarray | None = None,
     clean: LayerFeatures | None = None,
     progress: Callable[[float], None] | None = None,
+    top_thresholds: np.ndarray | float = 0.0,
 ) -> RobustnessCurve:
     """Flip rates and k-fold verification accuracy (face A clean, face B occluded) per area.
 
     ``faces`` are the distinct aligned faces the pairs index (``pair_a``, ``pair_b``); every
-    face is occluded once per area, so flip rates average over all of them.
+    face is occluded once per area, so flip rates average over all of them. Top-layer bits
+    are ``embedding > top_thresholds`` (0: activated; per-neuron medians for models whose
+    embedding is never negative).
     """
     if not (len(pair_a) == len(pair_b) == len(same) == len(folds)):
         raise InvalidArgument("pair indices, labels and folds must have equal length")
     clean = clean if clean is not None else probe(faces)
     lbp_median = np.median(clean.lbp, axis=0)
-    clean_codes = {"top": encode(clean.embedding), "node": clean.node_bits,
+    clean_codes = {"top": encode(clean.embedding, top_thresholds), "node": clean.node_bits,
                    "lbp": encode(clean.lbp, lbp_median)}
     same_b = np.asarray(same, dtype=bool)
     between = {k: hamming(c.take(pair_a), c.take(pair_b)) / c.n_bits
@@ -140,7 +143,7 @@ def robustness_curve(
             progress(area)
         occluded, measured = occlude(faces, area, seed, region)
         occ = probe(occluded) if area > 0 else clean
-        occ_codes = {"top": encode(occ.embedding), "node": occ.node_bits,
+        occ_codes = {"top": encode(occ.embedding, top_thresholds), "node": occ.node_bits,
                      "lbp": encode(occ.lbp, lbp_median)}
         flipped = {k: flip_fraction(clean_codes[k], occ_codes[k]) for k in clean_codes}
         scores = {

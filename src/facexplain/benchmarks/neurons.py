@@ -74,6 +74,7 @@ class NeuronAnalysisConfig:
     search_queries: int = 200
     k: int = 10
     robust_pairs: int = 50  # genuine and impostor pairs per fold in the occlusion test
+    codes: str = "zero"  # top-layer bits for search and robustness: > 0, or > neuron median
     areas: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
     seed: int = 0
     progress: bool = True
@@ -137,16 +138,19 @@ def run_neuron_analysis(cfg: NeuronAnalysisConfig) -> NeuronAnalysis:
     timings["selectivity"] = time.perf_counter() - t
 
     pairs = read_pairs(cfg.lfw_root / "pairs.txt")
+    medians, n_outside = _outside_pair_medians(pairs, images, emb_map, people)
+    thresholds: np.ndarray | float = medians if cfg.codes == "median" else 0.0
     t = time.perf_counter()
-    binary, gen_h, imp_h = _binary_verification(pairs, images, emb_map, people)
+    binary, gen_h, imp_h = _binary_verification(pairs, images, emb_map, medians, n_outside)
     timings["binary_verification"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    search = _search(cfg, people, emb, rng)
+    search = _search(cfg, people, emb, rng, thresholds)
     timings["search"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    curve, node_sparsity, robust_info = _robustness(cfg, pipe, node, pairs, images, located)
+    curve, node_sparsity, robust_info = _robustness(cfg, pipe, node, pairs, images, located,
+                                                    thresholds)
     timings["robustness"] = time.perf_counter() - t
 
     summary: dict[str, object] = {
@@ -187,7 +191,8 @@ def _check_node(pipe: FacePipeline, node: str) -> None:
 
 def _config_dict(cfg: NeuronAnalysisConfig, node: str) -> dict[str, object]:
     return {
-        "layer": node, "min_images": cfg.min_images, "constant_level": cfg.constant_level,
+        "layer": node, "codes": cfg.codes, "min_images": cfg.min_images,
+        "constant_level": cfg.constant_level,
         "lbp_identities": cfg.lbp_identities, "search_size": cfg.search_size,
         "search_queries": cfg.search_queries, "k": cfg.k, "robust_pairs": cfg.robust_pairs,
         "areas": list(cfg.areas), "seed": cfg.seed,
@@ -305,16 +310,23 @@ def _task(
     )
 
 
-def _binary_verification(
+def _outside_pair_medians(
     pairs: list[LfwPair], images: Path, emb_map: dict[Path, np.ndarray], people: LfwPeople,
+) -> tuple[np.ndarray, int]:
+    """Each neuron's median over the LFW images no pair uses (thresholds without test leakage)."""
+    in_pairs = {p.path_a(images) for p in pairs} | {p.path_b(images) for p in pairs}
+    outside = np.stack([emb_map[p] for p in people.paths if p not in in_pairs])
+    return np.median(outside, axis=0), int(outside.shape[0])
+
+
+def _binary_verification(
+    pairs: list[LfwPair], images: Path, emb_map: dict[Path, np.ndarray], medians: np.ndarray,
+    n_outside: int,
 ) -> tuple[dict[str, object], np.ndarray, np.ndarray]:
     """LFW 10-fold accuracy: cosine on floats vs Hamming on codes (at 0 and at the medians)."""
     real, same, folds = pair_scores(pairs, images, emb_map)
     a = np.stack([emb_map[p.path_a(images)] for p in pairs])
     b = np.stack([emb_map[p.path_b(images)] for p in pairs])
-    in_pairs = {p.path_a(images) for p in pairs} | {p.path_b(images) for p in pairs}
-    outside = np.stack([emb_map[p] for p in people.paths if p not in in_pairs])
-    medians = np.median(outside, axis=0)  # from images no pair uses: no test leakage
     real_acc = kfold_accuracy(real, same, folds).accuracy_mean
     result: dict[str, object] = {"real_cosine": round(real_acc, 4)}
     dist = np.zeros(0)
@@ -328,7 +340,7 @@ def _binary_verification(
             dist = hamming(ca, cb)
     d = a.shape[1]
     result.update({
-        "median_thresholds_from": f"{outside.shape[0]} LFW images outside pairs.txt",
+        "median_thresholds_from": f"{n_outside} LFW images outside pairs.txt",
         "bytes_per_face_float32": 4 * d,
         "bytes_per_face_binary": (d + 7) // 8,
         "n_pairs": len(pairs),
@@ -338,7 +350,7 @@ def _binary_verification(
 
 
 def _search(cfg: NeuronAnalysisConfig, people: LfwPeople, emb: np.ndarray,
-            rng: np.random.Generator) -> dict[str, object]:
+            rng: np.random.Generator, thresholds: np.ndarray | float) -> dict[str, object]:
     """Hamming vs float cosine top-k over LFW codes plus synthetic ones up to search_size.
 
     Queries are LFW images of people with other images in the database; the database holds
@@ -355,13 +367,13 @@ def _search(cfg: NeuronAnalysisConfig, people: LfwPeople, emb: np.ndarray,
     db = np.empty((n_db, emb.shape[1]), dtype=np.float32)
     db[: real.shape[0]] = real
     synthetic_like(emb, n_db - real.shape[0], rng, out=db[real.shape[0]:])
-    rate_synthetic = float(np.mean([(db[s : s + 65536] > 0).mean()
+    rate_synthetic = float(np.mean([(db[s : s + 65536] > thresholds).mean()
                                     for s in range(real.shape[0], n_db, 65536)]))
-    bench = search_benchmark(emb[q_idx], db, cfg.k, in_place=True)
-    return {**bench.to_dict(), "n_lfw_in_database": int(real.shape[0]),
+    bench = search_benchmark(emb[q_idx], db, cfg.k, thresholds, in_place=True)
+    return {**bench.to_dict(), "n_lfw_in_database": int(real.shape[0]), "codes": cfg.codes,
             "threads": torch.get_num_threads(),
             "synthetic": "Gaussian with the LFW embeddings' mean and covariance",
-            "bit_rate_lfw": round(float((real > 0).mean()), 4),
+            "bit_rate_lfw": round(float((real > thresholds).mean()), 4),
             "bit_rate_synthetic": round(rate_synthetic, 4)}
 
 
@@ -381,7 +393,7 @@ def robust_pair_subset(pairs: list[LfwPair], per_class: int) -> list[LfwPair]:
 
 def _robustness(
     cfg: NeuronAnalysisConfig, pipe: FacePipeline, node: str, pairs: list[LfwPair],
-    images: Path, located: dict[Path, LocatedFace],
+    images: Path, located: dict[Path, LocatedFace], thresholds: np.ndarray | float,
 ) -> tuple[RobustnessCurve, Sparsity, dict[str, object]]:
     subset = robust_pair_subset(pairs, cfg.robust_pairs)
     paths: dict[Path, int] = {}
@@ -401,7 +413,7 @@ def _robustness(
     folds = np.asarray([p.fold for p in subset])
     say: Callable[[float], None] = lambda a: _log(cfg, f"occlusion area {a:.2f}")  # noqa: E731
     curve = robustness_curve(probe, faces, pair_a, pair_b, same, folds, cfg.areas, cfg.seed,
-                             region, progress=say)
+                             region, progress=say, top_thresholds=thresholds)
     info: dict[str, object] = {
         "n_pairs": len(subset), "n_faces": len(paths),
         "node_shape": list(probe.node_shape(faces[:1])),

@@ -37,6 +37,11 @@ def neurons_command(
     lbp_identities: Annotated[
         int, typer.Option(help="LBP baseline for the N largest identities (0: all).")
     ] = 5,
+    codes: Annotated[
+        str, typer.Option(help="Top-layer bits for search and robustness: 'zero' (> 0, the "
+                          "paper's rule) or 'median' (> each neuron's median; for models whose "
+                          "embedding is never negative).")
+    ] = "zero",
     seed: Annotated[int, typer.Option(help="Seed of splits, masks and synthetic codes.")] = 0,
 ) -> None:
     """Sparsity, selectivity, binary codes and occlusion robustness of a model's neurons."""
@@ -54,12 +59,15 @@ def neurons_command(
         raise InvalidArgument(f"--areas must be comma-separated numbers, got {areas!r}") from None
     if not area_list or any(not 0.0 <= a <= 1.0 for a in area_list):
         raise InvalidArgument("--areas must be fractions in [0, 1]")
+    if codes not in ("zero", "median"):
+        raise InvalidArgument(f"--codes must be 'zero' or 'median', got {codes!r}")
     if search_size < 1 or search_queries < 1 or robust_pairs < 0:
         raise InvalidArgument("--search-size and --search-queries must be positive")
     cfg = NeuronAnalysisConfig(
         backbone=backbone, layer=layer, lfw_root=lfw, search_size=search_size,
         search_queries=search_queries, robust_pairs=robust_pairs,
         areas=tuple(sorted(set(area_list) | {0.0})), lbp_identities=lbp_identities, seed=seed,
+        codes=codes,
     )
     command = "facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     doc = write_neuron_report(run_neuron_analysis(cfg), out, command)
