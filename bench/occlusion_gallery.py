@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 LFW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lfw"
 
 
-def candidates(pairs: list[LfwPair], per_fold: int = 30) -> list[LfwPair]:
+def candidates(pairs: list[LfwPair], per_fold: int = 12) -> list[LfwPair]:
     """The last ``per_fold`` genuine and impostor pairs of folds 6-10 (Θ never saw them)."""
     out: list[LfwPair] = []
     for fold in range(5, 10):
