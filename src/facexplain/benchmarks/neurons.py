@@ -138,14 +138,14 @@ def run_neuron_analysis(cfg: NeuronAnalysisConfig) -> NeuronAnalysis:
     timings["selectivity"] = time.perf_counter() - t
 
     pairs = read_pairs(cfg.lfw_root / "pairs.txt")
-    medians, n_outside = _outside_pair_medians(pairs, images, emb_map, people)
+    medians, n_outside = outside_pair_medians(pairs, images, emb_map, people)
     thresholds: np.ndarray | float = medians if cfg.codes == "median" else 0.0
     t = time.perf_counter()
     binary, gen_h, imp_h = _binary_verification(pairs, images, emb_map, medians, n_outside)
     timings["binary_verification"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    search = _search(cfg, people, emb, rng, thresholds)
+    search = search_lfw(cfg, people, emb, rng, thresholds)
     timings["search"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -310,7 +310,7 @@ def _task(
     )
 
 
-def _outside_pair_medians(
+def outside_pair_medians(
     pairs: list[LfwPair], images: Path, emb_map: dict[Path, np.ndarray], people: LfwPeople,
 ) -> tuple[np.ndarray, int]:
     """Each neuron's median over the LFW images no pair uses (thresholds without test leakage)."""
@@ -349,7 +349,7 @@ def _binary_verification(
     return result, dist[same_b], dist[~same_b]
 
 
-def _search(cfg: NeuronAnalysisConfig, people: LfwPeople, emb: np.ndarray,
+def search_lfw(cfg: NeuronAnalysisConfig, people: LfwPeople, emb: np.ndarray,
             rng: np.random.Generator, thresholds: np.ndarray | float) -> dict[str, object]:
     """Hamming vs float cosine top-k over LFW codes plus synthetic ones up to search_size.
 
