@@ -33,7 +33,7 @@ def xcos_command(
     ] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 12,
     pairs_per_epoch: Annotated[int, typer.Option(min=1)] = 16384,
-    batch_size: Annotated[int, typer.Option(min=2)] = 256,
+    batch_pairs: Annotated[int, typer.Option(min=2, help="Pairs per training step.")] = 256,
     lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
     identity_loss: Annotated[str, typer.Option(help="cosface or arcface.")] = "cosface",
     identity_weight: Annotated[float, typer.Option(min=0.0)] = 0.1,
@@ -66,7 +66,7 @@ def xcos_command(
         torch.set_num_threads(threads)
     cfg = XCosTrainConfig(
         backbone=backbone, teacher=teacher, node=node, epochs=epochs,
-        pairs_per_epoch=pairs_per_epoch, batch_size=batch_size, lr=lr,
+        pairs_per_epoch=pairs_per_epoch, batch_pairs=batch_pairs, lr=lr,
         identity_loss=identity_loss, identity_weight=identity_weight, seed=seed,
         images=images, pairs=pairs, out_root=out_root,
     )

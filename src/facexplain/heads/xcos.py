@@ -87,6 +87,7 @@ class AttentionNet(nn.Module):
         self.fuse2 = nn.Conv2d(2 * reduced_channels, 1, 3, padding=1)
         # L starts as U: training moves attention only where that fits the teacher better.
         nn.init.zeros_(self.fuse2.weight)
+        assert self.fuse2.bias is not None
         nn.init.zeros_(self.fuse2.bias)
 
     def parts(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
