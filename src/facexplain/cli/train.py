@@ -37,6 +37,9 @@ def xcos_command(
     lr: Annotated[float, typer.Option(min=0.0)] = 1e-3,
     identity_loss: Annotated[str, typer.Option(help="cosface or arcface.")] = "cosface",
     identity_weight: Annotated[float, typer.Option(min=0.0)] = 0.1,
+    kl_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of KL(L || uniform) on the learned attention.")
+    ] = 0.05,
     seed: int = 0,
     threads: Annotated[
         int | None, typer.Option(min=1, help="torch threads (default: torch's choice).")
@@ -67,7 +70,8 @@ def xcos_command(
     cfg = XCosTrainConfig(
         backbone=backbone, teacher=teacher, node=node, epochs=epochs,
         pairs_per_epoch=pairs_per_epoch, batch_pairs=batch_pairs, lr=lr,
-        identity_loss=identity_loss, identity_weight=identity_weight, seed=seed,
+        identity_loss=identity_loss, identity_weight=identity_weight, kl_weight=kl_weight,
+        seed=seed,
         images=images, pairs=pairs, out_root=out_root,
     )
     folds: list[int | None] = (
