@@ -252,9 +252,9 @@ def run_xcos_benchmark(
 
     occlusion: dict[str, dict[str, float]] = {}
     conditions = [f"{a:g}" for a in cfg.areas] + ([TEMPLATES] if cfg.templates else [])
+    spec = get_spec(cfg.backbone)
+    model, located = _backbone_and_detections(cfg, feats)
     if conditions:
-        model, located = _backbone_and_detections(cfg, feats)
-        spec = get_spec(cfg.backbone)
         for cond in conditions:
             occ_maps, occ_embs = occluded_features(model, spec, node, pairs, located, cfg, cond)
             scores = PairScores(
@@ -263,7 +263,8 @@ def run_xcos_benchmark(
             )
             occlusion[cond] = accuracy_row(scores, same, folds)
             log(_fmt_row(f"occluded {cond}", occlusion[cond]))
-    timing = _timing(cfg, feats, heads[0], node)
+    timing = {} if cfg.timing_pairs <= 0 else time_per_pair(
+        model, heads[0], node, aligned_batch(feats.paths[: 2 * cfg.timing_pairs], located, spec))
     return {
         "backbone": cfg.backbone,
         "teacher": hc.teacher or cfg.backbone,
@@ -293,16 +294,6 @@ def _backbone_and_detections(
     pipe = FacePipeline(cfg.backbone)
     located = locate_all(pipe, feats.paths, DiskCache(cfg.cache_dir), False)
     return pipe.model, located
-
-
-def _timing(cfg: XCosBenchmarkConfig, feats: LfwFeatures, head: XCosHead,
-            node: str) -> dict[str, float]:
-    if cfg.timing_pairs <= 0:
-        return {}
-    model, located = _backbone_and_detections(cfg, feats)
-    spec = get_spec(cfg.backbone)
-    paths = feats.paths[: 2 * cfg.timing_pairs]
-    return time_per_pair(model, head, node, aligned_batch(paths, located, spec))
 
 
 def _fmt_row(name: str, row: dict[str, float]) -> str:

@@ -319,7 +319,7 @@ def _xcos_table(s: dict[str, object]) -> list[str]:
     if timing:
         lines += [
             "",
-            f"cost per pair (ms, batch of one pair, {timing['threads']:.0f} threads): cosine "
+            f"cost per pair (ms, one pair per call, torch threads {timing['threads']:.0f}): cosine "
             f"{timing['cosine_ms']:.1f}, xCos-L {timing['xcos_ms']:.1f}, xCos-L + cosine "
             f"{timing['xcos_and_cosine_ms']:.1f}, head alone {timing['head_only_ms']:.2f}",
         ]
