@@ -184,6 +184,20 @@ def test_input_not_mutated_deterministic_and_batch_size_free() -> None:
         torch.testing.assert_close(r.maps["delta"], runs[0].maps["delta"], rtol=0, atol=1e-6)
 
 
+def test_score_that_edits_its_input_in_place_changes_nothing() -> None:
+    def in_place(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        a.sub_(127.5)
+        b.sub_(127.5)
+        return neg_sq_distance(a, b)
+
+    pair = random_pair(8)
+    before = pair.clone()
+    res = pairwise_occlusion_delta(in_place, pair, make_fill(pair, "zero"), 2, 2, batch_size=3)
+    clean = pairwise_occlusion_delta(neg_sq_distance, pair, make_fill(pair, "zero"), 2, 2)
+    assert torch.equal(pair, before)
+    torch.testing.assert_close(res.delta, clean.delta)
+
+
 def test_black_box_score_must_return_one_value_per_pair() -> None:
     def bad(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return torch.zeros(a.shape[0], 2)

@@ -118,7 +118,9 @@ def pairwise_occlusion_delta(
     for y0, y1, x0, x1 in windows:
         counts[y0:y1, x0:x1] += 1
     with torch.inference_mode():
-        original = float(_scores(score_fn, x[0:1], x[1:2])[0])
+        # Every call gets fresh copies: a score that edits its input in place (an in-place
+        # normalisation) must change neither the caller's pair nor later batches.
+        original = float(_scores(score_fn, x[0:1].clone(), x[1:2].clone())[0])
         bar = tqdm(total=len(windows), desc="occlusion", unit="patch", disable=not progress,
                    leave=False)
         for start in range(0, len(windows), batch_size):
