@@ -218,3 +218,16 @@ def test_untrained_learned_attention_is_uniform() -> None:
     with torch.no_grad():
         out = head(torch.randn(2, 8, 4, 3), torch.randn(2, 8, 4, 3), "L")
     assert torch.allclose(out.attention, uniform_attention(4, 3).expand(2, -1, -1))
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_training_with_occluded_faces_runs_and_learns() -> None:
+    data = _synthetic()
+    hidden = data.maps.clone()
+    hidden[:, :, 1:3, 1] = 0  # the identity cells are hidden
+    data = TrainingData(data.maps, data.teacher, data.identities, hidden)
+    cfg = XCosTrainConfig(epochs=6, pairs_per_epoch=512, batch_images=24, batch_pairs=64,
+                          pearson_pairs=200, grid_channels=6, reduced_channels=4, lr=3e-3,
+                          occlusion_prob=0.5)
+    result = train_head(data, np.arange(len(data.identities)), cfg, CFG, progress=False)
+    assert result.history[-1]["cos"] < result.history[0]["cos"]

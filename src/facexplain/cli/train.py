@@ -40,6 +40,11 @@ def xcos_command(
     kl_weight: Annotated[
         float, typer.Option(min=0.0, help="Weight of KL(L || uniform) on the learned attention.")
     ] = 0.05,
+    occlusion_prob: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0,
+                     help="Share of pairs with one face brush-occluded (10-40%) in training."),
+    ] = 0.0,
     seed: int = 0,
     threads: Annotated[
         int | None, typer.Option(min=1, help="torch threads (default: torch's choice).")
@@ -71,7 +76,7 @@ def xcos_command(
         backbone=backbone, teacher=teacher, node=node, epochs=epochs,
         pairs_per_epoch=pairs_per_epoch, batch_pairs=batch_pairs, lr=lr,
         identity_loss=identity_loss, identity_weight=identity_weight, kl_weight=kl_weight,
-        seed=seed,
+        occlusion_prob=occlusion_prob, seed=seed,
         images=images, pairs=pairs, out_root=out_root,
     )
     folds: list[int | None] = (

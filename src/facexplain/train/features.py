@@ -9,9 +9,11 @@ changed photo (new mtime) or a new backbone version simply misses the cache.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -38,8 +40,13 @@ def feature_dir(cache_dir: Path, backbone: str, node: str) -> Path:
     return cache_dir / "xcos" / "features" / backbone / node.replace("/", "_")
 
 
-def _shard_file(directory: Path, spec: BackboneSpec, node: str, chunk: list[Path]) -> Path:
-    h = hashlib.sha1(f"{FEATURE_VERSION}|{spec.name}|{node}".encode())
+# (aligned faces (N, 3, S, S), their indices in the full path list) -> transformed faces
+FaceTransform = Callable[[torch.Tensor, np.ndarray], torch.Tensor]
+
+
+def _shard_file(directory: Path, spec: BackboneSpec, node: str, chunk: list[Path],
+                tag: str = "") -> Path:
+    h = hashlib.sha1(f"{FEATURE_VERSION}|{spec.name}|{node}|{tag}".encode())
     for p in chunk:
         h.update(image_key(p).encode())
     return directory / f"{h.hexdigest()}.safetensors"
@@ -68,12 +75,21 @@ def maps_and_embeddings(model: FaceModel, pixels: torch.Tensor, node: str,
 def extract_features(
     model: FaceModel, spec: BackboneSpec, node: str, paths: list[Path],
     located: dict[Path, LocatedFace], cache_dir: Path, shard_size: int = 256,
-    batch_size: int = 32, progress: bool = True,
+    batch_size: int = 32, progress: bool = True, transform: FaceTransform | None = None,
+    tag: str = "",
 ) -> FeatureSet:
-    """Maps of ``node`` and embeddings for every path, from the shard cache or computed."""
+    """Maps of ``node`` and embeddings for every path, from the shard cache or computed.
+
+    ``transform`` alters the aligned faces first (e.g. synthetic occlusion, deterministic in the
+    image index); ``tag`` names it, so its shards are cached apart from the plain ones.
+    """
     from safetensors.torch import load_file, save_file
 
+    if transform is not None and not tag:
+        raise ValueError("a face transform needs a tag naming it in the cache")
     directory = feature_dir(cache_dir, spec.name, node)
+    if tag:
+        directory = directory / tag
     directory.mkdir(parents=True, exist_ok=True)
     maps: torch.Tensor | None = None
     embs: torch.Tensor | None = None
@@ -81,7 +97,7 @@ def extract_features(
                disable=not progress)
     for start in range(0, len(paths), shard_size):
         chunk = paths[start : start + shard_size]
-        file = _shard_file(directory, spec, node, chunk)
+        file = _shard_file(directory, spec, node, chunk, tag)
         shard: dict[str, torch.Tensor] | None = None
         if file.is_file():
             try:
@@ -89,8 +105,10 @@ def extract_features(
             except Exception:  # a damaged shard is recomputed
                 shard = None
         if shard is None or shard["maps"].shape[0] != len(chunk):
-            m, e = maps_and_embeddings(model, aligned_batch(chunk, located, spec), node,
-                                       batch_size)
+            faces = aligned_batch(chunk, located, spec)
+            if transform is not None:
+                faces = transform(faces, np.arange(start, start + len(chunk)))
+            m, e = maps_and_embeddings(model, faces, node, batch_size)
             shard = {"maps": m.half().contiguous(), "embeddings": e.contiguous()}
             tmp = file.with_name(file.name + ".tmp")
             save_file(shard, str(tmp))

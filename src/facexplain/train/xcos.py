@@ -21,7 +21,9 @@ import torch
 from tqdm import tqdm
 
 from facexplain import assets
+from facexplain.backbones.registry import BackboneSpec
 from facexplain.datasets.lfw import DEFAULT_LFW_ROOT, LfwPair, read_pairs
+from facexplain.datasets.occlusion import apply_mask, face_region, random_mask
 from facexplain.errors import InvalidArgument
 from facexplain.heads.xcos import (
     XCosHead,
@@ -32,6 +34,7 @@ from facexplain.heads.xcos import (
 )
 from facexplain.losses.margins import MarginSoftmax
 from facexplain.losses.xcos import xcos_loss
+from facexplain.train.features import FaceTransform
 
 N_FOLDS = 10
 
@@ -55,6 +58,13 @@ class XCosTrainConfig:
     # KL(L || U) per pair. Without it L learns to peak on the cells that fit the teacher's
     # value best, which lowered LFW fold accuracy by ~1.5 points in our runs (docs/BENCHMARKS).
     kl_weight: float = 0.05
+    # Occlusion training (paper Sec. 5.1 fine-tunes on free-form-masked faces): in this share of
+    # pairs one face is replaced by its brush-stroke-occluded version (area drawn uniformly from
+    # ``occlusion_areas``; fixed per image by ``occlusion_seed``); the target stays the teacher's
+    # cosine of the clean pair, so attention learns to look past the occluder.
+    occlusion_prob: float = 0.0
+    occlusion_areas: tuple[float, float] = (0.1, 0.4)
+    occlusion_seed: int = 1
     margin: float = 0.35
     scale: float = 30.0
     grid_channels: int = 32
@@ -82,6 +92,7 @@ class TrainingData:
     maps: torch.Tensor
     teacher: torch.Tensor
     identities: np.ndarray
+    occluded: torch.Tensor | None = None  # maps of the occluded faces, same order
 
 
 class PairSampler:
@@ -205,7 +216,13 @@ def train_head(
             unit = data.teacher[idx]
             teacher = (unit[a] * unit[b]).sum(dim=1)
             feats = head.features(data.maps[idx].float())
-            out = head.compare_indexed(feats, a, b, "L")
+            pair_feats = feats
+            if cfg.occlusion_prob > 0 and data.occluded is not None:
+                hide = torch.from_numpy(rng.random(len(b)) < cfg.occlusion_prob)
+                hidden = head.features(data.occluded[idx].float())
+                pair_feats = torch.cat([feats, hidden])
+                b = torch.where(hide, b + len(idx), b)
+            out = head.compare_indexed(pair_feats, a, b, "L")
             labels = class_of[idx]
             keep = labels >= 0
             ident: torch.Tensor | None = None
@@ -301,6 +318,14 @@ def load_lfw_features(cfg: XCosTrainConfig, progress: bool = True) -> LfwFeature
     located = locate_all(pipe, paths, cache, progress)
     feats = extract_features(pipe.model, spec, node, paths, located, cfg.cache_dir,
                              progress=progress)
+    occluded = None
+    if cfg.occlusion_prob > 0:
+        lo, hi = cfg.occlusion_areas
+        occluded = extract_features(
+            pipe.model, spec, node, paths, located, cfg.cache_dir, progress=progress,
+            transform=stroke_occluder(spec, cfg.occlusion_areas, cfg.occlusion_seed),
+            tag=f"strokes-{lo:g}-{hi:g}-seed{cfg.occlusion_seed}",
+        ).maps
     if cfg.teacher_name == cfg.backbone:
         teacher = feats.embeddings
     else:
@@ -310,8 +335,27 @@ def load_lfw_features(cfg: XCosTrainConfig, progress: bool = True) -> LfwFeature
     names = sorted({p.parent.name for p in paths})
     index = {n: i for i, n in enumerate(names)}
     identities = np.asarray([index[p.parent.name] for p in paths], dtype=np.int64)
-    data = TrainingData(feats.maps, torch.nn.functional.normalize(teacher, dim=1), identities)
+    data = TrainingData(feats.maps, torch.nn.functional.normalize(teacher, dim=1), identities,
+                        occluded)
     return LfwFeatures(paths, data, feats.embeddings, node)
+
+
+def stroke_occluder(spec: BackboneSpec, areas: tuple[float, float],
+                    seed: int) -> FaceTransform:
+    """Brush strokes over a random share of each aligned face, fixed by (seed, image index)."""
+    marks = spec.alignment.as_array()
+    size = spec.input_size
+    region = face_region(marks, size)
+
+    def occlude(faces: torch.Tensor, indices: np.ndarray) -> torch.Tensor:
+        out = faces.clone()
+        for k, i in enumerate(indices):
+            rng = np.random.default_rng([seed, int(i)])
+            area = float(rng.uniform(*areas))
+            out[k] = apply_mask(faces[k], random_mask(size, area, rng, region))
+        return out
+
+    return occlude
 
 
 def head_config_for(cfg: XCosTrainConfig, maps: torch.Tensor, node: str) -> XCosHeadConfig:
