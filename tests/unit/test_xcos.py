@@ -231,3 +231,15 @@ def test_training_with_occluded_faces_runs_and_learns() -> None:
                           occlusion_prob=0.5)
     result = train_head(data, np.arange(len(data.identities)), cfg, CFG, progress=False)
     assert result.history[-1]["cos"] < result.history[0]["cos"]
+
+
+def test_hard_impostors_are_the_most_similar_different_people() -> None:
+    from facexplain.train.xcos import _with_hard_impostors
+
+    unit = F.normalize(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.95, 0.05]]), dim=1)
+    ids = np.array([0, 1, 2, 0])
+    ia, ib = np.array([0, 0, 2]), np.array([3, 2, 1])  # one genuine, two impostors
+    ha, hb = _with_hard_impostors(ia, ib, unit, ids, 0.5)
+    assert (ha[0], hb[0]) == (0, 3)  # genuine untouched
+    assert {int(ha[1]), int(hb[1])} in ({1, 3}, {0, 1})  # the closest different-identity pair
+    assert ids[ha[1]] != ids[hb[1]]

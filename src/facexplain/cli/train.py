@@ -45,6 +45,11 @@ def xcos_command(
         typer.Option(min=0.0, max=1.0,
                      help="Share of pairs with one face brush-occluded (10-40%) in training."),
     ] = 0.0,
+    hard_fraction: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0,
+                     help="Share of impostor pairs mined as the most teacher-similar in a step."),
+    ] = 0.0,
     seed: int = 0,
     threads: Annotated[
         int | None, typer.Option(min=1, help="torch threads (default: torch's choice).")
@@ -76,7 +81,7 @@ def xcos_command(
         backbone=backbone, teacher=teacher, node=node, epochs=epochs,
         pairs_per_epoch=pairs_per_epoch, batch_pairs=batch_pairs, lr=lr,
         identity_loss=identity_loss, identity_weight=identity_weight, kl_weight=kl_weight,
-        occlusion_prob=occlusion_prob, seed=seed,
+        occlusion_prob=occlusion_prob, hard_fraction=hard_fraction, seed=seed,
         images=images, pairs=pairs, out_root=out_root,
     )
     folds: list[int | None] = (

@@ -63,6 +63,9 @@ class XCosTrainConfig:
     # ``occlusion_areas``; fixed per image by ``occlusion_seed``); the target stays the teacher's
     # cosine of the clean pair, so attention learns to look past the occluder.
     occlusion_prob: float = 0.0
+    # Share of each step's impostor pairs taken as the step's most teacher-similar impostors
+    # (the pairs near the decision threshold, which random pairs rarely are).
+    hard_fraction: float = 0.0
     occlusion_areas: tuple[float, float] = (0.1, 0.4)
     occlusion_seed: int = 1
     margin: float = 0.35
@@ -212,8 +215,11 @@ def train_head(
             images, ia, ib = sampler.batch(cfg.batch_images, cfg.batch_pairs,
                                            cfg.genuine_fraction)
             idx = torch.from_numpy(images)
-            a, b = torch.from_numpy(ia), torch.from_numpy(ib)
             unit = data.teacher[idx]
+            if cfg.hard_fraction > 0:
+                ia, ib = _with_hard_impostors(ia, ib, unit, data.identities[images],
+                                              cfg.hard_fraction)
+            a, b = torch.from_numpy(ia), torch.from_numpy(ib)
             teacher = (unit[a] * unit[b]).sum(dim=1)
             feats = head.features(data.maps[idx].float())
             pair_feats = feats
@@ -254,6 +260,23 @@ def train_head(
     head.set_pearson(pearson_attention(cells, teacher))
     return TrainResult(head, history, len(subset), len(sampler.groups),
                        time.perf_counter() - started)
+
+
+def _with_hard_impostors(ia: np.ndarray, ib: np.ndarray, unit: torch.Tensor, ids: np.ndarray,
+                         fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Replace a share of the impostor pairs by the most teacher-similar impostor pairs."""
+    impostor = np.flatnonzero(ids[ia] != ids[ib])
+    k = int(round(len(impostor) * fraction))
+    if k == 0:
+        return ia, ib
+    sim = unit @ unit.T
+    allowed = torch.from_numpy(ids[:, None] != ids[None, :]).triu(diagonal=1)
+    sim = sim.masked_fill(~allowed, -2.0)
+    top = torch.topk(sim.flatten(), k).indices.numpy()
+    ia, ib = ia.copy(), ib.copy()
+    n = unit.shape[0]
+    ia[impostor[:k]], ib[impostor[:k]] = top // n, top % n
+    return ia, ib
 
 
 @torch.no_grad()
