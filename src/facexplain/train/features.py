@@ -46,7 +46,7 @@ FaceTransform = Callable[[torch.Tensor, np.ndarray], torch.Tensor]
 
 def _shard_file(directory: Path, spec: BackboneSpec, node: str, chunk: list[Path],
                 tag: str = "") -> Path:
-    h = hashlib.sha1(f"{FEATURE_VERSION}|{spec.name}|{node}|{tag}".encode())
+    h = hashlib.sha1(f"{FEATURE_VERSION}|{spec.name}|{node}{f'|{tag}' if tag else ''}".encode())
     for p in chunk:
         h.update(image_key(p).encode())
     return directory / f"{h.hexdigest()}.safetensors"
