@@ -390,3 +390,15 @@ def test_for_backbone_uses_the_template_mean_face_and_stored_theta() -> None:
     assert maps.meta["n_forward"] == 5 and maps.maps["delta"].shape == (2, 112, 112)
     with pytest.raises(UnknownBackbone):
         PairwiseOcclusion.for_backbone(TinyFaceModel(), "nope")
+
+
+def test_report_text_states_max_delta_against_theta() -> None:
+    from facexplain.report.sections import _theta_note
+
+    delta = torch.zeros(2, 8, 8)
+    delta[:, 3, 3] = 0.05
+    lit = ExplanationMaps("occlusion", {"delta": delta}, 0.2, {"theta": 0.03})
+    dark = ExplanationMaps("occlusion", {"delta": delta / 10}, 0.9, {"theta": 0.03})
+    assert "Max Δ = 0.0500" in _theta_note(lit) and "lit: above" in _theta_note(lit)
+    assert "dark: below" in _theta_note(dark)
+    assert _theta_note(ExplanationMaps("occlusion", {"delta": delta}, 0.2, {})) == ""

@@ -79,6 +79,17 @@ def _gradient_figures(result: ExplanationMaps, faces: torch.Tensor, out: Path) -
     return figs
 
 
+def _theta_note(result: ExplanationMaps) -> str:
+    """Max Δ against Θ in words: how far a lit (or dark) map is from the genuine-pair rule."""
+    theta = result.meta.get("theta")
+    if result.method != "occlusion" or "delta" not in result.maps or theta is None:
+        return ""
+    peak = float(result.maps["delta"].max())
+    state = "lit: above" if peak >= float(theta) else "dark: below"  # type: ignore[arg-type]
+    return (f" Max Δ = {peak:.4f}, Θ = {theta} ({state} the level most genuine LFW pairs stay "
+            f"under).")
+
+
 def render_section(result: ExplanationMaps, faces: torch.Tensor, out_dir: Path) -> Section:
     """Save the raw maps and the pictures of one method; return its report section."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -92,5 +103,5 @@ def render_section(result: ExplanationMaps, faces: torch.Tensor, out_dir: Path) 
     seconds = result.meta.get("seconds")
     timing = f" Computed in {seconds} s." if seconds is not None else ""
     text = TEXTS.get(result.method, "Gradient of the pair's cosine similarity with respect to "
-                     "each face's pixels (Captum).") + timing
+                     "each face's pixels (Captum).") + _theta_note(result) + timing
     return Section(TITLES.get(result.method, result.method), text, tuple(figures))
