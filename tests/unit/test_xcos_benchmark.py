@@ -53,3 +53,11 @@ def test_time_per_pair_reports_both_paths() -> None:
     t = time_per_pair(model, head, "grid", torch.rand(6, 3, 16, 16) * 255, repeats=1)
     assert t["n_pairs"] == 3 and t["cosine_ms"] > 0 and t["xcos_ms"] > 0
     assert t["xcos_and_cosine_ms"] > 0 and t["head_only_ms"] > 0
+
+
+def test_mean_over_untouched_folds_skips_development_folds() -> None:
+    from facexplain.benchmarks.xcos import mean_over_folds
+
+    per_fold = {"cosine": [0.5, 0.6] + [1.0] * 8}
+    assert mean_over_folds(per_fold, tuple(range(3, 11))) == {"cosine": 1.0}
+    assert abs(mean_over_folds(per_fold, (1, 2))["cosine"] - 0.55) < 1e-12

@@ -262,6 +262,9 @@ def xcos_command(
     threads: Annotated[
         int | None, typer.Option(min=1, help="torch threads (default: torch's choice).")
     ] = None,
+    development_folds: Annotated[
+        str, typer.Option(help="Folds used to choose training settings (reported apart).")
+    ] = "1,2",
 ) -> None:
     """xCos vs cosine on LFW: 10-fold accuracy (U/P/L), Pearson r, occlusion, cost per pair.
 
@@ -276,13 +279,19 @@ def xcos_command(
         raise InvalidArgument(f"--areas must be comma-separated fractions, got {areas!r}") from None
     if any(not 0 < a < 1 for a in fractions):
         raise InvalidArgument("--areas fractions must lie strictly between 0 and 1")
+    try:
+        dev = tuple(int(f) for f in development_folds.split(",") if f.strip())
+    except ValueError:
+        raise InvalidArgument("--development-folds must be comma-separated fold numbers") from None
+    if any(not 1 <= f <= 10 for f in dev) or len(set(dev)) >= 10:
+        raise InvalidArgument("--development-folds must name some (not all) of folds 1-10")
     if threads:
         import torch
 
         torch.set_num_threads(threads)
     cfg = XCosBenchmarkConfig(backbone=backbone, images=images, pairs=pairs, areas=fractions,
                               templates=templates, timing_pairs=timing_pairs, seed=seed,
-                              checkpoint_root=checkpoint_root)
+                              checkpoint_root=checkpoint_root, development_folds=dev)
     s = run_xcos_benchmark(cfg, log=typer.echo)
     s["command"] = "facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     out = json_out or Path(f"out/benchmarks/xcos-{backbone}.json")
@@ -293,11 +302,18 @@ def xcos_command(
     typer.echo(f"JSON: {out}")
 
 
+def _fold_list(s: dict[str, object]) -> str:
+    dev = s["development_folds"]
+    assert isinstance(dev, list)
+    return ",".join(str(f) for f in range(1, 11) if f not in dev)
+
+
 def _xcos_table(s: dict[str, object]) -> list[str]:
     """Markdown tables of a `benchmark xcos` result (the ones docs/BENCHMARKS.md records)."""
     acc, r = s["accuracy"], s["pearson_r_vs_teacher"]
     occ, timing = s["occlusion_accuracy"], s["timing"]
-    assert isinstance(acc, dict) and isinstance(r, dict)
+    untouched = s["accuracy_untouched_folds"]
+    assert isinstance(acc, dict) and isinstance(r, dict) and isinstance(untouched, dict)
     assert isinstance(occ, dict) and isinstance(timing, dict)
     cols = ["cosine", "xcos_U", "xcos_P", "xcos_L"]
     lines = [
@@ -305,6 +321,8 @@ def _xcos_table(s: dict[str, object]) -> list[str]:
         "|---|---|---|---|---|",
         "| LFW 10-fold accuracy (%) | " + f"{100 * acc['teacher']:.2f} | "
         + " | ".join(f"{100 * acc[c]:.2f}" for c in cols[1:]) + " |",
+        f"| folds {_fold_list(s)} only (%) | "
+        + " | ".join(f"{100 * untouched[c]:.2f}" for c in ["teacher", *cols[1:]]) + " |",
         "| Pearson r vs teacher | 1 | "
         + " | ".join(f"{r[c.removeprefix('xcos_')]:.4f}" for c in cols[1:]) + " |",
         "",
