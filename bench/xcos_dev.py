@@ -59,10 +59,11 @@ def main() -> None:
     parser.add_argument("--setting", action="append", required=True)
     parser.add_argument("--folds", default="1,2")
     parser.add_argument("--backbone", default="sface")
+    parser.add_argument("--node", default=None, help="spatial map (default: the last one)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     folds = [int(f) for f in args.folds.split(",")]
-    base = XCosTrainConfig(backbone=args.backbone)
+    base = XCosTrainConfig(backbone=args.backbone, node=args.node)
     feats = load_lfw_features(base)
     pairs = read_pairs(base.pairs)
     index = {p: i for i, p in enumerate(feats.paths)}

@@ -401,4 +401,6 @@ def test_report_text_states_max_delta_against_theta() -> None:
     dark = ExplanationMaps("occlusion", {"delta": delta / 10}, 0.9, {"theta": 0.03})
     assert "Max Δ = 0.0500" in _theta_note(lit) and "lit: above" in _theta_note(lit)
     assert "dark: below" in _theta_note(dark)
-    assert _theta_note(ExplanationMaps("occlusion", {"delta": delta}, 0.2, {})) == ""
+    missing = ExplanationMaps("occlusion", {"delta": delta}, 0.2, {"k": 32, "s": 16})
+    assert "No Θ is stored" in _theta_note(missing) and "k=32" in _theta_note(missing)
+    assert _theta_note(ExplanationMaps("saliency", {"delta": delta}, 0.2, {})) == ""

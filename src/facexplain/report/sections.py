@@ -82,8 +82,12 @@ def _gradient_figures(result: ExplanationMaps, faces: torch.Tensor, out: Path) -
 def _theta_note(result: ExplanationMaps) -> str:
     """Max Δ against Θ in words: how far a lit (or dark) map is from the genuine-pair rule."""
     theta = result.meta.get("theta")
-    if result.method != "occlusion" or "delta" not in result.maps or theta is None:
+    if result.method != "occlusion" or "delta" not in result.maps:
         return ""
+    if theta is None:
+        return (f" No Θ is stored for this backbone at k={result.meta.get('k')}, "
+                f"s={result.meta.get('s')}, so only raw maps are shown (calibrate one with "
+                "`facexplain benchmark occlusion-stats --write-theta`).")
     peak = float(result.maps["delta"].max())
     state = "lit: above" if peak >= float(theta) else "dark: below"  # type: ignore[arg-type]
     return (f" Max Δ = {peak:.4f}, Θ = {theta} ({state} the level most genuine LFW pairs stay "
