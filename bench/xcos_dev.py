@@ -43,8 +43,11 @@ def parse_setting(text: str) -> tuple[str, dict[str, object]]:
     overrides: dict[str, object] = {}
     for item in filter(None, rest.split(",")):
         key, _, value = item.partition("=")
-        kind = type(getattr(defaults, key))
-        overrides[key] = kind(value)
+        default = getattr(defaults, key)
+        if isinstance(default, bool):
+            overrides[key] = value.lower() in ("1", "true", "yes")
+        else:
+            overrides[key] = type(default)(value)
     return name, overrides
 
 
@@ -67,11 +70,11 @@ def main() -> None:
     feats = load_lfw_features(base)
     pairs = read_pairs(base.pairs)
     index = {p: i for i, p in enumerate(feats.paths)}
-    head_cfg = head_config_for(base, feats.data.maps, feats.node)
     results: dict[str, dict[str, float]] = {}
     for text in args.setting:
         name, overrides = parse_setting(text)
         cfg = dataclasses.replace(base, **overrides)  # type: ignore[arg-type]
+        head_cfg = head_config_for(cfg, feats.data.maps, feats.node)
         rows: list[dict[str, float]] = []
         for fold in folds:
             head = train_head(feats.data, training_subset(feats.paths, pairs, fold), cfg,

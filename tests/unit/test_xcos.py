@@ -243,3 +243,27 @@ def test_hard_impostors_are_the_most_similar_different_people() -> None:
     assert (ha[0], hb[0]) == (0, 3)  # genuine untouched
     assert {int(ha[1]), int(hb[1])} in ({1, 3}, {0, 1})  # the closest different-identity pair
     assert ids[ha[1]] != ids[hb[1]]
+
+
+def test_cellwise_projection_is_a_1x1_conv_per_cell(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from facexplain.heads.xcos import CellwiseConv1x1
+
+    torch.manual_seed(0)
+    cellwise = CellwiseConv1x1(8, 5, 4, 3)
+    x = torch.randn(2, 8, 4, 3)
+    out = cellwise(x)
+    for i, j in ((0, 0), (3, 2), (1, 2)):  # every cell is its own linear map of that cell
+        expected = x[:, :, i, j] @ cellwise.weight[i, j].T + cellwise.bias[:, i, j]
+        assert torch.allclose(out[:, :, i, j], expected, atol=1e-6)
+    shared = torch.nn.Conv2d(8, 5, 1)
+    with torch.no_grad():  # equal weights in every cell: the shared 1x1 conv
+        cellwise.weight.copy_(shared.weight[:, :, 0, 0].expand(4, 3, -1, -1))
+        cellwise.bias.copy_(shared.bias[:, None, None].expand(-1, 4, 3))
+    assert torch.allclose(cellwise(x), shared(x), atol=1e-6)
+    head = XCosHead(replace(CFG, cell_specific=True)).eval()
+    loaded, _ = load_head(save_head(head, checkpoint_path("tiny", None, tmp_path)))
+    assert loaded.config.cell_specific
+    with torch.no_grad():
+        assert torch.equal(loaded(x, x.flip(0)).score, head(x, x.flip(0)).score)

@@ -50,6 +50,12 @@ def xcos_command(
         typer.Option(min=0.0, max=1.0,
                      help="Share of impostor pairs mined as the most teacher-similar in a step."),
     ] = 0.0,
+    cell_specific_grid: Annotated[
+        bool,
+        typer.Option("--cell-specific-grid/--shared-grid",
+                     help="One 1x1 projection per cell (fits a frozen backbone's FC better) "
+                     "or one shared by all cells (the paper's 1x1 conv)."),
+    ] = False,
     seed: int = 0,
     threads: Annotated[
         int | None, typer.Option(min=1, help="torch threads (default: torch's choice).")
@@ -82,6 +88,7 @@ def xcos_command(
         pairs_per_epoch=pairs_per_epoch, batch_pairs=batch_pairs, lr=lr,
         identity_loss=identity_loss, identity_weight=identity_weight, kl_weight=kl_weight,
         occlusion_prob=occlusion_prob, hard_fraction=hard_fraction, seed=seed,
+        cell_specific_grid=cell_specific_grid,
         images=images, pairs=pairs, out_root=out_root,
     )
     folds: list[int | None] = (

@@ -19,6 +19,7 @@ Checkpoints are safetensors files whose metadata carries the config that rebuild
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -120,6 +121,25 @@ def cell_softmax(z: torch.Tensor) -> torch.Tensor:
     return torch.softmax(z.reshape(n, h * w), dim=1).reshape(n, h, w)
 
 
+class CellwiseConv1x1(nn.Module):
+    """A 1x1 convolution whose weights differ per cell (a locally connected 1x1 layer).
+
+    Why: on a frozen backbone the last map's channels mean different things at different
+    places (its own embedding is a flatten + FC with weights per position), which one shared
+    1x1 projection cannot undo; the paper trains the backbone with the head instead.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, height: int, width: int) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_channels)
+        self.weight = nn.Parameter(
+            torch.empty(height, width, out_channels, in_channels).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(out_channels, height, width).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("nchw,hwgc->nghw", x, self.weight) + self.bias
+
+
 @dataclass(frozen=True)
 class XCosHeadConfig:
     """What rebuilds a head: its sizes, and which backbone map and teacher it was trained for."""
@@ -130,6 +150,8 @@ class XCosHeadConfig:
     grid_channels: int = 32
     reduced_channels: int = 16
     symmetric: bool = True
+    # One 1x1 projection per cell instead of one shared by all cells (see CellwiseConv1x1).
+    cell_specific: bool = False
     backbone: str = ""
     node: str = ""
     teacher: str = ""
@@ -150,7 +172,10 @@ class XCosHead(nn.Module):
     def __init__(self, config: XCosHeadConfig) -> None:
         super().__init__()
         self.config = config
-        self.grid = nn.Conv2d(config.in_channels, config.grid_channels, 1)
+        self.grid: nn.Module = (
+            CellwiseConv1x1(config.in_channels, config.grid_channels, config.height,
+                            config.width)
+            if config.cell_specific else nn.Conv2d(config.in_channels, config.grid_channels, 1))
         self.attention = AttentionNet(config.grid_channels, config.reduced_channels,
                                       config.symmetric)
         self.register_buffer("pearson", uniform_attention(config.height, config.width))

@@ -72,6 +72,7 @@ class XCosTrainConfig:
     scale: float = 30.0
     grid_channels: int = 32
     reduced_channels: int = 16
+    cell_specific_grid: bool = False  # per-cell 1x1 projection (heads.xcos.CellwiseConv1x1)
     pearson_pairs: int = 20000
     seed: int = 0
     images: Path = DEFAULT_LFW_ROOT / "lfw-deepfunneled"
@@ -385,6 +386,7 @@ def head_config_for(cfg: XCosTrainConfig, maps: torch.Tensor, node: str) -> XCos
     _, c, h, w = maps.shape
     return XCosHeadConfig(in_channels=int(c), height=int(h), width=int(w),
                           grid_channels=cfg.grid_channels, reduced_channels=cfg.reduced_channels,
+                          cell_specific=cfg.cell_specific_grid,
                           backbone=cfg.backbone, node=node, teacher=cfg.teacher_name)
 
 
