@@ -55,7 +55,7 @@ def xcos_command(
         typer.Option("--cell-specific-grid/--shared-grid",
                      help="One 1x1 projection per cell (fits a frozen backbone's FC better) "
                      "or one shared by all cells (the paper's 1x1 conv)."),
-    ] = False,
+    ] = True,
     seed: int = 0,
     threads: Annotated[
         int | None, typer.Option(min=1, help="torch threads (default: torch's choice).")

@@ -125,16 +125,17 @@ def pairwise_occlusion_delta(
                    leave=False)
         for start in range(0, len(windows), batch_size):
             chunk = windows[start : start + batch_size]
-            n = len(chunk)
-            xa = x[0].expand(n, -1, -1, -1).clone()
-            xb = x[1].expand(n, -1, -1, -1).clone()
+            mask = torch.zeros(len(chunk), 1, h, w, dtype=torch.bool)
             for i, (y0, y1, x0, x1) in enumerate(chunk):
-                xa[i, :, y0:y1, x0:x1] = f[0, :, y0:y1, x0:x1]
-                xb[i, :, y0:y1, x0:x1] = f[1, :, y0:y1, x0:x1]
-            changes = (_scores(score_fn, xa, xb) - original).tolist()
-            for (y0, y1, x0, x1), d in zip(chunk, changes, strict=True):
-                total[y0:y1, x0:x1] += d
-            bar.update(n)
+                mask[i, :, y0:y1, x0:x1] = True
+            on_device = mask.to(x.device)
+            # One fused pass per face builds the whole occluded batch (a fresh tensor, so an
+            # in-place score cannot reach the pair).
+            xa = torch.where(on_device, f[0], x[0])
+            xb = torch.where(on_device, f[1], x[1])
+            changes = (_scores(score_fn, xa, xb) - original).cpu().double()
+            total += (mask[:, 0].double() * changes[:, None, None]).sum(dim=0)
+            bar.update(len(chunk))
         bar.close()
     delta = (total / counts).float()
     return OcclusionResult(delta, original, len(windows) + 1, len(windows))
