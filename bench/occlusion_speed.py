@@ -112,13 +112,18 @@ def main() -> None:
                                         edge=edge)
             t_ours, t_captum = float("inf"), float("inf")
             ours = captum_map = torch.empty(0)
-            for _ in range(args.repeats):
-                t, ours = timed(lambda: ours_fn.explain(pair).maps["delta"][0])  # noqa: B023
-                t_ours = min(t_ours, t)
-                t, captum_map = timed(
-                    lambda: run_captum(score, pair, fill, k, s, args.batch_size)  # noqa: B023
-                )
-                t_captum = min(t_captum, t)
+            for rep in range(args.repeats):
+                # Alternate which goes first, so warm-up and drifting load hit both alike.
+                for who in (("ours", "captum") if rep % 2 == 0 else ("captum", "ours")):
+                    if who == "ours":
+                        t, ours = timed(
+                            lambda: ours_fn.explain(pair).maps["delta"][0])  # noqa: B023
+                        t_ours = min(t_ours, t)
+                    else:
+                        t, captum_map = timed(
+                            lambda: run_captum(score, pair, fill, k, s,  # noqa: B023
+                                               args.batch_size))
+                        t_captum = min(t_captum, t)
             diff = float((ours - captum_map).abs().max())
             row = {"backbone": name, "size": size, "k": k, "s": s, "edge": edge,
                    "windows": n_windows, "ours_s": round(t_ours, 3),
