@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 EMBEDDING = "embedding"
+Stage = Callable[[torch.Tensor], torch.Tensor]
 
 
 class FaceModel(nn.Module):
@@ -24,3 +25,12 @@ class FaceModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_nodes(x, (EMBEDDING,))[EMBEDDING]
+
+    def stages(self) -> list[Stage]:
+        """``forward`` as a chain of callables, split where one tensor carries everything on.
+
+        Explainers that re-run the network on many slightly changed inputs (occlusion) use the
+        split to recompute only what a change reaches; the composition must equal ``forward``.
+        The default is no split.
+        """
+        return [self.forward]

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facexplain import assets
-from facexplain.backbones.base import EMBEDDING, FaceModel
+from facexplain.backbones.base import EMBEDDING, FaceModel, Stage
 from facexplain.errors import AssetCorrupt, InvalidArgument
 
 if TYPE_CHECKING:
@@ -144,14 +144,23 @@ class DlibResNet(FaceModel):
             self.fc.weight.copy_(fc.t())
         self._node_of_block = {b: n for n, b in NODE_AFTER_BLOCK.items()}
 
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        x = ((x - self.mean) / SCALE_DIVISOR).contiguous(memory_format=torch.channels_last)
+        return F.max_pool2d(F.relu(self.stem(x)), 3, 2)
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.mean(dim=(2, 3)))
+
+    def stages(self) -> list[Stage]:
+        return [self._stem, *self.blocks.values(), self._head]
+
     def forward_nodes(self, x: torch.Tensor, nodes: Sequence[str]) -> dict[str, torch.Tensor]:
         unknown = [n for n in nodes if n not in NODES]
         if unknown:
             raise InvalidArgument(f"unknown dlib-resnet node(s) {unknown}; valid: {NODES}")
         wanted = set(nodes)
         found: dict[str, torch.Tensor] = {}
-        x = ((x - self.mean) / SCALE_DIVISOR).contiguous(memory_format=torch.channels_last)
-        out = F.max_pool2d(F.relu(self.stem(x)), 3, 2)
+        out = self._stem(x)
         for name, block in self.blocks.items():
             if len(found) == len(wanted):
                 return found  # nothing more requested: skip the rest of the network
@@ -160,7 +169,7 @@ class DlibResNet(FaceModel):
             if node is not None and node in wanted:
                 found[node] = out
         if EMBEDDING in wanted:
-            found[EMBEDDING] = self.fc(out.mean(dim=(2, 3)))
+            found[EMBEDDING] = self._head(out)
         return found
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from facexplain import assets
-from facexplain.backbones.base import EMBEDDING, FaceModel
+from facexplain.backbones.base import EMBEDDING, FaceModel, Stage
 from facexplain.backbones.tfjs_graph import GraphFormatError, TFJSGraphModule
 
 if TYPE_CHECKING:
@@ -47,6 +47,10 @@ class TFJSFaceModel(FaceModel):
         names = [self.embedding_node if n == EMBEDDING else n for n in nodes]
         out = self.graph.forward_nodes(x, names)
         return {n: out[name] for n, name in zip(nodes, names, strict=True)}
+
+
+    def stages(self) -> list[Stage]:
+        return self.graph.stages(self.embedding_node)
 
 
 def _load(spec: BackboneSpec, root: Path, embedding_node: str) -> TFJSFaceModel:

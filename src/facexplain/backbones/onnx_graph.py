@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,8 @@ import torch.nn.functional as F
 from onnx import numpy_helper
 from torch import nn
 
-from facexplain.backbones.base import EMBEDDING, FaceModel
+from facexplain.backbones.base import EMBEDDING, FaceModel, Stage
+from facexplain.backbones.stages import single_live_cuts
 
 Args = list[torch.Tensor | None]
 Attrs = dict[str, Any]
@@ -318,15 +320,21 @@ class OnnxGraph(nn.Module):
             hint = " (folded into a Conv; build with keep=...)" if folded else ""
             raise KeyError(f"unknown node output(s) {missing}{hint}; "
                            f"e.g. {self.node_names[-5:]}")
+        last = max((self._producer[n] for n in nodes if n in self._producer), default=-1)
+        env = self._execute(inputs, 0, last + 1, set(nodes))
+        return {n: env[n] for n in nodes}  # type: ignore[misc]
+
+    def _execute(self, inputs: Mapping[str, torch.Tensor], start: int, stop: int,
+                 wanted: set[str]) -> dict[str, torch.Tensor | None]:
+        """Run nodes[start:stop] on ``inputs`` (plus the constants); keeps ``wanted`` alive."""
         env: dict[str, torch.Tensor | None] = {"": None}
         for name, t in inputs.items():
             if self.channels_last and t.dim() == 4:
                 t = t.contiguous(memory_format=torch.channels_last)
             env[name] = t
         env.update({k: getattr(self, b) for k, b in self._buffer_of.items()})
-        last = max((self._producer[n] for n in nodes if n in self._producer), default=-1)
-        wanted = set(nodes)
-        for i, node in enumerate(self.nodes[: last + 1]):
+        for i in range(start, stop):
+            node = self.nodes[i]
             out = OPS[node.op]([env[name] for name in node.inputs], node.attrs)
             if isinstance(out, tuple):
                 env.update(zip(node.outputs, out, strict=False))
@@ -335,7 +343,30 @@ class OnnxGraph(nn.Module):
             for name in self._free_after[i]:
                 if name not in wanted:
                     del env[name]
-        return {n: env[n] for n in nodes}  # type: ignore[misc]
+        return env
+
+    def stages(self, output: str) -> list[Stage]:
+        """The nodes up to ``output`` as a chain of stages, cut where one tensor is live."""
+        if output not in self._producer or len(self.input_names) != 1:
+            raise KeyError(f"cannot split the graph at '{output}'")
+        stop = self._producer[output] + 1
+
+        def runtime(names: Sequence[str]) -> list[str]:
+            return [n for n in names if n and n not in self._buffer_of]
+
+        cuts = single_live_cuts([runtime(n.inputs) for n in self.nodes[:stop]],
+                                [runtime(n.outputs) for n in self.nodes[:stop]],
+                                self.input_names[0])
+        starts = [(-1, self.input_names[0]), *cuts]
+        ends = [*cuts, (stop - 1, output)]
+        return [partial(self._run_stage, src, a + 1, b + 1, dst)
+                for (a, src), (b, dst) in zip(starts, ends, strict=True)]
+
+    def _run_stage(self, src: str, start: int, stop: int, dst: str,
+                   x: torch.Tensor) -> torch.Tensor:
+        out = self._execute({src: x}, start, stop, {dst})[dst]
+        assert out is not None
+        return out
 
     def forward(self, inputs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The graph's first output."""
@@ -354,3 +385,6 @@ class OnnxFaceModel(FaceModel):
         names = [self.embedding_node if n == EMBEDDING else n for n in nodes]
         out = self.graph.forward_nodes(x, list(dict.fromkeys(names)))
         return {n: out[m] for n, m in zip(nodes, names, strict=True)}
+
+    def stages(self) -> list[Stage]:
+        return self.graph.stages(self.embedding_node)

@@ -16,6 +16,7 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from facexplain.backbones.stages import single_live_cuts
 
 
 class GraphFormatError(ValueError):
@@ -386,6 +389,7 @@ class _Plan:
     frees: list[list[str]]
     consts: dict[str, torch.Tensor]
     layouts: dict[str, _Info]
+    values: dict[str, _Info] = field(default_factory=dict)  # every runtime value's storage
 
 
 # --------------------------------------------------------------------------------- compiler
@@ -535,7 +539,8 @@ class _Compiler:
             if ref not in self.protected:
                 frees[i].append(ref)
         consts = {t: c for t in self.targets if (c := self.info[t].const) is not None}
-        return _Plan(self.steps, frees, consts, {t: self.info[t] for t in self.targets})
+        values = {n: i for n, i in self.info.items() if i.const is None}
+        return _Plan(self.steps, frees, consts, {t: self.info[t] for t in self.targets}, values)
 
     def _runtime_inputs(self, node: GraphNode) -> list[str]:
         return [n for n in node.inputs if self.info[n].const is None]
@@ -990,6 +995,38 @@ class TFJSGraphModule(nn.Module):
             info = plan.layouts[name]
             result[name] = _to_nchw(value) if info.layout == PLAIN and info.rank == 4 else value
         return result
+
+    def stages(self, output: str) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        """The steps up to ``output`` as a chain of stages, cut where one 4-D value is live.
+
+        Stages take and return 4-D values NCHW like ``run``; the last returns ``output``.
+        """
+        placeholders = self.graph_def.placeholders
+        plan = self.plan((output,))
+        if len(placeholders) != 1 or output in plan.consts:
+            raise KeyError(f"cannot split the graph at '{output}'")
+        cuts = [(i, name) for i, name in single_live_cuts(
+            [s.inputs for s in plan.steps], [[s.name] for s in plan.steps], placeholders[0])
+            if plan.values[name].rank == 4]
+        starts = [(-1, placeholders[0]), *cuts]
+        ends = [*cuts, (len(plan.steps) - 1, output)]
+        return [partial(self._run_stage, plan, src, a + 1, b + 1, dst)
+                for (a, src), (b, dst) in zip(starts, ends, strict=True)]
+
+    @staticmethod
+    def _run_stage(plan: _Plan, src: str, start: int, stop: int, dst: str,
+                   x: torch.Tensor) -> torch.Tensor:
+        stored = plan.values[src]
+        env = {src: _to_plain(x) if stored.layout == PLAIN and stored.rank == 4 else x}
+        for step, frees in zip(plan.steps[start:stop], plan.frees[start:stop], strict=True):
+            args = [env[ref] if conv is None else _CONVERT[conv](env[ref])
+                    for ref, conv in zip(step.inputs, step.converts, strict=True)]
+            env[step.name] = step.run(args)
+            for ref in frees:
+                if ref != dst:
+                    del env[ref]
+        out, info = env[dst], plan.values[dst]
+        return _to_nchw(out) if info.layout == PLAIN and info.rank == 4 else out
 
     def forward_nodes(self, x: torch.Tensor, nodes: Sequence[str]) -> dict[str, torch.Tensor]:
         """Single-input graphs: feed ``x`` to the one placeholder, return the named nodes."""

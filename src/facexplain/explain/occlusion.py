@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,11 +31,14 @@ from facexplain.backbones.registry import get_spec
 from facexplain.errors import InvalidArgument
 from facexplain.explain.base import Explainer, ExplanationMaps, PairScore, backbone_pair_score
 from facexplain.explain.fills import DEFAULT_FILL, FILLS, data_dir, make_fill
+from facexplain.explain.incremental import IncrementalPairScore
 from facexplain.scoring import best_threshold
 
 EDGES = ("shift", "clip")
 THETA_FILE = "theta.json"
 Window = tuple[int, int, int, int]  # y0, y1, x0, x1 (end-exclusive)
+# (N, 3, H, W) occluded faces A, B and the N windows hidden in them -> (N,) pair scores.
+WindowScore = Callable[[torch.Tensor, torch.Tensor, Sequence[Window]], torch.Tensor]
 
 
 def axis_windows(size: int, patch: int, stride: int, edge: str = "shift") -> list[tuple[int, int]]:
@@ -97,11 +101,14 @@ def pairwise_occlusion_delta(
     batch_size: int = 32,
     edge: str = "shift",
     progress: bool = False,
+    window_score: WindowScore | None = None,
 ) -> OcclusionResult:
     """Algorithm 1 for one pair: the per-pixel mean of sim(occluded) − sim(original).
 
     ``pair`` and ``fill`` are (2, 3, H, W); each batch holds ``batch_size`` occluded pairs.
     The original pair is scored once; ``n_forward`` counts pair evaluations including it.
+    ``window_score``, when given, scores the occluded batches instead of ``score_fn`` and is
+    also told which windows changed (the incremental backbone evaluation uses it).
     """
     if pair.ndim != 4 or pair.shape[:2] != (2, 3):
         raise InvalidArgument(f"pair must be a (2, 3, H, W) tensor, got {tuple(pair.shape)}")
@@ -133,7 +140,11 @@ def pairwise_occlusion_delta(
             # in-place score cannot reach the pair).
             xa = torch.where(on_device, f[0], x[0])
             xb = torch.where(on_device, f[1], x[1])
-            changes = (_scores(score_fn, xa, xb) - original).cpu().double()
+            if window_score is None:
+                scores = _scores(score_fn, xa, xb)
+            else:
+                scores = window_score(xa, xb, chunk).reshape(-1).detach().float()
+            changes = (scores - original).cpu().double()
             total += (mask[:, 0].double() * changes[:, None, None]).sum(dim=0)
             bar.update(len(chunk))
         bar.close()
@@ -153,7 +164,9 @@ class PairwiseOcclusion(Explainer):
 
     ``fill`` is one of ``FILLS`` or an explicit (2, 3, H, W) / (3, H, W) tensor; ``template``
     picks the mean face (inferred from the crop size when omitted). With ``theta`` the maps
-    include ``difference_normalized`` (Eq. 1).
+    include ``difference_normalized`` (Eq. 1). With ``model`` (whose cosine ``score_fn`` must
+    be, as ``for_backbone`` sets up) each occluded pair is evaluated incrementally: only the
+    part of the network a patch reaches is recomputed (``explain.incremental``).
     """
 
     name = "occlusion"
@@ -170,6 +183,7 @@ class PairwiseOcclusion(Explainer):
         blur_sigma: float | None = None,
         theta: float | None = None,
         progress: bool = False,
+        model: FaceModel | None = None,
     ) -> None:
         super().__init__(score_fn)
         if isinstance(fill, str) and fill not in FILLS:
@@ -187,17 +201,24 @@ class PairwiseOcclusion(Explainer):
         self.blur_sigma = blur_sigma
         self.theta = theta
         self.progress = progress
+        self.model = model
 
     @classmethod
     def for_backbone(
         cls, model: FaceModel, backbone: str, patch: int = 16, stride: int = 8,
         fill: str = DEFAULT_FILL, batch_size: int = 32, progress: bool = False,
+        incremental: bool = True,
     ) -> PairwiseOcclusion:
-        """Occlusion of a registered backbone's cosine: its template's mean face, its stored Θ."""
+        """Occlusion of a registered backbone's cosine: its template's mean face, its stored Θ.
+
+        ``incremental`` (default) recomputes only what each patch reaches; the maps are the
+        same as with full re-evaluation up to float rounding.
+        """
         record = get_theta(backbone, patch, stride, fill)
         return cls(backbone_pair_score(model), patch, stride, fill,
                    template=get_spec(backbone).template, batch_size=batch_size,
-                   theta=record.theta if record else None, progress=progress)
+                   theta=record.theta if record else None, progress=progress,
+                   model=model if incremental else None)
 
     def fill_for(self, pair: torch.Tensor) -> torch.Tensor:
         if isinstance(self.fill, str):
@@ -207,8 +228,13 @@ class PairwiseOcclusion(Explainer):
 
     def explain(self, pair: torch.Tensor) -> ExplanationMaps:
         started = time.perf_counter()
+        window_score = None
+        if self.model is not None:
+            with torch.inference_mode():
+                window_score = IncrementalPairScore(self.model, pair.detach().float())
         res = pairwise_occlusion_delta(self.score_fn, pair, self.fill_for(pair), self.patch,
-                                       self.stride, self.batch_size, self.edge, self.progress)
+                                       self.stride, self.batch_size, self.edge, self.progress,
+                                       window_score)
         d = res.delta
         maps = {
             "delta": torch.stack([d, d]),
@@ -225,6 +251,7 @@ class PairwiseOcclusion(Explainer):
             "n_forward": res.n_forward,
             "n_windows": res.n_windows,
             "batch_size": self.batch_size,
+            "incremental": self.model is not None,
             "theta": self.theta,
             "max_delta": float(d.max()),
             "seconds": round(time.perf_counter() - started, 3),

@@ -1,0 +1,274 @@
+"""Incremental re-evaluation of a backbone for occlusion: recompute only what a patch reaches.
+
+Hiding a k x k patch changes the first layers' maps only near the patch. The backbone is split
+into stages (``FaceModel.stages``); the geometry of each spatially local stage (output row j
+reads input rows j·S + lo .. j·S + hi) is measured once by perturbing input rows and columns.
+For a batch of occluded faces each local stage then runs on crops around the changed region
+only (the crop wide enough that its own border cannot reach the kept outputs), the new values
+are pasted into the clean map, and once the changed region covers most of a map the rest of
+the network runs on whole maps as usual. The embeddings are those of a full forward up to
+floating-point summation order (Captum's full re-evaluation agrees to ~1e-7 in the tests).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from weakref import WeakKeyDictionary
+
+import numpy as np
+import torch
+
+from facexplain.backbones.base import FaceModel, Stage
+from facexplain.scoring import cosine
+
+# Past this fraction of a map's area the crop saves too little: run whole maps from there on.
+FULL_MAP_FRACTION = 0.8
+Window = tuple[int, int, int, int]  # y0, y1, x0, x1 (end-exclusive) in input pixels
+# A probe's change counts above this fraction of the stage output's magnitude.
+NOISE = 1e-6
+# Stage geometry per model and input shape: a property of the architecture, measured once.
+_GEOMETRY: WeakKeyDictionary[FaceModel, dict[tuple[int, ...], list[tuple[Axis, Axis] | None]]]
+_GEOMETRY = WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One spatial axis of a local stage: output index j reads inputs j·stride + lo .. + hi."""
+
+    stride: int
+    lo: int
+    hi: int
+
+    def then(self, nxt: Axis) -> Axis:
+        """Geometry of this stage followed by ``nxt`` (both relative to their own inputs)."""
+        return Axis(self.stride * nxt.stride, self.lo + nxt.lo * self.stride,
+                    self.hi + nxt.hi * self.stride)
+
+    @property
+    def pointwise(self) -> bool:
+        return self.stride == 1 and self.lo == 0 and self.hi == 0
+
+
+def _changed_span(changed: torch.Tensor) -> tuple[int, int] | None:
+    idx = torch.nonzero(changed).flatten()
+    if idx.numel() == 0 or int(idx[-1] - idx[0]) + 1 != idx.numel():
+        return None  # nothing or a non-contiguous set changed: not a local stage
+    return int(idx[0]), int(idx[-1])
+
+
+def _probe_positions(n_in: int, n_out: int) -> tuple[int, list[int]]:
+    stride = 2 ** max(round(math.log2(n_in / n_out)), 0)
+    middle = n_in // 2
+    return stride, [p for p in range(middle - stride, middle + stride + 1) if 0 <= p < n_in]
+
+
+def probe_stage(stage: Stage, x: torch.Tensor, y: torch.Tensor) -> tuple[Axis, Axis] | None:
+    """Measure a stage's geometry (rows, columns) by perturbing whole input rows and columns.
+
+    Large values of both signs are added so that ReLUs and max-pools cannot hide the change.
+    The unperturbed input rides in the same batch as the reference, and only changes above
+    float noise count (kernels may round differently for another batch size). The geometry is
+    checked against every probed position; None if the stage is not local (or not 4-D).
+    """
+    if y.dim() != 4:
+        return None
+    probes = [(dim, sign, p) for dim in (2, 3)
+              for sign in (1.0, -1.0) for p in _probe_positions(x.shape[dim], y.shape[dim])[1]]
+    big = 10.0 * (float(x.abs().max()) + 1.0)
+    batch = x.repeat(len(probes) + 1, 1, 1, 1)
+    for b, (dim, sign, p) in enumerate(probes):
+        batch.narrow(0, b + 1, 1).narrow(dim, p, 1).add_(sign * big)
+    out = stage(batch)
+    if out.shape[1:] != y.shape[1:]:
+        return None
+    noise = NOISE * (float(out[0].abs().max()) + 1.0)
+    changed = (out[1:] - out[:1]).abs() > noise
+    axes = []
+    for dim in (2, 3):
+        across = 1 if dim == 2 else 0  # of the (H, W) change mask: the axis not probed
+        spans: dict[int, tuple[int, int]] = {}
+        for b, (d, _, p) in enumerate(probes):
+            if d != dim:
+                continue
+            span = _changed_span(changed[b].any(dim=0).any(dim=across))
+            if span is None:
+                return None
+            prev = spans.get(p, span)
+            spans[p] = (min(span[0], prev[0]), max(span[1], prev[1]))
+        axis = _fit_axis(spans, x.shape[dim], y.shape[dim])
+        if axis is None:
+            return None
+        axes.append(axis)
+    return axes[0], axes[1]
+
+
+def _fit_axis(spans: dict[int, tuple[int, int]], n_in: int, n_out: int) -> Axis | None:
+    """The geometry that explains which outputs each probed input position changed."""
+    stride, _ = _probe_positions(n_in, n_out)
+    lo = min(p - last * stride for p, (_, last) in spans.items())
+    hi = max(p - first * stride for p, (first, _) in spans.items())
+    axis = Axis(stride, lo, hi)
+    if any(_affected(axis, p, p, n_out) != span for p, span in spans.items()):
+        return None
+    return axis
+
+
+def _affected(axis: Axis, first: int, last: int, n_out: int) -> tuple[int, int]:
+    """Output indices whose input span meets inputs first..last (inclusive), clipped."""
+    a = -((axis.hi - first) // axis.stride)  # ceil((first - hi) / stride)
+    b = (last - axis.lo) // axis.stride
+    return max(a, 0), min(b, n_out - 1)
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Consecutive local stages run as one, with their composed geometry."""
+
+    stages: tuple[Stage, ...]
+    y: Axis
+    x: Axis
+
+    def __call__(self, t: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages:
+            t = stage(t)
+        return t
+
+
+def _gather(t: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, h: int, w: int
+            ) -> torch.Tensor:
+    """(N, C, h, w) windows of ``t`` (batch 1 or N) starting at per-window rows/cols."""
+    n = ys.shape[0]
+    iy = ys[:, None] + torch.arange(h)
+    ix = xs[:, None] + torch.arange(w)
+    b = (torch.arange(n) if t.shape[0] == n else torch.zeros(n, dtype=torch.long))
+    return t[b[:, None, None], :, iy[:, :, None], ix[:, None, :]].permute(0, 3, 1, 2)
+
+
+def _paste(t: torch.Tensor, values: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> None:
+    """Write (N, C, h, w) ``values`` into (N, C, H, W) ``t`` at per-window rows/cols."""
+    n, _, h, w = values.shape
+    iy = ys[:, None] + torch.arange(h)
+    ix = xs[:, None] + torch.arange(w)
+    b = torch.arange(n)[:, None, None]
+    t[b, :, iy[:, :, None], ix[:, None, :]] = values.permute(0, 2, 3, 1)
+
+
+def _crop_axis(axis: Axis, starts: np.ndarray, size: int, n_in: int, n_out: int
+               ) -> tuple[np.ndarray, int, np.ndarray, int] | None:
+    """Per-window output region and input crop along one axis, all windows the same size.
+
+    Returns (out starts, out size, crop starts, crop size), or None when the crop would be
+    the whole input. Crop starts are multiples of the stride and the crop size is congruent
+    to the input size modulo it, so every layer inside sees the same grid (and 'SAME' pads)
+    as on the whole map; a crop side inside the map lies beyond every kept output's inputs.
+    """
+    s = axis.stride
+    spans = [_affected(axis, int(a), int(a) + size - 1, n_out) for a in starts]
+    out_size = max(b - a + 1 for a, b in spans)
+    out_starts = np.array([min(a, n_out - out_size) for a, _ in spans])
+    need_lo = np.maximum(np.minimum(out_starts * s + axis.lo, starts), 0)
+    need_hi = np.minimum(np.maximum((out_starts + out_size - 1) * s + axis.hi,
+                                    starts + size - 1), n_in - 1)
+    crop_starts = (need_lo // s) * s
+    crop = int((need_hi - crop_starts + 1).max())
+    crop += (n_in - crop) % s
+    if crop >= n_in:
+        return None
+    crop_starts = np.minimum(crop_starts, n_in - crop)
+    return out_starts, out_size, crop_starts, crop
+
+
+class IncrementalEmbedder:
+    """Embeddings of one face under many local changes, recomputing only what they reach."""
+
+    def __init__(self, model: FaceModel, face: torch.Tensor) -> None:
+        """``face``: (1, 3, H, W) clean input; the stage geometry is measured once per model."""
+        stages = model.stages()
+        known = _GEOMETRY.setdefault(model, {})
+        geometry = known.get(tuple(face.shape[1:]))
+        measured: list[tuple[Axis, Axis] | None] = []
+        with torch.inference_mode():
+            groups: list[_Group] = []
+            maps = [face]
+            t = face
+            self._rest = stages[-1:]
+            for i, stage in enumerate(stages[:-1]):
+                out = stage(t)
+                axes = geometry[i] if geometry is not None else probe_stage(stage, t, out)
+                measured.append(axes)
+                if axes is None:
+                    self._rest = stages[i:]
+                    break
+                y, x = axes
+                last = groups[-1] if groups else None
+                if last is not None and (y.pointwise and x.pointwise
+                                         or last.y.pointwise and last.x.pointwise):
+                    # A pointwise stage adds no context: run it with its neighbour.
+                    groups[-1] = _Group((*last.stages, stage), last.y.then(y), last.x.then(x))
+                    maps[-1] = out
+                else:
+                    groups.append(_Group((stage,), y, x))
+                    maps.append(out)
+                t = out
+        known.setdefault(tuple(face.shape[1:]), measured)
+        self.groups = groups
+        self.maps = maps  # maps[i] is the input of groups[i]; maps[-1] the last local output
+
+    def _finish(self, t: torch.Tensor, level: int) -> torch.Tensor:
+        for group in self.groups[level:]:
+            t = group(t)
+        for stage in self._rest:
+            t = stage(t)
+        return t
+
+    def embed(self, faces: torch.Tensor, windows: Sequence[Window]) -> torch.Tensor:
+        """Embeddings of ``faces`` (N, 3, H, W), which equal the clean face outside ``windows``."""
+        h, w = faces.shape[2:]
+        size_y = max(y1 - y0 for y0, y1, _, _ in windows)
+        size_x = max(x1 - x0 for _, _, x0, x1 in windows)
+        ys = np.array([min(y0, h - size_y) for y0, _, _, _ in windows])
+        xs = np.array([min(x0, w - size_x) for _, _, x0, _ in windows])
+        region = _gather(faces, torch.from_numpy(ys), torch.from_numpy(xs), size_y, size_x)
+        for level, group in enumerate(self.groups):
+            clean_in, clean_out = self.maps[level], self.maps[level + 1]
+            cy = _crop_axis(group.y, ys, size_y, clean_in.shape[2], clean_out.shape[2])
+            cx = _crop_axis(group.x, xs, size_x, clean_in.shape[3], clean_out.shape[3])
+            if (cy is None or cx is None or cy[3] * cx[3]
+                    > FULL_MAP_FRACTION * clean_in.shape[2] * clean_in.shape[3]):
+                return self._finish(self._whole(level, region, ys, xs), level)
+            oy, size_y, py, crop_y = cy
+            ox, size_x, px, crop_x = cx
+            crops = _gather(clean_in, torch.from_numpy(py), torch.from_numpy(px), crop_y,
+                            crop_x).contiguous(memory_format=torch.channels_last)
+            _paste(crops, region, torch.from_numpy(ys - py), torch.from_numpy(xs - px))
+            out = group(crops)
+            s_y, s_x = group.y.stride, group.x.stride
+            region = _gather(out, torch.from_numpy(oy - py // s_y),
+                             torch.from_numpy(ox - px // s_x), size_y, size_x)
+            ys, xs = oy, ox
+        return self._finish(self._whole(len(self.groups), region, ys, xs), len(self.groups))
+
+    def _whole(self, level: int, region: torch.Tensor, ys: np.ndarray, xs: np.ndarray
+               ) -> torch.Tensor:
+        """The map at ``level`` for every window: the clean map with its changed region."""
+        clean = self.maps[level]
+        full = clean.expand(region.shape[0], -1, -1, -1).contiguous(
+            memory_format=torch.channels_last)
+        _paste(full, region, torch.from_numpy(ys), torch.from_numpy(xs))
+        return full
+
+
+class IncrementalPairScore:
+    """The cosine of a pair under the same local change in both faces, computed incrementally.
+
+    Call with the occluded faces (N, 3, H, W) each and the windows that were changed.
+    """
+
+    def __init__(self, model: FaceModel, pair: torch.Tensor) -> None:
+        self.faces = [IncrementalEmbedder(model, pair[i : i + 1]) for i in range(2)]
+
+    def __call__(self, a: torch.Tensor, b: torch.Tensor, windows: Sequence[Window]
+                 ) -> torch.Tensor:
+        return cosine(self.faces[0].embed(a, windows), self.faces[1].embed(b, windows))
