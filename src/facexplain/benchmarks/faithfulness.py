@@ -121,7 +121,8 @@ def _explainers(cfg: FaithfulnessConfig, pipe: FacePipeline, fill: torch.Tensor
             from facexplain.explain.occlusion import PairwiseOcclusion  # the occlusion module
 
             out[method] = PairwiseOcclusion(backbone_pair_score(pipe.model), patch=cfg.patch,
-                                            stride=cfg.stride, fill=fill, template=template)
+                                            stride=cfg.stride, fill=fill, template=template,
+                                            model=pipe.model)
         else:
             out[method] = build_gradient_explainer(method, pipe.model, pipe.spec.last_spatial_node,
                                                    fill=fill, template=template,

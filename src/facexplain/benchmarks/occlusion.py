@@ -179,7 +179,7 @@ def run_occlusion_stats(
     located = locate_all(pipe, paths, cache, progress=False)
     model = pipe.model.to(device)
     explainer = PairwiseOcclusion(backbone_pair_score(model), cfg.patch, cfg.stride,
-                                  cfg.fill, pipe.spec.template, cfg.batch_size)
+                                  cfg.fill, pipe.spec.template, cfg.batch_size, model=model)
     tag = (f"{DELTA_VERSION}:{pipe.spec.name}:k{cfg.patch}:s{cfg.stride}:"
            f"{_fill_tag(cfg.fill, pipe.spec.template)}")
     deltas, scores, computed_seconds, n_computed = [], [], 0.0, 0

@@ -140,18 +140,21 @@ def _gather(t: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, h: int, w: int
             ) -> torch.Tensor:
     """(N, C, h, w) windows of ``t`` (batch 1 or N) starting at per-window rows/cols."""
     n = ys.shape[0]
-    iy = ys[:, None] + torch.arange(h)
-    ix = xs[:, None] + torch.arange(w)
-    b = (torch.arange(n) if t.shape[0] == n else torch.zeros(n, dtype=torch.long))
+    ys, xs = ys.to(t.device), xs.to(t.device)
+    iy = ys[:, None] + torch.arange(h, device=t.device)
+    ix = xs[:, None] + torch.arange(w, device=t.device)
+    b = torch.arange(n, device=t.device) if t.shape[0] == n else torch.zeros(
+        n, dtype=torch.long, device=t.device)
     return t[b[:, None, None], :, iy[:, :, None], ix[:, None, :]].permute(0, 3, 1, 2)
 
 
 def _paste(t: torch.Tensor, values: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> None:
     """Write (N, C, h, w) ``values`` into (N, C, H, W) ``t`` at per-window rows/cols."""
     n, _, h, w = values.shape
-    iy = ys[:, None] + torch.arange(h)
-    ix = xs[:, None] + torch.arange(w)
-    b = torch.arange(n)[:, None, None]
+    ys, xs = ys.to(t.device), xs.to(t.device)
+    iy = ys[:, None] + torch.arange(h, device=t.device)
+    ix = xs[:, None] + torch.arange(w, device=t.device)
+    b = torch.arange(n, device=t.device)[:, None, None]
     t[b, :, iy[:, :, None], ix[:, None, :]] = values.permute(0, 2, 3, 1)
 
 
