@@ -142,3 +142,17 @@ def test_a_model_without_stages_falls_back_to_full_forwards() -> None:
     windows = [(0, 4, 0, 4)] * 3
     expected = backbone_pair_score(Whole())(a, b)
     assert torch.allclose(scorer(a, b, windows), expected)
+
+
+def test_report_says_the_map_was_computed_incrementally(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from facexplain.report.sections import render_section
+
+    torch.manual_seed(2)
+    net = StagedNet().eval()
+    pair = torch.rand(2, 3, 37, 37) * 255
+    score = backbone_pair_score(net)
+    for model, said in ((net, True), (None, False)):
+        maps = PairwiseOcclusion(score, 8, 4, fill="zero", edge="clip", model=model).explain(pair)
+        section = render_section(maps, pair, tmp_path / str(said))
+        assert ("evaluated incrementally" in section.text) == said
+        assert (f"{maps.meta['n_windows']} patches" in section.text) == said

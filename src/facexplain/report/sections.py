@@ -106,6 +106,10 @@ def render_section(result: ExplanationMaps, faces: torch.Tensor, out_dir: Path) 
         figures = _gradient_figures(result, faces, out_dir)
     seconds = result.meta.get("seconds")
     timing = f" Computed in {seconds} s." if seconds is not None else ""
+    if result.meta.get("incremental"):
+        timing += (f" {result.meta.get('n_windows')} patches, each evaluated incrementally (only "
+                   "the part of the network the patch reaches is recomputed; same map as a "
+                   "full re-evaluation up to float rounding).")
     text = TEXTS.get(result.method, "Gradient of the pair's cosine similarity with respect to "
                      "each face's pixels (Captum).") + _theta_note(result) + timing
     return Section(TITLES.get(result.method, result.method), text, tuple(figures))
