@@ -31,12 +31,11 @@ from facexplain.backbones.registry import get_spec
 from facexplain.errors import InvalidArgument
 from facexplain.explain.base import Explainer, ExplanationMaps, PairScore, backbone_pair_score
 from facexplain.explain.fills import DEFAULT_FILL, FILLS, data_dir, make_fill
-from facexplain.explain.incremental import IncrementalPairScore
+from facexplain.explain.incremental import IncrementalPairScore, Window
 from facexplain.scoring import best_threshold
 
 EDGES = ("shift", "clip")
 THETA_FILE = "theta.json"
-Window = tuple[int, int, int, int]  # y0, y1, x0, x1 (end-exclusive)
 # (N, 3, H, W) occluded faces A, B and the N windows hidden in them -> (N,) pair scores.
 WindowScore = Callable[[torch.Tensor, torch.Tensor, Sequence[Window]], torch.Tensor]
 
