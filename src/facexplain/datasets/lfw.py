@@ -76,7 +76,7 @@ def read_pairs(path: Path, folds: int | None = None) -> list[LfwPair]:
         where = body[expected][0] if len(body) > expected else (lines[-1][0])
         more = "more" if len(body) > expected else "fewer"
         raise PairsFileError(
-            f"{path}:{where}: header promises {expected} pair lines ({n_folds} folds x 2 x "
+            f"{path}:{where}: header promises {expected} pair lines ({_folds(n_folds)} x 2 x "
             f"{per_class}), found {len(body)} ({more} lines than promised)"
         )
     pairs: list[LfwPair] = []
@@ -99,7 +99,7 @@ def require_folds(pairs: Sequence[LfwPair], n: int, source: Path | str = "pairs 
     have = n_folds_of(pairs)
     if have < n:
         raise PairsFileError(
-            f"{source} has {have} fold{'s' if have != 1 else ''}; "
+            f"{source} has {_folds(have)}; "
             f"the {n}-fold protocol needs {n}"
         )
 
@@ -135,6 +135,10 @@ def _parse_line(line: str, fold: int, genuine: bool, path: Path, lineno: int) ->
     if genuine:
         return LfwPair(parts[0], int(parts[1]), parts[0], int(parts[2]), True, fold)
     return LfwPair(parts[0], int(parts[1]), parts[2], int(parts[3]), False, fold)
+
+
+def _folds(n: int) -> str:
+    return f"{n} fold" if n == 1 else f"{n} folds"
 
 
 def _clip(line: str, limit: int = 60) -> str:
