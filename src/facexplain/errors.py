@@ -44,3 +44,18 @@ class UnknownBackbone(FacexplainError):
 
 class InvalidArgument(FacexplainError):
     """A user-supplied option is out of range or inconsistent."""
+
+
+class UnknownNode(FacexplainError, KeyError):
+    """A node (intermediate map) name that the backbone does not have."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownMethod(InvalidArgument):
+    """An explanation method name that is not in the method registry."""
+
+
+class PairsFileError(InvalidArgument):
+    """A pair list that cannot be read as LFW's pairs.txt format."""
