@@ -12,7 +12,7 @@ import torch
 from facexplain.backbones.base import EMBEDDING
 from facexplain.backbones.dlib_resnet import BLOCKS, NODES, DlibResNet, read_tfjs_weights
 from facexplain.backbones.registry import get_spec
-from facexplain.errors import InvalidArgument
+from facexplain.errors import UnknownNode
 
 EXPECTED = {
     "conv32": (32, 35, 35),
@@ -77,7 +77,7 @@ def test_partial_request_and_forward_agree(model: DlibResNet) -> None:
 
 
 def test_unknown_node_rejected(model: DlibResNet) -> None:
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(UnknownNode, match="'fc7'.*conv64"):
         model.forward_nodes(torch.zeros(1, 3, 150, 150), ("fc7",))
 
 

@@ -7,8 +7,17 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from facexplain.errors import UnknownNode
+
 EMBEDDING = "embedding"
 Stage = Callable[[torch.Tensor], torch.Tensor]
+
+
+def unknown_nodes(missing: Sequence[str], valid: Sequence[str], hint: str = "") -> UnknownNode:
+    """The one-line error for node names a model lacks, naming a few it has."""
+    shown = ", ".join(valid[:4]) + (f", ... ({len(valid)} in all)" if len(valid) > 4 else "")
+    names = ", ".join(f"'{n}'" for n in missing)
+    return UnknownNode(f"unknown node {names}{hint}; valid: {shown} (see node_names())")
 
 
 class FaceModel(nn.Module):
@@ -17,8 +26,13 @@ class FaceModel(nn.Module):
     Input: float RGB pixels in [0, 255], shape (N, 3, H, W), already aligned to the
     backbone's template; each model applies its own normalisation. ``forward`` returns the
     (unnormalised) embedding; ``forward_nodes`` also returns the requested intermediate
-    tensors by name (the spec lists the spatial ones), plus ``"embedding"``.
+    tensors by name (``node_names`` lists them), plus ``"embedding"``. Weights are frozen
+    ``nn.Parameter``s: ``requires_grad_(True)`` to fine-tune them.
     """
+
+    def node_names(self) -> tuple[str, ...]:
+        """Every name ``forward_nodes`` accepts, ``"embedding"`` first."""
+        raise NotImplementedError
 
     def forward_nodes(self, x: torch.Tensor, nodes: Sequence[str]) -> dict[str, torch.Tensor]:
         raise NotImplementedError

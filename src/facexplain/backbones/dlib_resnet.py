@@ -22,8 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from facexplain import assets
-from facexplain.backbones.base import EMBEDDING, FaceModel, Stage
-from facexplain.errors import AssetCorrupt, InvalidArgument
+from facexplain.backbones.base import EMBEDDING, FaceModel, Stage, unknown_nodes
+from facexplain.backbones.padding import grow_to
+from facexplain.backbones.tfjs_format import decode_group
 
 if TYPE_CHECKING:
     from facexplain.backbones.registry import BackboneSpec
@@ -55,32 +56,10 @@ NODES: tuple[str, ...] = (*NODE_AFTER_BLOCK, EMBEDDING)
 
 
 def read_tfjs_weights(bin_path: Path, manifest_path: Path) -> dict[str, np.ndarray]:
-    """Decode a TF.js weights manifest + single shard into float32 arrays (HWIO kept)."""
+    """Decode face-api's weights manifest + its single shard into float32 arrays (HWIO kept)."""
     groups: list[dict[str, Any]] = json.loads(manifest_path.read_text())
-    data = bin_path.read_bytes()
-    out: dict[str, np.ndarray] = {}
-    offset = 0
-    for group in groups:
-        for entry in group["weights"]:
-            shape = tuple(int(d) for d in entry["shape"])
-            count = int(np.prod(shape)) if shape else 1
-            quant = entry.get("quantization")
-            if entry["dtype"] != "float32":
-                raise AssetCorrupt(f"{manifest_path.name}: unexpected dtype {entry['dtype']}")
-            if quant is None:
-                arr = np.frombuffer(data, dtype="<f4", count=count, offset=offset)
-                offset += 4 * count
-            elif quant["dtype"] == "uint8":
-                q = np.frombuffer(data, dtype=np.uint8, count=count, offset=offset)
-                offset += count
-                # Same arithmetic as tfjs' decodeWeights: q * scale + min in double, then f32.
-                arr = q.astype(np.float64) * float(quant["scale"]) + float(quant["min"])
-            else:
-                raise AssetCorrupt(f"{manifest_path.name}: unsupported quantisation {quant}")
-            out[entry["name"]] = np.array(arr, dtype=np.float32).reshape(shape)  # own, writable
-    if offset != len(data):
-        raise AssetCorrupt(f"{bin_path.name}: {len(data)} bytes, manifest describes {offset}")
-    return out
+    specs = [entry for group in groups for entry in group["weights"]]
+    return decode_group(specs, bin_path.read_bytes(), bin_path.name)
 
 
 def _scaled_conv(
@@ -115,11 +94,8 @@ class _Block(nn.Module):
         if not self.down:
             return F.relu(out + x)
         shortcut = F.avg_pool2d(x, 2, 2)
-        dh = shortcut.shape[2] - out.shape[2]
-        dw = shortcut.shape[3] - out.shape[3]
-        if dh or dw:
-            # The valid stride-2 conv can come out one pixel short: zeros at bottom/right.
-            out = F.pad(out, (0, dw, 0, dh))
+        # The valid stride-2 conv can come out one pixel short: zeros at bottom/right.
+        out = grow_to(out, shortcut.shape[2], shortcut.shape[3])
         c = shortcut.shape[1]
         if out.shape[1] != c:
             # Width doubles: the shortcut carries zeros in the new channels.
@@ -143,6 +119,10 @@ class DlibResNet(FaceModel):
         with torch.no_grad():
             self.fc.weight.copy_(fc.t())
         self._node_of_block = {b: n for n, b in NODE_AFTER_BLOCK.items()}
+        self.requires_grad_(False)  # frozen like every backbone; requires_grad_() to fine-tune
+
+    def node_names(self) -> tuple[str, ...]:
+        return (EMBEDDING, *NODE_AFTER_BLOCK)
 
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
         x = ((x - self.mean) / SCALE_DIVISOR).contiguous(memory_format=torch.channels_last)
@@ -157,7 +137,7 @@ class DlibResNet(FaceModel):
     def forward_nodes(self, x: torch.Tensor, nodes: Sequence[str]) -> dict[str, torch.Tensor]:
         unknown = [n for n in nodes if n not in NODES]
         if unknown:
-            raise InvalidArgument(f"unknown dlib-resnet node(s) {unknown}; valid: {NODES}")
+            raise unknown_nodes(unknown, self.node_names())
         wanted = set(nodes)
         found: dict[str, torch.Tensor] = {}
         out = self._stem(x)

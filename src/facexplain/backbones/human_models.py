@@ -8,15 +8,13 @@ and the spatial maps for explanations are the named nodes in the registry row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
 from facexplain import assets
-from facexplain.backbones.base import EMBEDDING, FaceModel, Stage
-from facexplain.backbones.tfjs_graph import GraphFormatError, TFJSGraphModule
+from facexplain.backbones.base import FaceModel
+from facexplain.backbones.graph_face import GraphFaceModel
+from facexplain.backbones.tfjs_graph import TFJSGraphModule
 
 if TYPE_CHECKING:
     from facexplain.backbones.registry import BackboneSpec
@@ -25,39 +23,11 @@ FACERES_EMBEDDING = "global_pooling/Mean"
 MOBILEFACE_EMBEDDING = "batchnorm0/add_1"
 
 
-class TFJSFaceModel(FaceModel):
-    """A FaceModel over a TF.js graph: ``"embedding"`` is an alias for one graph node."""
-
-    def __init__(self, graph: TFJSGraphModule, embedding_node: str, input_size: int,
-                 feature_nodes: Sequence[str]) -> None:
-        super().__init__()
-        missing = [n for n in (embedding_node, *feature_nodes) if n not in graph.graph_def.nodes]
-        if missing:
-            raise GraphFormatError(f"graph has no node(s) {', '.join(missing)}")
-        self.graph = graph
-        self.embedding_node = embedding_node
-        self.input_size = input_size
-        self.feature_nodes = tuple(feature_nodes)
-        graph.plan((embedding_node, *self.feature_nodes))  # fail now on an unsupported op
-
-    def forward_nodes(self, x: torch.Tensor, nodes: Sequence[str]) -> dict[str, torch.Tensor]:
-        size = self.input_size
-        if x.dim() != 4 or x.shape[1] != 3 or tuple(x.shape[2:]) != (size, size):
-            raise ValueError(f"expected an (N, 3, {size}, {size}) RGB batch, got {tuple(x.shape)}")
-        names = [self.embedding_node if n == EMBEDDING else n for n in nodes]
-        out = self.graph.forward_nodes(x, names)
-        return {n: out[name] for n, name in zip(nodes, names, strict=True)}
-
-
-    def stages(self) -> list[Stage]:
-        return self.graph.stages(self.embedding_node)
-
-
-def _load(spec: BackboneSpec, root: Path, embedding_node: str) -> TFJSFaceModel:
+def _load(spec: BackboneSpec, root: Path, embedding_node: str) -> GraphFaceModel:
     json_name, bin_name = spec.asset_names
-    assets.asset_path(bin_name, root)
+    assets.asset_path(bin_name, root)  # verified before the JSON's shard list is read
     graph = TFJSGraphModule.from_file(assets.asset_path(json_name, root))
-    return TFJSFaceModel(graph, embedding_node, spec.input_size, spec.feature_nodes)
+    return GraphFaceModel(graph, embedding_node, spec.input_size, spec.feature_nodes)
 
 
 def load_faceres(spec: BackboneSpec, root: Path) -> FaceModel:

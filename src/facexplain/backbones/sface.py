@@ -15,7 +15,8 @@ from onnx import helper, numpy_helper
 
 from facexplain import assets
 from facexplain.backbones.base import FaceModel
-from facexplain.backbones.onnx_graph import OnnxFaceModel, OnnxGraph
+from facexplain.backbones.graph_face import GraphFaceModel
+from facexplain.backbones.onnx_graph import OnnxGraph
 from facexplain.backbones.registry import BackboneSpec
 
 INT8_NAME = "sface/face_recognition_sface_2021dec_int8bq.onnx"
@@ -103,4 +104,4 @@ def load(spec: BackboneSpec, root: Path) -> FaceModel:
     """SFace as a FaceModel: RGB [0, 255] at 112x112 in (the graph normalises), 128-d out."""
     graph = OnnxGraph(assets.asset_path(FLOAT_NAME, root), channels_last=True,
                       keep=spec.feature_nodes)
-    return OnnxFaceModel(graph, EMBEDDING_NODE)
+    return GraphFaceModel(graph, EMBEDDING_NODE, spec.input_size, spec.feature_nodes)
