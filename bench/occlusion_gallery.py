@@ -58,7 +58,7 @@ def main() -> None:
             sims[p] = float(cosine(e[0:1], e[1:2])[0])
     genuine = [p for p in pool if p.same][:3]
     impostors = sorted((p for p in pool if not p.same), key=lambda p: -sims[p])[:6]
-    occ = PairwiseOcclusion.for_backbone(pipe.model, args.backbone, args.patch, args.stride)
+    occ = PairwiseOcclusion.for_backbone(pipe.scorer, args.backbone, args.patch, args.stride)
     chosen = genuine + impostors
     fig, axes = plt.subplots(3, 6, figsize=(12, 6.6), dpi=110, layout="constrained")
     image = None

@@ -37,8 +37,8 @@ from facexplain.cache import DiskCache
 from facexplain.datasets.lfw import image_path
 from facexplain.explain.base import PairScore, backbone_pair_score
 from facexplain.explain.fills import make_fill
-from facexplain.explain.incremental import IncrementalPairScore
 from facexplain.explain.occlusion import PairwiseOcclusion, occlusion_windows
+from facexplain.explain.scorer import PairScorer
 from facexplain.io import load_image
 from facexplain.pipeline import FacePipeline
 
@@ -116,16 +116,17 @@ def main() -> None:
             score(pair[:1], pair[1:])  # warm-up
             if model is not None:
                 t0 = time.perf_counter()
-                IncrementalPairScore(model, pair)  # measures the stage geometry, once
+                assert isinstance(score, PairScorer)
+                score.incremental(pair)  # measures the stage geometry, once (kept on the scorer)
                 print(f"{name}: stage geometry measured in {time.perf_counter() - t0:.2f} s",
                       flush=True)
         for k, s in settings:
             edge = "shift" if (size - k) % s == 0 else "clip"
             n_windows = len(occlusion_windows(size, size, k, s, edge))
             ours_fn = PairwiseOcclusion(score, k, s, fill=fill, batch_size=args.batch_size,
-                                        edge=edge, model=model)
+                                        edge=edge, incremental=model is not None)
             plain_fn = PairwiseOcclusion(score, k, s, fill=fill, batch_size=args.batch_size,
-                                         edge=edge)
+                                         edge=edge, incremental=False)
             t_ours, t_captum, t_plain = float("inf"), float("inf"), float("nan")
             ours = captum_map = torch.empty(0)
             order = ["ours", "captum", "plain"] if args.plain and model is not None else [

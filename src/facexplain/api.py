@@ -1,19 +1,32 @@
-"""The library's front door: ``verify(path_a, path_b)`` and friends."""
+"""The library's use cases: ``verify`` and ``explain_pair``. Every front end calls these.
+
+Why: the CLI used to build pipeline, verdict, explainers and report itself, so a notebook, the
+web app or a batch runner would have copied it. Now a front end translates its arguments into
+``explain_pair(photo_a, photo_b, methods=..., options=...)`` and renders the typed result.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from facexplain.backbones.registry import DEFAULT_BACKBONE, BackboneSpec, get_spec
+from facexplain.explain.base import ExplanationMaps
+from facexplain.explain.registry import ExplainOptions, MapSpec, MethodInfo, parse_methods
 from facexplain.pipeline import FacePipeline
-from facexplain.scoring import cosine, get_calibration
+from facexplain.scoring import Calibration, get_calibration
 from facexplain.types import FacePair, Verdict
+
+Log = Callable[[str], None]
 
 
 def verdict_for_pair(pipeline: FacePipeline, pair: FacePair, path_a: str, path_b: str) -> Verdict:
     """Score an aligned pair with the pipeline's backbone and its calibrated threshold."""
     cal = get_calibration(pipeline.spec.name)
-    emb = pipeline.embed(pair.tensor)
-    similarity = float(cosine(emb[0:1], emb[1:2])[0])
+    similarity = pipeline.scorer.similarity(pair.tensor)
     return Verdict(
         similarity=similarity,
         threshold=cal.threshold,
@@ -27,10 +40,104 @@ def verdict_for_pair(pipeline: FacePipeline, pair: FacePair, path_a: str, path_b
 
 
 def verify(
-    path_a: str | Path, path_b: str | Path, backbone: str = "sface",
+    path_a: str | Path, path_b: str | Path, backbone: str = DEFAULT_BACKBONE,
     pipeline: FacePipeline | None = None,
 ) -> Verdict:
     """Are the faces in two photos the same person? Detects, aligns, embeds and decides."""
     pipe = pipeline or FacePipeline(backbone)
     pair = pipe.pair(path_a, path_b)
     return verdict_for_pair(pipe, pair, str(path_a), str(path_b))
+
+
+@dataclass(frozen=True)
+class ExplainedMap:
+    """One map of one method: values (2, H, W) for faces A and B, and how to read/draw it."""
+
+    spec: MapSpec
+    values: torch.Tensor
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """What one registered method says about the pair."""
+
+    method: MethodInfo
+    explanation: ExplanationMaps
+
+    @property
+    def maps(self) -> tuple[ExplainedMap, ...]:
+        """Every returned map with its display spec (maps a method did not declare are drawn
+        with the default spec, so nothing it returns is lost)."""
+        out = []
+        for name, values in self.explanation.maps.items():
+            spec = self.method.map_spec(name) or MapSpec(name, name)
+            out.append(ExplainedMap(spec, values))
+        return tuple(out)
+
+    @property
+    def score(self) -> float:
+        return self.explanation.score
+
+
+@dataclass(frozen=True)
+class PairExplanation:
+    """The answer and the reasons: verdict, aligned faces, and each method's maps."""
+
+    verdict: Verdict
+    pair: FacePair
+    spec: BackboneSpec
+    calibration: Calibration
+    results: tuple[MethodResult, ...]
+
+    @property
+    def faces(self) -> torch.Tensor:
+        return self.pair.tensor
+
+
+def resolve_methods(methods: str | Sequence[str], options: ExplainOptions,
+                    spec: BackboneSpec) -> tuple[MethodInfo, ...]:
+    """Method names -> registered methods, each checked against the options and backbone.
+
+    Cheap and model-free: front ends call it first so bad input fails before models load.
+    """
+    spec_text = methods if isinstance(methods, str) else ",".join(methods)
+    infos = parse_methods(spec_text)
+    for info in infos:
+        info.check(options, spec)
+    return infos
+
+
+def explain_pair(
+    photo_a: str | Path,
+    photo_b: str | Path,
+    methods: str | Sequence[str] = "occlusion",
+    backbone: str = DEFAULT_BACKBONE,
+    options: ExplainOptions | None = None,
+    pipeline: FacePipeline | None = None,
+    log: Log | None = None,
+) -> PairExplanation:
+    """Verify two photos and explain the verdict with each of ``methods`` ('all', a name, a
+    comma list or a sequence of names). Pass ``pipeline`` to reuse loaded models across calls.
+    Validation of methods and options happens before any model is loaded.
+    """
+    options = options or ExplainOptions()
+    spec = pipeline.spec if pipeline is not None else get_spec(backbone)
+    infos = resolve_methods(methods, options, spec)
+    calibration = get_calibration(spec.name)
+    pipe = pipeline or FacePipeline(spec.name)
+    for info in infos:
+        if info.prepare is not None:
+            info.prepare(spec.name, options.progress)
+    explainers = [(info, info.build(pipe.scorer, options)) for info in infos]
+    pair = pipe.pair(photo_a, photo_b)
+    verdict = verdict_for_pair(pipe, pair, str(photo_a), str(photo_b))
+    results = []
+    for info, explainer in explainers:
+        if log is not None:
+            log(f"explaining with {info.name} ...")
+        results.append(MethodResult(info, explainer.explain(pair.tensor)))
+    return PairExplanation(verdict, pair, spec, calibration, tuple(results))

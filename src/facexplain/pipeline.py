@@ -13,6 +13,7 @@ from facexplain.align import MTCNN, align_image, choose_face, fallback_detection
 from facexplain.backbones.base import FaceModel
 from facexplain.backbones.registry import BackboneSpec, get_spec, load_backbone
 from facexplain.errors import NoFaceFound
+from facexplain.explain.scorer import PairScorer
 from facexplain.io import load_image
 from facexplain.types import AlignedFace, Detection, FacePair
 
@@ -27,7 +28,8 @@ class LocatedFace:
 
 
 class FacePipeline:
-    """A detector and one backbone, built once and reused for many photos."""
+    """A detector and one backbone, built once and reused for many photos (a server or a batch
+    worker keeps one); ``scorer`` is the backbone's pair score, shared by every method."""
 
     def __init__(
         self,
@@ -40,6 +42,7 @@ class FacePipeline:
         root = root or assets.home()
         self.detector = detector or MTCNN(root=root)
         self.model = model or load_backbone(backbone, root)
+        self.scorer = PairScorer(self.model, self.spec)
 
     def locate(
         self, image: np.ndarray, policy: str = "largest", allow_fallback: bool = False,

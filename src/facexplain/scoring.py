@@ -2,16 +2,15 @@
 
 The threshold of each backbone is calibrated on LFW by ``facexplain benchmark lfw
 --write-calibration`` (mean of the ten fold thresholds, each chosen on the other nine folds)
-and stored, with that command and its date, in ``backbones/calibration.json``. A logistic
+and stored, with that command and its date, as a record (``records``: the packaged
+``backbones/calibration.json``, overridden by the user's runs under the model home). A logistic
 (Platt) fit of same/not-same on the LFW scores turns a similarity into a confidence.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from facexplain.errors import InvalidArgument
+from facexplain.records import RecordStore, packaged_dir, store_for
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -79,16 +79,13 @@ def fit_platt(scores: np.ndarray, same: np.ndarray) -> tuple[float, float]:
     return float(model.coef_[0, 0]), float(model.intercept_[0])
 
 
-def _calibration_path() -> Path:
-    return Path(str(resources.files("facexplain.backbones").joinpath(CALIBRATION_FILE)))
+def calibration_store(path: Path | None = None) -> RecordStore:
+    return store_for(CALIBRATION_FILE, packaged_dir("facexplain.backbones"), path)
 
 
 def load_calibrations(path: Path | None = None) -> dict[str, Calibration]:
-    p = path or _calibration_path()
-    if not p.is_file():
-        return {}
-    raw = json.loads(p.read_text())
-    return {name: Calibration(**row) for name, row in raw.items()}
+    return {name: Calibration(**row) for name, row in  # type: ignore[arg-type]
+            calibration_store(path).load().items()}
 
 
 def get_calibration(backbone: str, path: Path | None = None) -> Calibration:
@@ -102,8 +99,5 @@ def get_calibration(backbone: str, path: Path | None = None) -> Calibration:
 
 
 def save_calibration(cal: Calibration, path: Path | None = None) -> Path:
-    p = path or _calibration_path()
-    table = {name: asdict(c) for name, c in load_calibrations(p).items()}
-    table[cal.backbone] = asdict(cal)
-    p.write_text(json.dumps(dict(sorted(table.items())), indent=2) + "\n")
-    return p
+    """Store ``cal`` in the user's records (or ``path``); return the file written."""
+    return calibration_store(path).save(cal.backbone, asdict(cal))

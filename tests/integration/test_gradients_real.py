@@ -55,6 +55,6 @@ def test_relu_sites_per_backbone(name: str) -> None:
         warnings.simplefilter("ignore")
         guided = build_gradient_explainer("guided", model, spec.last_spatial_node).explain(pair)
         plain = build_gradient_explainer("saliency", model, spec.last_spatial_node).explain(pair)
-    assert guided.meta["relu_sites"] == RELU_SITES[name]
+    assert guided.meta.relu_sites == RELU_SITES[name]
     same = torch.allclose(guided.maps["delta"], plain.maps["delta"])
     assert same == (RELU_SITES[name] == 0)

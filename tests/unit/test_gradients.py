@@ -139,7 +139,7 @@ def test_integrated_gradients_complete_and_signed_like_occlusion() -> None:
     with torch.no_grad():
         expected = float(score(ref[None], ref[None])[0]) - res.score
     assert float(res.maps["delta"].sum()) == pytest.approx(expected, abs=1e-4)
-    assert abs(float(res.meta["convergence_delta"])) < 1e-4  # type: ignore[arg-type]
+    assert abs(float(res.meta.convergence_delta)) < 1e-4  # type: ignore[arg-type]
     torch.testing.assert_close(res.maps["magnitude"], res.maps["delta"].abs())
 
 
@@ -155,7 +155,7 @@ def test_functional_relu_gets_captum_rule(explainer_cls: type, captum_name: str)
     face = ConvFace("relu")
     pair = _pair(5)
     res = explainer_cls(backbone_pair_score(face), fill="zero").explain(pair)
-    assert res.meta["relu_sites"] == 2  # one F.relu per face
+    assert res.meta.relu_sites == 2  # one F.relu per face
     a, b = (pair[i : i + 1].clone().requires_grad_() for i in (0, 1))
     ra, rb = getattr(captum.attr, captum_name)(ModulePairScore(face)).attribute((a, b))
     r = torch.cat([ra, rb]).detach()
@@ -183,7 +183,7 @@ def test_prelu_model_reports_no_relu() -> None:
     pair = _pair(7)
     with pytest.warns(UserWarning, match="no ReLU"):
         res = GuidedBackpropExplainer(backbone_pair_score(face)).explain(pair)
-    assert res.meta["relu_sites"] == 0 and res.meta["prelu_sites"] == 2
+    assert res.meta.relu_sites == 0 and res.meta.prelu_sites == 2
     plain = SaliencyExplainer(backbone_pair_score(face)).explain(pair)
     torch.testing.assert_close(plain.maps["delta"], res.maps["delta"])
 
@@ -206,7 +206,7 @@ def test_gradcam_matches_hand_computation() -> None:
     torch.testing.assert_close(res.maps["similarity"].double(), up.clamp(min=0),
                                rtol=1e-4, atol=1e-8)
     torch.testing.assert_close(res.maps["delta"].double(), -up, rtol=1e-4, atol=1e-8)
-    assert res.meta["cam_size"] == [4, 4]
+    assert res.meta.cam_size == (4, 4)
     with torch.no_grad():
         assert res.score == pytest.approx(float(backbone_pair_score(face)(pair[:1], pair[1:])))
 

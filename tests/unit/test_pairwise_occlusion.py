@@ -168,8 +168,8 @@ def test_maps_names_shapes_and_meta() -> None:
     torch.testing.assert_close(maps.maps["difference"], d.clamp(min=0))
     torch.testing.assert_close(maps.maps["similarity"], (-d).clamp(min=0))
     torch.testing.assert_close(maps.maps["difference_normalized"], (d / 50).clamp(0, 1))
-    assert maps.meta["k"] == 4 and maps.meta["s"] == 2 and maps.meta["fill"] == "zero"
-    assert maps.meta["n_forward"] == 4 * 4 + 1
+    assert maps.meta.k == 4 and maps.meta.s == 2 and maps.meta.fill == "zero"
+    assert maps.meta.n_forward == 4 * 4 + 1
 
 
 def test_input_not_mutated_deterministic_and_batch_size_free() -> None:
@@ -262,7 +262,7 @@ def test_explicit_fill_tensor_is_used_for_both_faces() -> None:
     pair = torch.zeros(2, 3, 4, 4)
     fill = torch.full((3, 4, 4), 2.0)
     maps = PairwiseOcclusion(neg_sq_distance, 4, 4, fill=fill).explain(pair)
-    assert maps.meta["fill"] == "custom"
+    assert maps.meta.fill == "custom"
     assert float(maps.maps["delta"].abs().max()) == 0  # same fill in both: still identical
 
 
@@ -387,20 +387,25 @@ def test_for_backbone_uses_the_template_mean_face_and_stored_theta() -> None:
     assert occ.template == "arcface-112" and occ.fill == "mean-face"
     assert occ.theta is None  # no Θ stored for k=56
     maps = occ.explain(random_pair(112))
-    assert maps.meta["n_forward"] == 5 and maps.maps["delta"].shape == (2, 112, 112)
+    assert maps.meta.n_forward == 5 and maps.maps["delta"].shape == (2, 112, 112)
     with pytest.raises(UnknownBackbone):
         PairwiseOcclusion.for_backbone(TinyFaceModel(), "nope")
 
 
+def _details(max_delta: float, theta: float | None, k: int = 16, s: int = 8):  # type: ignore[no-untyped-def]
+    from facexplain.explain.occlusion import OcclusionDetails
+
+    return OcclusionDetails(k=k, s=s, fill="mean-face", edge="shift", n_forward=10, n_windows=9,
+                            batch_size=32, incremental=False, theta=theta, max_delta=max_delta)
+
+
 def test_report_text_states_max_delta_against_theta() -> None:
-    from facexplain.report.sections import _theta_note
+    from facexplain.explain.methods.occlusion import note
 
     delta = torch.zeros(2, 8, 8)
-    delta[:, 3, 3] = 0.05
-    lit = ExplanationMaps("occlusion", {"delta": delta}, 0.2, {"theta": 0.03})
-    dark = ExplanationMaps("occlusion", {"delta": delta / 10}, 0.9, {"theta": 0.03})
-    assert "Max Δ = 0.0500" in _theta_note(lit) and "lit: above" in _theta_note(lit)
-    assert "dark: below" in _theta_note(dark)
-    missing = ExplanationMaps("occlusion", {"delta": delta}, 0.2, {"k": 32, "s": 16})
-    assert "No Θ is stored" in _theta_note(missing) and "k=32" in _theta_note(missing)
-    assert _theta_note(ExplanationMaps("saliency", {"delta": delta}, 0.2, {})) == ""
+    lit = ExplanationMaps("occlusion", {"delta": delta}, 0.2, _details(0.05, 0.03))
+    dark = ExplanationMaps("occlusion", {"delta": delta}, 0.9, _details(0.005, 0.03))
+    assert "Max Δ = 0.0500" in note(lit) and "lit: above" in note(lit)
+    assert "dark: below" in note(dark)
+    missing = ExplanationMaps("occlusion", {"delta": delta}, 0.2, _details(0.05, None, 32, 16))
+    assert "No Θ is stored" in note(missing) and "k=32" in note(missing)

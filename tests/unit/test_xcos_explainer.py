@@ -52,7 +52,7 @@ def test_explanation_sums_to_the_score(explainer: XCos, kind: str) -> None:
     before = pair.clone()
     e = explainer.explain(pair)
     assert isinstance(e, ExplanationMaps) and e.method == "xcos"
-    s, w = e.meta["S"], e.meta["W"]
+    s, w = e.meta.S, e.meta.W
     assert isinstance(s, torch.Tensor) and isinstance(w, torch.Tensor)
     assert s.shape == w.shape == (4, 4)
     assert e.score == float((s.double() * w.double()).sum())  # exactly
@@ -90,7 +90,7 @@ def test_load_xcos_finds_default_checkpoint(tmp_path: Path) -> None:
 def test_figure_is_written(tmp_path: Path, explainer: XCos) -> None:
     pair = torch.rand(2, 3, 16, 16) * 255
     e = explainer.explain(pair)
-    s, w = e.meta["S"], e.meta["W"]
+    s, w = e.meta.S, e.meta.W
     assert isinstance(s, torch.Tensor) and isinstance(w, torch.Tensor)
     out = save_xcos_figure(tmp_path / "x.png", pair[0], pair[1], s, w, e.score, "tiny")
     assert out.stat().st_size > 10_000

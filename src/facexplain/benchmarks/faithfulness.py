@@ -29,18 +29,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from facexplain import assets
+from facexplain import settings
 from facexplain.align import warp_face
 from facexplain.benchmarks.lfw import _check_images_exist, locate_all
 from facexplain.cache import DiskCache
 from facexplain.datasets.lfw import LfwPair, read_pairs, unique_images
 from facexplain.errors import InvalidArgument
-from facexplain.explain.base import Explainer, backbone_pair_score
-from facexplain.explain.gradients import (
-    GRADIENT_METHODS,
-    build_gradient_explainer,
-    reference_for,
-)
+from facexplain.explain.base import Explainer
+from facexplain.explain.gradients import reference_for
+from facexplain.explain.registry import ExplainOptions, MethodInfo, all_methods, get_method
 from facexplain.io import load_image
 from facexplain.metrics.faithfulness import (
     DEFAULT_FRACTIONS,
@@ -53,7 +50,11 @@ from facexplain.metrics.faithfulness import (
 )
 from facexplain.pipeline import FacePipeline
 
-METHODS = ("occlusion", *GRADIENT_METHODS)
+
+def ranked_methods() -> tuple[str, ...]:
+    """Every registered method with a map that ranks pixels (``MethodInfo.ranking_map``)."""
+    return tuple(name for name, info in all_methods().items() if info.ranking_map)
+
 HELDOUT_FOLDS = (5, 6, 7, 8, 9)  # folds 6-10 of pairs.txt
 RANDOM_SHARED = "random-shared"  # same random positions in both faces
 RANDOM_PER_FACE = "random-per-face"  # independent random positions per face
@@ -63,7 +64,7 @@ RANDOM_PER_FACE = "random-per-face"  # independent random positions per face
 class FaithfulnessConfig:
     backbone: str = "sface"
     n_pairs: int = 300
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = field(default_factory=ranked_methods)
     fill: str = "mean-face"
     patch: int = 16
     stride: int = 8
@@ -73,9 +74,9 @@ class FaithfulnessConfig:
     folds: tuple[int, ...] = HELDOUT_FOLDS
     seed: int = 0
     device: str = "cpu"
-    pairs: Path = Path("../shared/data/lfw/pairs.txt")
-    images: Path = Path("../shared/data/lfw/lfw-deepfunneled")
-    cache_dir: Path = field(default_factory=lambda: assets.home() / "cache")
+    pairs: Path = field(default_factory=lambda: settings.current().lfw_pairs)
+    images: Path = field(default_factory=lambda: settings.current().lfw_images)
+    cache_dir: Path = field(default_factory=lambda: settings.current().cache)
     progress: bool = True
 
 
@@ -113,30 +114,23 @@ def select_heldout_pairs(pairs: list[LfwPair], n_pairs: int, folds: tuple[int, .
 
 def _explainers(cfg: FaithfulnessConfig, pipe: FacePipeline, fill: torch.Tensor
                 ) -> dict[str, Explainer]:
-    """One explainer per method, all removing pixels with the same ``fill`` (2, 3, H, W)."""
-    out: dict[str, Explainer] = {}
-    template = pipe.spec.template
-    for method in cfg.methods:
-        if method == "occlusion":
-            from facexplain.explain.occlusion import PairwiseOcclusion  # the occlusion module
-
-            out[method] = PairwiseOcclusion(backbone_pair_score(pipe.model), patch=cfg.patch,
-                                            stride=cfg.stride, fill=fill, template=template,
-                                            model=pipe.model)
-        else:
-            out[method] = build_gradient_explainer(method, pipe.model, pipe.spec.last_spatial_node,
-                                                   fill=fill, template=template,
-                                                   n_steps=cfg.ig_steps)
-    return out
+    """One explainer per method (from the registry), all removing pixels with the same ``fill``
+    (2, 3, H, W)."""
+    options = ExplainOptions(patch=cfg.patch, stride=cfg.stride, fill=fill, gradient_fill=fill,
+                             ig_steps=cfg.ig_steps)
+    return {m: get_method(m).build(pipe.scorer, options) for m in cfg.methods}
 
 
 def run_faithfulness(cfg: FaithfulnessConfig, pipeline: FacePipeline | None = None
                      ) -> FaithfulnessResult:
     """Deletion curves of every method (and random order) on the held-out pairs."""
     started = time.perf_counter()
-    unknown = [m for m in cfg.methods if m not in METHODS]
+    valid = ranked_methods()
+    unknown = [m for m in cfg.methods if m not in valid]
     if unknown or not cfg.methods:
-        raise InvalidArgument(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
+        raise InvalidArgument(f"unknown or unranked method(s) {unknown}; valid: "
+                              f"{', '.join(valid)}")
+    infos: dict[str, MethodInfo] = {m: get_method(m) for m in cfg.methods}
     from facexplain.explain.fills import FILLS
 
     if cfg.fill not in FILLS:
@@ -150,7 +144,7 @@ def run_faithfulness(cfg: FaithfulnessConfig, pipeline: FacePipeline | None = No
     pipe = pipeline or FacePipeline(cfg.backbone)
     located = locate_all(pipe, paths, DiskCache(cfg.cache_dir), progress=False)
     pipe.model.to(device)
-    score_fn = backbone_pair_score(pipe.model)
+    score_fn = pipe.scorer
     template = pipe.spec.template
     size = pipe.spec.input_size
     if cfg.block < 1 or size % cfg.block:
@@ -160,7 +154,7 @@ def run_faithfulness(cfg: FaithfulnessConfig, pipeline: FacePipeline | None = No
                          template).to(device)
     explainers = _explainers(cfg, pipe, fill)
 
-    rows = [*cfg.methods, *(f"{m}-abs" for m in cfg.methods if m not in ("occlusion", "gradcam"))]
+    rows = [*cfg.methods, *(f"{m}-abs" for m in cfg.methods if infos[m].magnitude_map)]
     baselines = (RANDOM_SHARED, RANDOM_PER_FACE)
     curves: dict[str, dict[str, list[np.ndarray]]] = {
         kind: {r: [] for r in [*rows, *baselines]} for kind in ("difference", "similarity")
@@ -198,9 +192,13 @@ def run_faithfulness(cfg: FaithfulnessConfig, pipeline: FacePipeline | None = No
             seconds[method] += time.perf_counter() - t0
             maps = explained.maps
             if method not in notes:
-                notes[method] = {k: v for k, v in explained.meta.items() if k != "seconds"}
-            for row, ranking in ((method, sign * maps["delta"]),
-                                 (f"{method}-abs", maps.get("magnitude"))):
+                notes[method] = {k: v for k, v in explained.meta.to_json().items()
+                                 if k != "seconds" and not isinstance(v, list)}
+            info = infos[method]
+            assert info.ranking_map is not None
+            magnitude = maps.get(info.magnitude_map) if info.magnitude_map else None
+            for row, ranking in ((method, sign * maps[info.ranking_map]),
+                                 (f"{method}-abs", magnitude)):
                 if ranking is not None and row in curves[kind]:
                     pairwise.setdefault(row, is_pairwise(ranking))
                     curves[kind][row].append(curve(ranking.to(device)))

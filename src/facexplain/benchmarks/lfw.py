@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from facexplain import assets
+from facexplain import settings
 from facexplain.align import warp_face
 from facexplain.cache import DiskCache, image_key
 from facexplain.datasets.lfw import LfwPair, read_pairs, unique_images
@@ -34,10 +34,10 @@ EMBEDDING_VERSION = "emb-v1"
 @dataclass(frozen=True)
 class LfwBenchmarkConfig:
     backbone: str = "sface"
-    pairs: Path = Path("../shared/data/lfw/pairs.txt")
-    images: Path = Path("../shared/data/lfw/lfw-deepfunneled")
+    pairs: Path = field(default_factory=lambda: settings.current().lfw_pairs)
+    images: Path = field(default_factory=lambda: settings.current().lfw_images)
     flip: bool = False
-    cache_dir: Path = field(default_factory=lambda: assets.home() / "cache")
+    cache_dir: Path = field(default_factory=lambda: settings.current().cache)
     batch_size: int = 32
     progress: bool = True
 
@@ -91,8 +91,8 @@ def embed_all(
     pipe: FacePipeline, located: dict[Path, LocatedFace], cache: DiskCache, flip: bool,
     batch_size: int, progress: bool,
 ) -> dict[Path, np.ndarray]:
-    """Embeddings of every image's chosen face, cached per (image, backbone, flip)."""
-    tag = f"{EMBEDDING_VERSION}:{pipe.spec.name}:flip={int(flip)}"
+    """Embeddings of every image's chosen face, cached per (image, weights, flip)."""
+    tag = f"{EMBEDDING_VERSION}:{pipe.spec.name}@{pipe.scorer.fingerprint()[:16]}:flip={int(flip)}"
     embeddings: dict[Path, np.ndarray] = {}
     todo: list[Path] = []
     for path in located:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from facexplain import assets
+from facexplain import settings
 from facexplain.align import warp_face
 from facexplain.align.templates import ARCFACE_112, Template
 from facexplain.analysis.binary import (
@@ -49,7 +49,7 @@ from facexplain.analysis.neurons import (
 from facexplain.analysis.robustness import LayerProbe, RobustnessCurve, robustness_curve
 from facexplain.benchmarks.lfw import embed_all, locate_all, pair_scores
 from facexplain.cache import DiskCache, image_key
-from facexplain.datasets.lfw import DEFAULT_LFW_ROOT, LfwPair, read_pairs
+from facexplain.datasets.lfw import LfwPair, read_pairs
 from facexplain.datasets.lfw_people import LfwPeople, load_lfw_people
 from facexplain.datasets.occlusion import face_region
 from facexplain.errors import InvalidArgument
@@ -64,8 +64,8 @@ LBP_VERSION = "lbp-v1"
 class NeuronAnalysisConfig:
     backbone: str = "sface"
     layer: str | None = None  # default: the backbone's last spatial map
-    lfw_root: Path = DEFAULT_LFW_ROOT
-    cache_dir: Path = field(default_factory=lambda: assets.home() / "cache")
+    lfw_root: Path = field(default_factory=lambda: settings.current().lfw)
+    cache_dir: Path = field(default_factory=lambda: settings.current().cache)
     batch_size: int = 32
     min_images: int = 20
     constant_level: float = 0.9

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from facexplain import assets
+from facexplain import settings
 from facexplain.align import warp_face
 from facexplain.align.templates import TEMPLATES
 from facexplain.backbones.registry import get_spec
@@ -29,7 +29,6 @@ from facexplain.benchmarks.lfw import _check_images_exist, locate_all
 from facexplain.cache import DiskCache, image_key
 from facexplain.datasets.lfw import LfwPair, read_pairs, unique_images
 from facexplain.errors import InvalidArgument
-from facexplain.explain.base import backbone_pair_score
 from facexplain.explain.fills import DEFAULT_FILL, FILLS, mean_face_digest
 from facexplain.explain.occlusion import PairwiseOcclusion, occlusion_windows
 from facexplain.io import load_image
@@ -37,7 +36,6 @@ from facexplain.metrics.verification import auc, kfold_accuracy
 from facexplain.pipeline import FacePipeline
 
 DELTA_VERSION = "occ-v1"
-LFW = Path("../shared/data/lfw")
 HIST_BIN = 0.001  # the paper's histogram interval
 
 
@@ -48,9 +46,9 @@ class OcclusionStatsConfig:
     stride: int = 8
     fill: str = DEFAULT_FILL
     pairs_per_class: int = 150
-    pairs: Path = LFW / "pairs.txt"
-    images: Path = LFW / "lfw-deepfunneled"
-    cache_dir: Path = field(default_factory=lambda: assets.home() / "cache")
+    pairs: Path = field(default_factory=lambda: settings.current().lfw_pairs)
+    images: Path = field(default_factory=lambda: settings.current().lfw_images)
+    cache_dir: Path = field(default_factory=lambda: settings.current().cache)
     batch_size: int = 32
     progress: bool = True
     device: str = "cpu"
@@ -177,11 +175,12 @@ def run_occlusion_stats(
     _check_images_exist(paths)
     cache = DiskCache(cfg.cache_dir)
     located = locate_all(pipe, paths, cache, progress=False)
-    model = pipe.model.to(device)
-    explainer = PairwiseOcclusion(backbone_pair_score(model), cfg.patch, cfg.stride,
-                                  cfg.fill, pipe.spec.template, cfg.batch_size, model=model)
-    tag = (f"{DELTA_VERSION}:{pipe.spec.name}:k{cfg.patch}:s{cfg.stride}:"
-           f"{_fill_tag(cfg.fill, pipe.spec.template)}")
+    pipe.model.to(device)
+    explainer = PairwiseOcclusion(pipe.scorer, cfg.patch, cfg.stride,
+                                  cfg.fill, pipe.spec.template, cfg.batch_size)
+    # Keyed by the weights themselves: a modified model never gets another's maps back.
+    tag = (f"{DELTA_VERSION}:{pipe.spec.name}@{pipe.scorer.fingerprint()[:16]}:k{cfg.patch}:"
+           f"s{cfg.stride}:{_fill_tag(cfg.fill, pipe.spec.template)}")
     deltas, scores, computed_seconds, n_computed = [], [], 0.0, 0
     for p in tqdm(pairs, desc=f"occlusion {pipe.spec.name} k{cfg.patch} s{cfg.stride}",
                   unit="pair", disable=not cfg.progress):
@@ -289,8 +288,8 @@ def reference_images(pairs_file: Path, images: Path) -> list[Path]:
 
 def build_mean_faces(
     templates: list[str],
-    pairs_file: Path = LFW / "pairs.txt",
-    images: Path = LFW / "lfw-deepfunneled",
+    pairs_file: Path | None = None,
+    images: Path | None = None,
     max_images: int | None = None,
     cache_dir: Path | None = None,
     progress: bool = True,
@@ -300,6 +299,8 @@ def build_mean_faces(
     bad = [t for t in templates if t not in TEMPLATES]
     if bad:
         raise InvalidArgument(f"unknown template '{bad[0]}'; valid: {', '.join(TEMPLATES)}")
+    pairs_file = pairs_file or settings.current().lfw_pairs
+    images = images or settings.current().lfw_images
     paths = reference_images(pairs_file, images)
     if max_images is not None and max_images < len(paths):
         if max_images < 1:
@@ -308,7 +309,7 @@ def build_mean_faces(
     if not paths:
         raise InvalidArgument(f"no reference images under {images} outside {pairs_file}")
     pipe = pipeline or FacePipeline("sface")
-    located = locate_all(pipe, paths, DiskCache(cache_dir or assets.home() / "cache"), progress)
+    located = locate_all(pipe, paths, DiskCache(cache_dir or settings.current().cache), progress)
     sums: dict[str, torch.Tensor] = {}
     for path in tqdm(paths, desc="mean face", unit="img", disable=not progress):
         image = load_image(path)

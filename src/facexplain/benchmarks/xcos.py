@@ -28,10 +28,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from facexplain import assets
+from facexplain import settings
 from facexplain.backbones.base import FaceModel
 from facexplain.backbones.registry import BackboneSpec, get_spec
-from facexplain.datasets.lfw import DEFAULT_LFW_ROOT, LfwPair, read_pairs
+from facexplain.datasets.lfw import LfwPair, read_pairs
 from facexplain.datasets.occlusion import (
     DEFAULT_MASKS,
     MaskTemplate,
@@ -55,10 +55,10 @@ TEMPLATES = "templates"
 @dataclass(frozen=True)
 class XCosBenchmarkConfig:
     backbone: str = "sface"
-    images: Path = DEFAULT_LFW_ROOT / "lfw-deepfunneled"
-    pairs: Path = DEFAULT_LFW_ROOT / "pairs.txt"
+    images: Path = field(default_factory=lambda: settings.current().lfw_images)
+    pairs: Path = field(default_factory=lambda: settings.current().lfw_pairs)
     masks: Path = DEFAULT_MASKS
-    cache_dir: Path = field(default_factory=lambda: assets.home() / "cache")
+    cache_dir: Path = field(default_factory=lambda: settings.current().cache)
     checkpoint_root: Path | None = None
     areas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
     templates: bool = True

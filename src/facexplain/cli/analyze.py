@@ -9,12 +9,13 @@ from typing import Annotated
 
 import typer
 
+from facexplain import settings
 from facexplain.backbones.registry import DEFAULT_BACKBONE
 from facexplain.cli.verify import BackboneOpt
 
 app = typer.Typer(help="Analyses of a face model on LFW.", no_args_is_help=True)
 
-LFW = Path("../shared/data/lfw")
+LFW = settings.current().lfw  # a CLI run is one process: its environment decides
 
 
 @app.command("neurons")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 
@@ -9,6 +10,11 @@ import typer
 
 from facexplain.cli import analyze, benchmark, explain, train, verify
 from facexplain.errors import FacexplainError
+
+try:  # typer >= 0.20 vendors click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover - older typer with click installed
+    from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[no-redef]
 
 app = typer.Typer(
     name="facexplain",
@@ -20,6 +26,7 @@ app = typer.Typer(
 app.command("verify")(verify.verify_command)
 app.command("explain")(explain.explain_command)
 app.command("backbones")(verify.backbones_command)
+app.command("methods")(explain.methods_command)
 app.command("setup")(verify.setup_command)
 app.add_typer(benchmark.app, name="benchmark")
 app.add_typer(analyze.app, name="analyze")
@@ -30,14 +37,31 @@ def _one_line_warning(message: Warning | str, *_: object, **__: object) -> None:
     typer.echo(f"warning: {message}", err=True)
 
 
+def _fail(message: str, code: int) -> None:
+    """One line on stderr (and a JSON object on stdout with --json), then exit ``code``."""
+    line = " ".join(message.split())
+    if "--json" in sys.argv[1:]:
+        typer.echo(json.dumps({"error": line, "code": code}))
+    typer.echo(f"error: {line}", err=True)
+    sys.exit(code)
+
+
 def main() -> None:
-    """Entry point: run the app; a FacexplainError prints one line and exits non-zero."""
+    """Entry point: run the app; bad input prints one line and exits non-zero, never a trace."""
     warnings.showwarning = _one_line_warning
     try:
-        app()
+        app(standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(0)
+    except ClickException as exc:  # bad option values, unknown options, missing arguments
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        _fail(exc.format_message() + hint, exc.exit_code)
     except FacexplainError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+        _fail(str(exc), exc.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(141)

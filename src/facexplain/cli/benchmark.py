@@ -10,12 +10,13 @@ from typing import Annotated
 
 import typer
 
+from facexplain import settings
 from facexplain.backbones.registry import DEFAULT_BACKBONE
 from facexplain.cli.verify import BackboneOpt
 
 app = typer.Typer(help="Benchmarks on real data.", no_args_is_help=True)
 
-LFW = Path("../shared/data/lfw")
+LFW = settings.current().lfw  # a CLI run is one process: its environment decides
 
 
 @app.command("lfw")
@@ -186,8 +187,9 @@ def faithfulness_command(
         int, typer.Option("--pairs", help="Held-out pairs (half genuine), folds 6-10.")
     ] = 300,
     methods: Annotated[
-        str, typer.Option(help="Comma-separated: occlusion,saliency,deconv,guided,ig,gradcam.")
-    ] = "occlusion,saliency,deconv,guided,ig,gradcam",
+        str, typer.Option(help="Comma-separated method names, or all (every registered method "
+                          "with a ranking map).")
+    ] = "all",
     fill: Annotated[
         str, typer.Option(help="What removed pixels become: mean-face, channel-mean, zero, blur.")
     ] = "mean-face",
@@ -213,12 +215,14 @@ def faithfulness_command(
         FaithfulnessConfig,
         format_table,
         plot_curves,
+        ranked_methods,
         run_faithfulness,
     )
 
+    chosen = ranked_methods() if methods.strip() == "all" else tuple(
+        m.strip() for m in methods.split(",") if m.strip())
     cfg = FaithfulnessConfig(
-        backbone=backbone, n_pairs=n_pairs,
-        methods=tuple(m.strip() for m in methods.split(",") if m.strip()), fill=fill,
+        backbone=backbone, n_pairs=n_pairs, methods=chosen, fill=fill,
         patch=patch, stride=stride, ig_steps=ig_steps, block=block, seed=seed, device=device,
         pairs=pairs_file, images=images,
     )

@@ -1,4 +1,4 @@
-"""`facexplain explain`: verdict plus explanation maps, written as .npy, PNG and report.html."""
+"""`facexplain explain` and `facexplain methods`: thin over ``facexplain.api.explain_pair``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
 from facexplain.cli.verify import BackboneOpt
+from facexplain.explain.registry import all_methods, method_names
 
 
 def explain_command(
@@ -20,45 +21,44 @@ def explain_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     method: Annotated[str, typer.Option(
         "--method", "-m",
-        help="occlusion, saliency, deconv, guided, ig, gradcam, xcos, a comma list, or all.",
+        help=f"{', '.join(method_names())}, a comma list, or all.",
     )] = "occlusion",
     patch: Annotated[int, typer.Option("--patch", help="Occlusion patch size k (px).")] = 16,
     stride: Annotated[int, typer.Option("--stride", help="Occlusion stride s (px).")] = 8,
     fill: Annotated[str, typer.Option(
         "--fill", help="Occlusion fill: mean-face, channel-mean, zero, blur.")] = "mean-face",
+    attention: Annotated[str, typer.Option(
+        "--attention", help="xCos attention: U (uniform), P (Pearson prior), L (learned).")] = "L",
 ) -> None:
-    """Verify a pair and explain it: maps (.npy), overlays (PNG) and report.html in --out."""
-    from facexplain.api import verdict_for_pair
-    from facexplain.explain.methods import (
-        ExplainOptions,
-        build_explainer,
-        parse_methods,
-        xcos_available,
-    )
-    from facexplain.pipeline import FacePipeline
-    from facexplain.report.html import write_report
-    from facexplain.report.sections import render_section
-    from facexplain.scoring import get_calibration
+    """Verify a pair and explain it: maps (.npy), overlays (PNG), explanation.json and
+    report.html in --out."""
+    from facexplain import validate
+    from facexplain.api import explain_pair, resolve_methods
+    from facexplain.backbones.registry import get_spec
+    from facexplain.explain.registry import ExplainOptions
+    from facexplain.report.html import write_explanation
 
-    methods = parse_methods(method)
-    options = ExplainOptions(patch=patch, stride=stride, fill=fill)
-    pipe = FacePipeline(backbone)
-    if method == "all" and not xcos_available(backbone):
-        typer.echo(f"warning: no trained xCos head for {backbone}; skipping xcos "
-                   f"(train one with `facexplain train xcos --backbone {backbone}`)", err=True)
-        methods = tuple(m for m in methods if m != "xcos")
-    explainers = [build_explainer(m, pipe, options) for m in methods]  # fail fast on options
-    pair = pipe.pair(photo_a, photo_b)
-    verdict = verdict_for_pair(pipe, pair, str(photo_a), str(photo_b))
-    for w in verdict.warnings:
+    # Everything a person can get wrong is checked before a model file is opened.
+    options = ExplainOptions(patch=patch, stride=stride, fill=fill, attention=attention,
+                             progress=True)
+    spec = get_spec(backbone)
+    resolve_methods(method, options, spec)
+    validate.readable_file(photo_a)
+    validate.readable_file(photo_b)
+    validate.output_dir(out)
+    result = explain_pair(photo_a, photo_b, method, backbone, options,
+                          log=lambda m: typer.echo(m, err=True))
+    for w in result.verdict.warnings:
         typer.echo(f"warning: {w}", err=True)
-    faces = pair.tensor
-    sections = []
-    for explainer in explainers:
-        typer.echo(f"explaining with {explainer.name} ...", err=True)
-        sections.append(render_section(explainer.explain(faces), faces, out))
-    report = write_report(out, pair, verdict, get_calibration(backbone), pipe.spec.template,
-                          tuple(sections))
+    report = write_explanation(result, out)
+    verdict = result.verdict
     word = "same person" if verdict.same else "different people"
     typer.echo(f"{word}: similarity {verdict.similarity:.4f} (threshold {verdict.threshold:.4f})")
     typer.echo(f"report: {report.resolve()}")
+
+
+def methods_command() -> None:
+    """List the registered explanation methods, their family and maps."""
+    for info in all_methods().values():
+        maps = ", ".join(m.name for m in info.maps)
+        typer.echo(f"{info.name} ({info.family}): {info.title}; maps: {maps}")

@@ -23,18 +23,25 @@ def verify_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
 ) -> None:
     """Say whether two photos show the same person, with similarity, threshold and confidence."""
+    from facexplain import validate
     from facexplain.api import verify
+    from facexplain.backbones.registry import get_spec
 
+    get_spec(backbone)
+    validate.readable_file(photo_a)
+    validate.readable_file(photo_b)
     verdict = verify(photo_a, photo_b, backbone=backbone)
     for w in verdict.warnings:
         typer.echo(f"warning: {w}", err=True)
     if as_json:
         typer.echo(json.dumps(verdict.to_dict(), indent=2))
         return
+    from facexplain.report.html import confidence_text
+
     word = "SAME person" if verdict.same else "DIFFERENT people"
     typer.echo(
         f"{word}: similarity {verdict.similarity:.4f} vs threshold {verdict.threshold:.4f} "
-        f"({backbone}), confidence {100 * verdict.confidence:.1f}%"
+        f"({backbone}), confidence {confidence_text(verdict.confidence)}"
     )
 
 

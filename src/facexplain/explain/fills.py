@@ -9,7 +9,6 @@ mean-face`` (the command and its inputs are recorded in ``data/mean_faces.json``
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from importlib import resources
 from pathlib import Path
@@ -21,6 +20,7 @@ from PIL import Image
 
 from facexplain.align.templates import TEMPLATES
 from facexplain.errors import AssetMissing, InvalidArgument
+from facexplain.records import RecordStore, store_for
 
 FILLS = ("mean-face", "channel-mean", "zero", "blur")
 DEFAULT_FILL = "mean-face"
@@ -32,8 +32,18 @@ def data_dir() -> Path:
     return Path(str(resources.files("facexplain.explain").joinpath("data")))
 
 
+def mean_face_store(directory: Path | None = None) -> RecordStore:
+    """Mean-face provenance rows and PNGs: packaged defaults, then the user's builds."""
+    path = directory / MEAN_FACES_RECORD if directory is not None else None
+    return store_for(MEAN_FACES_RECORD, data_dir(), path)
+
+
 def mean_face_path(template: str, directory: Path | None = None) -> Path:
-    return (directory or data_dir()) / f"mean_face_{template}.png"
+    """The mean face PNG in use for ``template`` (a user build wins over the packaged one)."""
+    name = f"mean_face_{template}.png"
+    if directory is not None:
+        return directory / name
+    return mean_face_store().locate(name) or data_dir() / name
 
 
 def template_for_size(height: int, width: int) -> str:
@@ -118,14 +128,12 @@ def make_fill(
 def save_mean_face(
     face: torch.Tensor, template: str, record: dict[str, object], directory: Path | None = None
 ) -> Path:
-    """Write the mean face PNG (uint8) and its provenance row in ``mean_faces.json``."""
-    d = directory or data_dir()
+    """Write the mean face PNG (uint8) and its provenance row (user records, or ``directory``)."""
+    store = mean_face_store(directory)
+    d = store.user
     d.mkdir(parents=True, exist_ok=True)
-    path = mean_face_path(template, d)
+    path = d / f"mean_face_{template}.png"
     rgb = face.clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     Image.fromarray(rgb).save(path)
-    rec_path = d / MEAN_FACES_RECORD
-    table = json.loads(rec_path.read_text()) if rec_path.is_file() else {}
-    table[template] = {"file": path.name, **record}
-    rec_path.write_text(json.dumps(dict(sorted(table.items())), indent=2) + "\n")
+    store.save(template, {"file": path.name, **record})
     return path

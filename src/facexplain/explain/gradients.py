@@ -32,6 +32,7 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -41,7 +42,15 @@ from torch.overrides import TorchFunctionMode
 
 from facexplain.backbones.base import EMBEDDING, FaceModel
 from facexplain.errors import InvalidArgument
-from facexplain.explain.base import Explainer, ExplanationMaps, PairScore, backbone_pair_score
+from facexplain.explain.base import (
+    Explainer,
+    ExplanationMaps,
+    LayerExplainer,
+    MethodDetails,
+    PairScore,
+    backbone_pair_score,
+)
+from facexplain.explain.scorer import clean_score
 from facexplain.scoring import cosine
 
 GRADIENT_METHODS = ("saliency", "deconv", "guided", "ig", "gradcam")
@@ -270,6 +279,31 @@ class NodeTappedScore(nn.Module):
 # --- the explainers ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, kw_only=True)
+class GradientDetails(MethodDetails):
+    """Settings and diagnostics of a pixel-gradient map (fields unused by a method stay None).
+
+    ``relu_sites``/``prelu_sites``: ReLU calls routed through hooked modules and PReLU calls
+    left alone (deconvnet, guided backprop); ``convergence_delta``: IG's completeness error.
+    """
+
+    fill: str
+    relu_sites: int | None = None
+    prelu_sites: int | None = None
+    unrouted_inplace_relu_sites: int | None = None
+    n_steps: int | None = None
+    quadrature: str | None = None
+    convergence_delta: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GradCamDetails(MethodDetails):
+    """Where Grad-CAM looked: the node and its spatial size before upsampling."""
+
+    node: str
+    cam_size: tuple[int, ...]
+
+
 class GradientExplainer(Explainer):
     """Shared flow: copy the pair, resolve the reference, call one Captum method (``_attribute``),
     turn its per-channel result into maps. Subclasses override ``_attribute`` (and maybe
@@ -298,14 +332,14 @@ class GradientExplainer(Explainer):
         started = time.perf_counter()
         x = check_pair(pair)
         ref = reference_for(x, self.fill, self.template)
-        with torch.no_grad():
-            score = float(self.score_fn(x[0:1], x[1:2]).reshape(-1)[0])
+        score = clean_score(self.score_fn, x)
         a, b = x[0:1].clone().requires_grad_(), x[1:2].clone().requires_grad_()
-        r, meta = self._attribute(a, b, ref)
+        r, extra = self._attribute(a, b, ref)
         maps = self._maps(r.detach(), x, ref)
-        meta = {"fill": self.fill if isinstance(self.fill, str | int | float) else "custom",
-                **meta, "seconds": round(time.perf_counter() - started, 3)}
-        return ExplanationMaps(self.name, maps, score, meta)
+        fill = str(self.fill) if isinstance(self.fill, str | int | float) else "custom"
+        details = GradientDetails(fill=fill, seconds=round(time.perf_counter() - started, 3),
+                                  **extra)  # type: ignore[arg-type]
+        return ExplanationMaps(self.name, maps, score, details)
 
 
 class SaliencyExplainer(GradientExplainer):
@@ -401,7 +435,7 @@ class IntegratedGradientsExplainer(GradientExplainer):
                                       n_steps=self.n_steps, method=self.method,
                                       internal_batch_size=self.internal_batch_size,
                                       return_convergence_delta=True)
-        meta: dict[str, object] = {"n_steps": self.n_steps, "method": self.method,
+        meta: dict[str, object] = {"n_steps": self.n_steps, "quadrature": self.method,
                                    "convergence_delta": float(conv.reshape(-1)[0])}
         return torch.cat([ia, ib]), meta
 
@@ -413,7 +447,7 @@ class IntegratedGradientsExplainer(GradientExplainer):
         return maps
 
 
-class GradCamExplainer(Explainer):
+class GradCamExplainer(LayerExplainer):
     """Grad-CAM (Selvaraju et al.) of the pair similarity on the backbone's ``node`` (its last
     spatial map), Captum ``LayerGradCam``, upsampled bilinearly to the crop.
 
@@ -423,10 +457,8 @@ class GradCamExplainer(Explainer):
 
     name = "gradcam"
 
-    def __init__(self, model: FaceModel, node: str) -> None:
-        super().__init__(backbone_pair_score(model))
-        self.model = model
-        self.node = node
+    def __init__(self, model: FaceModel, node: str, score_fn: PairScore | None = None) -> None:
+        super().__init__(model, node, score_fn)
         self.tapped = NodeTappedScore(model, node)
 
     def explain(self, pair: torch.Tensor) -> ExplanationMaps:
@@ -435,8 +467,7 @@ class GradCamExplainer(Explainer):
         started = time.perf_counter()
         x = check_pair(pair)
         h, w = int(x.shape[2]), int(x.shape[3])
-        with torch.no_grad():
-            score = float(self.score_fn(x[0:1], x[1:2]).reshape(-1)[0])
+        score = clean_score(self.score_fn, x)
         cam = LayerGradCam(self.tapped, self.tapped.tap).attribute(
             (x[0:1].clone().requires_grad_(), x[1:2].clone().requires_grad_()),
             relu_attributions=False)
@@ -445,15 +476,17 @@ class GradCamExplainer(Explainer):
             raise RuntimeError(f"unexpected Grad-CAM shape {tuple(cam.shape)}")
         up = LayerAttribution.interpolate(cam.detach(), (h, w), interpolate_mode="bilinear")
         maps = signed_maps(-up[:, 0])
-        meta: dict[str, object] = {"node": self.node, "cam_size": list(cam.shape[2:]),
-                                   "seconds": round(time.perf_counter() - started, 3)}
-        return ExplanationMaps(self.name, maps, score, meta)
+        details = GradCamDetails(node=self.node, cam_size=tuple(int(v) for v in cam.shape[2:]),
+                                 seconds=round(time.perf_counter() - started, 3))
+        return ExplanationMaps(self.name, maps, score, details)
 
 
 def build_gradient_explainer(method: str, model: FaceModel, node: str, fill: Fill = "zero",
-                             template: str | None = None, n_steps: int = 32) -> Explainer:
-    """One explainer by name (``GRADIENT_METHODS``) on ``model``'s pair score."""
-    score_fn = backbone_pair_score(model)
+                             template: str | None = None, n_steps: int = 32,
+                             score_fn: PairScore | None = None) -> Explainer:
+    """One explainer by name (``GRADIENT_METHODS``) on ``model``'s pair score (``score_fn``:
+    the model's own ``PairScorer`` when the caller has one, so clean pairs embed once)."""
+    score_fn = score_fn if score_fn is not None else backbone_pair_score(model)
     if method == "saliency":
         return SaliencyExplainer(score_fn, fill, template)
     if method == "deconv":
@@ -463,6 +496,6 @@ def build_gradient_explainer(method: str, model: FaceModel, node: str, fill: Fil
     if method == "ig":
         return IntegratedGradientsExplainer(score_fn, fill, template, n_steps=n_steps)
     if method == "gradcam":
-        return GradCamExplainer(model, node)
+        return GradCamExplainer(model, node, score_fn)
     raise InvalidArgument(f"unknown gradient method '{method}'; valid: "
                           f"{', '.join(GRADIENT_METHODS)}")

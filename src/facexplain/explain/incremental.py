@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from weakref import WeakKeyDictionary
 
 import numpy as np
 import torch
@@ -28,9 +27,6 @@ FULL_MAP_FRACTION = 0.8
 Window = tuple[int, int, int, int]  # y0, y1, x0, x1 (end-exclusive) in input pixels
 # A probe's change counts above this fraction of the stage output's magnitude.
 NOISE = 1e-6
-# Stage geometry per model and input shape: a property of the architecture, measured once.
-_GEOMETRY: WeakKeyDictionary[FaceModel, dict[tuple[int, ...], list[tuple[Axis, Axis] | None]]]
-_GEOMETRY = WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -49,6 +45,11 @@ class Axis:
     @property
     def pointwise(self) -> bool:
         return self.stride == 1 and self.lo == 0 and self.hi == 0
+
+
+# Stage geometry per input shape (C, H, W): a property of the architecture, measured once per
+# model; the owner (``PairScorer.geometry``) keeps it, so no module state is involved.
+Geometry = dict[tuple[int, ...], list[tuple[Axis, Axis] | None]]
 
 
 def _changed_span(changed: torch.Tensor) -> tuple[int, int] | None:
@@ -186,10 +187,12 @@ def _crop_axis(axis: Axis, starts: np.ndarray, size: int, n_in: int, n_out: int
 class IncrementalEmbedder:
     """Embeddings of one face under many local changes, recomputing only what they reach."""
 
-    def __init__(self, model: FaceModel, face: torch.Tensor) -> None:
-        """``face``: (1, 3, H, W) clean input; the stage geometry is measured once per model."""
+    def __init__(self, model: FaceModel, face: torch.Tensor, known: Geometry | None = None
+                 ) -> None:
+        """``face``: (1, 3, H, W) clean input. ``known`` holds stage geometry measured before
+        for this model (filled in here when missing), so it is measured once per owner."""
         stages = model.stages()
-        known = _GEOMETRY.setdefault(model, {})
+        known = {} if known is None else known
         geometry = known.get(tuple(face.shape[1:]))
         measured: list[tuple[Axis, Axis] | None] = []
         with torch.inference_mode():
@@ -269,8 +272,10 @@ class IncrementalPairScore:
     Call with the occluded faces (N, 3, H, W) each and the windows that were changed.
     """
 
-    def __init__(self, model: FaceModel, pair: torch.Tensor) -> None:
-        self.faces = [IncrementalEmbedder(model, pair[i : i + 1]) for i in range(2)]
+    def __init__(self, model: FaceModel, pair: torch.Tensor, geometry: Geometry | None = None
+                 ) -> None:
+        geometry = {} if geometry is None else geometry
+        self.faces = [IncrementalEmbedder(model, pair[i : i + 1], geometry) for i in range(2)]
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor, windows: Sequence[Window]
                  ) -> torch.Tensor:

@@ -9,14 +9,13 @@ mean change of the similarity over the patches that covered it:
 map); Δ < 0 where hiding it makes them look less alike (they match there: the *similarity*
 map). Both come from the same forward passes. Eq. 1 turns Δ into a display map,
 clip(Δ / Θ, 0, 1), with Θ calibrated so that genuine pairs stay dark and impostors light up;
-Θ is stored per backbone and occlusion setting in ``explain/data/theta.json``.
+Θ is stored per backbone and occlusion setting as a record (``theta_store``).
 
 The method only calls the pair score, so it works as a black box on any ``PairScore``.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -29,9 +28,11 @@ from tqdm import tqdm
 from facexplain.backbones.base import FaceModel
 from facexplain.backbones.registry import get_spec
 from facexplain.errors import InvalidArgument
-from facexplain.explain.base import Explainer, ExplanationMaps, PairScore, backbone_pair_score
+from facexplain.explain.base import Explainer, ExplanationMaps, MethodDetails, PairScore
 from facexplain.explain.fills import DEFAULT_FILL, FILLS, data_dir, make_fill
-from facexplain.explain.incremental import IncrementalPairScore, Window
+from facexplain.explain.incremental import Window
+from facexplain.explain.scorer import PairScorer, clean_score
+from facexplain.records import RecordStore, store_for
 from facexplain.scoring import best_threshold
 
 EDGES = ("shift", "clip")
@@ -126,7 +127,8 @@ def pairwise_occlusion_delta(
     with torch.inference_mode():
         # Every call gets fresh copies: a score that edits its input in place (an in-place
         # normalisation) must change neither the caller's pair nor later batches.
-        original = float(_scores(score_fn, x[0:1].clone(), x[1:2].clone())[0])
+        original = (clean_score(score_fn, x) if isinstance(score_fn, PairScorer)
+                    else float(_scores(score_fn, x[0:1].clone(), x[1:2].clone())[0]))
         bar = tqdm(total=len(windows), desc="occlusion", unit="patch", disable=not progress,
                    leave=False)
         for start in range(0, len(windows), batch_size):
@@ -158,14 +160,31 @@ def normalize_delta(delta: torch.Tensor, theta: float) -> torch.Tensor:
     return (delta / theta).clamp(0.0, 1.0)
 
 
+@dataclass(frozen=True, kw_only=True)
+class OcclusionDetails(MethodDetails):
+    """Settings and counts of one pairwise-occlusion map."""
+
+    k: int
+    s: int
+    fill: str
+    edge: str
+    n_forward: int
+    n_windows: int
+    batch_size: int
+    incremental: bool
+    theta: float | None
+    max_delta: float
+
+
 class PairwiseOcclusion(Explainer):
     """Pairwise occlusion of a pair score; see the module docstring for the sign convention.
 
     ``fill`` is one of ``FILLS`` or an explicit (2, 3, H, W) / (3, H, W) tensor; ``template``
     picks the mean face (inferred from the crop size when omitted). With ``theta`` the maps
-    include ``difference_normalized`` (Eq. 1). With ``model`` (whose cosine ``score_fn`` must
-    be, as ``for_backbone`` sets up) each occluded pair is evaluated incrementally: only the
-    part of the network a patch reaches is recomputed (``explain.incremental``).
+    include ``difference_normalized`` (Eq. 1). When the score is a backbone's ``PairScorer``
+    and ``incremental`` is on (default), each occluded pair is evaluated incrementally: only
+    the part of the network a patch reaches is recomputed (``explain.incremental``); any other
+    pair score is treated as a black box and re-run whole.
     """
 
     name = "occlusion"
@@ -182,7 +201,7 @@ class PairwiseOcclusion(Explainer):
         blur_sigma: float | None = None,
         theta: float | None = None,
         progress: bool = False,
-        model: FaceModel | None = None,
+        incremental: bool = True,
     ) -> None:
         super().__init__(score_fn)
         if isinstance(fill, str) and fill not in FILLS:
@@ -200,12 +219,12 @@ class PairwiseOcclusion(Explainer):
         self.blur_sigma = blur_sigma
         self.theta = theta
         self.progress = progress
-        self.model = model
+        self.incremental = incremental and isinstance(score_fn, PairScorer)
 
     @classmethod
     def for_backbone(
-        cls, model: FaceModel, backbone: str, patch: int = 16, stride: int = 8,
-        fill: str = DEFAULT_FILL, batch_size: int = 32, progress: bool = False,
+        cls, scorer: PairScorer | FaceModel, backbone: str, patch: int = 16, stride: int = 8,
+        fill: str | torch.Tensor = DEFAULT_FILL, batch_size: int = 32, progress: bool = False,
         incremental: bool = True,
     ) -> PairwiseOcclusion:
         """Occlusion of a registered backbone's cosine: its template's mean face, its stored Θ.
@@ -213,11 +232,12 @@ class PairwiseOcclusion(Explainer):
         ``incremental`` (default) recomputes only what each patch reaches; the maps are the
         same as with full re-evaluation up to float rounding.
         """
-        record = get_theta(backbone, patch, stride, fill)
-        return cls(backbone_pair_score(model), patch, stride, fill,
-                   template=get_spec(backbone).template, batch_size=batch_size,
+        spec = get_spec(backbone)
+        record = get_theta(backbone, patch, stride, fill) if isinstance(fill, str) else None
+        score = scorer if isinstance(scorer, PairScorer) else PairScorer(scorer)
+        return cls(score, patch, stride, fill, template=spec.template, batch_size=batch_size,
                    theta=record.theta if record else None, progress=progress,
-                   model=model if incremental else None)
+                   incremental=incremental)
 
     def fill_for(self, pair: torch.Tensor) -> torch.Tensor:
         if isinstance(self.fill, str):
@@ -228,10 +248,11 @@ class PairwiseOcclusion(Explainer):
     def explain(self, pair: torch.Tensor) -> ExplanationMaps:
         started = time.perf_counter()
         window_score = None
-        if self.model is not None:
-            with torch.inference_mode():
-                window_score = IncrementalPairScore(self.model, pair.detach().float())
-        res = pairwise_occlusion_delta(self.score_fn, pair, self.fill_for(pair), self.patch,
+        score_fn = self.score_fn
+        if self.incremental:
+            assert isinstance(score_fn, PairScorer)
+            window_score = score_fn.incremental(pair)
+        res = pairwise_occlusion_delta(score_fn, pair, self.fill_for(pair), self.patch,
                                        self.stride, self.batch_size, self.edge, self.progress,
                                        window_score)
         d = res.delta
@@ -242,19 +263,13 @@ class PairwiseOcclusion(Explainer):
         }
         if self.theta is not None:
             maps["difference_normalized"] = normalize_delta(maps["delta"], self.theta)
-        meta: dict[str, object] = {
-            "k": self.patch,
-            "s": self.stride,
-            "fill": self.fill if isinstance(self.fill, str) else "custom",
-            "edge": self.edge,
-            "n_forward": res.n_forward,
-            "n_windows": res.n_windows,
-            "batch_size": self.batch_size,
-            "incremental": self.model is not None,
-            "theta": self.theta,
-            "max_delta": float(d.max()),
-            "seconds": round(time.perf_counter() - started, 3),
-        }
+        meta = OcclusionDetails(
+            k=self.patch, s=self.stride,
+            fill=self.fill if isinstance(self.fill, str) else "custom",
+            edge=self.edge, n_forward=res.n_forward, n_windows=res.n_windows,
+            batch_size=self.batch_size, incremental=self.incremental, theta=self.theta,
+            max_delta=float(d.max()), seconds=round(time.perf_counter() - started, 3),
+        )
         return ExplanationMaps(self.name, maps, res.score, meta)
 
 
@@ -300,15 +315,14 @@ class ThetaRecord:
         return theta_key(self.backbone, self.patch, self.stride, self.fill)
 
 
-def _theta_path() -> Path:
-    return data_dir() / THETA_FILE
+def theta_store(path: Path | None = None) -> RecordStore:
+    """Packaged Θ defaults (``explain/data/theta.json``) overlaid with the user's runs."""
+    return store_for(THETA_FILE, data_dir(), path)
 
 
 def load_thetas(path: Path | None = None) -> dict[str, ThetaRecord]:
-    p = path or _theta_path()
-    if not p.is_file():
-        return {}
-    return {k: ThetaRecord(**row) for k, row in json.loads(p.read_text()).items()}
+    return {k: ThetaRecord(**row) for k, row in  # type: ignore[arg-type]
+            theta_store(path).load().items()}
 
 
 def get_theta(backbone: str, patch: int, stride: int, fill: str = DEFAULT_FILL,
@@ -318,9 +332,5 @@ def get_theta(backbone: str, patch: int, stride: int, fill: str = DEFAULT_FILL,
 
 
 def save_theta(record: ThetaRecord, path: Path | None = None) -> Path:
-    p = path or _theta_path()
-    table = {k: asdict(r) for k, r in load_thetas(p).items()}
-    table[record.key] = asdict(record)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(dict(sorted(table.items())), indent=2) + "\n")
-    return p
+    """Store ``record`` in the user's records (or ``path``); return the file written."""
+    return theta_store(path).save(record.key, asdict(record))

@@ -9,6 +9,7 @@ returned float32 grids, so a caller re-adding them gets the reported score exact
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -16,13 +17,26 @@ import torch.nn.functional as F
 
 from facexplain.backbones.base import EMBEDDING, FaceModel
 from facexplain.errors import AssetMissing, InvalidArgument
-from facexplain.explain.base import Explainer, ExplanationMaps
+from facexplain.explain.base import ExplanationMaps, LayerExplainer, MethodDetails
 from facexplain.heads.xcos import ATTENTION_KINDS, XCosHead, XCosOutput, checkpoint_path, load_head
 from facexplain.scoring import cosine
 from facexplain.train.xcos import N_FOLDS
 
 
-class XCos(Explainer):
+@dataclass(frozen=True, kw_only=True)
+class XCosDetails(MethodDetails):
+    """The grids themselves (S, W of shape (h, w)) and what the head was trained against."""
+
+    S: torch.Tensor
+    W: torch.Tensor
+    attention_kind: str
+    node: str
+    backbone: str | None
+    teacher: str | None
+    cosine: float
+
+
+class XCos(LayerExplainer):
     """Explain a pair by its patch similarities S and attention W (kind U, P or L)."""
 
     name = "xcos"
@@ -32,13 +46,13 @@ class XCos(Explainer):
         if attention not in ATTENTION_KINDS:
             raise InvalidArgument(f"unknown attention '{attention}'; valid: "
                                   f"{', '.join(ATTENTION_KINDS)}")
-        self.model = model
+        node = node or head.config.node
+        if not node:
+            raise InvalidArgument("the xCos head does not name its backbone map; pass node=")
+        super().__init__(model, node)
+        self.score_fn = self._score  # xCos explains its own score, <S, W>
         self.head = head.eval()
         self.attention = attention
-        self.node = node or head.config.node
-        if not self.node:
-            raise InvalidArgument("the xCos head does not name its backbone map; pass node=")
-        super().__init__(self._score)
 
     def _score(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         maps_a = self.model.forward_nodes(a, (self.node,))[self.node]
@@ -71,16 +85,18 @@ class XCos(Explainer):
             maps={"similarity": to_pixels(s), "attention": to_pixels(w),
                   "contribution": to_pixels(s * w)},
             score=score,
-            meta={"S": s, "W": w, "attention_kind": self.attention, "node": self.node,
-                  "backbone": self.head.config.backbone, "teacher": self.head.config.teacher,
-                  "cosine": plain},
+            meta=XCosDetails(S=s, W=w, attention_kind=self.attention, node=self.node,
+                             backbone=self.head.config.backbone,
+                             teacher=self.head.config.teacher, cosine=plain),
         )
 
 
 def default_checkpoint(backbone: str, root: Path | None = None) -> Path:
-    """The head trained on all of LFW if present, else the first fold head found."""
+    """The head trained on all of LFW if present, else the first fold head found, else the quick
+    head trained on first use (``train.xcos.ensure_default_head``)."""
     candidates = [checkpoint_path(backbone, None, root)]
     candidates += [checkpoint_path(backbone, k, root) for k in range(1, N_FOLDS + 1)]
+    candidates += [candidates[0].with_name("quick.safetensors")]  # trained on first use
     for path in candidates:
         if path.is_file():
             return path

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -12,6 +14,9 @@ from facexplain import __version__
 from facexplain.report.images import save_side_by_side
 from facexplain.scoring import Calibration
 from facexplain.types import FacePair, Verdict
+
+if TYPE_CHECKING:
+    from facexplain.api import PairExplanation
 
 
 @dataclass(frozen=True)
@@ -27,9 +32,19 @@ class Section:
     figures: tuple[Figure, ...] = field(default_factory=tuple)
 
 
+def confidence_text(confidence: float) -> str:
+    """A percentage that never claims certainty: a fitted probability is not 100%."""
+    pct = 100 * confidence
+    if pct > 99.9:
+        return "> 99.9%"
+    if pct < 0.1:
+        return "< 0.1%"
+    return f"{pct:.1f}%"
+
+
 def verdict_text(verdict: Verdict) -> str:
     word = "Same person" if verdict.same else "Different people"
-    return f"{word} ({100 * verdict.confidence:.1f}% confidence)"
+    return f"{word} ({confidence_text(verdict.confidence)} confidence)"
 
 
 def write_report(
@@ -47,6 +62,7 @@ def write_report(
         verdict=verdict,
         verdict_text=verdict_text(verdict),
         calibration_note=f"calibrated on LFW {calibration.date}",
+        confidence=confidence_text(verdict.confidence),
         faces_png=faces.name,
         template=template_name,
         sections=sections,
@@ -56,3 +72,32 @@ def write_report(
     path = out_dir / "report.html"
     path.write_text(html, encoding="utf-8")
     return path
+
+
+def write_explanation(explanation: PairExplanation, out_dir: Path) -> Path:
+    """Everything of one explained pair into ``out_dir``: per method its raw maps (.npy) and
+    pictures, ``explanation.json`` (verdict, scores, map files, method details) and
+    ``report.html``. Returns the report's path."""
+    from facexplain.report.sections import render_method
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    faces = explanation.faces
+    sections = []
+    methods: dict[str, object] = {}
+    for result in explanation.results:
+        info, maps = result.method, result.explanation
+        sections.append(render_method(info, maps, faces, out_dir))
+        methods[info.name] = {
+            "title": info.title, "family": info.family, "score": maps.score,
+            "maps": [{"name": m.name, "file": f"{info.name}_{m.name}.npy",
+                      "signed": m.spec.signed, "frame": m.spec.frame, "caption": m.spec.caption}
+                     for m in result.maps],
+            "details": {k: v for k, v in maps.meta.to_json().items()
+                        if isinstance(v, str | int | float | bool | type(None))},
+        }
+    summary = {"verdict": explanation.verdict.to_dict(), "backbone": explanation.spec.name,
+               "template": explanation.spec.template, "methods": methods}
+    (out_dir / "explanation.json").write_text(json.dumps(summary, indent=2) + "\n",
+                                              encoding="utf-8")
+    return write_report(out_dir, explanation.pair, explanation.verdict, explanation.calibration,
+                        explanation.spec.template, tuple(sections))

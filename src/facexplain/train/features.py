@@ -45,8 +45,11 @@ FaceTransform = Callable[[torch.Tensor, np.ndarray], torch.Tensor]
 
 
 def _shard_file(directory: Path, spec: BackboneSpec, node: str, chunk: list[Path],
-                tag: str = "") -> Path:
+                tag: str = "", weights: str = "") -> Path:
+    """A shard's file, named by what it depends on: the images, node, transform and weights."""
     h = hashlib.sha1(f"{FEATURE_VERSION}|{spec.name}|{node}{f'|{tag}' if tag else ''}".encode())
+    if weights:
+        h.update(weights.encode())
     for p in chunk:
         h.update(image_key(p).encode())
     return directory / f"{h.hexdigest()}.safetensors"
@@ -87,6 +90,9 @@ def extract_features(
 
     if transform is not None and not tag:
         raise ValueError("a face transform needs a tag naming it in the cache")
+    from facexplain.explain.scorer import model_fingerprint
+
+    weights = model_fingerprint(model)
     directory = feature_dir(cache_dir, spec.name, node)
     if tag:
         directory = directory / tag
@@ -97,7 +103,7 @@ def extract_features(
                disable=not progress)
     for start in range(0, len(paths), shard_size):
         chunk = paths[start : start + shard_size]
-        file = _shard_file(directory, spec, node, chunk, tag)
+        file = _shard_file(directory, spec, node, chunk, tag, weights)
         shard: dict[str, torch.Tensor] | None = None
         if file.is_file():
             try:

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from facexplain import assets
+from facexplain import settings
 from facexplain.backbones.registry import BackboneSpec
-from facexplain.datasets.lfw import DEFAULT_LFW_ROOT, LfwPair, read_pairs
+from facexplain.datasets.lfw import LfwPair, read_pairs
 from facexplain.datasets.occlusion import apply_mask, face_region, random_mask
 from facexplain.errors import InvalidArgument
 from facexplain.heads.xcos import (
@@ -77,10 +77,13 @@ class XCosTrainConfig:
     cell_specific_grid: bool = True
     pearson_pairs: int = 20000
     seed: int = 0
-    images: Path = DEFAULT_LFW_ROOT / "lfw-deepfunneled"
-    pairs: Path = DEFAULT_LFW_ROOT / "pairs.txt"
-    cache_dir: Path = field(default_factory=lambda: assets.home() / "cache")
+    images: Path = field(default_factory=lambda: settings.current().lfw_images)
+    pairs: Path = field(default_factory=lambda: settings.current().lfw_pairs)
+    cache_dir: Path = field(default_factory=lambda: settings.current().cache)
     out_root: Path | None = None  # None = the asset home (checkpoints go to <root>/xcos/...)
+    # Train on at most this many LFW photos (identities with several photos, in name order):
+    # the quick default head made on first use; None = every photo.
+    max_images: int | None = None
 
     @property
     def teacher_name(self) -> str:
@@ -295,12 +298,25 @@ def pair_cells(head: XCosHead, data: TrainingData, ia: np.ndarray, ib: np.ndarra
     return torch.cat(cells), torch.cat(teacher)
 
 
-def lfw_images(images: Path) -> list[Path]:
-    """Every LFW photo (``Name/Name_NNNN.jpg``), sorted: the training pool."""
+def lfw_images(images: Path, max_images: int | None = None) -> list[Path]:
+    """Every LFW photo (``Name/Name_NNNN.jpg``), sorted: the training pool.
+
+    With ``max_images``: up to 4 photos of each identity that has at least 2, in name order,
+    until the cap (genuine pairs and identity classes need several photos per person).
+    """
     paths = sorted(images.glob("*/*.jpg"))
     if not paths:
         raise InvalidArgument(f"no LFW images under {images}")
-    return paths
+    if max_images is None:
+        return paths
+    by_name: dict[str, list[Path]] = {}
+    for p in paths:
+        by_name.setdefault(p.parent.name, []).append(p)
+    chosen: list[Path] = []
+    for photos in by_name.values():
+        if len(photos) >= 2 and len(chosen) < max_images:
+            chosen.extend(photos[: min(4, max_images - len(chosen))])
+    return chosen
 
 
 def fold_identities(pairs: list[LfwPair], fold: int) -> set[str]:
@@ -338,7 +354,7 @@ def load_lfw_features(cfg: XCosTrainConfig, progress: bool = True) -> LfwFeature
 
     spec = get_spec(cfg.backbone)
     node = cfg.node or spec.last_spatial_node
-    paths = lfw_images(cfg.images)
+    paths = lfw_images(cfg.images, cfg.max_images)
     cache = DiskCache(cfg.cache_dir)
     pipe = FacePipeline(cfg.backbone)
     located = locate_all(pipe, paths, cache, progress)
@@ -392,9 +408,41 @@ def head_config_for(cfg: XCosTrainConfig, maps: torch.Tensor, node: str) -> XCos
                           backbone=cfg.backbone, node=node, teacher=cfg.teacher_name)
 
 
+# The head trained on first use when none is stored: small enough to make in a few minutes.
+QUICK_HEAD_IMAGES = 1500
+QUICK_HEAD_NAME = "quick"
+
+
+def ensure_default_head(backbone: str, progress: bool = True,
+                        log: Callable[[str], None] | None = None) -> Path:
+    """The stored default xCos head of ``backbone``; trained now (once, cached) when missing.
+
+    A head trained with ``facexplain train xcos`` (all of LFW, or the fold heads) is preferred;
+    without one, a quick head is trained on ``QUICK_HEAD_IMAGES`` LFW photos and stored under
+    the model home as ``xcos/<backbone>/quick.safetensors``.
+    """
+    import sys
+
+    from facexplain.errors import AssetMissing
+    from facexplain.explain.xcos import default_checkpoint
+
+    try:
+        return default_checkpoint(backbone)
+    except AssetMissing:
+        pass
+    say = log or (lambda m: print(m, file=sys.stderr))
+    target = checkpoint_path(backbone, None).with_name(f"{QUICK_HEAD_NAME}.safetensors")
+    say(f"no trained xCos head for {backbone}: training a default one on "
+        f"{QUICK_HEAD_IMAGES} LFW photos (once; a few minutes; stored as {target})")
+    cfg = XCosTrainConfig(backbone=backbone, max_images=QUICK_HEAD_IMAGES)
+    return run_xcos_training(cfg, [None], progress=progress, log=say,
+                             name=QUICK_HEAD_NAME)[0]
+
+
 def run_xcos_training(
     cfg: XCosTrainConfig, folds: list[int | None], progress: bool = True,
     log: Callable[[str], None] = print, features: LfwFeatures | None = None,
+    name: str | None = None,
 ) -> list[Path]:
     """Train one head per entry of ``folds`` (1-10, or None for all of LFW); save each."""
     feats = features or load_lfw_features(cfg, progress)
@@ -417,7 +465,10 @@ def run_xcos_training(
         }
         if fold is not None:
             extra["test_fold"] = fold_check(result.head, feats, pairs, fold, cfg.images)
-        path = save_head(result.head, checkpoint_path(cfg.backbone, fold, cfg.out_root), extra)
+        path = checkpoint_path(cfg.backbone, fold, cfg.out_root)
+        if name is not None:
+            path = path.with_name(f"{name}.safetensors")
+        path = save_head(result.head, path, extra)
         last = result.history[-1]
         msg = (f"{tag}: {result.n_train_images} images, {result.n_classes} classes, "
                f"mse {last['cos']:.5f}, id {last['identity']:.3f}, {result.seconds:.0f} s")

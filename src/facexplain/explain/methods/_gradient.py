@@ -1,0 +1,38 @@
+"""What the Captum-backed gradient methods share: their maps and how they are built."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from facexplain.explain.registry import ExplainOptions, MapSpec
+
+if TYPE_CHECKING:
+    from facexplain.explain.base import Explainer
+    from facexplain.explain.scorer import PairScorer
+
+GRADIENT_DESCRIPTION = ("Gradient of the pair's cosine similarity with respect to each face's "
+                        "pixels (Captum).")
+
+SIGNED_MAPS = (
+    MapSpec("delta", "first-order estimate of the similarity change if the pixel were removed",
+            signed=True, vrange=None, cmap="RdBu_r", show=False),
+    MapSpec("difference", "pixels whose change would raise the similarity"),
+    MapSpec("similarity", "pixels whose change would lower the similarity"),
+)
+MAGNITUDE = MapSpec("magnitude", "unsigned attribution (the classic picture)", show=False)
+
+
+def gradient_builder(method: str) -> Callable[[PairScorer, ExplainOptions], Explainer]:
+    """A registry builder for one of ``explain.gradients.GRADIENT_METHODS``."""
+
+    def build(scorer: PairScorer, options: ExplainOptions) -> Explainer:
+        from facexplain.explain.gradients import build_gradient_explainer
+
+        spec = scorer.require_spec()
+        return build_gradient_explainer(method, scorer.model, spec.last_spatial_node,
+                                        fill=options.gradient_fill if options.gradient_fill
+                                        is not None else "zero", template=spec.template,
+                                        n_steps=options.ig_steps, score_fn=scorer)
+
+    return build

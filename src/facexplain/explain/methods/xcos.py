@@ -1,0 +1,73 @@
+"""xCos: patch-wise cosine S and attention W; the score is their inner product."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from facexplain.errors import InvalidArgument
+from facexplain.explain.registry import ExplainOptions, MapSpec, MethodInfo, register_method
+
+if TYPE_CHECKING:
+    import torch
+
+    from facexplain.backbones.registry import BackboneSpec
+    from facexplain.explain.base import Explainer, ExplanationMaps
+    from facexplain.explain.scorer import PairScorer
+    from facexplain.report.html import Figure
+
+
+def check(options: ExplainOptions, spec: BackboneSpec) -> None:
+    from facexplain.heads.xcos import ATTENTION_KINDS
+
+    del spec
+    if options.attention not in ATTENTION_KINDS:
+        raise InvalidArgument(f"unknown xCos attention '{options.attention}'; valid: "
+                              f"{', '.join(ATTENTION_KINDS)}")
+
+
+def prepare(backbone: str, progress: bool) -> None:
+    """Train the default head on first use when none is stored (once, cached)."""
+    from facexplain.train.xcos import ensure_default_head
+
+    ensure_default_head(backbone, progress=progress)
+
+
+def build(scorer: PairScorer, options: ExplainOptions) -> Explainer:
+    from facexplain.explain.xcos import load_xcos
+
+    return load_xcos(scorer.require_spec().name, model=scorer.model, attention=options.attention)
+
+
+def figures(result: ExplanationMaps, faces: torch.Tensor, out: Path) -> list[Figure]:
+    """The paper's Fig. 3 look: S and W grids over both faces, values printed."""
+    from facexplain.explain.xcos import XCosDetails
+    from facexplain.report.html import Figure
+    from facexplain.report.xcos_figures import save_xcos_figure
+
+    d = result.meta
+    assert isinstance(d, XCosDetails)
+    p = save_xcos_figure(out / "xcos.png", faces[0], faces[1], d.S, d.W, result.score,
+                         title=f"xCos-{d.attention_kind}")
+    return [Figure(p.name, f"xCos {result.score:.4f} (the backbone's cosine: {d.cosine:.4f})")]
+
+
+INFO = register_method(MethodInfo(
+    name="xcos",
+    title="xCos: patch similarity and attention",
+    family="layer",
+    description="S: cosine of the two faces' local features per cell (red: alike, blue: "
+    "unlike). W: how much each cell counts. xCos = sum of S x W.",
+    maps=(
+        MapSpec("similarity", "S: cosine of local features per cell", signed=True,
+                vrange=(-1.0, 1.0), cmap="RdBu_r", frame="grid", show=False),
+        MapSpec("attention", "W: weight of each cell", frame="grid", show=False),
+        MapSpec("contribution", "S x W: what each cell adds to xCos", signed=True,
+                vrange=None, cmap="RdBu_r", frame="grid", show=False),
+    ),
+    build=build,
+    check=check,
+    ranking_map=None,
+    figures=figures,
+    prepare=prepare,
+))

@@ -1,0 +1,108 @@
+"""The pair score of a backbone, as one object that owns the model and what is derived from it.
+
+Why: the verdict, occlusion and the gradient methods each embedded the clean pair again, the
+incremental occlusion kept its stage geometry in a module global, and nothing checked that the
+pair score and the model used for incremental evaluation were the same network. A ``PairScorer``
+is the pair score (callable like any ``PairScore``) *and* the model behind it: it embeds a clean
+pair once (remembered by content), measures the incremental geometry once per input shape, and
+names its weights by a hash, so on-disk caches are keyed by what was computed, not by a name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from facexplain.backbones.base import FaceModel
+from facexplain.scoring import cosine
+
+if TYPE_CHECKING:
+    from facexplain.backbones.registry import BackboneSpec
+    from facexplain.explain.incremental import Geometry, IncrementalPairScore
+
+
+def tensor_digest(t: torch.Tensor) -> str:
+    """Content hash of a tensor (shape, dtype and values)."""
+    data = t.detach().to("cpu").contiguous()
+    h = hashlib.sha1(f"{tuple(data.shape)}{data.dtype}".encode())
+    h.update(np.ascontiguousarray(data.numpy()).tobytes())
+    return h.hexdigest()
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """sha256 of a module's class and weights: the cache key of anything computed with it."""
+    h = hashlib.sha256(type(model).__qualname__.encode())
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor_digest(t).encode())
+    return h.hexdigest()
+
+
+class PairScorer:
+    """Cosine similarity of two faces' embeddings under ``model``: what verification thresholds.
+
+    Call it with (N, 3, H, W) faces A and B for N pair scores (a ``PairScore``). ``similarity``
+    and ``embed_pair`` remember the last clean pair; ``incremental`` gives the occlusion
+    evaluator of a pair with the geometry cached here; ``fingerprint`` hashes the weights.
+    """
+
+    def __init__(self, model: FaceModel, spec: BackboneSpec | None = None) -> None:
+        self.model = model
+        self.spec = spec
+        self.geometry: Geometry = {}
+        self._last: tuple[str, torch.Tensor] | None = None
+        self._fingerprint: tuple[tuple[int, ...], str] | None = None
+        self.clean_embeddings = 0  # how many clean pairs were embedded (tests check reuse)
+
+    def require_spec(self) -> BackboneSpec:
+        """The backbone's registry row (template, nodes, Θ key); methods that need it ask here."""
+        if self.spec is None:
+            from facexplain.errors import InvalidArgument
+
+            raise InvalidArgument("this method needs a registered backbone (its template and "
+                                  "nodes); build the scorer with spec=")
+        return self.spec
+
+    def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return cosine(self.model(a), self.model(b))
+
+    def embed_pair(self, pair: torch.Tensor) -> torch.Tensor:
+        """(2, D) embeddings of a clean (2, 3, H, W) pair, computed once per distinct pair."""
+        key = tensor_digest(pair)
+        if self._last is None or self._last[0] != key:
+            with torch.inference_mode():
+                emb = self.model(pair.detach().float().clone())
+            self._last = (key, emb.detach().clone())
+            self.clean_embeddings += 1
+        return self._last[1]
+
+    def similarity(self, pair: torch.Tensor) -> float:
+        emb = self.embed_pair(pair)
+        return float(cosine(emb[0:1], emb[1:2])[0])
+
+    def incremental(self, pair: torch.Tensor) -> IncrementalPairScore:
+        """An ``IncrementalPairScore`` for ``pair``, reusing this scorer's stage geometry."""
+        from facexplain.explain.incremental import IncrementalPairScore
+
+        with torch.inference_mode():
+            return IncrementalPairScore(self.model, pair.detach().float(), self.geometry)
+
+    def fingerprint(self) -> str:
+        """sha256 of the model's class and weights (state_dict), recomputed after any edit."""
+        state = self.model.state_dict()
+        versions = tuple(int(t._version) for t in state.values())
+        if self._fingerprint is None or self._fingerprint[0] != versions:
+            self._fingerprint = (versions, model_fingerprint(self.model))
+        return self._fingerprint[1]
+
+
+def clean_score(score_fn: object, pair: torch.Tensor) -> float:
+    """The pair score of a clean (2, 3, H, W) pair, reusing a scorer's remembered embedding."""
+    if isinstance(score_fn, PairScorer):
+        return score_fn.similarity(pair)
+    assert callable(score_fn)
+    with torch.no_grad():
+        return float(score_fn(pair[0:1], pair[1:2]).reshape(-1)[0])
