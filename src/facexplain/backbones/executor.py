@@ -109,17 +109,22 @@ class GraphExecutor(nn.Module):
         super().__init__()
         self._attr_of: dict[str, str] = {}
 
-    def register_weights(self, tensors: Mapping[str, torch.Tensor],
-                         channels_last: bool = False) -> None:
+    def register_weights(self, tensors: Mapping[str, torch.Tensor], channels_last: bool = False,
+                         statistics: Iterable[str] = ()) -> None:
         """Floating tensors become frozen parameters, others buffers, under sanitised names.
 
-        ``channels_last`` stores 4-D weights in NHWC memory order (oneDNN's fast kernels).
+        ``statistics`` (batch-norm running mean/variance) are float but, as in ``nn.BatchNorm``,
+        persistent buffers rather than parameters: re-initialising every parameter must not
+        make a variance negative. ``channels_last`` stores 4-D weights in NHWC memory order.
         """
+        stats = set(statistics)
         for name, t in tensors.items():
             attr = name.replace(".", "_") or "_"
             if hasattr(self, attr) or attr in self._attr_of.values():
                 attr = f"{attr}_{len(self._attr_of)}"
-            if t.is_floating_point():
+            if t.is_floating_point() and name in stats:
+                self.register_buffer(attr, t)
+            elif t.is_floating_point():
                 if channels_last and t.dim() == 4:
                     t = t.contiguous(memory_format=torch.channels_last)
                 self.register_parameter(attr, nn.Parameter(t, requires_grad=False))
@@ -138,7 +143,7 @@ class GraphExecutor(nn.Module):
 
     def weights_version(self) -> tuple[int, ...]:
         """Changes whenever a weight is changed in place (``load_state_dict``, ``init``)."""
-        return tuple(p._version for p in self.parameters())
+        return tuple(t._version for t in (*self.parameters(), *self.buffers()))
 
     def node_names(self) -> tuple[str, ...]:
         raise NotImplementedError

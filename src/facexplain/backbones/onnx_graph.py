@@ -87,7 +87,8 @@ class OnnxGraph(GraphExecutor):
         self.program = Program(list(nodes))
         self._names = tuple(o for n in nodes for o in n.outputs if o)
         self._producer = {o: i for i, n in enumerate(nodes) for o in n.outputs if o}
-        self.register_weights(consts, channels_last)
+        stats = {i for n in nodes if n.op == "BatchNormalization" for i in n.inputs[3:5]}
+        self.register_weights(consts, channels_last, stats)
 
     @staticmethod
     def _fold_constants(nodes: list[_Node], consts: dict[str, torch.Tensor]) -> list[_Node]:

@@ -92,12 +92,12 @@ def dequantize_model(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def build_float_model(root: Path) -> None:
-    """Set-up builder: write ``sface/sface_float.onnx`` next to the int8 file (atomically)."""
+    """Set-up builder: write ``sface/sface_float.onnx`` from the verified int8 file, atomically,
+    recording its sha256 so every later load can check it."""
     src = assets.asset_path(INT8_NAME, root)
-    target = root / FLOAT_NAME
-    tmp = target.with_suffix(".onnx.part")
+    tmp = (root / FLOAT_NAME).with_suffix(".onnx.part")
     onnx.save(dequantize_model(onnx.load(str(src))), str(tmp))
-    tmp.replace(target)
+    assets.install_derived(tmp, FLOAT_NAME, root)
 
 
 def load(spec: BackboneSpec, root: Path) -> FaceModel:

@@ -79,7 +79,7 @@ class Compiler(Lowering):
 
     def _is_const_scalar(self, name: str, value: float) -> bool:
         c = self._const_value(name)
-        return c is not None and c.numel() == 1 and float(c.reshape(())) == value
+        return c is not None and c.numel() == 1 and float(c.detach().reshape(())) == value
 
     def _rewrite_prelu(self) -> None:
         """max(0, x) + alpha * min(0, x) (how converters spell PReLU) -> one Prelu node."""
@@ -184,7 +184,7 @@ class Compiler(Lowering):
         elif op in ("Minimum", "Maximum") and len(c_names) == 1:
             c = self.info[c_names[0]].const
             if c is not None and c.numel() == 1 and c.is_floating_point():
-                v = float(c.reshape(()))
+                v = float(c.detach().reshape(()))
                 ok = step.clamp(None, v) if op == "Minimum" else step.clamp(v, None)
         elif op in BN_OPS and node.inputs[0] == src:
             bn = self._batchnorm_affine(node)

@@ -54,8 +54,10 @@ class TFJSGraphModule(GraphExecutor):
         self.graph_def = graph
         self.fuse = fuse
         self.channels_last = channels_last
+        stats = {i for n in graph.nodes.values() if n.op.startswith("FusedBatchNorm")
+                 for i in n.inputs[3:5]}
         self.register_weights({name: torch.from_numpy(np.array(value))
-                               for name, value in graph.weights.items()})
+                               for name, value in graph.weights.items()}, statistics=stats)
         self._names = tuple(n.name for n in graph.nodes.values()
                             if n.op not in ("Const", "Placeholder"))
         self._plans: dict[tuple[str, ...], Plan] = {}

@@ -319,7 +319,7 @@ class Lowering:
         value = 0.0
         if node.op == "PadV2" and len(node.inputs) > 2:
             c = self.info[node.inputs[2]].const
-            value = 0.0 if c is None else float(c.reshape(()))
+            value = 0.0 if c is None else float(c.detach().reshape(()))
         mode = "constant"
         if node.op == "MirrorPad":
             mode = {"REFLECT": "reflect", "SYMMETRIC": "symmetric"}.get(
