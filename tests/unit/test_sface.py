@@ -10,6 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from facexplain.backbones.onnx_graph import OnnxGraph, UnsupportedOnnxGraph
 from facexplain.backbones.sface import dequantize_block, dequantize_model
+from facexplain.errors import UnknownNode
 
 
 def _model(nodes: list[onnx.NodeProto], inits: dict[str, np.ndarray], x_shape: list[int],
@@ -158,3 +159,28 @@ def test_dequantize_model_drops_dequantize_nodes() -> None:
     w = numpy_helper.to_array(float_model.graph.initializer[0])
     np.testing.assert_allclose(w.reshape(2, 6), q * np.repeat(scale, 3, axis=1), rtol=1e-6)
     assert float_model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
+
+
+def test_weights_are_frozen_parameters_bn_statistics_buffers() -> None:
+    rng = np.random.default_rng(3)
+    graph = OnnxGraph(_conv_bn_prelu_model(rng), fold_batchnorm=False, channels_last=True)
+    params = dict(graph.named_parameters())
+    assert {"w1", "slope", "fc", "g1", "b1"} <= set(params)
+    assert {"m1", "v1"} <= set(dict(graph.named_buffers())) and "v1" in graph.state_dict()
+    assert not any(p.requires_grad for p in params.values())
+    assert params["w1"].is_contiguous(memory_format=torch.channels_last)
+    x = torch.from_numpy(rng.normal(size=(2, 3, 8, 8)).astype(np.float32))
+    copy = OnnxGraph(_conv_bn_prelu_model(np.random.default_rng(3)), fold_batchnorm=False)
+    with torch.no_grad():
+        for p in copy.parameters():
+            torch.nn.init.normal_(p)
+        assert not torch.allclose(copy(x), graph(x))
+        copy.load_state_dict(graph.state_dict())
+        torch.testing.assert_close(copy(x), graph(x))
+
+
+def test_node_names_and_unknown_node() -> None:
+    graph = OnnxGraph(_conv_bn_prelu_model(np.random.default_rng(4)))
+    assert graph.node_names() == ("bn1", "p1", "bn2", "f", "y")  # c1, c2 folded away
+    with pytest.raises(UnknownNode, match="'c1' \\(folded"):
+        graph.forward_nodes(torch.zeros(2, 3, 8, 8), ["c1"])

@@ -17,6 +17,7 @@ from facexplain.backbones.tfjs_graph import (
     parse_graph_model,
     same_pads,
 )
+from facexplain.errors import UnknownNode
 
 # ------------------------------------------------------------------ graph-writing helpers
 
@@ -246,3 +247,32 @@ def test_gradient_reaches_the_input(tmp_path: Path) -> None:
     x = (torch.randn(1, 3, 5, 5) * 3).requires_grad_()
     module.forward_nodes(x, ["pool"])["pool"].sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_weights_are_frozen_parameters_and_plans_follow_them(tmp_path: Path) -> None:
+    path, _ = _chain_graph(tmp_path)
+    module = TFJSGraphModule.from_file(path)
+    names = {n for n, _ in module.named_parameters()}
+    assert {"w", "scale", "shift"} <= names and "axes" not in names  # int shapes stay buffers
+    assert not any(p.requires_grad for p in module.parameters())
+    x = torch.randn(2, 3, 5, 5) * 3
+    with torch.inference_mode():  # a plan compiled here must still serve a gradient pass
+        before = module.forward_nodes(x, ["pool"])["pool"]
+    with torch.no_grad():
+        module.const("shift").add_(10.0)  # changed in place: the cached plan is stale
+        after = module.forward_nodes(x, ["pool"])["pool"]
+    assert not torch.allclose(before, after)
+    x.requires_grad_()
+    module.forward_nodes(x, ["pool"])["pool"].sum().backward()
+    assert x.grad is not None
+    module.requires_grad_(True)
+    module.forward_nodes(x, ["pool"])["pool"].sum().backward()
+    assert module.const("w").grad is not None and module.const("w").grad.abs().sum() > 0
+
+
+def test_unknown_node_is_unknown_node(tmp_path: Path) -> None:
+    path, _ = _chain_graph(tmp_path)
+    module = TFJSGraphModule.from_file(path)
+    assert module.node_names() == ("conv", "mul", "add", "relu", "min", "clip", "pool")
+    with pytest.raises(UnknownNode, match="'nope'.*conv"):
+        module.forward_nodes(torch.zeros(1, 3, 5, 5), ["pool", "nope"])
