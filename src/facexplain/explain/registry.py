@@ -130,6 +130,11 @@ def register_method(info: MethodInfo) -> MethodInfo:
     return info
 
 
+def unregister_method(name: str) -> None:
+    """Remove a method (a plugin being unloaded, a test cleaning up); unknown names are ignored."""
+    _REGISTRY.methods.pop(name, None)
+
+
 def _discover() -> None:
     if _REGISTRY.loaded:
         return
