@@ -33,7 +33,6 @@ from facexplain.backbones.base import FaceModel
 from facexplain.backbones.registry import BackboneSpec, get_spec
 from facexplain.datasets.lfw import LfwPair, read_pairs
 from facexplain.datasets.occlusion import (
-    DEFAULT_MASKS,
     MaskTemplate,
     apply_mask,
     face_region,
@@ -57,7 +56,7 @@ class XCosBenchmarkConfig:
     backbone: str = "sface"
     images: Path = field(default_factory=lambda: settings.current().lfw_images)
     pairs: Path = field(default_factory=lambda: settings.current().lfw_pairs)
-    masks: Path = DEFAULT_MASKS
+    masks: Path = field(default_factory=lambda: settings.current().masks)
     cache_dir: Path = field(default_factory=lambda: settings.current().cache)
     checkpoint_root: Path | None = None
     areas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from facexplain.datasets.lfw import DEFAULT_LFW_ROOT
 from facexplain.errors import InputNotFound
 
 
@@ -40,9 +39,13 @@ def read_female_names(path: Path) -> set[str]:
     return {ln.strip() for ln in path.read_text().splitlines() if ln.strip()}
 
 
-def load_lfw_people(root: Path = DEFAULT_LFW_ROOT, images: str = "lfw-deepfunneled",
+def load_lfw_people(root: Path | None = None, images: str = "lfw-deepfunneled",
                     female_names: str = "female_names.txt") -> LfwPeople:
-    """Every ``<Name>/<Name>_NNNN.jpg`` under ``root/images`` with its labels."""
+    """Every ``<Name>/<Name>_NNNN.jpg`` under ``root/images`` (default: the data root's LFW)
+    with its labels."""
+    from facexplain import settings
+
+    root = root if root is not None else settings.current().lfw
     image_root = root / images
     if not image_root.is_dir():
         raise InputNotFound(f"no LFW images at {image_root}")

@@ -25,7 +25,6 @@ from PIL import Image, ImageDraw
 from facexplain.align.templates import ARCFACE_112
 from facexplain.errors import InputNotFound, InvalidArgument
 
-DEFAULT_MASKS = Path("../shared/data/masks")
 ANCHOR_KEYS = ("mask_a", "mask_b", "mask_c", "mask_d", "mask_e", "mask_f")
 
 
@@ -147,12 +146,16 @@ class MaskTemplate:
             return np.asarray(im.convert("RGBA"))
 
 
-def load_mask_templates(root: Path = DEFAULT_MASKS, sides: bool = False) -> list[MaskTemplate]:
-    """The templates listed in ``root/masks.cfg`` whose picture exists (sorted by name).
+def load_mask_templates(root: Path | None = None, sides: bool = False) -> list[MaskTemplate]:
+    """The templates listed in ``root/masks.cfg`` (default: the data root's masks) whose picture
+    exists (sorted by name).
 
     ``sides=False`` keeps only the frontal ones: aligned crops are frontal, and the ``_left``/
     ``_right`` pictures are drawn for turned heads.
     """
+    from facexplain import settings
+
+    root = root if root is not None else settings.current().masks
     cfg_path = root / "masks.cfg"
     if not cfg_path.is_file():
         raise InputNotFound(f"no mask template list at {cfg_path}")
