@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from facexplain.explain.registry import ExplainOptions, MapSpec
+from facexplain.explain.registry import ExplainOptions, MapSpec, MethodInfo, register_method
 
 if TYPE_CHECKING:
     from facexplain.explain.base import Explainer
@@ -36,3 +36,12 @@ def gradient_builder(method: str) -> Callable[[PairScorer, ExplainOptions], Expl
                                         n_steps=options.ig_steps, score_fn=scorer)
 
     return build
+
+
+def register_pixel_method(name: str, title: str,
+                          description: str = GRADIENT_DESCRIPTION) -> MethodInfo:
+    """Register one per-pixel Captum method (signed maps plus the unsigned magnitude)."""
+    return register_method(MethodInfo(
+        name=name, title=title, family="black-box", description=description,
+        maps=(*SIGNED_MAPS, MAGNITUDE), build=gradient_builder(name), magnitude_map="magnitude",
+    ))

@@ -1,15 +1,5 @@
 """Gradient saliency (Simonyan et al.) of the pair similarity."""
 
-from facexplain.explain.methods._gradient import (
-    GRADIENT_DESCRIPTION,
-    MAGNITUDE,
-    SIGNED_MAPS,
-    gradient_builder,
-)
-from facexplain.explain.registry import MethodInfo, register_method
+from facexplain.explain.methods._gradient import register_pixel_method
 
-INFO = register_method(MethodInfo(
-    name="saliency", title="Gradient saliency", family="black-box",
-    description=GRADIENT_DESCRIPTION, maps=(*SIGNED_MAPS, MAGNITUDE),
-    build=gradient_builder("saliency"), magnitude_map="magnitude",
-))
+INFO = register_pixel_method("saliency", "Gradient saliency")
