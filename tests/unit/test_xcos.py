@@ -179,6 +179,21 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
         load_head(tmp_path / "missing.safetensors")
 
 
+def test_altered_or_unrecorded_checkpoint_is_refused(tmp_path: Path) -> None:
+    from facexplain.errors import AssetCorrupt
+    from facexplain.heads.xcos import digest_file
+
+    path = save_head(XCosHead(CFG), checkpoint_path("tiny", None, tmp_path))
+    data = bytearray(path.read_bytes())
+    data[-16:] = bytes(b ^ 0xFF for b in data[-16:])  # 16 bytes of the weights flipped
+    path.write_bytes(bytes(data))
+    with pytest.raises(AssetCorrupt, match="sha256 mismatch"):
+        load_head(path)
+    digest_file(path).unlink()
+    with pytest.raises(AssetCorrupt, match="no recorded sha256"):
+        load_head(path)
+
+
 def test_split_attention_equals_conv_on_concatenation() -> None:
     torch.manual_seed(2)
     head = XCosHead(CFG).eval()

@@ -19,6 +19,22 @@ app = typer.Typer(help="Benchmarks on real data.", no_args_is_help=True)
 LFW = settings.current().lfw  # a CLI run is one process: its environment decides
 
 
+def _check_inputs(backbone: str, pairs: Path, images: Path, folds: int | None,
+                  *outputs: Path | None) -> None:
+    """What a benchmark reads and writes, checked before any model loads (fail fast)."""
+    from facexplain import validate
+    from facexplain.backbones.registry import get_spec
+    from facexplain.errors import InputNotFound
+
+    get_spec(backbone)
+    validate.pairs_file(pairs, folds=folds)
+    if not images.is_dir():
+        raise InputNotFound(f"image folder {images}: no such directory")
+    for out in outputs:
+        if out is not None:
+            validate.output_dir(out.parent, what=f"folder of {out.name}")
+
+
 @app.command("lfw")
 def lfw_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
@@ -41,6 +57,7 @@ def lfw_command(
 
     if write_calibration and flip:
         raise InvalidArgument("--write-calibration needs scores without --flip (verify uses none)")
+    _check_inputs(backbone, pairs, images, 10, json_out, plot)
     cfg = LfwBenchmarkConfig(backbone=backbone, pairs=pairs, images=images, flip=flip)
     result = run_lfw_benchmark(cfg)
     s = dict(result.summary)
@@ -112,6 +129,7 @@ def occlusion_stats_command(
         run_occlusion_stats,
     )
 
+    _check_inputs(backbone, pairs, images, 10, json_out, plot)
     cfg = OcclusionStatsConfig(backbone=backbone, patch=patch, stride=stride, fill=fill,
                                pairs_per_class=pairs_per_class, pairs=pairs, images=images,
                                batch_size=batch_size, device=device)
@@ -221,6 +239,7 @@ def faithfulness_command(
 
     chosen = ranked_methods() if methods.strip() == "all" else tuple(
         m.strip() for m in methods.split(",") if m.strip())
+    _check_inputs(backbone, pairs_file, images, 10, json_out, plot)
     cfg = FaithfulnessConfig(
         backbone=backbone, n_pairs=n_pairs, methods=chosen, fill=fill,
         patch=patch, stride=stride, ig_steps=ig_steps, block=block, seed=seed, device=device,
@@ -293,6 +312,7 @@ def xcos_command(
         import torch
 
         torch.set_num_threads(threads)
+    _check_inputs(backbone, pairs, images, 10, json_out)
     cfg = XCosBenchmarkConfig(backbone=backbone, images=images, pairs=pairs, areas=fractions,
                               templates=templates, timing_pairs=timing_pairs, seed=seed,
                               checkpoint_root=checkpoint_root, development_folds=dev)

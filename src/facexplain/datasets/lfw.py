@@ -14,7 +14,6 @@ from pathlib import Path
 from facexplain.errors import PairsFileError
 from facexplain.validate import open_regular
 
-DEFAULT_LFW_ROOT = Path("../shared/data/lfw")
 
 
 @dataclass(frozen=True)

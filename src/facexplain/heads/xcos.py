@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facexplain import assets
-from facexplain.errors import AssetMissing, InvalidArgument
+from facexplain.errors import AssetCorrupt, AssetMissing, InvalidArgument
 
 ATTENTION_KINDS = ("U", "P", "L")
 
@@ -252,9 +252,28 @@ def save_head(head: XCosHead, path: Path, extra: dict[str, object] | None = None
     state = {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
     save_file(state, str(tmp), metadata={"xcos": json.dumps(meta)})
+    digest_file(path).write_text(assets.sha256_of(tmp) + "\n")
     tmp.replace(path)
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return path
+
+
+def digest_file(path: Path) -> Path:
+    """Where a checkpoint's sha256 is recorded when it is saved: ``<name>.sha256`` beside it."""
+    return path.with_name(path.name + ".sha256")
+
+
+def _check_recorded_digest(path: Path) -> None:
+    """A head is a model file too: it is used only if it still has the sha256 it was saved
+    with (a truncated, altered or foreign file is refused, not half-loaded)."""
+    record = digest_file(path)
+    retrain = "train it again with `facexplain train xcos` (or delete it to get the default head)"
+    if not record.is_file():
+        raise AssetCorrupt(f"xCos checkpoint {path} has no recorded sha256 ({record.name}); "
+                           f"{retrain}")
+    if assets.sha256_of(path) != record.read_text().strip():
+        raise AssetCorrupt(f"xCos checkpoint {path} differs from the one saved (sha256 "
+                           f"mismatch); {retrain}")
 
 
 def load_head(path: Path) -> tuple[XCosHead, dict[str, object]]:
@@ -265,6 +284,7 @@ def load_head(path: Path) -> tuple[XCosHead, dict[str, object]]:
     if not path.is_file():
         raise AssetMissing(f"no xCos checkpoint at {path}; train one with "
                            f"`facexplain train xcos --backbone NAME`")
+    _check_recorded_digest(path)
     with safe_open(str(path), framework="pt") as fh:
         raw = (fh.metadata() or {}).get("xcos")
     if raw is None:
