@@ -15,7 +15,6 @@ from facexplain.errors import PairsFileError
 from facexplain.validate import open_regular
 
 
-
 @dataclass(frozen=True)
 class LfwPair:
     name_a: str
