@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from facexplain.errors import (
     AssetMissing,
@@ -15,6 +16,9 @@ from facexplain.errors import (
 )
 from facexplain.types import Verdict
 
+if TYPE_CHECKING:
+    from facexplain.api import PairExplanation
+
 __all__ = [
     "AssetMissing",
     "FacexplainError",
@@ -23,6 +27,7 @@ __all__ = [
     "InputNotFound",
     "NoFaceFound",
     "UnknownBackbone",
+    "explain_pair",
     "verify",
 ]
 __version__ = "0.1.0"
@@ -33,3 +38,10 @@ def verify(path_a: str | Path, path_b: str | Path, backbone: str = "sface") -> V
     from facexplain.api import verify as _verify
 
     return _verify(path_a, path_b, backbone=backbone)
+
+
+def explain_pair(photo_a: str | Path, photo_b: str | Path, **kwargs: Any) -> PairExplanation:
+    """Verify and explain a pair. See :func:`facexplain.api.explain_pair` (imported lazily)."""
+    from facexplain.api import explain_pair as _explain_pair
+
+    return _explain_pair(photo_a, photo_b, **kwargs)
