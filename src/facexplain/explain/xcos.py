@@ -34,6 +34,7 @@ class XCosDetails(MethodDetails):
     backbone: str | None
     teacher: str | None
     cosine: float
+    head: str | None = None
 
 
 class XCos(LayerExplainer):
@@ -42,7 +43,7 @@ class XCos(LayerExplainer):
     name = "xcos"
 
     def __init__(self, model: FaceModel, head: XCosHead, attention: str = "L",
-                 node: str | None = None) -> None:
+                 node: str | None = None, source: str | None = None) -> None:
         if attention not in ATTENTION_KINDS:
             raise InvalidArgument(f"unknown attention '{attention}'; valid: "
                                   f"{', '.join(ATTENTION_KINDS)}")
@@ -53,6 +54,7 @@ class XCos(LayerExplainer):
         self.score_fn = self._score  # xCos explains its own score, <S, W>
         self.head = head.eval()
         self.attention = attention
+        self.source = source  # which checkpoint, said in the report
 
     def _score(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         maps_a = self.model.forward_nodes(a, (self.node,))[self.node]
@@ -87,7 +89,8 @@ class XCos(LayerExplainer):
             score=score,
             meta=XCosDetails(S=s, W=w, attention_kind=self.attention, node=self.node,
                              backbone=self.head.config.backbone,
-                             teacher=self.head.config.teacher, cosine=plain),
+                             teacher=self.head.config.teacher, cosine=plain,
+                             head=self.source),
         )
 
 
@@ -113,8 +116,11 @@ def load_xcos(backbone: str, path: Path | None = None, model: FaceModel | None =
     """
     from facexplain.backbones.registry import load_backbone
 
-    head, _ = load_head(path or default_checkpoint(backbone, root))
+    path = path or default_checkpoint(backbone, root)
+    head, meta = load_head(path)
     if head.config.backbone and head.config.backbone != backbone:
         raise InvalidArgument(f"the xCos head was trained on '{head.config.backbone}', "
                               f"not '{backbone}'")
-    return XCos(model or load_backbone(backbone), head, attention)
+    n = meta.get("n_train_images")
+    source = f"{path.name}" + (f", trained on {n:,} LFW photos" if isinstance(n, int) else "")
+    return XCos(model or load_backbone(backbone), head, attention, source=source)

@@ -49,7 +49,9 @@ def figures(result: ExplanationMaps, faces: torch.Tensor, out: Path) -> list[Fig
     assert isinstance(d, XCosDetails)
     p = save_xcos_figure(out / "xcos.png", faces[0], faces[1], d.S, d.W, result.score,
                          title=f"xCos-{d.attention_kind}")
-    return [Figure(p.name, f"xCos {result.score:.4f} (the backbone's cosine: {d.cosine:.4f})")]
+    head = f"; head {d.head}" if d.head else ""
+    return [Figure(p.name, f"xCos {result.score:.4f} (the backbone's cosine: {d.cosine:.4f}"
+                   f"{head})")]
 
 
 INFO = register_method(MethodInfo(
