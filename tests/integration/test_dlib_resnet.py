@@ -54,6 +54,7 @@ def test_matches_face_api(chips: np.ndarray, torch_embeddings: np.ndarray) -> No
     ref = run_node("run_face_api.mjs", chips, ["divisor=256"])
     assert ref.shape == torch_embeddings.shape == (len(FACES), 128)
     diff = float(np.abs(ref - torch_embeddings).max())
+    print(f"dlib-resnet: embedding max abs diff vs face-api {diff:.3g}")
     assert diff <= 1e-4, f"max abs diff vs face-api {diff:.3g}"
 
 
