@@ -41,7 +41,7 @@ pytest: setup
 	$(VENV)/bin/pytest -q
 
 check-runtimes: setup
-	$(VENV)/bin/pytest -v tests/integration/test_sface_reference.py \
+	$(VENV)/bin/pytest -v -s tests/integration/test_sface_reference.py \
 	  tests/integration/test_dlib_resnet.py tests/integration/test_human_models.py
 
 bench-lfw: setup
