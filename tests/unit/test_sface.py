@@ -184,3 +184,35 @@ def test_node_names_and_unknown_node() -> None:
     assert graph.node_names() == ("bn1", "p1", "bn2", "f", "y")  # c1, c2 folded away
     with pytest.raises(UnknownNode, match="'c1' \\(folded"):
         graph.forward_nodes(torch.zeros(2, 3, 8, 8), ["c1"])
+
+
+def test_more_ops_match_onnxruntime() -> None:
+    """Clip, pooling (SAME and explicit pads), Transpose, Softmax, MatMul, Concat through the IR."""
+    ort = pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(5)
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Constant", [], ["lo"], value=numpy_helper.from_array(
+            np.array(0.0, np.float32))),
+        helper.make_node("Clip", ["c", "lo", "hi"], ["clip"]),
+        helper.make_node("MaxPool", ["clip"], ["mp"], kernel_shape=[3, 3], strides=[2, 2],
+                         auto_pad="SAME_UPPER"),
+        helper.make_node("AveragePool", ["mp"], ["ap"], kernel_shape=[2, 2], pads=[1, 1, 1, 1],
+                         count_include_pad=1),
+        helper.make_node("GlobalAveragePool", ["ap"], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["g"]),
+        helper.make_node("Transpose", ["ap"], ["t"], perm=[0, 2, 3, 1]),
+        helper.make_node("Softmax", ["t"], ["sm"], axis=-1),
+        helper.make_node("Flatten", ["sm"], ["f"]),
+        helper.make_node("MatMul", ["f", "k"], ["mm"]),
+        helper.make_node("Concat", ["g", "mm"], ["y"], axis=1),
+    ]
+    inits = {"w": rng.normal(size=(4, 3, 3, 3)).astype(np.float32),
+             "hi": np.array(2.5, np.float32), "k": rng.normal(size=(100, 3)).astype(np.float32)}
+    model = _model(nodes, inits, [2, 3, 8, 8])
+    x = rng.normal(size=(2, 3, 8, 8)).astype(np.float32)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    expected = sess.run(None, {"x": x})[0]
+    for channels_last in (False, True):
+        got = OnnxGraph(model, channels_last=channels_last)(torch.from_numpy(x))
+        np.testing.assert_allclose(got.detach().numpy(), expected, rtol=1e-4, atol=1e-5)

@@ -276,3 +276,57 @@ def test_unknown_node_is_unknown_node(tmp_path: Path) -> None:
     assert module.node_names() == ("conv", "mul", "add", "relu", "min", "clip", "pool")
     with pytest.raises(UnknownNode, match="'nope'.*conv"):
         module.forward_nodes(torch.zeros(1, 3, 5, 5), ["pool", "nope"])
+
+
+def test_onnx_and_tfjs_front_ends_share_one_ir_and_one_compiler(tmp_path: Path) -> None:
+    """conv -> batch norm -> prelu -> flatten -> dense, written once as TF.js and once as ONNX:
+    the same IR op kinds, the same fused step kinds, the same numbers."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from facexplain.backbones import onnx_graph, tfjs_graph
+    from facexplain.backbones.onnx_graph import OnnxGraph
+
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((3, 3, 2, 4)).astype(np.float32)  # HWIO; 3x3 input -> 1x1 output
+    bn = [rng.uniform(0.5, 2, 4), rng.standard_normal(4), rng.standard_normal(4),
+          rng.uniform(0.5, 2, 4)]
+    gamma, beta, mean, var = (v.astype(np.float32) for v in bn)
+    alpha = rng.uniform(0.1, 0.3, 4).astype(np.float32)
+    k = rng.standard_normal((4, 5)).astype(np.float32)
+    tf_path = _write(tmp_path, [
+        _placeholder(3, 3, 2),
+        _node("conv", "Conv2D", ("x", "w"), **_conv_attrs(1, "VALID")),
+        _node("bn", "FusedBatchNormV3", ("conv", "gamma", "beta", "mean", "var"),
+              epsilon={"f": 1e-3}),
+        _node("act", "Prelu", ("bn", "alpha")),
+        _node("flat", "Reshape", ("act", "shape")),
+        _node("fc", "MatMul", ("flat", "k"))],
+        {"w": w, "gamma": gamma, "beta": beta, "mean": mean, "var": var, "alpha": alpha,
+         "shape": np.array([-1, 4], np.int32), "k": k})
+    onnx_nodes = [
+        helper.make_node("Conv", ["x", "w"], ["conv"]),
+        helper.make_node("BatchNormalization", ["conv", "gamma", "beta", "mean", "var"], ["bn"],
+                         epsilon=1e-3),
+        helper.make_node("PRelu", ["bn", "alpha"], ["act"]),
+        helper.make_node("Flatten", ["act"], ["flat"]),
+        helper.make_node("Gemm", ["flat", "k"], ["fc"])]
+    inits = {"w": w.transpose(3, 2, 0, 1), "gamma": gamma, "beta": beta, "mean": mean,
+             "var": var, "alpha": alpha.reshape(4, 1, 1), "k": k}
+    model = helper.make_model(helper.make_graph(
+        onnx_nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2, 3, 3])],
+        [helper.make_tensor_value_info("fc", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.ascontiguousarray(v), n) for n, v in inits.items()]),
+        opset_imports=[helper.make_opsetid("", 17)])
+    tf_ir = tfjs_graph.to_ir(parse_graph_model(tf_path))
+    onnx_ir = onnx_graph.to_ir(model)
+    kinds = ["Conv", "BatchNormalization", "PRelu", None, "Gemm"]
+    assert [n.op for n in tf_ir.nodes.values()] == [k or "Reshape" for k in kinds]
+    assert [n.op for n in onnx_ir.nodes.values()] == [k or "Flatten" for k in kinds]
+    assert (tf_ir.layout, onnx_ir.layout) == ("NHWC", "NCHW")
+    tf_module = TFJSGraphModule.from_file(tf_path)
+    onnx_module = OnnxGraph(model, fold_batchnorm=False)
+    tf_steps = [type(s).__name__ for s in tf_module.plan(["fc"]).steps]
+    assert tf_steps == [type(s).__name__ for s in onnx_module.plan(["fc"]).steps]
+    assert tf_steps == ["ConvStep", "FnStep", "LinearStep"]  # conv+bn+prelu fused in both
+    x = torch.randn(2, 2, 3, 3)
+    torch.testing.assert_close(tf_module(x, "fc"), onnx_module(x), rtol=1e-5, atol=1e-5)

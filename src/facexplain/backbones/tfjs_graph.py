@@ -2,65 +2,169 @@
 
 TF.js graph models are frozen TensorFlow GraphDefs in JSON with the weights in binary shards.
 Executing the graph in torch (instead of porting each network by hand) keeps the original
-computation, node for node, and lets any node be read or hooked by its TF name. The pieces:
-``tfjs_format`` reads the files, ``tfjs_compiler``/``tfjs_lowering`` turn the sub-graph some
-requested nodes need into steps (``tfjs_steps``), and ``executor`` runs them.
+computation, node for node, and lets any node be read or hooked by its TF name. This is the
+TF.js front end: ``tfjs_format`` reads the files, ``to_ir`` turns the GraphDef into the shared
+IR (TF op names become IR op kinds, shape/axis constants become attributes, 4-D values stay
+NHWC), and ``graph_module.GraphModule`` compiles and runs it, as it does for ONNX graphs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from facexplain.backbones.base import Stage
-from facexplain.backbones.executor import Env, GraphExecutor
+from facexplain.backbones import ir
+from facexplain.backbones.graph_module import GraphModule
 from facexplain.backbones.padding import same_pads
-from facexplain.backbones.tfjs_compiler import Compiler
 from facexplain.backbones.tfjs_format import (
     GraphFormatError,
     GraphModel,
+    GraphNode,
     UnsupportedOp,
     parse_graph_model,
 )
-from facexplain.backbones.tfjs_steps import Plan
 
 __all__ = ["GraphFormatError", "TFJSGraphModule", "UnsupportedOp", "parse_graph_model",
-           "same_pads"]
+           "same_pads", "to_ir"]
 
-_MAX_PLANS = 8
+_CONV = {"Conv2D": "HWIO", "_FusedConv2D": "HWIO", "DepthwiseConv2dNative": "HWCM",
+         "FusedDepthwiseConv2dNative": "HWCM", "DepthwiseConv2d": "HWCM"}
+_SAME_NAME = {"Sub", "Mul", "Div", "Pow", "SquaredDifference", "Relu", "Elu", "Selu",
+              "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Rsqrt", "Square", "Neg", "Abs",
+              "Softplus", "Identity"}
+_RENAME = {"Add": "Add", "AddV2": "Add", "BiasAdd": "Add", "RealDiv": "Div", "Maximum": "Max",
+           "Minimum": "Min", "StopGradient": "Identity", "Snapshot": "Identity",
+           "Prelu": "PRelu", "Mean": "ReduceMean", "Sum": "ReduceSum", "Max": "ReduceMax",
+           "Min": "ReduceMin", "ConcatV2": "Concat", "MatMul": "Gemm", "_FusedMatMul": "Gemm",
+           "FusedBatchNorm": "BatchNormalization", "FusedBatchNormV2": "BatchNormalization",
+           "FusedBatchNormV3": "BatchNormalization"}
+_CAST = {"DT_FLOAT": "float32", "DT_INT32": "int32", "DT_BOOL": "bool"}
 
 
-def _empty_env() -> Env:
-    return {}
+class _NotExpressible(Exception):
+    """A node the IR cannot carry (its reason becomes an ``Unsupported`` node)."""
 
 
-class TFJSGraphModule(GraphExecutor):
+def _ints(weights: Mapping[str, np.ndarray], name: str) -> list[int]:
+    if name not in weights:
+        raise _NotExpressible(f"'{name}' must be a constant (shapes/axes computed at run time)")
+    return [int(v) for v in np.asarray(weights[name]).reshape(-1).tolist()]
+
+
+def _nhwc(node: GraphNode) -> None:
+    fmt = node.attrs.get("data_format") or "NHWC"
+    if fmt != "NHWC":
+        raise _NotExpressible(f"node '{node.name}': data_format {fmt} (only NHWC)")
+
+
+def _conv_attrs(node: GraphNode) -> dict[str, Any]:
+    _nhwc(node)
+    a = node.attrs
+    strides = a.get("strides") or [1, 1, 1, 1]
+    dil = a.get("dilations") or [1, 1, 1, 1]
+    padding = a.get("padding") or "VALID"
+    pads = [0, 0, 0, 0]
+    if padding == "EXPLICIT":
+        e = a.get("explicit_paddings") or [0] * 8
+        pads = [e[2], e[4], e[3], e[5]]  # begins (top, left), ends (bottom, right)
+    elif padding not in ("SAME", "VALID"):
+        raise _NotExpressible(f"node '{node.name}': padding {padding}")
+    return {"weight_format": _CONV[node.op], "strides": [strides[1], strides[2]],
+            "dilations": [dil[1], dil[2]], "pads": pads,
+            "auto_pad": "SAME_UPPER" if padding == "SAME" else "NOTSET",
+            "fused_ops": list(a.get("fused_ops") or []), "alpha": _leaky_alpha(node)}
+
+
+def _leaky_alpha(node: GraphNode) -> float:
+    alpha = node.attrs.get("leakyrelu_alpha", node.attrs.get("alpha"))
+    return 0.2 if alpha is None else float(alpha)
+
+
+def _translate(node: GraphNode, weights: Mapping[str, np.ndarray]) -> ir.Node:
+    op, name, ins = node.op, node.name, list(node.inputs)
+    if op in _CONV:
+        return ir.Node(name, "Conv", ins, _conv_attrs(node))
+    if op in ("MatMul", "_FusedMatMul"):
+        return ir.Node(name, "Gemm", ins, {"transA": bool(node.attrs.get("transpose_a")),
+                                           "transB": bool(node.attrs.get("transpose_b")),
+                                           "fused_ops": list(node.attrs.get("fused_ops") or []),
+                                           "alpha": 1.0})
+    if op.startswith("FusedBatchNorm"):
+        _nhwc(node)
+        return ir.Node(name, "BatchNormalization", ins[:5],
+                       {"epsilon": float(node.attrs.get("epsilon") or 0.0)})
+    if op in ("Mean", "Sum", "Max", "Min"):
+        return ir.Node(name, _RENAME[op], ins[:1], {"axes": _ints(weights, ins[1]),
+                                                    "keepdims": bool(node.attrs.get("keep_dims"))})
+    if op in ("Pad", "PadV2", "MirrorPad"):
+        flat = _ints(weights, ins[1])
+        value = float(np.asarray(weights[ins[2]]).reshape(())) if op == "PadV2" and \
+            len(ins) > 2 and ins[2] in weights else 0.0
+        mode = "constant"
+        if op == "MirrorPad":
+            mode = {"REFLECT": "reflect"}.get(str(node.attrs.get("mode")), "")
+            if not mode:
+                raise _NotExpressible(f"node '{name}': MirrorPad mode {node.attrs.get('mode')}")
+        pairs = [(flat[2 * i], flat[2 * i + 1]) for i in range(len(flat) // 2)]
+        return ir.Node(name, "Pad", ins[:1], {"pads": pairs, "mode": mode, "value": value})
+    if op == "Reshape":
+        return ir.Node(name, "Reshape", ins[:1], {"shape": _ints(weights, ins[1]),
+                                                  "allowzero": 1})
+    if op == "Squeeze":
+        return ir.Node(name, "Squeeze", ins, {"axes": node.attrs.get("squeeze_dims") or []})
+    if op == "ConcatV2":
+        return ir.Node(name, "Concat", ins[:-1], {"axis": _ints(weights, ins[-1])[0]})
+    if op == "Softmax":
+        return ir.Node(name, "Softmax", ins, {"axis": -1})
+    if op == "Cast":
+        dst = node.attrs.get("DstT")
+        if dst not in _CAST:
+            raise _NotExpressible(f"node '{name}': Cast to {dst}")
+        return ir.Node(name, "Cast", ins, {"to": _CAST[str(dst)]})
+    if op == "Relu6":
+        return ir.Node(name, "Clip", ins, {"lo": 0.0, "hi": 6.0})
+    if op == "LeakyRelu":
+        return ir.Node(name, "LeakyRelu", ins, {"alpha": _leaky_alpha(node)})
+    if op in _SAME_NAME or op in _RENAME:
+        return ir.Node(name, _RENAME.get(op, op), ins)
+    raise _NotExpressible(f"TF.js graph node '{name}' uses op '{op}', which the torch executor "
+                          "does not implement")
+
+
+def to_ir(graph: GraphModel) -> ir.Graph:
+    """The GraphDef as IR: constants are the decoded weights, placeholders the inputs (NHWC)."""
+    nodes: dict[str, ir.Node] = {}
+    inputs: dict[str, int] = {}
+    for node in graph.nodes.values():
+        if node.op == "Const":
+            continue
+        if node.op == "Placeholder":
+            dims = node.attrs.get("shape") or {}
+            inputs[node.name] = (len(dims.get("dim", [])) if isinstance(dims, dict) else 0) or 4
+            continue
+        try:
+            nodes[node.name] = _translate(node, graph.weights)
+        except _NotExpressible as why:
+            nodes[node.name] = ir.unsupported(node.name, str(why), node.inputs)
+    constants = {name: torch.from_numpy(np.array(value)) for name, value in graph.weights.items()}
+    return ir.Graph(nodes, inputs, constants, ir.NHWC)
+
+
+class TFJSGraphModule(GraphModule):
     """Executes a parsed TF.js graph in torch; any node's value can be asked for by name.
 
     4-D inputs are fed NCHW (TF's NHWC axes translated inside), 4-D outputs come back NCHW,
     other tensors in TF's own layout. Float constants are frozen parameters under their TF
-    names, so ``state_dict``, ``.to()`` and re-initialisation see them. Compiled plans (one per
-    set of requested nodes) hold folded copies of the weights: they are rebuilt when a weight
-    changes in place, after ``.to()``, and on every call while a weight requires grad (so
-    gradients reach the parameters).
+    names, so ``state_dict``, ``.to()`` and re-initialisation see them (see ``GraphModule``).
     """
 
     def __init__(self, graph: GraphModel, fuse: bool = True, channels_last: bool = True) -> None:
-        super().__init__()
+        super().__init__(to_ir(graph), fuse=fuse, channels_last=channels_last)
         self.graph_def = graph
-        self.fuse = fuse
-        self.channels_last = channels_last
-        stats = {i for n in graph.nodes.values() if n.op.startswith("FusedBatchNorm")
-                 for i in n.inputs[3:5]}
-        self.register_weights({name: torch.from_numpy(np.array(value))
-                               for name, value in graph.weights.items()}, statistics=stats)
-        self._names = tuple(n.name for n in graph.nodes.values()
-                            if n.op not in ("Const", "Placeholder"))
-        self._plans: dict[tuple[str, ...], Plan] = {}
 
     @classmethod
     def from_file(cls, model_json: Path, fuse: bool = True, channels_last: bool = True
@@ -69,80 +173,6 @@ class TFJSGraphModule(GraphExecutor):
 
     def const(self, name: str) -> torch.Tensor:
         return self.weight(name)
-
-    def node_names(self) -> tuple[str, ...]:
-        """Every computed node (constants and placeholders left out), in file order."""
-        return self._names
-
-    def _apply(self, *args: Any, **kwargs: Any) -> TFJSGraphModule:
-        self._plans = {}  # plans hold folded copies of the weights: rebuild on .to()/.double()
-        super()._apply(*args, **kwargs)
-        return self
-
-    def _compile(self, outputs: tuple[str, ...]) -> Plan:
-        plan = Compiler(self.graph_def.nodes, self.const, outputs, self.fuse,
-                        self.channels_last).compile()
-        plan.version = self.weights_version()
-        return plan
-
-    def plan(self, outputs: Sequence[str]) -> Plan:
-        key = tuple(outputs)
-        if torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
-            return self._compile(key)  # differentiable w.r.t. the weights, so not cached
-        cached = self._plans.get(key)
-        if cached is None or cached.version != self.weights_version():
-            if cached is None and len(self._plans) >= _MAX_PLANS:  # each holds weight copies
-                del self._plans[next(iter(self._plans))]
-            # Normal tensors even when first asked inside inference_mode: a plan compiled there
-            # would hold inference tensors that a later gradient pass cannot use.
-            with torch.inference_mode(False), torch.no_grad():
-                self._plans[key] = self._compile(key)
-        return self._plans[key]
-
-    def prepare(self, nodes: Sequence[str]) -> None:
-        """Fail now on a missing node or an unsupported op (compiles the plan for ``nodes``)."""
-        self.check_nodes(nodes, self.graph_def.placeholders)
-        self.plan(nodes)
-
-    def run(self, feeds: Mapping[str, torch.Tensor], outputs: Sequence[str]
-            ) -> dict[str, torch.Tensor]:
-        """Evaluate ``outputs`` given placeholder values (4-D ones NCHW)."""
-        plan = self.plan(outputs)
-        env: Env = dict(feeds)
-        plan.program.execute(env, keep=outputs)
-        result: dict[str, torch.Tensor] = {}
-        for name in outputs:
-            value = plan.consts.get(name)
-            if value is None:
-                stored = env[name]
-                assert stored is not None
-                value = plan.leave(name, stored)
-            result[name] = value
-        return result
-
-    def stages(self, output: str) -> list[Stage]:
-        """The steps up to ``output`` as a chain of stages, cut where one 4-D value is live.
-
-        Stages take and return 4-D values NCHW like ``run``; the last returns ``output``. They
-        hold the plan compiled from the weights as they are now.
-        """
-        placeholders = self.graph_def.placeholders
-        plan = self.plan((output,))
-        if len(placeholders) != 1 or output in plan.consts:
-            raise KeyError(f"cannot split the graph at '{output}'")
-        stop = len(plan.steps)
-        cuts = [(i, name) for i, name in plan.program.cuts(placeholders[0], stop, lambda n: True)
-                if plan.values[name].rank == 4]
-        return plan.program.chain(placeholders[0], output, stop, cuts, _empty_env, plan.enter,
-                                  plan.leave)
-
-    def forward_nodes(self, x: torch.Tensor, nodes: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Single-input graphs: feed ``x`` to the one placeholder, return the named nodes."""
-        placeholders = self.graph_def.placeholders
-        if len(placeholders) != 1:
-            raise ValueError(f"graph has {len(placeholders)} placeholders; use run() with feeds")
-        self.check_nodes(nodes, placeholders)
-        return self.run({placeholders[0]: x}, nodes)
 
     def forward(self, x: torch.Tensor, node: str) -> torch.Tensor:
         return self.forward_nodes(x, (node,))[node]

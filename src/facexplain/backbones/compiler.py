@@ -1,9 +1,10 @@
-"""Compile the part of a TF.js graph that some requested nodes need into a torch ``Plan``.
+"""Compile the part of an IR graph that some requested nodes need into a torch ``Plan``.
 
 Affine ops that follow a convolution (batch-norm scale/shift, bias) and the activation after it
 are folded into the convolution for speed, unless a requested node would disappear by that;
 the ``max(0,x) + a*min(0,x)`` spelling of PReLU becomes one step. Plans are compiled from the
-current weights, so they are rebuilt when the weights change (see ``TFJSGraphModule.plan``).
+current weights, so they are rebuilt when the weights change (see ``GraphModule.plan``). Both
+front ends (ONNX, TF.js) compile through here.
 """
 
 from __future__ import annotations
@@ -12,29 +13,20 @@ from collections.abc import Sequence
 
 import torch
 
+from facexplain.backbones import ir
 from facexplain.backbones.base import unknown_nodes
 from facexplain.backbones.executor import Program
-from facexplain.backbones.tfjs_format import GraphFormatError, GraphNode, UnsupportedOp
-from facexplain.backbones.tfjs_lowering import Const, Lowering
-from facexplain.backbones.tfjs_steps import (
-    ACT_OPS,
-    BN_OPS,
-    NCHW,
-    PLAIN,
-    SUPPORTED_OPS,
-    AffineStep,
-    ConvStep,
-    Info,
-    Plan,
-)
+from facexplain.backbones.lowering import Const, Lowering
+from facexplain.backbones.steps import ACT_OPS, PLAIN, AffineStep, ConvStep, Info, Plan
+from facexplain.backbones.tfjs_format import GraphFormatError
 
 
 class Compiler(Lowering):
     """Turns the sub-graph that ``targets`` need into a list of torch steps."""
 
-    def __init__(self, nodes: dict[str, GraphNode], const: Const, targets: Sequence[str],
+    def __init__(self, graph: ir.Graph, const: Const, targets: Sequence[str],
                  fuse: bool = True, channels_last: bool = True) -> None:
-        super().__init__(nodes, const, targets, fuse)
+        super().__init__(graph, const, targets, fuse)
         self.channels_last = channels_last
         if self.fuse:
             self._rewrite_prelu()
@@ -42,10 +34,19 @@ class Compiler(Lowering):
     def _order(self) -> list[str]:
         order: list[str] = []
         mark: dict[str, int] = {}
+        leaves = {*self.graph.constants, *self.graph.inputs}
+
+        def leaf(name: str) -> bool:
+            if name in leaves and name not in mark:
+                mark[name] = 2
+                order.append(name)
+            return name in leaves
+
         for target in self.targets:
+            if leaf(target):
+                continue
             if target not in self.nodes:
-                raise unknown_nodes([target], [n.name for n in self.nodes.values()
-                                               if n.op not in ("Const", "Placeholder")])
+                raise unknown_nodes([target], list(self.nodes))
             if mark.get(target) == 2:
                 continue
             mark[target] = 1
@@ -56,6 +57,8 @@ class Compiler(Lowering):
                 if i < len(ins):
                     stack[-1] = (name, i + 1)
                     child = ins[i]
+                    if leaf(child):
+                        continue
                     if child not in self.nodes:
                         raise GraphFormatError(f"node '{name}' reads unknown node '{child}'")
                     state = mark.get(child)
@@ -75,7 +78,7 @@ class Compiler(Lowering):
         return "" if node is None else node.op
 
     def _const_value(self, name: str) -> torch.Tensor | None:
-        return self.const(name) if self._op(name) == "Const" else None
+        return self.const(name) if name in self.graph.constants else None
 
     def _is_const_scalar(self, name: str, value: float) -> bool:
         c = self._const_value(name)
@@ -84,13 +87,13 @@ class Compiler(Lowering):
     def _rewrite_prelu(self) -> None:
         """max(0, x) + alpha * min(0, x) (how converters spell PReLU) -> one Prelu node."""
         for node in list(self.nodes.values()):
-            if node.op not in ("Add", "AddV2") or len(node.inputs) != 2:
+            if node.op != "Add" or len(node.inputs) != 2:
                 continue
             for a_name, b_name in (node.inputs, node.inputs[::-1]):
                 found = self._match_prelu(a_name, b_name)
                 if found is not None:
                     x, alpha, dropped = found
-                    self.nodes[node.name] = GraphNode(node.name, "Prelu", [x, alpha])
+                    self.nodes[node.name] = ir.Node(node.name, "PRelu", [x, alpha])
                     for name in dropped:
                         for ref in self.nodes[name].inputs:
                             self.consumers[ref] -= 1
@@ -101,19 +104,19 @@ class Compiler(Lowering):
 
     def _match_prelu(self, a_name: str, b_name: str) -> tuple[str, str, list[str]] | None:
         a, b = self.nodes.get(a_name), self.nodes.get(b_name)
-        if a is None or b is None or a.op != "Maximum" or b.op != "Mul":
+        if a is None or b is None or a.op != "Max" or b.op != "Mul":
             return None
         xs = [n for n in a.inputs if not self._is_const_scalar(n, 0.0)]
         if len(a.inputs) != 2 or len(xs) != 1:
             return None
         x = xs[0]
-        mins = [n for n in b.inputs if self._op(n) == "Minimum"]
+        mins = [n for n in b.inputs if self._op(n) == "Min"]
         if len(b.inputs) != 2 or len(mins) != 1:
             return None
         m_name = mins[0]
         alpha = b.inputs[1] if b.inputs[0] == m_name else b.inputs[0]
         m = self.nodes[m_name]
-        if self._op(alpha) != "Const" or x not in m.inputs:
+        if alpha not in self.graph.constants or x not in m.inputs:
             return None
         if not any(self._is_const_scalar(n, 0.0) for n in m.inputs if n != x):
             return None
@@ -123,20 +126,15 @@ class Compiler(Lowering):
 
     def compile(self) -> Plan:
         for name in self._order():
-            node = self.nodes[name]
-            if node.op not in SUPPORTED_OPS:
-                raise UnsupportedOp(
-                    f"TF.js graph node '{name}' uses op '{node.op}', which the torch executor "
-                    "does not implement")
-            if node.op == "Const":
+            if name in self.graph.constants:
                 value = self.const(name)
                 self.info[name] = Info(PLAIN, value.dim(), value)
                 continue
-            if node.op == "Placeholder":
-                dims = node.attrs.get("shape") or {}
-                rank = (len(dims.get("dim", [])) if isinstance(dims, dict) else 0) or 4
-                self.info[name] = Info(NCHW if rank == 4 else PLAIN, rank)
+            if name in self.graph.inputs:
+                rank = self.graph.inputs[name]
+                self.info[name] = Info(self.spatial if rank == 4 else PLAIN, rank)
                 continue
+            node = self.nodes[name]
             if self.fuse and self._try_fold(node):
                 continue
             step, info = self._build(node)
@@ -145,7 +143,7 @@ class Compiler(Lowering):
             self.info[name] = info
         if self.channels_last:  # oneDNN's NHWC kernels: up to ~1.5x faster on CPU
             for step in self.steps:
-                if isinstance(step, ConvStep):
+                if isinstance(step, ConvStep) and step.weight.dim() == 4:
                     step.weight = step.weight.contiguous(memory_format=torch.channels_last)
         return self._finish()
 
@@ -153,12 +151,12 @@ class Compiler(Lowering):
         consts = {t: c for t in self.targets if (c := self.info[t].const) is not None}
         values = {n: i for n, i in self.info.items() if i.const is None}
         return Plan(Program(list(self.steps)), consts, {t: self.info[t] for t in self.targets},
-                    values)
+                    values, nhwc=self.graph.layout == ir.NHWC)
 
-    def _runtime_inputs(self, node: GraphNode) -> list[str]:
+    def _runtime_inputs(self, node: ir.Node) -> list[str]:
         return [n for n in node.inputs if self.info[n].const is None]
 
-    def _try_fold(self, node: GraphNode) -> bool:
+    def _try_fold(self, node: ir.Node) -> bool:
         """Fold ``node`` into the convolution/dense step that produces its only runtime input."""
         runtime = self._runtime_inputs(node)
         if len(runtime) != 1:
@@ -167,30 +165,27 @@ class Compiler(Lowering):
         step = self.producer.get(src)
         if not isinstance(step, AffineStep) or not self._private(src):
             return False
-        if isinstance(step, ConvStep) != (self.info[src].layout == NCHW):
-            return False
         c_names = [n for n in node.inputs if n != src]
-        ch = step.out_channels
         ok = False
         op = node.op
-        if op in ("Mul", "Add", "AddV2", "BiasAdd", "Sub") and len(c_names) == 1:
-            c = self._per_channel(c_names[0], ch)
+        if op in ("Mul", "Add", "Sub") and len(c_names) == 1:
+            c = self._per_channel(c_names[0], step)
             if c is not None and op == "Mul":
                 ok = step.scale(c)
             elif c is not None and op == "Sub":
                 ok = node.inputs[0] == src and step.shift(-c)
             elif c is not None:
                 ok = step.shift(c)
-        elif op in ("Minimum", "Maximum") and len(c_names) == 1:
+        elif op in ("Min", "Max") and len(c_names) == 1:
             c = self.info[c_names[0]].const
             if c is not None and c.numel() == 1 and c.is_floating_point():
                 v = float(c.detach().reshape(()))
-                ok = step.clamp(None, v) if op == "Minimum" else step.clamp(v, None)
-        elif op in BN_OPS and node.inputs[0] == src:
+                ok = step.clamp(None, v) if op == "Min" else step.clamp(v, None)
+        elif op == "BatchNormalization" and node.inputs[0] == src:
             bn = self._batchnorm_affine(node)
             ok = bn is not None and step.scale(bn[0]) and step.shift(bn[1])
         elif op in ACT_OPS:
-            act = self._activation(node, [op], node.inputs[1:], ch)
+            act = self._activation(node, [op], node.inputs[1:], step)
             ok = act is not None and (
                 step.clamp(act.lo, act.hi) if act.kind == "clamp" else step.activate(act))
         if not ok:

@@ -1,8 +1,9 @@
-"""Compiled steps of the TF.js front end: layouts, op tables and the step kinds.
+"""Compiled steps of the graph compiler: storage layouts, op tables and the step kinds.
 
-TF tensors are NHWC; here 4-D activations are stored NCHW and every step translates its axes,
-so the spatial maps come out in torch's layout. A step converts its own inputs (``converts``)
-before computing, so the executor core runs TF.js steps like any other.
+Every 4-D runtime value is stored NCHW. In an NHWC graph (TF.js) such a value is tagged
+``NCHW`` (its storage differs from the graph's axes, and steps translate them); everything
+else, and every value of an NCHW graph (ONNX), is ``PLAIN``: stored as the graph sees it. A
+step converts its own inputs (``converts``) before computing, so the executor core runs them.
 """
 
 from __future__ import annotations
@@ -62,11 +63,10 @@ class Activation:
 
 
 UNARY: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "Relu": F.relu, "Relu6": lambda t: torch.clamp(t, 0.0, 6.0), "Elu": F.elu,
-    "Selu": F.selu, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh, "Exp": torch.exp,
-    "Log": torch.log, "Sqrt": torch.sqrt, "Rsqrt": torch.rsqrt, "Square": torch.square,
-    "Neg": torch.neg, "Abs": torch.abs, "Softplus": F.softplus,
-    "Identity": lambda t: t, "StopGradient": lambda t: t, "Snapshot": lambda t: t,
+    "Relu": F.relu, "Elu": F.elu, "Selu": F.selu, "Sigmoid": torch.sigmoid, "Tanh": torch.tanh,
+    "Exp": torch.exp, "Log": torch.log, "Sqrt": torch.sqrt, "Rsqrt": torch.rsqrt,
+    "Square": torch.square, "Neg": torch.neg, "Abs": torch.abs, "Softplus": F.softplus,
+    "Identity": lambda t: t,
 }
 
 
@@ -75,32 +75,21 @@ def prelu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
 
 
 BINARY: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
-    "Add": torch.add, "AddV2": torch.add, "BiasAdd": torch.add, "Sub": torch.sub,
-    "Mul": torch.mul, "RealDiv": torch.div, "Div": torch.div, "Maximum": torch.maximum,
-    "Minimum": torch.minimum, "Pow": torch.pow,
+    "Add": torch.add, "Sub": torch.sub, "Mul": torch.mul, "Div": torch.div,
+    "Max": torch.maximum, "Min": torch.minimum, "Pow": torch.pow,
     "SquaredDifference": lambda a, b: torch.square(a - b),
 }
 REDUCE: dict[str, Callable[[torch.Tensor, list[int], bool], torch.Tensor]] = {
-    "Mean": lambda t, d, k: t.mean(dim=d, keepdim=k),
-    "Sum": lambda t, d, k: t.sum(dim=d, keepdim=k),
-    "Max": lambda t, d, k: t.amax(dim=d, keepdim=k),
-    "Min": lambda t, d, k: t.amin(dim=d, keepdim=k),
+    "ReduceMean": lambda t, d, k: t.mean(dim=d, keepdim=k),
+    "ReduceSum": lambda t, d, k: t.sum(dim=d, keepdim=k),
+    "ReduceMax": lambda t, d, k: t.amax(dim=d, keepdim=k),
+    "ReduceMin": lambda t, d, k: t.amin(dim=d, keepdim=k),
 }
-CONV_OPS = {"Conv2D", "_FusedConv2D", "DepthwiseConv2dNative", "FusedDepthwiseConv2dNative",
-             "DepthwiseConv2d"}
-MATMUL_OPS = {"MatMul", "_FusedMatMul"}
-PAD_OPS = {"Pad", "PadV2", "MirrorPad"}
-BN_OPS = {"FusedBatchNorm", "FusedBatchNormV2", "FusedBatchNormV3"}
-ACT_OPS = {"Relu", "Relu6", "Elu", "Selu", "Sigmoid", "Tanh", "Softplus", "LeakyRelu", "Prelu"}
-SUPPORTED_OPS = frozenset(
-    {"Const", "Placeholder", "Reshape", "Squeeze", "ConcatV2", "Softmax", "Cast", "Prelu",
-     "LeakyRelu"} | CONV_OPS | MATMUL_OPS | PAD_OPS | BN_OPS | set(UNARY) | set(BINARY)
-    | set(REDUCE)
-)
+ACT_OPS = {"Relu", "Clip", "Elu", "Selu", "Sigmoid", "Tanh", "Softplus", "LeakyRelu", "PRelu"}
 
 
 class TStep(Step):
-    """One TF.js step: converts its ``inputs`` to the layouts in ``converts``, writes ``name``."""
+    """One compiled step: converts its ``inputs`` to the ``converts`` layouts, writes ``name``."""
 
     def __init__(self, name: str, inputs: list[str], converts: list[str | None]) -> None:
         self.name = name
@@ -185,28 +174,36 @@ class AffineStep(TStep):
         return self.act(self.apply(args[0]))
 
 
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
 class ConvStep(AffineStep):
+    """N-D convolution over NCHW storage; ``auto_pad`` SAME_* resolves pads from the input."""
+
     def __init__(self, name: str, src: str, convert: str | None, weight: torch.Tensor,
-                 bias: torch.Tensor | None, stride: tuple[int, int], dilation: tuple[int, int],
-                 groups: int, padding: str, pads: tuple[int, int, int, int]) -> None:
+                 bias: torch.Tensor | None, stride: tuple[int, ...], dilation: tuple[int, ...],
+                 groups: int, auto_pad: str, begin: tuple[int, ...], end: tuple[int, ...]
+                 ) -> None:
         super().__init__(name, src, convert, weight, bias)
         self.stride = stride
         self.dilation = dilation
         self.groups = groups
-        self.padding = padding  # 'SAME' or 'EXPLICIT' (VALID is EXPLICIT with zeros)
-        self.pads = pads  # top, bottom, left, right
+        self.auto_pad = auto_pad  # SAME_UPPER, SAME_LOWER or NOTSET (explicit ``begin``/``end``)
+        self.begin = begin
+        self.end = end
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
-        if self.padding == "SAME":
-            kh, kw = self.weight.shape[-2:]
-            top, bottom = same_pads(x.shape[-2], kh, self.stride[0], self.dilation[0])
-            left, right = same_pads(x.shape[-1], kw, self.stride[1], self.dilation[1])
-        else:
-            top, bottom, left, right = self.pads
+        begin, end = self.begin, self.end
+        if self.auto_pad != "NOTSET":
+            pairs = [same_pads(size, k, s, d, odd_after=self.auto_pad == "SAME_UPPER")
+                     for size, k, s, d in zip(x.shape[2:], self.weight.shape[2:], self.stride,
+                                              self.dilation, strict=True)]
+            begin, end = tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
         if self.weight.is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)
-        x, pad = split_pads(x, (top, left), (bottom, right))
-        return F.conv2d(x, self.weight, self.bias, self.stride, pad, self.dilation, self.groups)
+        x, pad = split_pads(x, begin, end)
+        conv = _CONV[self.weight.dim() - 2]
+        return conv(x, self.weight, self.bias, self.stride, pad, self.dilation, self.groups)
 
 
 class LinearStep(AffineStep):
@@ -217,9 +214,9 @@ class LinearStep(AffineStep):
 class PadStep(FnStep):
     def __init__(self, name: str, inputs: list[str], converts: list[str | None],
                  fn: Callable[[list[torch.Tensor]], torch.Tensor],
-                 spatial: tuple[int, int, int, int] | None) -> None:
+                 spatial: tuple[tuple[int, ...], tuple[int, ...]] | None) -> None:
         super().__init__(name, inputs, converts, fn)
-        self.spatial = spatial  # zero padding of H and W only, foldable into a convolution
+        self.spatial = spatial  # (begin, end) zero padding of H and W only: foldable into a conv
 
 
 @dataclass
@@ -240,6 +237,7 @@ class Plan:
     layouts: dict[str, Info]
     values: dict[str, Info] = field(default_factory=dict)  # every runtime value's storage
     version: tuple[int, ...] = ()
+    nhwc: bool = True  # the graph's 4-D layout; NCHW graphs store every value as it is
 
     @property
     def steps(self) -> list[TStep]:
@@ -248,9 +246,10 @@ class Plan:
     def enter(self, name: str, x: torch.Tensor) -> torch.Tensor:
         """An NCHW tensor into the storage layout of value ``name``."""
         info = self.values.get(name)
-        return to_plain(x) if info is not None and info.layout == PLAIN and info.rank == 4 else x
+        plain = info is not None and info.layout == PLAIN and info.rank == 4
+        return to_plain(x) if plain and self.nhwc else x
 
     def leave(self, name: str, x: torch.Tensor) -> torch.Tensor:
         """Value ``name`` out of its storage layout: 4-D tensors come back NCHW."""
         info = self.values.get(name) or self.layouts[name]
-        return to_nchw(x) if info.layout == PLAIN and info.rank == 4 else x
+        return to_nchw(x) if info.layout == PLAIN and info.rank == 4 and self.nhwc else x
