@@ -62,3 +62,21 @@ def test_bad_arguments_fail_before_any_model_loads(tmp_path: Path,
         explain_pair(A, B, options=ExplainOptions(patch=16, stride=1000))
     with pytest.raises(InvalidArgument, match="larger than the 112px"):
         facexplain.explain_pair(A, B, options=ExplainOptions(patch=500, stride=8))
+
+
+def test_remembered_embedding_follows_the_weights(pipe: FacePipeline) -> None:
+    """A re-initialised model must not be answered from the clean pair embedded before."""
+    import torch
+
+    from facexplain.explain.scorer import PairScorer
+
+    model = FacePipeline("sface").model  # a model of its own: the shared one stays intact
+    scorer = PairScorer(model)
+    faces = pipe.pair(A, B).tensor
+    before, fingerprint = scorer.similarity(faces), scorer.fingerprint()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.05)
+    assert scorer.similarity(faces) != pytest.approx(before, abs=1e-3)
+    assert scorer.fingerprint() != fingerprint

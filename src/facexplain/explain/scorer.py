@@ -53,7 +53,7 @@ class PairScorer:
         self.model = model
         self.spec = spec
         self.geometry: Geometry = {}
-        self._last: tuple[str, torch.Tensor] | None = None
+        self._last: tuple[tuple[str, tuple[int, ...]], torch.Tensor] | None = None
         self._fingerprint: tuple[tuple[int, ...], str] | None = None
         self.clean_embeddings = 0  # how many clean pairs were embedded (tests check reuse)
 
@@ -69,9 +69,14 @@ class PairScorer:
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return cosine(self.model(a), self.model(b))
 
+    def _weight_versions(self) -> tuple[int, ...]:
+        """In-place edits of any weight bump these: a remembered result is then stale."""
+        return tuple(int(t._version) for t in self.model.state_dict().values())
+
     def embed_pair(self, pair: torch.Tensor) -> torch.Tensor:
-        """(2, D) embeddings of a clean (2, 3, H, W) pair, computed once per distinct pair."""
-        key = tensor_digest(pair)
+        """(2, D) embeddings of a clean (2, 3, H, W) pair, computed once per distinct pair and
+        state of the weights (re-initialised or fine-tuned weights embed it again)."""
+        key = (tensor_digest(pair), self._weight_versions())
         if self._last is None or self._last[0] != key:
             with torch.inference_mode():
                 emb = self.model(pair.detach().float().clone())
@@ -92,8 +97,7 @@ class PairScorer:
 
     def fingerprint(self) -> str:
         """sha256 of the model's class and weights (state_dict), recomputed after any edit."""
-        state = self.model.state_dict()
-        versions = tuple(int(t._version) for t in state.values())
+        versions = self._weight_versions()
         if self._fingerprint is None or self._fingerprint[0] != versions:
             self._fingerprint = (versions, model_fingerprint(self.model))
         return self._fingerprint[1]
