@@ -14,6 +14,7 @@ import matplotlib
 import numpy as np
 import torch
 
+from facexplain import settings
 from facexplain.datasets.lfw import LfwPair, read_pairs
 from facexplain.explain.occlusion import PairwiseOcclusion, get_theta
 from facexplain.pipeline import FacePipeline
@@ -22,7 +23,7 @@ from facexplain.scoring import cosine
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-LFW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lfw"
+LFW = settings.current().lfw
 
 
 def candidates(pairs: list[LfwPair], per_fold: int = 12) -> list[LfwPair]:

@@ -80,3 +80,15 @@ def test_remembered_embedding_follows_the_weights(pipe: FacePipeline) -> None:
             p.normal_(0.0, 0.05)
     assert scorer.similarity(faces) != pytest.approx(before, abs=1e-3)
     assert scorer.fingerprint() != fingerprint
+
+
+def test_integrated_gradients_complete_with_cli_defaults(pipe: FacePipeline) -> None:
+    """IG's baseline follows the fill (mean face) and its steps grow until the attributions add
+    up to the similarity change within 5% (checked on a real impostor pair)."""
+    result = explain_pair(A, B, methods="ig", pipeline=pipe)
+    details = result.results[0].explanation.meta
+    assert details.fill == "mean-face"  # type: ignore[attr-defined]
+    assert details.completeness_error < 0.05  # type: ignore[attr-defined]
+    maps = result.results[0].explanation.maps
+    total = -float(maps["delta"].sum())  # delta = -sum_c IG: the map adds up to the change
+    assert total == pytest.approx(details.score_change, rel=0.05)  # type: ignore[attr-defined]

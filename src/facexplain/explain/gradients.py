@@ -122,6 +122,8 @@ class GradientDetails(MethodDetails):
     n_steps: int | None = None
     quadrature: str | None = None
     convergence_delta: float | None = None
+    completeness_error: float | None = None  # |convergence delta| / |similarity change|
+    score_change: float | None = None  # sim(pair) - sim(reference): what IG distributes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,34 +239,63 @@ class GuidedBackpropExplainer(_ModifiedReluExplainer):
 
 
 class IntegratedGradientsExplainer(GradientExplainer):
-    """Integrated gradients from the reference (zero or mean face) to the pair, Captum
-    ``IntegratedGradients``; ``n_steps`` points of ``method`` quadrature."""
+    """Integrated gradients from the reference (a fill: mean face, zero...) to the pair, Captum
+    ``IntegratedGradients`` with ``method`` quadrature.
+
+    Completeness says the attributions add up to sim(pair) − sim(reference); Captum's
+    convergence delta is how far they miss. With ``n_steps=None`` (adaptive) the number of
+    steps starts at ``start_steps`` and doubles until the miss is under ``tolerance`` of the
+    similarity change or ``max_steps`` is reached; a fixed ``n_steps`` runs once. The relative
+    miss is kept as ``completeness_error`` and a map that stays above tolerance carries a note.
+    """
 
     name = "ig"
 
     def __init__(self, score_fn: PairScore, fill: Fill = "zero", template: str | None = None,
-                 n_steps: int = 32, method: str = "gausslegendre",
-                 internal_batch_size: int | None = None) -> None:
+                 n_steps: int | None = 32, method: str = "gausslegendre",
+                 internal_batch_size: int | None = None, tolerance: float = 0.05,
+                 start_steps: int = 32, max_steps: int = 512) -> None:
         super().__init__(score_fn, fill, template)
-        if n_steps < 1:
+        if n_steps is not None and n_steps < 1:
             raise InvalidArgument(f"n_steps must be >= 1, got {n_steps}")
         if method not in IG_METHODS:
             raise InvalidArgument(f"unknown IG method '{method}'; valid: {', '.join(IG_METHODS)}")
+        if not 1 <= start_steps <= max_steps:
+            raise InvalidArgument(f"need 1 <= start_steps <= max_steps, got {start_steps}, "
+                                  f"{max_steps}")
         self.n_steps = n_steps
         self.method = method
         self.internal_batch_size = internal_batch_size
+        self.tolerance = tolerance
+        self.start_steps = start_steps
+        self.max_steps = max_steps
 
     def _attribute(self, a: torch.Tensor, b: torch.Tensor, ref: torch.Tensor
                    ) -> tuple[torch.Tensor, dict[str, object]]:
         from captum.attr import IntegratedGradients
 
         ig = IntegratedGradients(_pair_forward(self.score_fn))
-        (ia, ib), conv = ig.attribute((a, b), baselines=(ref[0:1], ref[1:2]),
-                                      n_steps=self.n_steps, method=self.method,
-                                      internal_batch_size=self.internal_batch_size,
-                                      return_convergence_delta=True)
-        meta: dict[str, object] = {"n_steps": self.n_steps, "quadrature": self.method,
-                                   "convergence_delta": float(conv.reshape(-1)[0])}
+        with torch.no_grad():
+            change = float(self.score_fn(a.detach(), b.detach()).reshape(-1)[0]
+                           - self.score_fn(ref[0:1], ref[1:2]).reshape(-1)[0])
+        steps = self.n_steps or self.start_steps
+        while True:
+            (ia, ib), conv = ig.attribute((a, b), baselines=(ref[0:1], ref[1:2]),
+                                          n_steps=steps, method=self.method,
+                                          internal_batch_size=self.internal_batch_size,
+                                          return_convergence_delta=True)
+            delta = float(conv.reshape(-1)[0])
+            error = abs(delta) / max(abs(change), 1e-6)
+            if self.n_steps is not None or error <= self.tolerance or steps >= self.max_steps:
+                break
+            steps = min(2 * steps, self.max_steps)
+        meta: dict[str, object] = {"n_steps": steps, "quadrature": self.method,
+                                   "convergence_delta": delta, "completeness_error": error,
+                                   "score_change": change}
+        if error > self.tolerance:
+            meta["note"] = (f"the attributions miss the similarity change by {100 * error:.0f}% "
+                            f"after {steps} steps (completeness not reached): read this map "
+                            "with caution")
         return torch.cat([ia, ib]), meta
 
     def _maps(self, r: torch.Tensor, x: torch.Tensor, ref: torch.Tensor
@@ -310,7 +341,7 @@ class GradCamExplainer(LayerExplainer):
 
 
 def build_gradient_explainer(method: str, model: FaceModel, node: str, fill: Fill = "zero",
-                             template: str | None = None, n_steps: int = 32,
+                             template: str | None = None, n_steps: int | None = 32,
                              score_fn: PairScore | None = None) -> Explainer:
     """One explainer by name (``GRADIENT_METHODS``) on ``model``'s pair score (``score_fn``:
     the model's own ``PairScorer`` when the caller has one, so clean pairs embed once)."""

@@ -63,10 +63,13 @@ class ExplainOptions:
     patch: int = 16
     stride: int = 8
     fill: str | torch.Tensor = "mean-face"
-    # Reference of the gradient methods: None = black (the CLI's default so far); the
-    # faithfulness benchmark passes its shared fill so every method removes pixels alike.
+    # Reference of saliency/deconv/guided/Grad-CAM: None = black; integrated gradients uses
+    # ``fill`` (its baseline follows --fill). The faithfulness benchmark passes its shared fill
+    # here so every method removes pixels alike.
     gradient_fill: str | torch.Tensor | None = None
-    ig_steps: int = 32
+    # Integrated-gradients steps: None = adaptive (double from 32 until the completeness error
+    # is under 5% of the similarity change, at most 512).
+    ig_steps: int | None = None
     attention: str = "L"
     incremental: bool = True
     batch_size: int = 32

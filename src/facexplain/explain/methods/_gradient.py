@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from facexplain.explain.registry import ExplainOptions, MapSpec, MethodInfo, register_method
+from facexplain.explain.registry import (
+    ExplainOptions,
+    MapSpec,
+    MethodInfo,
+    NoteHook,
+    register_method,
+)
 
 if TYPE_CHECKING:
     from facexplain.explain.base import Explainer
@@ -30,18 +36,21 @@ def gradient_builder(method: str) -> Callable[[PairScorer, ExplainOptions], Expl
         from facexplain.explain.gradients import build_gradient_explainer
 
         spec = scorer.require_spec()
+        fill = options.gradient_fill
+        if fill is None:  # IG's baseline follows --fill; the others compare with black
+            fill = options.fill if method == "ig" else "zero"
         return build_gradient_explainer(method, scorer.model, spec.last_spatial_node,
-                                        fill=options.gradient_fill if options.gradient_fill
-                                        is not None else "zero", template=spec.template,
+                                        fill=fill, template=spec.template,
                                         n_steps=options.ig_steps, score_fn=scorer)
 
     return build
 
 
-def register_pixel_method(name: str, title: str,
-                          description: str = GRADIENT_DESCRIPTION) -> MethodInfo:
+def register_pixel_method(name: str, title: str, description: str = GRADIENT_DESCRIPTION,
+                          note: NoteHook | None = None) -> MethodInfo:
     """Register one per-pixel Captum method (signed maps plus the unsigned magnitude)."""
     return register_method(MethodInfo(
         name=name, title=title, family="black-box", description=description,
         maps=(*SIGNED_MAPS, MAGNITUDE), build=gradient_builder(name), magnitude_map="magnitude",
+        note=note,
     ))
