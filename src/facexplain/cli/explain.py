@@ -26,7 +26,8 @@ def explain_command(
     patch: Annotated[int, typer.Option("--patch", help="Occlusion patch size k (px).")] = 16,
     stride: Annotated[int, typer.Option("--stride", help="Occlusion stride s (px).")] = 8,
     fill: Annotated[str, typer.Option(
-        "--fill", help="Occlusion fill: mean-face, channel-mean, zero, blur.")] = "mean-face",
+        "--fill", help="What removed pixels become (occlusion fill, integrated-gradients "
+        "baseline): mean-face, channel-mean, zero, blur.")] = "mean-face",
     attention: Annotated[str, typer.Option(
         "--attention", help="xCos attention: U (uniform), P (Pearson prior), L (learned).")] = "L",
 ) -> None:
