@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from facexplain.backbones.base import EMBEDDING, FaceModel
 from facexplain.backbones.registry import SPECS, get_spec, load_backbone
 from facexplain.errors import AssetMissing, UnknownNode
-from tests.conftest import lfw_image
+from tests.conftest import centre_chips
 
 pytestmark = pytest.mark.slow
 
@@ -31,14 +30,7 @@ CROP = 120
 
 def _faces(size: int) -> torch.Tensor:
     """Centre crops resized to ``size`` (the tests' stand-in for alignment), NCHW RGB [0, 255]."""
-    out = []
-    for name, idx in FACES:
-        with Image.open(lfw_image(name, idx)) as im:
-            w, h = im.size
-            box = ((w - CROP) // 2, (h - CROP) // 2, (w + CROP) // 2, (h + CROP) // 2)
-            chip = im.convert("RGB").crop(box).resize((size, size), Image.Resampling.BILINEAR)
-        out.append(np.asarray(chip, dtype=np.float32))
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
+    return torch.from_numpy(centre_chips(FACES, size, CROP)).permute(0, 3, 1, 2).contiguous()
 
 
 def _load(name: str) -> FaceModel:

@@ -7,13 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from facexplain import assets
 from facexplain.backbones.human_models import FACERES_EMBEDDING, MOBILEFACE_EMBEDDING
 from facexplain.backbones.registry import get_spec, load_backbone
 from facexplain.backbones.tfjs_graph import TFJSGraphModule
-from tests.conftest import lfw_image
+from tests.conftest import centre_chips
 from tests.reference_runtime import reference_available, run_node
 
 pytestmark = pytest.mark.slow
@@ -27,14 +26,7 @@ SPATIAL_SHAPES = {"faceres": [(1024, 7, 7)], "mobileface": [(64, 7, 7), (128, 4,
 
 def _chips(size: int) -> np.ndarray:
     """Centre crops resized to ``size``, float32 NHWC RGB in [0, 255] (stand-in for alignment)."""
-    out = []
-    for name, idx in FACES:
-        with Image.open(lfw_image(name, idx)) as im:
-            w, h = im.size
-            box = ((w - CROP) // 2, (h - CROP) // 2, (w + CROP) // 2, (h + CROP) // 2)
-            chip = im.convert("RGB").crop(box).resize((size, size), Image.Resampling.BILINEAR)
-        out.append(np.asarray(chip, dtype=np.float32))
-    return np.stack(out)
+    return centre_chips(FACES, size, CROP)
 
 
 def _model_json(name: str) -> Path:
