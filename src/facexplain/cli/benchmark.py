@@ -366,3 +366,30 @@ def _xcos_table(s: dict[str, object]) -> list[str]:
             f"{timing['xcos_and_cosine_ms']:.1f}, head alone {timing['head_only_ms']:.2f}",
         ]
     return lines
+
+
+@app.command("sanity")
+def sanity_command(
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    n_pairs: Annotated[int, typer.Option("--pairs", help="Held-out LFW pairs (half genuine).")]
+    = 6,
+    methods: Annotated[str, typer.Option(help="Comma-separated method names, or all.")] = "all",
+    margin: Annotated[float, typer.Option(help="Pass: randomised similarity <= chance + this.")]
+    = 0.2,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the result as JSON here.")
+    ] = None,
+) -> None:
+    """Model-randomisation sanity check of every method (cascade from the top, and full)."""
+    from facexplain.benchmarks.sanity import SanityConfig, format_sanity_table, run_sanity
+    from facexplain.explain.registry import parse_methods
+
+    _check_inputs(backbone, LFW / "pairs.txt", LFW / "lfw-deepfunneled", 10, json_out)
+    chosen = tuple(info.name for info in parse_methods(methods))
+    result = run_sanity(SanityConfig(backbone=backbone, n_pairs=n_pairs, methods=chosen,
+                                     margin=margin))
+    result["command"] = "facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    typer.echo(format_sanity_table(result))
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=2) + "\n")

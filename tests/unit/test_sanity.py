@@ -1,0 +1,52 @@
+"""Pieces of the randomisation sanity check on a tiny model (closed-form expectations)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from facexplain.benchmarks.sanity import (
+    parameters_in_forward_order,
+    randomize_top,
+    spearman,
+    ssim,
+)
+
+
+class Chain(nn.Module):
+    """Layers registered in the opposite order to the one forward uses them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last = nn.Linear(4, 2)
+        self.first = nn.Linear(3, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.last(torch.relu(self.first(x)))
+
+
+def test_forward_order_follows_use_not_registration() -> None:
+    order = parameters_in_forward_order(Chain(), torch.randn(2, 3))
+    assert order == ["first.weight", "first.bias", "last.weight", "last.bias"]
+
+
+def test_randomize_top_redraws_only_the_top_fraction() -> None:
+    torch.manual_seed(0)
+    net = Chain()
+    order = parameters_in_forward_order(net, torch.randn(2, 3))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    assert randomize_top(net, order, 0.5, seed=1) == 2
+    after = net.state_dict()
+    assert torch.equal(after["first.weight"], before["first.weight"])
+    assert torch.equal(after["first.bias"], before["first.bias"])
+    assert not torch.equal(after["last.weight"], before["last.weight"])
+    assert not torch.equal(after["last.bias"], before["last.bias"])
+
+
+def test_similarity_measures() -> None:
+    torch.manual_seed(0)
+    a = torch.rand(2, 16, 16)
+    assert spearman(a, a) == 1.0 and spearman(a, -a) == -1.0
+    assert abs(spearman(a, torch.rand(2, 16, 16))) < 0.2
+    assert ssim(a, a) == 1.0
+    assert abs(ssim(a, 3 * a + 1) - 1.0) < 1e-9  # each map is scaled to [0, 1] first
