@@ -22,6 +22,7 @@ import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -189,3 +190,34 @@ def format_sanity_table(result: dict[str, object]) -> str:
             verdict = "pass" if row["pass"][m] else "FAIL"
             lines.append(f"{row['method']:<20}{m:<17}{cells}{row['chance'][m]:>9.3f}  {verdict}")
     return "\n".join(lines)
+
+
+def plot_sanity(result: dict[str, object], path: Path) -> Path:
+    """Similarity to the real map along the cascade, one panel per measure; dotted: chance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    states = [s for s in result["states"] if s != "real"]  # type: ignore[attr-defined]
+    rows: list[dict[str, Any]] = result["rows"]  # type: ignore[assignment]
+    fig, axes = plt.subplots(1, len(MEASURES), figsize=(13, 3.8), dpi=110, sharey=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, measure in zip(axes, MEASURES, strict=True):
+        for j, row in enumerate(rows):
+            color = colors[j % len(colors)]
+            ax.plot(range(len(states)), [row[s][measure] for s in states], "o-", color=color,
+                    label=row["method"])
+            ax.axhline(row["chance"][measure], color=color, ls=":", lw=0.8)
+        ax.set_xticks(range(len(states)), states, fontsize=7)
+        ax.set_title(measure, fontsize=9)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("similarity to the real map")
+    axes[-1].legend(fontsize=6)
+    fig.suptitle(f"{result['backbone']}: model randomisation (cascade from the top, then full); "
+                 f"dotted = chance (unrelated pairs), n={result['n_pairs']}", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -381,7 +381,12 @@ def sanity_command(
     ] = None,
 ) -> None:
     """Model-randomisation sanity check of every method (cascade from the top, and full)."""
-    from facexplain.benchmarks.sanity import SanityConfig, format_sanity_table, run_sanity
+    from facexplain.benchmarks.sanity import (
+        SanityConfig,
+        format_sanity_table,
+        plot_sanity,
+        run_sanity,
+    )
     from facexplain.explain.registry import parse_methods
 
     _check_inputs(backbone, LFW / "pairs.txt", LFW / "lfw-deepfunneled", 10, json_out)
@@ -390,6 +395,9 @@ def sanity_command(
                                      margin=margin))
     result["command"] = "facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     typer.echo(format_sanity_table(result))
+    plot_path = json_out.with_suffix(".png") if json_out else Path(
+        f"out/benchmarks/sanity-{backbone}.png")
+    typer.echo(f"plot: {plot_sanity(result, plot_path)}")
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2) + "\n")
