@@ -50,3 +50,17 @@ def test_similarity_measures() -> None:
     assert abs(spearman(a, torch.rand(2, 16, 16))) < 0.2
     assert ssim(a, a) == 1.0
     assert abs(ssim(a, 3 * a + 1) - 1.0) < 1e-9  # each map is scaled to [0, 1] first
+
+
+def test_report_states_the_stored_sanity_verdict(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from facexplain.explain.trust import sanity_note, save_sanity_records
+
+    monkeypatch.setenv("FACEXPLAIN_HOME", str(tmp_path))  # user records start empty
+    assert "FAILED for the signed map" in sanity_note("dlib-resnet", "guided")  # packaged
+    assert "passed" in sanity_note("sface", "occlusion")
+    assert "not run for nobody" in sanity_note("nobody", "occlusion")
+    row = {"method": "occlusion", "full": {"spearman_signed": 0.9}, "chance": {
+        "spearman_signed": 0.1}, "pass": {"spearman_signed": False}}
+    save_sanity_records({"backbone": "sface", "rows": [row], "n_pairs": 2, "margin": 0.2,
+                         "date": "2026-12-01"})  # a user's run overrides the packaged one
+    assert "FAILED for the signed map" in sanity_note("sface", "occlusion")

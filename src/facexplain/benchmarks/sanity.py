@@ -221,3 +221,4 @@ def plot_sanity(result: dict[str, object], path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+

@@ -376,6 +376,8 @@ def sanity_command(
     methods: Annotated[str, typer.Option(help="Comma-separated method names, or all.")] = "all",
     margin: Annotated[float, typer.Option(help="Pass: randomised similarity <= chance + this.")]
     = 0.2,
+    write_record: Annotated[bool, typer.Option(
+        help="Store the verdicts; the report shows them beside each map.")] = False,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the result as JSON here.")
     ] = None,
@@ -388,6 +390,7 @@ def sanity_command(
         run_sanity,
     )
     from facexplain.explain.registry import parse_methods
+    from facexplain.explain.trust import save_sanity_records
 
     _check_inputs(backbone, LFW / "pairs.txt", LFW / "lfw-deepfunneled", 10, json_out)
     chosen = tuple(info.name for info in parse_methods(methods))
@@ -398,6 +401,8 @@ def sanity_command(
     plot_path = json_out.with_suffix(".png") if json_out else Path(
         f"out/benchmarks/sanity-{backbone}.png")
     typer.echo(f"plot: {plot_sanity(result, plot_path)}")
+    if write_record:
+        typer.echo(f"sanity verdicts stored in {save_sanity_records(result)}")
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2) + "\n")

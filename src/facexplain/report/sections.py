@@ -41,8 +41,9 @@ def draw_map(spec: MapSpec, method: str, values: torch.Tensor, faces: torch.Tens
 
 
 def render_method(info: MethodInfo, result: ExplanationMaps, faces: torch.Tensor,
-                  out_dir: Path) -> Section:
-    """Save the raw maps and the pictures of one method; return its report section."""
+                  out_dir: Path, backbone: str | None = None) -> Section:
+    """Save the raw maps and the pictures of one method; return its report section (with the
+    method's stored sanity verdict on ``backbone`` when given)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     save_raw_maps(result, out_dir)
     figures = list(info.figures(result, faces, out_dir)) if info.figures else []
@@ -54,6 +55,10 @@ def render_method(info: MethodInfo, result: ExplanationMaps, faces: torch.Tensor
     text = info.description + (info.note(result) if info.note else "")
     if result.meta.note:
         text += f" Note: {result.meta.note}."
+    if backbone is not None:
+        from facexplain.explain.trust import sanity_note
+
+        text += sanity_note(backbone, info.name)
     if seconds is not None:
         text += f" Computed in {seconds} s."
     return Section(info.title, text, tuple(figures))
