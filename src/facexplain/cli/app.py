@@ -8,7 +8,7 @@ import warnings
 
 import typer
 
-from facexplain.cli import analyze, benchmark, explain, train, verify
+from facexplain.cli import analyze, benchmark, explain, serve, train, verify
 from facexplain.errors import FacexplainError
 
 try:  # typer >= 0.20 vendors click
@@ -28,6 +28,7 @@ app.command("explain")(explain.explain_command)
 app.command("backbones")(verify.backbones_command)
 app.command("methods")(explain.methods_command)
 app.command("setup")(verify.setup_command)
+app.command("serve")(serve.serve_command)
 app.add_typer(benchmark.app, name="benchmark")
 app.add_typer(analyze.app, name="analyze")
 app.add_typer(train.app, name="train")
