@@ -91,7 +91,8 @@ def test_toy_method_in_faithfulness(plugin: dict[str, str], monkeypatch: pytest.
 
     importlib.import_module("toy_method")
     assert "toy" in ranked_methods()
-    cfg = FaithfulnessConfig(n_pairs=2, methods=("toy",), fractions=(0.0, 0.5), progress=False)
+    cfg = FaithfulnessConfig(n_pairs=2, methods=("toy",), fractions=(0.0, 0.5), progress=False,
+                             resume=False)
     result = run_faithfulness(cfg)
     rows = {(r.method, r.kind) for r in result.rows}
     assert ("toy", "difference") in rows and ("toy", "similarity") in rows

@@ -6,14 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from facexplain.benchmarks.faithfulness import select_heldout_pairs
+from facexplain.benchmarks.faithfulness import interleaved, select_heldout_pairs
 from facexplain.datasets.lfw import LfwPair
 from facexplain.errors import InvalidArgument
 from facexplain.metrics.faithfulness import (
     DEFAULT_FRACTIONS,
     curve_auc,
     deletion_curve,
+    higher_is_better,
+    insertion_curve,
     is_pairwise,
+    pixel_curve,
+    pixel_curves,
     pixel_ranks,
     random_ranking,
     summarize,
@@ -149,3 +153,53 @@ def test_heldout_selection_uses_folds_6_to_10_disjoint_from_first_pairs() -> Non
     assert select_heldout_pairs(pairs, 60, (5, 6, 7, 8, 9)) == chosen
     with pytest.raises(InvalidArgument):
         select_heldout_pairs(pairs, 7, (5,))
+    # an interrupted long run holds every smaller run's pairs, in the same order
+    long, short = (interleaved(select_heldout_pairs(pairs, n, (5, 6, 7, 8, 9))) for n in (60, 20))
+    assert long[:20] == short and [p.same for p in short[:4]] == [True, False, True, False]
+
+
+def test_insertion_restores_top_pixels_from_the_fill() -> None:
+    va, vb = _values(), _values(perm_seed=3)
+    pair = _pair(va, vb)
+    ranking = torch.stack([va, vb])
+    fr = (0.0, 0.25, 0.5)
+    curve = insertion_curve(_toy_score, pair, ranking, torch.zeros(3, H, W), fr)
+    top4, top8 = sum(range(12, 16)), sum(range(8, 16))
+    np.testing.assert_allclose(curve, [0.0, 3 * top4, 3 * top8])  # start: all fill (zeros)
+    worst = insertion_curve(_toy_score, pair, -ranking, torch.zeros(3, H, W), fr)
+    assert curve_auc(fr, curve) > curve_auc(fr, worst)
+    assert higher_is_better("similarity", "insertion") and higher_is_better("difference")
+    assert not higher_is_better("difference", "insertion")
+    with pytest.raises(InvalidArgument):
+        insertion_curve(_toy_score, pair, ranking, torch.zeros(3, H, W), fr, mode="other")
+
+
+def test_batched_curves_equal_one_at_a_time_and_reuse_the_first_score() -> None:
+    pair = _pair(_values(), _values(perm_seed=4))
+    rankings = [torch.stack([_values(s), _values(s + 9)]) for s in range(5)]
+    fill = torch.full((3, H, W), 0.5)
+    calls: list[int] = []
+
+    def counting(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        calls.append(int(a.shape[0]))
+        return _toy_score(a, b)
+
+    for mode in ("deletion", "insertion"):
+        single = [pixel_curve(_toy_score, pair, r, fill, mode=mode, seed=2) for r in rankings]
+        first = single[0][0]
+        calls.clear()
+        batched = pixel_curves(counting, pair, rankings, fill, mode=mode, seed=2, batch_size=7,
+                               first_score=first)
+        for a, b in zip(single, batched, strict=True):
+            np.testing.assert_allclose(a, b)
+        counts = {round(f * H * W) for f in DEFAULT_FRACTIONS} - {0}  # fraction 0 reused,
+        assert sum(calls) == 5 * len(counts)  # and a count two fractions round to: once
+        assert max(calls) <= 7
+
+
+def test_summary_gain_follows_the_protocol_direction() -> None:
+    fr = (0.0, 0.5)
+    low, high = np.array([[0.0, 0.2]]), np.array([[0.0, 0.8]])
+    assert summarize("m", "difference", fr, high, low, mode="deletion").gain > 0
+    assert summarize("m", "difference", fr, high, low, mode="insertion").gain < 0
+    assert summarize("m", "similarity", fr, high, low, mode="insertion").gain > 0

@@ -1,28 +1,33 @@
-"""Faithfulness of pair explanations on held-out LFW pairs: deletion curves per method.
+"""Faithfulness of pair explanations on held-out LFW pairs: deletion and insertion curves.
 
 Pairs come from folds 6-10 (indices 5..9) of ``pairs.txt``, the *last* pairs of each class in
 each fold, so they are disjoint from the occlusion-statistics set (the first pairs of every
 fold) whose Θ is calibrated; the faithfulness ranking never uses Θ anyway (Θ only rescales Δ).
 For every pair each method explains the pair score; impostor pairs are scored along the
-difference-map deletion curve, genuine pairs along the similarity-map curve (``metrics.
-faithfulness``). Signed methods rank by their ``delta`` map (difference: highest Δ first,
-similarity: lowest first); the ``-abs`` rows rank by the method's unsigned ``magnitude``
-picture for both curves, as the classic saliency/deconvnet figures show it.
+difference-map curves, genuine pairs along the similarity-map curves (``metrics.
+faithfulness``). Every map a method declares in ``MethodInfo.rankings`` is its own row (signed
+Δ maps, the unsigned ``-abs`` pictures, xCos's S, W and S x W), scored by deletion and by
+insertion, with single pixels and with blocks.
 
 Two seeded random orders are scored on every pair, because they differ: the same random
 positions in both faces (as a pairwise map removes them) and independent positions per face.
 Hiding the same scattered pixels in both faces stamps a shared pattern on them and by itself
-raises an impostor pair's similarity, so each method is compared with the random order of its
+raises an impostor pair's similarity, so each row is compared with the random order of its
 own structure (occlusion: shared; per-face maps: per face), recorded in ``baseline_of_row``.
+
+A run is long (hours on a CPU), so every finished pair is appended to a JSONL file in the cache,
+keyed by the configuration and the weights: a rerun resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import math
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,13 +43,15 @@ from facexplain.errors import InvalidArgument
 from facexplain.explain.base import Explainer
 from facexplain.explain.gradients import reference_for
 from facexplain.explain.registry import ExplainOptions, MethodInfo, all_methods, get_method
+from facexplain.explain.scorer import clean_score
 from facexplain.io import load_image
 from facexplain.metrics.faithfulness import (
     DEFAULT_FRACTIONS,
+    MODES,
     CurveSummary,
     curve_aucs,
-    deletion_curve,
     is_pairwise,
+    pixel_curves,
     random_ranking,
     summarize,
 )
@@ -52,12 +59,19 @@ from facexplain.pipeline import FacePipeline
 
 
 def ranked_methods() -> tuple[str, ...]:
-    """Every registered method with a map that ranks pixels (``MethodInfo.ranking_map``)."""
-    return tuple(name for name, info in all_methods().items() if info.ranking_map)
+    """Every registered method with at least one map that ranks pixels (``rankings``)."""
+    return tuple(name for name, info in all_methods().items() if info.rankings)
+
 
 HELDOUT_FOLDS = (5, 6, 7, 8, 9)  # folds 6-10 of pairs.txt
 RANDOM_SHARED = "random-shared"  # same random positions in both faces
 RANDOM_PER_FACE = "random-per-face"  # independent random positions per face
+BASELINES = (RANDOM_SHARED, RANDOM_PER_FACE)
+
+
+def curve_id(mode: str, block: int) -> str:
+    """Name of one protocol: 'deletion-px', 'insertion-b8', ..."""
+    return f"{mode}-{'px' if block == 1 else f'b{block}'}"
 
 
 @dataclass(frozen=True)
@@ -68,8 +82,9 @@ class FaithfulnessConfig:
     fill: str = "mean-face"
     patch: int = 16
     stride: int = 8
-    ig_steps: int = 32
-    block: int = 1
+    ig_steps: int | None = None  # None: adaptive, as the CLI's explain
+    modes: tuple[str, ...] = MODES
+    blocks: tuple[int, ...] = (1, 8)
     fractions: tuple[float, ...] = DEFAULT_FRACTIONS
     folds: tuple[int, ...] = HELDOUT_FOLDS
     seed: int = 0
@@ -77,14 +92,28 @@ class FaithfulnessConfig:
     pairs: Path = field(default_factory=lambda: settings.current().lfw_pairs)
     images: Path = field(default_factory=lambda: settings.current().lfw_images)
     cache_dir: Path = field(default_factory=lambda: settings.current().cache)
+    resume: bool = True
     progress: bool = True
+
+    def protocols(self) -> list[tuple[str, str, int]]:
+        """(curve id, mode, block) of every curve family the run scores."""
+        return [(curve_id(m, b), m, b) for m in self.modes for b in self.blocks]
+
+    def key_fields(self) -> dict[str, object]:
+        """What the per-pair results depend on (device aside: it only shifts the last digits;
+        the number of pairs aside: a smaller selection is a subset of a larger one)."""
+        d = asdict(self)
+        for k in ("device", "cache_dir", "resume", "progress", "n_pairs"):
+            d.pop(k)
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
 
 
 @dataclass(frozen=True)
 class FaithfulnessResult:
     summary: dict[str, object]
     rows: list[CurveSummary]
-    curves: dict[str, dict[str, np.ndarray]]  # kind -> row name -> (P, K) curves
+    # curve id -> kind -> row name -> (P, K) curves
+    curves: dict[str, dict[str, dict[str, np.ndarray]]]
 
 
 def select_heldout_pairs(pairs: list[LfwPair], n_pairs: int, folds: tuple[int, ...]
@@ -112,6 +141,18 @@ def select_heldout_pairs(pairs: list[LfwPair], n_pairs: int, folds: tuple[int, .
     return chosen[True] + chosen[False]
 
 
+def interleaved(pairs: list[LfwPair]) -> list[LfwPair]:
+    """Genuine and impostor pairs alternating, so the first 2k pairs of a long run are exactly
+    the selection of ``--pairs 2k``: an interrupted run already answers a smaller one."""
+    genuine = [p for p in pairs if p.same]
+    impostor = [p for p in pairs if not p.same]
+    return [p for two in zip(genuine, impostor, strict=True) for p in two]
+
+
+def pair_id(p: LfwPair) -> str:
+    return f"{p.name_a}_{p.index_a:04d}|{p.name_b}_{p.index_b:04d}"
+
+
 def _explainers(cfg: FaithfulnessConfig, pipe: FacePipeline, fill: torch.Tensor
                 ) -> dict[str, Explainer]:
     """One explainer per method (from the registry), all removing pixels with the same ``fill``
@@ -121,50 +162,128 @@ def _explainers(cfg: FaithfulnessConfig, pipe: FacePipeline, fill: torch.Tensor
     return {m: get_method(m).build(pipe.scorer, options) for m in cfg.methods}
 
 
-def run_faithfulness(cfg: FaithfulnessConfig, pipeline: FacePipeline | None = None
-                     ) -> FaithfulnessResult:
-    """Deletion curves of every method (and random order) on the held-out pairs."""
-    started = time.perf_counter()
+def _check_config(cfg: FaithfulnessConfig, size: int) -> None:
+    from facexplain.explain.fills import FILLS
+
     valid = ranked_methods()
     unknown = [m for m in cfg.methods if m not in valid]
     if unknown or not cfg.methods:
         raise InvalidArgument(f"unknown or unranked method(s) {unknown}; valid: "
                               f"{', '.join(valid)}")
-    infos: dict[str, MethodInfo] = {m: get_method(m) for m in cfg.methods}
-    from facexplain.explain.fills import FILLS
-
     if cfg.fill not in FILLS:
         raise InvalidArgument(f"unknown fill '{cfg.fill}'; valid: {', '.join(FILLS)}")
+    bad_modes = [m for m in cfg.modes if m not in MODES]
+    if bad_modes or not cfg.modes:
+        raise InvalidArgument(f"unknown curve mode(s) {bad_modes}; valid: {', '.join(MODES)}")
+    bad = [b for b in cfg.blocks if b < 1 or size % b]
+    if bad or not cfg.blocks:
+        raise InvalidArgument(f"block(s) {bad} do not divide the {size}x{size} crop")
+
+
+class PairLog:
+    """Finished pairs of one configuration, one JSON line each: what makes a run resumable."""
+
+    def __init__(self, path: Path, key: dict[str, object], enabled: bool) -> None:
+        self.path = path
+        self.done: dict[str, dict[str, object]] = {}
+        header = json.dumps({"key": key}, sort_keys=True)
+        if enabled and path.is_file():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            if lines and lines[0] == header:
+                for line in lines[1:]:
+                    try:
+                        rec = json.loads(line)
+                    except json.JSONDecodeError:
+                        break  # a line cut by a kill: recompute from there
+                    self.done[str(rec["pair"])] = rec
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8") as f:  # rewrite: header + the intact records
+            f.write(header + "\n")
+            for rec in self.done.values():
+                f.write(json.dumps(rec) + "\n")
+
+    def add(self, rec: dict[str, object]) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+        self.done[str(rec["pair"])] = rec
+
+
+def _explain_pair(cfg: FaithfulnessConfig, pipe: FacePipeline, explainers: dict[str, Explainer],
+                  pair: torch.Tensor, fill: torch.Tensor, same: bool, seed: int
+                  ) -> dict[str, object]:
+    """All curves of one pair: {curve id: {row: curve}}, timings and method details."""
+    kind = "similarity" if same else "difference"
+    size = int(pair.shape[-1])
+    rankings: dict[str, torch.Tensor] = {
+        RANDOM_SHARED: random_ranking(size, size, seed, True).to(pair.device),
+        RANDOM_PER_FACE: random_ranking(size, size, seed, False).to(pair.device),
+    }
+    seconds: dict[str, float] = {}
+    notes: dict[str, dict[str, object]] = {}
+    for method, explainer in explainers.items():
+        t0 = time.perf_counter()
+        explained = explainer.explain(pair)
+        seconds[method] = round(time.perf_counter() - t0, 3)
+        notes[method] = {k: v for k, v in explained.meta.to_json().items()
+                         if k != "seconds" and isinstance(v, str | int | float | bool)}
+        for ranked in get_method(method).rankings:
+            rankings[ranked.row(method)] = ranked.ranking(explained.maps, kind).to(pair.device)
+    score_fn = pipe.scorer
+    start = {"deletion": clean_score(score_fn, pair),
+             "insertion": float(score_fn(fill[0:1], fill[1:2]).reshape(-1)[0])}
+    unique: dict[bytes, torch.Tensor] = {}  # identical maps (saliency = deconv on SFace) once
+    row_key: dict[str, bytes] = {}
+    for row, ranking in rankings.items():
+        row_key[row] = hashlib.sha1(ranking.detach().cpu().double().numpy().tobytes()).digest()
+        unique.setdefault(row_key[row], ranking)
+    curves: dict[str, dict[str, list[float]]] = {}
+    for cid, mode, block in cfg.protocols():
+        done = dict(zip(unique, pixel_curves(score_fn, pair, list(unique.values()), fill,
+                                             cfg.fractions, seed=seed, block=block, mode=mode,
+                                             first_score=start[mode], batch_size=48),
+                        strict=True))
+        curves[cid] = {row: [round(float(v), 6) for v in done[key]]
+                       for row, key in row_key.items()}
+    pairwise = {row: is_pairwise(r) for row, r in rankings.items()}
+    return {"kind": kind, "original": start["deletion"], "curves": curves,
+            "seconds": seconds, "notes": notes, "pairwise": pairwise}
+
+
+def run_faithfulness(cfg: FaithfulnessConfig, pipeline: FacePipeline | None = None
+                     ) -> FaithfulnessResult:
+    """Deletion and insertion curves of every method (and random order) on held-out pairs."""
+    started = time.perf_counter()
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InvalidArgument("--device cuda requested but torch sees no CUDA device")
-    pairs = select_heldout_pairs(read_pairs(cfg.pairs), cfg.n_pairs, cfg.folds)
+    infos: dict[str, MethodInfo] = {m: get_method(m) for m in cfg.methods if m in all_methods()}
+    pairs = interleaved(select_heldout_pairs(read_pairs(cfg.pairs), cfg.n_pairs, cfg.folds))
     paths = unique_images(pairs, cfg.images)
     _check_images_exist(paths)
     pipe = pipeline or FacePipeline(cfg.backbone)
+    _check_config(cfg, pipe.spec.input_size)
+    for info in infos.values():
+        if info.prepare is not None:  # a missing xCos head is trained once, before the run
+            info.prepare(cfg.backbone, cfg.progress)
     located = locate_all(pipe, paths, DiskCache(cfg.cache_dir), progress=False)
     pipe.model.to(device)
-    score_fn = pipe.scorer
     template = pipe.spec.template
     size = pipe.spec.input_size
-    if cfg.block < 1 or size % cfg.block:
-        raise InvalidArgument(f"--block {cfg.block} does not divide the {size}x{size} crop")
     per_pair_fill = cfg.fill not in ("mean-face", "zero")  # channel-mean, blur: from the pair
     fill = reference_for(torch.zeros(2, 3, size, size), "zero" if per_pair_fill else cfg.fill,
                          template).to(device)
     explainers = _explainers(cfg, pipe, fill)
-
-    rows = [*cfg.methods, *(f"{m}-abs" for m in cfg.methods if infos[m].magnitude_map)]
-    baselines = (RANDOM_SHARED, RANDOM_PER_FACE)
-    curves: dict[str, dict[str, list[np.ndarray]]] = {
-        kind: {r: [] for r in [*rows, *baselines]} for kind in ("difference", "similarity")
-    }
-    pairwise: dict[str, bool] = {}  # row -> its maps are one map for both faces
-    notes: dict[str, dict[str, object]] = {}
-    seconds: dict[str, float] = {m: 0.0 for m in cfg.methods}
-    original: list[float] = []
-    bar = tqdm(pairs, desc=f"faithfulness {cfg.backbone}", unit="pair", disable=not cfg.progress)
+    sources = {m: str(getattr(e, "source", "") or "") for m, e in explainers.items()}
+    key = {**cfg.key_fields(), "model": pipe.scorer.fingerprint(), "sources": sources}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    log = PairLog(cfg.cache_dir / "faithfulness" / f"{cfg.backbone}-{digest}.jsonl", key,
+                  cfg.resume)
+    resumed = sum(pair_id(p) in log.done for p in pairs)
+    bar = tqdm(pairs, desc=f"faithfulness {cfg.backbone}", unit="pair", disable=not cfg.progress,
+               initial=0)
     for i, p in enumerate(bar):
+        if pair_id(p) in log.done:
+            continue
         pair = torch.stack([
             warp_face(load_image(q), located[q].detection.landmarks, pipe.spec.alignment)
             for q in (p.path_a(cfg.images), p.path_b(cfg.images))
@@ -172,46 +291,38 @@ def run_faithfulness(cfg: FaithfulnessConfig, pipeline: FacePipeline | None = No
         if per_pair_fill:  # fills are built on the CPU, then follow the pair
             fill = reference_for(pair, cfg.fill, template).to(device)
             explainers = _explainers(cfg, pipe, fill)
-        pair = pair.to(device)
-        kind = "similarity" if p.same else "difference"
-        sign = 1.0 if kind == "difference" else -1.0
-        seed = cfg.seed + i
+        rec = _explain_pair(cfg, pipe, explainers, pair.to(device), fill, p.same, cfg.seed + i)
+        log.add({"pair": pair_id(p), **rec})
+        bar.set_postfix(kind=str(rec["kind"])[:3], sim=f"{float(rec['original']):.3f}")  # type: ignore[arg-type]
+    records = [log.done[pair_id(p)] for p in pairs]
+    return _assemble(cfg, infos, pairs, records, resumed, time.perf_counter() - started, device,
+                     log.path)
 
-        def curve(ranking: torch.Tensor, pair: torch.Tensor = pair, fill: torch.Tensor = fill,
-                  seed: int = seed) -> np.ndarray:
-            return deletion_curve(score_fn, pair, ranking, fill, cfg.fractions, seed=seed,
-                                  block=cfg.block)
 
-        for name, shared in ((RANDOM_SHARED, True), (RANDOM_PER_FACE, False)):
-            curves[kind][name].append(curve(random_ranking(size, size, seed, shared).to(device)))
-        base = curves[kind][RANDOM_SHARED][-1]
-        original.append(float(base[0]))
-        for method, explainer in explainers.items():
-            t0 = time.perf_counter()
-            explained = explainer.explain(pair)
-            seconds[method] += time.perf_counter() - t0
-            maps = explained.maps
-            if method not in notes:
-                notes[method] = {k: v for k, v in explained.meta.to_json().items()
-                                 if k != "seconds" and not isinstance(v, list)}
-            info = infos[method]
-            assert info.ranking_map is not None
-            magnitude = maps.get(info.magnitude_map) if info.magnitude_map else None
-            for row, ranking in ((method, sign * maps[info.ranking_map]),
-                                 (f"{method}-abs", magnitude)):
-                if ranking is not None and row in curves[kind]:
-                    pairwise.setdefault(row, is_pairwise(ranking))
-                    curves[kind][row].append(curve(ranking.to(device)))
-        bar.set_postfix(kind=kind[:3], sim=f"{base[0]:.3f}")
-
-    arrays = {k: {r: np.stack(v) for r, v in d.items() if v} for k, d in curves.items()}
-    summaries: list[CurveSummary] = []
-    for kind, by_row in arrays.items():
-        for row in rows:
-            if row in by_row:
-                base_row = RANDOM_SHARED if pairwise.get(row) else RANDOM_PER_FACE
-                summaries.append(summarize(row, kind, cfg.fractions, by_row[row], by_row[base_row]))
+def _assemble(cfg: FaithfulnessConfig, infos: dict[str, MethodInfo], pairs: list[LfwPair],
+              records: list[dict[str, object]], resumed: int, seconds: float,
+              device: torch.device, log_path: Path) -> FaithfulnessResult:
+    """Per-pair records -> curve arrays, summaries against random, and the JSON summary."""
+    rows = [r.row(m) for m, info in infos.items() for r in info.rankings]
+    arrays: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+    for cid, _, _ in cfg.protocols():
+        arrays[cid] = {}
+        for kind in ("difference", "similarity"):
+            recs = [r for r in records if r["kind"] == kind]
+            if recs:
+                arrays[cid][kind] = {row: np.asarray([r["curves"][cid][row] for r in recs])  # type: ignore[index]
+                                     for row in [*rows, *BASELINES]}
+    pairwise = records[0]["pairwise"]
+    assert isinstance(pairwise, dict)
+    baseline_of = {r: RANDOM_SHARED if pairwise.get(r) else RANDOM_PER_FACE for r in rows}
+    summaries = [summarize(row, kind, cfg.fractions, by_row[row], by_row[baseline_of[row]],
+                           mode=mode, protocol=cid)
+                 for cid, mode, _ in cfg.protocols()
+                 for kind, by_row in arrays[cid].items() for row in rows]
     same = np.asarray([p.same for p in pairs])
+    original = np.asarray([float(r["original"]) for r in records])  # type: ignore[arg-type]
+    times = {m: round(float(np.mean([r["seconds"][m] for r in records])), 3)  # type: ignore[index]
+             for m in infos}
     summary: dict[str, object] = {
         "backbone": cfg.backbone,
         "n_pairs": len(pairs),
@@ -219,102 +330,37 @@ def run_faithfulness(cfg: FaithfulnessConfig, pipeline: FacePipeline | None = No
         "n_impostor": int((~same).sum()),
         "folds": [f + 1 for f in cfg.folds],
         "pair_selection": "last pairs of each class block in each fold, round-robin over folds",
-        "methods": list(cfg.methods),
+        "methods": list(infos),
+        "rows": rows,
         "fill": cfg.fill,
         "occlusion": {"patch": cfg.patch, "stride": cfg.stride},
-        "ig_steps": cfg.ig_steps,
-        "block": cfg.block,
+        "ig_steps": cfg.ig_steps if cfg.ig_steps is not None else "adaptive",
+        "protocols": [cid for cid, _, _ in cfg.protocols()],
         "fractions": list(cfg.fractions),
         "seed": cfg.seed,
         "device": str(device),
-        "baseline_of_row": {r: RANDOM_SHARED if pairwise.get(r) else RANDOM_PER_FACE
-                            for r in rows},
-        "method_meta_first_pair": notes,
-        "rows": [s.to_dict() for s in summaries],
-        "random": {k: {b: {"auc_mean": float(curve_aucs(cfg.fractions, v[b]).mean()),
-                           "mean_curve": [round(float(x), 6) for x in v[b].mean(axis=0)]}
-                       for b in baselines if b in v}
-                   for k, v in arrays.items()},
-        "seconds_per_pair": {m: round(s / len(pairs), 3) for m, s in seconds.items()},
-        "original_similarity_mean": {
-            "genuine": float(np.mean([s for s, g in zip(original, same, strict=True) if g])),
-            "impostor": float(np.mean([s for s, g in zip(original, same, strict=True) if not g])),
-        },
-        "per_pair_auc": {k: {r: [round(float(a), 5) for a in curve_aucs(cfg.fractions, v[r])]
-                             for r in v} for k, v in arrays.items()},
-        "pairs": [f"{p.name_a}_{p.index_a:04d}|{p.name_b}_{p.index_b:04d}" for p in pairs],
-        "seconds": round(time.perf_counter() - started, 1),
+        "baseline_of_row": baseline_of,
+        "method_meta_first_pair": records[0]["notes"],
+        "summaries": [s.to_dict() for s in summaries],
+        "random": {cid: {k: {b: {"auc_mean": float(curve_aucs(cfg.fractions, v[b]).mean()),
+                                 "mean_curve": [round(float(x), 6) for x in v[b].mean(axis=0)]}
+                             for b in BASELINES} for k, v in by_kind.items()}
+                   for cid, by_kind in arrays.items()},
+        "seconds_per_pair": times,
+        "original_similarity_mean": {"genuine": float(original[same].mean()) if same.any()
+                                     else None,
+                                     "impostor": float(original[~same].mean()) if (~same).any()
+                                     else None},
+        "per_pair_auc": {cid: {k: {r: [round(float(a), 5) for a in curve_aucs(cfg.fractions, c)]
+                                   for r, c in v.items()} for k, v in by_kind.items()}
+                         for cid, by_kind in arrays.items()},
+        "pairs": [pair_id(p) for p in pairs],
+        "resumed_pairs": resumed,
+        "pair_log": str(log_path),
+        "seconds": round(seconds, 1),
         "date": dt.date.today().isoformat(),
         "machine": (f"{platform.machine()}, {torch.get_num_threads()} torch threads"
                     + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda"
                        else "")),
     }
     return FaithfulnessResult(summary, summaries, arrays)
-
-
-def format_table(result: FaithfulnessResult) -> str:
-    """Plain-text table: per method the AUC of each curve, its gain over random and win rate."""
-    by = {(s.method, s.kind): s for s in result.rows}
-    methods = list(dict.fromkeys(s.method for s in result.rows))
-    rnd = result.summary["random"]
-    assert isinstance(rnd, dict)
-    secs = result.summary["seconds_per_pair"]
-    assert isinstance(secs, dict)
-    head = (f"{'method':<16}{'diff AUC↑':>10}{'gain':>9}{'>rnd':>6}"
-            f"{'sim AUC↓':>10}{'gain':>9}{'>rnd':>6}{'s/pair':>8}")
-    lines = [head, "-" * len(head)]
-
-    def cells(s: CurveSummary | None) -> str:
-        if s is None:
-            return f"{'-':>10}{'-':>9}{'-':>6}"
-        return f"{s.auc_mean:>10.4f}{s.gain:>+9.4f}{100 * s.better_than_random:>5.0f}%"
-
-    for m in methods:
-        t = secs.get(m.removesuffix("-abs"))
-        lines.append(f"{m:<16}{cells(by.get((m, 'difference')))}"
-                     f"{cells(by.get((m, 'similarity')))}{'' if t is None else f'{t:>8.2f}'}")
-    for b in (RANDOM_SHARED, RANDOM_PER_FACE):
-        d = rnd.get("difference", {}).get(b, {}).get("auc_mean", float("nan"))
-        s = rnd.get("similarity", {}).get(b, {}).get("auc_mean", float("nan"))
-        lines.append(f"{b:<16}{d:>10.4f}{'':>15}{s:>10.4f}")
-    return "\n".join(lines)
-
-
-def plot_curves(result: FaithfulnessResult, path: Path) -> Path:
-    """Mean deletion curves: impostor difference curves left, genuine similarity curves right."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fractions = np.asarray(result.summary["fractions"], dtype=np.float64) * 100
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
-    titles = {"difference": "impostor pairs: remove top of difference map (↑ better)",
-              "similarity": "genuine pairs: remove top of similarity map (↓ better)"}
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    methods = list(dict.fromkeys(s.method.removesuffix("-abs") for s in result.rows))
-    for ax, kind in zip(axes, ("difference", "similarity"), strict=True):
-        by_row = result.curves.get(kind, {})
-        for j, m in enumerate(methods):
-            for row, style in ((m, "-"), (f"{m}-abs", ":")):
-                if row in by_row:
-                    ax.plot(fractions, by_row[row].mean(axis=0), style,
-                            color=colors[j % len(colors)], label=row)
-        n = 0
-        for b, style in ((RANDOM_SHARED, "--"), (RANDOM_PER_FACE, "-.")):
-            if b in by_row:
-                ax.plot(fractions, by_row[b].mean(axis=0), style, color="k", label=b)
-                n = by_row[b].shape[0]
-        ax.set_title(f"{titles[kind]} (n={n})", fontsize=8)
-        ax.set_xlabel("pixels removed per face (%)")
-        ax.set_ylabel("cosine similarity")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=6, ncol=2)
-    unit = int(result.summary.get("block", 1))  # type: ignore[call-overload]
-    fig.suptitle(f"{result.summary['backbone']}: deletion curves, fill {result.summary['fill']}, "
-                 + ("single pixels" if unit == 1 else f"{unit}x{unit} blocks"), fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path

@@ -146,7 +146,8 @@ def run_sanity(cfg: SanityConfig, pipeline: FacePipeline | None = None) -> dict[
                 randomize_top(pipe.model, order, fraction, cfg.seed)
             for info in infos:
                 explainer = info.build(pipe.scorer, options)
-                key = info.ranking_map or next(m.name for m in info.maps if m.signed)
+                key = (info.rankings[0].map if info.rankings
+                       else next(m.name for m in info.maps if m.signed))
                 maps[info.name][state] = [explainer.explain(f).maps[key].detach().float()
                                           for f in faces]
                 bar.update(len(faces))

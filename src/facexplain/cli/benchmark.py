@@ -213,12 +213,23 @@ def faithfulness_command(
     ] = "mean-face",
     patch: Annotated[int, typer.Option("--patch", "-k", help="Occlusion patch size k.")] = 16,
     stride: Annotated[int, typer.Option("--stride", "-s", help="Occlusion stride s.")] = 8,
-    ig_steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 32,
-    block: Annotated[
-        int, typer.Option(help="Deletion unit: 1 = single pixels, B = BxB blocks.")
-    ] = 1,
+    ig_steps: Annotated[
+        int, typer.Option(min=0, help="Integrated-gradients steps (0: adaptive, as explain).")
+    ] = 0,
+    modes: Annotated[
+        str, typer.Option(help="Curves: deletion, insertion or both (comma-separated).")
+    ] = "deletion,insertion",
+    blocks: Annotated[
+        str, typer.Option(help="Units, comma-separated: 1 = single pixels, B = BxB blocks.")
+    ] = "1,8",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     seed: Annotated[int, typer.Option(help="Seed of the random order and tie-breaks.")] = 0,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Ignore finished pairs of an earlier run.")
+    ] = False,
+    write_record: Annotated[
+        bool, typer.Option("--write-record", help="Store each map's rank for the report.")
+    ] = False,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the result as JSON here.")
     ] = None,
@@ -228,13 +239,15 @@ def faithfulness_command(
     images: Annotated[Path, typer.Option(help="Image root (Name/Name_0001.jpg).")] = LFW
     / "lfw-deepfunneled",
 ) -> None:
-    """Deletion-curve faithfulness of every explanation method against random order."""
-    from facexplain.benchmarks.faithfulness import (
-        FaithfulnessConfig,
+    """Deletion and insertion faithfulness of every explanation map against random order
+    (resumes an interrupted run)."""
+    from facexplain.benchmarks.faithfulness import FaithfulnessConfig, ranked_methods
+    from facexplain.benchmarks.faithfulness import run_faithfulness as run
+    from facexplain.benchmarks.faithfulness_report import (
         format_table,
         plot_curves,
-        ranked_methods,
-        run_faithfulness,
+        ranking_markdown,
+        ranks,
     )
 
     chosen = ranked_methods() if methods.strip() == "all" else tuple(
@@ -242,23 +255,43 @@ def faithfulness_command(
     _check_inputs(backbone, pairs_file, images, 10, json_out, plot)
     cfg = FaithfulnessConfig(
         backbone=backbone, n_pairs=n_pairs, methods=chosen, fill=fill,
-        patch=patch, stride=stride, ig_steps=ig_steps, block=block, seed=seed, device=device,
-        pairs=pairs_file, images=images,
+        patch=patch, stride=stride, ig_steps=ig_steps or None,
+        modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+        blocks=_int_list(blocks, "--blocks"), seed=seed, device=device,
+        pairs=pairs_file, images=images, resume=not fresh,
     )
-    result = run_faithfulness(cfg)
+    result = run(cfg)
     s = dict(result.summary)
     s["command"] = "facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    s["ranking"] = {row: r.to_dict() for row, r in ranks(result).items()}
+    s["ranking_markdown"] = ranking_markdown(result)
     plot_path = plot or (json_out.with_suffix(".png") if json_out else
-                         Path(f"out/benchmarks/faithfulness-{backbone}-{fill}"
-                              f"{f'-b{block}' if block > 1 else ''}.png"))
+                         Path(f"out/benchmarks/faithfulness-{backbone}-{fill}.png"))
     s["plot"] = str(plot_curves(result, plot_path))
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(s, indent=2) + "\n")
     typer.echo(f"{backbone}, fill {fill}: {s['n_genuine']} genuine + {s['n_impostor']} impostor "
-               f"pairs (folds 6-10), {s['seconds']} s, {s['device']}")
+               f"pairs (folds 6-10), {s['seconds']} s ({s['resumed_pairs']} resumed), "
+               f"{s['device']}")
     typer.echo(format_table(result))
     typer.echo(f"plot: {s['plot']}")
+    if write_record:
+        from facexplain.explain.trust import save_faithfulness_records
+
+        typer.echo(f"ranks stored: {save_faithfulness_records(s)}")
+
+
+def _int_list(text: str, flag: str) -> tuple[int, ...]:
+    from facexplain.errors import InvalidArgument
+
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InvalidArgument(f"{flag} must be comma-separated integers, got '{text}'") from None
+    if not values:
+        raise InvalidArgument(f"{flag} is empty")
+    return values
 
 
 @app.command("xcos")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -76,6 +76,34 @@ class ExplainOptions:
     progress: bool = False
 
 
+Orientation = Literal["difference", "similarity", "magnitude"]
+
+
+@dataclass(frozen=True)
+class RankedMap:
+    """A map the faithfulness benchmark orders pixels by, and how to read it.
+
+    ``orientation`` 'difference': high where the faces differ (a Δ map); 'similarity': high
+    where they are alike (reversed for difference curves); 'magnitude': unsigned, the same
+    order for both curves (the classic |gradient| picture). ``suffix`` names the row
+    (``method-suffix``; empty: the method's own name).
+    """
+
+    map: str
+    orientation: Orientation = "difference"
+    suffix: str = ""
+
+    def row(self, method: str) -> str:
+        return f"{method}-{self.suffix}" if self.suffix else method
+
+    def ranking(self, maps: Mapping[str, torch.Tensor], kind: str) -> torch.Tensor:
+        """The (2, H, W) order for a 'difference' or 'similarity' curve, highest first."""
+        m = maps[self.map]
+        if self.orientation == "magnitude":
+            return m
+        return m if (self.orientation == "difference") == (kind == "difference") else -m
+
+
 Builder = Callable[["PairScorer", ExplainOptions], "Explainer"]
 Checker = Callable[[ExplainOptions, "BackboneSpec"], None]
 FigureHook = Callable[["ExplanationMaps", "torch.Tensor", Path], list["Figure"]]
@@ -92,10 +120,10 @@ class MethodInfo:
 
     ``build`` makes the explainer from the backbone's scorer (black-box methods use only its
     pair score, layer methods its model and nodes); ``check`` validates options against the
-    backbone *before* any model loads (fail fast); ``ranking_map`` is the signed map the
-    faithfulness benchmark deletes pixels by (None: not ranked); ``magnitude_map`` an
-    unsigned one ranked as its own row; ``figures``/``note`` add method-specific pictures
-    and text to its report section; ``prepare`` makes a missing asset (a trained head).
+    backbone *before* any model loads (fail fast); ``rankings`` are the maps the
+    faithfulness benchmark orders pixels by, one row each (empty: not ranked);
+    ``figures``/``note`` add method-specific pictures and text to its report section;
+    ``prepare`` makes a missing asset (a trained head).
     """
 
     name: str
@@ -105,8 +133,7 @@ class MethodInfo:
     maps: tuple[MapSpec, ...]
     build: Builder
     check: Checker = _no_check
-    ranking_map: str | None = "delta"
-    magnitude_map: str | None = None
+    rankings: tuple[RankedMap, ...] = (RankedMap("delta"),)
     pairwise: bool = False
     figures: FigureHook | None = None
     note: NoteHook | None = None

@@ -1,8 +1,9 @@
-"""Trust signals beside each map: the stored sanity verdict of a method on a backbone.
+"""Trust signals beside each map: stored sanity verdicts and faithfulness ranks per backbone.
 
 Why: an examiner reading a map should see, next to it, whether that method's maps track the
-model at all (``benchmark sanity``), with the date and the command that measured it. The
-verdicts are records: packaged defaults in ``explain/data/sanity.json``, a user's runs with
+model at all (``benchmark sanity``) and how well its ranking predicts what changes the score
+(``benchmark faithfulness``), with the date and the command that measured it. Both are
+records: packaged defaults in ``explain/data/{sanity,faithfulness}.json``, a user's runs with
 ``--write-record`` under the model home override them.
 """
 
@@ -14,6 +15,7 @@ from facexplain.explain.fills import data_dir
 from facexplain.records import RecordStore, store_for
 
 SANITY_RECORDS = "sanity.json"
+FAITHFULNESS_RECORDS = "faithfulness.json"
 
 
 def sanity_store(path: Path | None = None) -> RecordStore:
@@ -51,3 +53,39 @@ def sanity_note(backbone: str, method: str) -> str:
              "this one, so it shows the image more than the model")
     return (f" Sanity check (model randomisation, {row['n_pairs']} LFW pairs, {row['date']}): "
             f"{state}.")
+
+
+def faithfulness_store(path: Path | None = None) -> RecordStore:
+    """Stored faithfulness ranks (``<backbone>:<row>``): packaged defaults, user runs override."""
+    return store_for(FAITHFULNESS_RECORDS, data_dir(), path)
+
+
+def save_faithfulness_records(result: dict[str, object], path: Path | None = None) -> Path:
+    """One record per ranked map of a faithfulness run: its place among all maps, its rank in
+    each curve family, with the run's size, command and date."""
+    store = faithfulness_store(path)
+    written = store.user
+    ranking = result["ranking"]
+    assert isinstance(ranking, dict)
+    for row, r in ranking.items():
+        written = store.save(f"{result['backbone']}:{row}", {
+            "place": r.get("place"), "of": r.get("of"), "mean_rank": r["mean_rank"],
+            "ranks": r["ranks"], "gains": r["gains"], "n_pairs": result["n_pairs"],
+            "command": result.get("command", ""), "date": result["date"],
+        })
+    return written
+
+
+def faithfulness_note(backbone: str, method: str, rows: list[str]) -> str:
+    """One sentence for the report: where this method's ranked maps stand on this backbone."""
+    store = faithfulness_store()
+    found = [(row, store.get(f"{backbone}:{row}")) for row in rows]
+    parts = [f"{'this map' if row == method else row.removeprefix(method + '-') + ' map'} "
+             f"{rec['place']} of {rec['of']}" for row, rec in found if rec and rec.get("place")]
+    if not parts:
+        return (f" Faithfulness: not measured for {backbone} (`facexplain benchmark "
+                f"faithfulness --backbone {backbone} --write-record`).")
+    rec = next(r for _, r in found if r)
+    return (f" Faithfulness (deletion and insertion, pixels and 8x8 blocks, {rec['n_pairs']} "
+            f"held-out LFW pairs, {rec['date']}): ranked {', '.join(parts)} among all maps "
+            "by mean rank (1 = best predicts what changes the similarity).")

@@ -56,9 +56,10 @@ def render_method(info: MethodInfo, result: ExplanationMaps, faces: torch.Tensor
     if result.meta.note:
         text += f" Note: {result.meta.note}."
     if backbone is not None:
-        from facexplain.explain.trust import sanity_note
+        from facexplain.explain.trust import faithfulness_note, sanity_note
 
         text += sanity_note(backbone, info.name)
+        text += faithfulness_note(backbone, info.name, [r.row(info.name) for r in info.rankings])
     if seconds is not None:
         text += f" Computed in {seconds} s."
     return Section(info.title, text, tuple(figures))

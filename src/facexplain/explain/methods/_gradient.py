@@ -10,6 +10,7 @@ from facexplain.explain.registry import (
     MapSpec,
     MethodInfo,
     NoteHook,
+    RankedMap,
     register_method,
 )
 
@@ -51,6 +52,7 @@ def register_pixel_method(name: str, title: str, description: str = GRADIENT_DES
     """Register one per-pixel Captum method (signed maps plus the unsigned magnitude)."""
     return register_method(MethodInfo(
         name=name, title=title, family="black-box", description=description,
-        maps=(*SIGNED_MAPS, MAGNITUDE), build=gradient_builder(name), magnitude_map="magnitude",
+        maps=(*SIGNED_MAPS, MAGNITUDE), build=gradient_builder(name),
+        rankings=(RankedMap("delta"), RankedMap("magnitude", "magnitude", suffix="abs")),
         note=note,
     ))

@@ -6,7 +6,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facexplain.errors import InvalidArgument
-from facexplain.explain.registry import ExplainOptions, MapSpec, MethodInfo, register_method
+from facexplain.explain.registry import (
+    ExplainOptions,
+    MapSpec,
+    MethodInfo,
+    RankedMap,
+    register_method,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -69,7 +75,10 @@ INFO = register_method(MethodInfo(
     ),
     build=build,
     check=check,
-    ranking_map=None,
+    # S and S x W are similarity maps (high = alike), W is unsigned: each ranked as its own row
+    rankings=(RankedMap("similarity", "similarity", suffix="S"),
+              RankedMap("attention", "magnitude", suffix="W"),
+              RankedMap("contribution", "similarity", suffix="SxW")),
     figures=figures,
     prepare=prepare,
 ))
