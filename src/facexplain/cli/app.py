@@ -8,7 +8,7 @@ import warnings
 
 import typer
 
-from facexplain.cli import analyze, benchmark, explain, serve, train, verify
+from facexplain.cli import analyze, benchmark, explain, serve, study, train, verify
 from facexplain.errors import FacexplainError
 
 try:  # typer >= 0.20 vendors click
@@ -32,6 +32,7 @@ app.command("serve")(serve.serve_command)
 app.add_typer(benchmark.app, name="benchmark")
 app.add_typer(analyze.app, name="analyze")
 app.add_typer(train.app, name="train")
+app.add_typer(study.app, name="study")
 
 
 def _one_line_warning(message: Warning | str, *_: object, **__: object) -> None:

@@ -20,6 +20,9 @@ def serve_command(
     ] = None,
     max_upload_mb: Annotated[float, typer.Option(
         "--max-upload-mb", help="Largest accepted photo, MiB (larger: HTTP 413).")] = 10.0,
+    study_dir: Annotated[Path | None, typer.Option(
+        "--study", help="A study folder made by 'facexplain study create': serve its "
+        "participant and admin pages too.")] = None,
     preload: Annotated[str, typer.Option(
         "--preload", help="Comma list of backbones to load before the first request "
         "('' for none).")] = "sface",
@@ -38,12 +41,17 @@ def serve_command(
     names = [n.strip() for n in preload.split(",") if n.strip()]
     for name in names:
         get_spec(name)
+    if study_dir is not None:
+        from facexplain.study.store import open_study
+
+        open_study(study_dir).close()  # a wrong folder fails now, in one line
     work = work_dir or Path(tempfile.mkdtemp(prefix="facexplain-web-"))
     pipelines = Pipelines()
     for name in names:
         typer.echo(f"loading {name} ...", err=True)
         pipelines.get(name)
-    app = create_app(WebConfig(work, int(max_upload_mb * 2**20)),
+    app = create_app(WebConfig(work, int(max_upload_mb * 2**20),
+                               study_dir=study_dir),
                      pipelines)
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: binding {host}: anyone who can reach it can use the app", err=True)

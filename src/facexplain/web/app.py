@@ -19,7 +19,7 @@ from typing import Annotated
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from facexplain import __version__, settings
@@ -52,8 +52,9 @@ class WebConfig:
 
 
 def templates() -> Jinja2Templates:
-    env = Environment(loader=PackageLoader("facexplain.web", "templates"),
-                      autoescape=select_autoescape(["html"]))
+    loader = ChoiceLoader([PackageLoader("facexplain.web", "templates"),
+                           PackageLoader("facexplain.study", "templates")])
+    env = Environment(loader=loader, autoescape=select_autoescape(["html"]))
     return Jinja2Templates(env=env)
 
 
@@ -190,4 +191,8 @@ def create_app(config: WebConfig, pipelines: Pipelines | None = None) -> FastAPI
         return Response(buf.getvalue(), media_type="application/zip", headers={
             "Content-Disposition": f'attachment; filename="facexplain-{job.id}.zip"'})
 
+    if config.study_dir is not None:
+        from facexplain.study.web import study_router
+
+        app.include_router(study_router(config.study_dir, pages))
     return app

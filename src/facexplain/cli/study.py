@@ -1,0 +1,142 @@
+"""`facexplain study ...`: pair sets, study folders, simulation, export and analysis."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facexplain.errors import InvalidArgument
+
+app = typer.Typer(help="The human study: similar-looking pairs, before/after answers, analysis.",
+                  no_args_is_help=True)
+
+StudyArg = Annotated[Path, typer.Argument(help="Study folder (from 'study create').")]
+
+
+@app.command("pairs")
+def pairs_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Pair set to write (JSON).")],
+    n: Annotated[int, typer.Option("--n", help="Pairs in the set (even).")] = 200,
+    target: Annotated[float, typer.Option(
+        "--target", help="Accuracy of the explained model on the set (0 = keep the whole "
+        "pool).")] = 0.75,
+    model: Annotated[str, typer.Option("--backbone", "-b", help="Explained model.")] = "sface",
+    mining: Annotated[str, typer.Option(
+        "--mining-model", help="Model that finds look-alikes (not the explained one).")
+    ] = "dlib-resnet",
+    folds: Annotated[int, typer.Option("--folds", help="LFW pairs.txt folds to draw from.")] = 10,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Mine similar-looking pairs (SLLFW-style) and pick a subset near a target accuracy."""
+    from facexplain.study.pairs import mine_pairs, model_accuracy, write_pairs
+
+    if not 1 <= folds <= 10:
+        raise InvalidArgument(f"--folds must be 1..10, got {folds}")
+    if not 0.0 <= target <= 1.0:
+        raise InvalidArgument(f"--target must be in [0, 1], got {target}")
+    chosen, meta = mine_pairs(mining, model, folds, n, target or None, seed, progress=True)
+    write_pairs(out, chosen, meta)
+    same = sum(p.same for p in chosen)
+    typer.echo(f"{len(chosen)} pairs ({same} genuine, {len(chosen) - same} look-alike "
+               f"impostors), {model} accuracy {100 * model_accuracy(chosen):.1f}%: {out}")
+
+
+@app.command("create")
+def create_command(
+    pairs: Annotated[Path, typer.Argument(help="Pair set from 'study pairs'.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="New study folder.")],
+    conditions: Annotated[str, typer.Option(
+        "--conditions", help="Help per group: none and/or method names, comma list.")
+    ] = "occlusion,deconv,saliency",
+    participants: Annotated[int, typer.Option(
+        "--participants", help="Participants per condition.")] = 30,
+    backbone: Annotated[str, typer.Option("--backbone", "-b", help="Explained model.")] = "sface",
+    scale: Annotated[int, typer.Option("--scale", help="5 (the paper's) or 7 (NIST).")] = 5,
+    patch: Annotated[int, typer.Option("--patch", help="Occlusion patch (px).")] = 16,
+    stride: Annotated[int, typer.Option("--stride", help="Occlusion stride (px).")] = 8,
+    no_maps: Annotated[bool, typer.Option(
+        "--no-maps", help="Draw no help pictures (simulation / dry run).")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the pair orders.")] = 0,
+    name: Annotated[str, typer.Option("--name", help="Title shown to the admin.")] = "",
+) -> None:
+    """Make a study folder: images, precomputed help maps, participants; prints the admin
+    token once and writes participants.csv (one link path per participant)."""
+    from facexplain.explain.registry import ExplainOptions
+    from facexplain.study.create import create_study, parse_conditions
+
+    conds = parse_conditions(conditions)
+    made = create_study(pairs, out, conds, participants, backbone, scale, seed,
+                        ExplainOptions(patch=patch, stride=stride), name=name,
+                        log=lambda m: typer.echo(m, err=True), draw_maps=not no_maps)
+    with (out / "participants.csv").open("w", encoding="utf-8") as fh:
+        fh.write("participant,condition,link\n")
+        for p in made.participants:
+            fh.write(f"{p.id},{p.condition},/p/{p.token}\n")
+    typer.echo(f"study in {out}: {len(made.participants)} participants "
+               f"({', '.join(conds)}); links in {out / 'participants.csv'}")
+    typer.echo(f"admin token (shown once, keep it): {made.admin_token}")
+    typer.echo(f"serve it: facexplain serve --study {out}  then open /admin?token=<token>")
+
+
+@app.command("simulate")
+def simulate_command(
+    study: StudyArg,
+    gains: Annotated[str, typer.Option(
+        "--gains", help="Planted accuracy gain per condition, e.g. occlusion=0.08,saliency=0.")
+    ] = "",
+    base: Annotated[float, typer.Option("--base", help="Mean accuracy alone.")] = 0.76,
+    sd: Annotated[float, typer.Option("--sd", help="Spread of accuracy alone.")] = 0.05,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Answer the study with simulated participants (noisy observers with planted gains)."""
+    from facexplain.study.simulate import parse_gains, simulate_study
+
+    planted = simulate_study(study, parse_gains(gains), base, sd, seed)
+    typer.echo(f"{len(planted)} simulated participants answered every pair twice")
+
+
+@app.command("export")
+def export_command(
+    study: StudyArg,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="CSV file (default: stdout).")
+                   ] = None,
+) -> None:
+    """Every answer as CSV, with the pair's truth and the participant's condition."""
+    from facexplain.study.store import open_study
+
+    with open_study(study) as store:
+        if out is None:
+            store.export_csv(sys.stdout)
+            return
+        with out.open("w", encoding="utf-8", newline="") as fh:
+            n = store.export_csv(fh)
+    typer.echo(f"{n} answers: {out}", err=True)
+
+
+@app.command("analyze")
+def analyze_command(
+    study: StudyArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path(
+        "out/study-analysis"),
+) -> None:
+    """Table I, Figs. 8-10 and paired tests as HTML and JSON."""
+    from facexplain.study.analyze import analyze_study
+
+    path = analyze_study(study, out)
+    import json
+
+    summary = json.loads((out / "analysis.json").read_text())
+    typer.echo(f"model accuracy {100 * summary['model_accuracy']:.2f}% on "
+               f"{summary['pairs']} pairs")
+    for c in summary["conditions"]:
+        def pct(x: float | None) -> str:
+            return "n/a" if x is None else f"{100 * x:.2f}%"
+
+        typer.echo(f"{c['condition']}: n={c['n']} before {pct(c['before_mean'])} ± "
+                   f"{pct(c['before_std'])}, after {pct(c['after_mean'])} ± "
+                   f"{pct(c['after_std'])}, gain {pct(c['gain_mean'])} "
+                   f"(paired t p={c['t_p'] if c['t_p'] is None else format(c['t_p'], '.2g')})")
+    typer.echo(f"report: {path.resolve()}")
