@@ -42,6 +42,9 @@ def test_explain_pair_typed_result_and_rendering(pipe: FacePipeline, tmp_path: P
     html = report.read_text()
     assert "Pairwise occlusion" in html and "Gradient saliency" in html
     assert "100.0%" not in html  # a fitted probability is never shown as certainty
+    drawn = [m for r in result.results for m in r.maps if m.spec.show]
+    assert len(drawn) == 4 and html.count("How to read it:") == len(drawn)  # every picture
+    assert html.count("Faithfulness") == 2 and html.count("Sanity check") == 2  # per method
 
 
 def test_a_reused_pipeline_embeds_each_clean_pair_once(pipe: FacePipeline) -> None:

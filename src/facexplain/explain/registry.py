@@ -44,7 +44,8 @@ class MapSpec:
     ``signed``: values of both signs mean something (drawn with a diverging colormap around
     0); ``vrange``: fixed (min, max) for drawing, or None for the map's own range; ``frame``:
     'pixels' (aligned-crop pixels) or 'grid' (cells upsampled to pixels); ``show``: drawn in
-    the report (every map is saved as .npy either way).
+    the report (every map is saved as .npy either way); ``reading``: how to read it, in plain
+    words, printed under the picture.
     """
 
     name: str
@@ -54,6 +55,7 @@ class MapSpec:
     cmap: str = "jet"
     frame: Literal["pixels", "grid"] = "pixels"
     show: bool = True
+    reading: str = ""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 class Figure:
     src: str
     caption: str
+    reading: str = ""  # how to read the picture, in plain words
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ def draw_map(spec: MapSpec, method: str, values: torch.Tensor, faces: torch.Tens
         lo, hi = -bound, bound
     p = save_pair_overlay(faces, values, out_dir / f"{method}_{spec.name}.png",
                           f"{method}: {spec.name}", vmin=lo, vmax=hi, cmap=spec.cmap)
-    return Figure(p.name, spec.caption)
+    return Figure(p.name, spec.caption, spec.reading)
 
 
 def render_method(info: MethodInfo, result: ExplanationMaps, faces: torch.Tensor,

@@ -24,8 +24,14 @@ GRADIENT_DESCRIPTION = ("Gradient of the pair's cosine similarity with respect t
 SIGNED_MAPS = (
     MapSpec("delta", "first-order estimate of the similarity change if the pixel were removed",
             signed=True, vrange=None, cmap="RdBu_r", show=False),
-    MapSpec("difference", "pixels whose change would raise the similarity"),
-    MapSpec("similarity", "pixels whose change would lower the similarity"),
+    MapSpec("difference", "pixels whose change would raise the similarity",
+            reading="bright where a small change toward the reference would make the photos "
+            "look more alike: where the model sees them disagree. Read where bright spots "
+            "gather, not single dots; it is a first-order estimate and can miss what hiding a "
+            "whole region would do (the occlusion maps measure that)."),
+    MapSpec("similarity", "pixels whose change would lower the similarity",
+            reading="bright where a small change would make the photos look less alike: the "
+            "details the match leans on. Same caveats as the difference map."),
 )
 MAGNITUDE = MapSpec("magnitude", "unsigned attribution (the classic picture)", show=False)
 

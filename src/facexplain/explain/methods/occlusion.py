@@ -92,8 +92,16 @@ INFO = register_method(MethodInfo(
     maps=(
         MapSpec("delta", "signed change of the similarity when the region is hidden",
                 signed=True, vrange=None, cmap="RdBu_r", show=False),
-        MapSpec("difference", "raw difference map Δ>0 (where the faces differ)"),
-        MapSpec("similarity", "raw similarity map −Δ>0 (where the faces match)"),
+        MapSpec("difference", "raw difference map Δ>0 (where the faces differ)",
+                reading="bright where hiding that region in both photos makes them look more "
+                "alike: the model sees the faces differ there. Compare the brightest value "
+                "with Θ (the level most genuine LFW pairs stay under): below "
+                "Θ, nothing differs more than it does between two photos of one person. One "
+                "map for both photos: it cannot say which photo carries the difference."),
+        MapSpec("similarity", "raw similarity map −Δ>0 (where the faces match)",
+                reading="bright where hiding that region makes the photos look less alike: "
+                "the match leans on it. A dark, flat map on a same-person pair means no single "
+                "region carries the match."),
         MapSpec("difference_normalized", "Θ-normalised difference map clip(Δ/Θ, 0, 1)",
                 vrange=(0.0, 1.0), show=False),
     ),

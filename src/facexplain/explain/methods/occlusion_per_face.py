@@ -43,8 +43,13 @@ INFO = register_method(MethodInfo(
     maps=(
         MapSpec("delta", "signed change of the similarity when the region of this face is hidden",
                 signed=True, vrange=None, cmap="RdBu_r", show=False),
-        MapSpec("difference", "difference map per face (Δ>0: this face differs here)"),
-        MapSpec("similarity", "similarity map per face (−Δ>0: this face matches here)"),
+        MapSpec("difference", "difference map per face (Δ>0: this face differs here)",
+                reading="one map per photo: bright in a photo where hiding that region of "
+                "that photo alone makes the pair look more alike. Compare the two maps to see "
+                "which photo carries a difference (glasses, expression, lighting)."),
+        MapSpec("similarity", "similarity map per face (−Δ>0: this face matches here)",
+                reading="bright where hiding that region of that photo alone makes the pair "
+                "look less alike: what each photo contributes to the match."),
     ),
     build=build,
     check=check,

@@ -57,7 +57,13 @@ def figures(result: ExplanationMaps, faces: torch.Tensor, out: Path) -> list[Fig
                          title=f"xCos-{d.attention_kind}")
     head = f"; head {d.head}" if d.head else ""
     return [Figure(p.name, f"xCos {result.score:.4f} (the backbone's cosine: {d.cosine:.4f}"
-                   f"{head})")]
+                   f"{head})", READING)]
+
+
+READING = ("each cell compares the same place in the two faces. In S, red cells are alike and "
+           "blue ones unlike; W says how much each cell counts. xCos adds up S x W, so a blue "
+           "cell with a large weight is what pulls the pair apart. Near-equal weights mean the "
+           "head spreads its attention, and the score reads best from S.")
 
 
 INFO = register_method(MethodInfo(
