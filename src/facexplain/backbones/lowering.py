@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from facexplain.backbones import ir
+from facexplain.backbones import ir, lowering_onnx
 from facexplain.backbones.lowering_shapes import SHAPE_BUILDERS
 from facexplain.backbones.steps import (
     BINARY,
@@ -127,6 +127,8 @@ class Lowering:
             return self._build_batchnorm(node)
         if op in SHAPE_BUILDERS:
             return SHAPE_BUILDERS[op](self, node)
+        if op in lowering_onnx.ONNX_OPS:
+            return lowering_onnx.build(self, node)
         raise UnsupportedOp(f"graph node '{node.name}' uses op '{op}', which the torch executor "
                             "does not implement")
 

@@ -45,7 +45,8 @@ def _step(lw: Lowering, node: ir.Node, layout: str | None, fn: Fn, info: Info) -
 
 def _reduce(lw: Lowering, node: ir.Node) -> Built:
     info = lw.info[node.inputs[0]]
-    axes = sorted({int(a) % info.rank for a in node.attrs["axes"]})
+    given = node.attrs["axes"]  # None (ONNX, no axes): every axis
+    axes = sorted({int(a) % info.rank for a in (range(info.rank) if given is None else given)})
     keep = bool(node.attrs.get("keepdims"))
     reduce = REDUCE[node.op]
     layout = info.layout
@@ -73,7 +74,7 @@ def _pad(lw: Lowering, node: ir.Node) -> Built:
         raise GraphFormatError(f"node '{node.name}': paddings do not match the rank")
     value = float(node.attrs.get("value", 0.0))
     mode = str(node.attrs.get("mode", "constant"))
-    if mode not in ("constant", "reflect"):
+    if mode not in ("constant", "reflect", "replicate"):
         raise UnsupportedOp(f"node '{node.name}': MirrorPad mode {mode.upper()}")
     torch_pairs = [pairs[a] for a in TORCH_TO_TF_AXIS] if info.layout == NCHW else pairs
     flat_torch = [p for pair in reversed(torch_pairs) for p in pair]
@@ -81,7 +82,7 @@ def _pad(lw: Lowering, node: ir.Node) -> Built:
     def pad(args: list[torch.Tensor]) -> torch.Tensor:
         if mode == "constant":
             return F.pad(args[0], flat_torch, value=value)
-        return F.pad(args[0], flat_torch, mode=mode)
+        return F.pad(args[0], flat_torch[: 2 * (info.rank - 2)], mode=mode)  # spatial only
 
     spatial = None
     if (info.layout == NCHW and mode == "constant" and value == 0.0 and pairs[0] == (0, 0)
@@ -157,7 +158,8 @@ def _softmax(lw: Lowering, node: ir.Node) -> Built:
     return _step(lw, node, None, lambda args: torch.softmax(args[0], dim), info)
 
 
-_DTYPES = {"float32": torch.float32, "int32": torch.int32, "bool": torch.bool}
+_DTYPES = {"float32": torch.float32, "int32": torch.int32, "bool": torch.bool,
+           "int64": torch.int64, "float64": torch.float64}
 
 
 def _cast(lw: Lowering, node: ir.Node) -> Built:

@@ -23,6 +23,7 @@ from onnx import numpy_helper
 from facexplain.backbones import ir
 from facexplain.backbones.compiler import Compiler
 from facexplain.backbones.graph_module import GraphModule
+from facexplain.backbones.lowering_onnx import ONNX_OPS
 from facexplain.backbones.onnx_ops import SUPPORTED, UnsupportedOnnxGraph
 from facexplain.backbones.tfjs_format import UnsupportedOp
 
@@ -49,31 +50,78 @@ def _evaluate(node: ir.Node, consts: dict[str, torch.Tensor]) -> torch.Tensor:
     return value
 
 
+def _constant(attrs: dict[str, Any]) -> torch.Tensor:
+    """A Constant node's value, whichever attribute spells it."""
+    for key, dtype in (("value", None), ("value_float", torch.float32),
+                       ("value_floats", torch.float32), ("value_int", torch.int64),
+                       ("value_ints", torch.int64)):
+        if key in attrs:
+            value = attrs[key]
+            return value if dtype is None else torch.tensor(value, dtype=dtype)
+    raise UnsupportedOnnxGraph(f"Constant with attributes {sorted(attrs)}")
+
+
+def _constant_dequantize(graph: onnx.GraphProto) -> bool:
+    """True if every DequantizeLinear reads initializers only (quantised weights)."""
+    inits = {i.name for i in graph.initializer} | {o for n in graph.node
+                                                   if n.op_type == "Constant" for o in n.output}
+    return all(i in inits for n in graph.node if n.op_type == "DequantizeLinear"
+               for i in n.input if i)
+
+
+def _dequantize(n: onnx.NodeProto, attrs: dict[str, Any],
+                consts: dict[str, torch.Tensor]) -> torch.Tensor:
+    from facexplain.backbones.sface import dequantize_block  # sface imports this module
+
+    ins = [consts[i].numpy() for i in n.input if i]
+    zero_point = ins[2] if len(ins) > 2 else None
+    w = dequantize_block(ins[0], ins[1], zero_point, int(attrs.get("axis", 1)),
+                         int(attrs.get("block_size", 0)))
+    return torch.from_numpy(np.ascontiguousarray(w, dtype=np.float32))
+
+
+def _ranks(proto: onnx.ModelProto) -> dict[str, int]:
+    """Rank of every value ONNX shape inference can type (empty if inference fails)."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto)
+    except Exception:  # noqa: BLE001 - an optional aid; the rank rules still apply
+        return {}
+    values = [*inferred.graph.value_info, *inferred.graph.output]
+    return {v.name: len(v.type.tensor_type.shape.dim) for v in values
+            if v.type.tensor_type.HasField("shape")}
+
+
 def to_ir(proto: onnx.ModelProto) -> ir.Graph:
     """The ONNX graph as IR (NCHW), with constant sub-graphs evaluated into constants."""
     graph = proto.graph
     consts: dict[str, torch.Tensor] = {
         i.name: torch.from_numpy(np.array(numpy_helper.to_array(i))) for i in graph.initializer
     }
-    unsupported = sorted({n.op_type for n in graph.node} - {"Constant", *SUPPORTED})
+    unsupported = sorted({n.op_type for n in graph.node} - {"Constant", *SUPPORTED}
+                         - ({"DequantizeLinear"} if _constant_dequantize(graph) else set()))
     if unsupported:
         raise UnsupportedOnnxGraph(f"ONNX ops not supported by OnnxGraph: {unsupported}")
+    ranks = _ranks(proto)
     nodes: dict[str, ir.Node] = {}
     with torch.no_grad():
         for n in graph.node:
             attrs = {a.name: _attr_value(a) for a in n.attribute}
             if n.op_type == "Constant":
-                if "value" not in attrs:
-                    raise UnsupportedOnnxGraph("Constant without a 'value' tensor")
-                consts[n.output[0]] = attrs["value"]
+                consts[n.output[0]] = _constant(attrs)
+                continue
+            if n.op_type == "DequantizeLinear":  # int8 weights: dequantized once, at build
+                consts[n.output[0]] = _dequantize(n, attrs, consts)
                 continue
             node = SUPPORTED[n.op_type](n.output[0], list(n.input), attrs, consts)
+            if node.op in ONNX_OPS and node.name in ranks:
+                node.attrs["_rank"] = ranks[node.name]
             if all(i in consts for i in node.inputs):
                 consts[node.name] = _evaluate(node, consts)
             else:
                 nodes[node.name] = node
+    read = {i for n in nodes.values() for i in n.inputs}  # old exporters list unused inputs
     inputs = {i.name: len(i.type.tensor_type.shape.dim) if i.type.tensor_type.HasField("shape")
-              else 4 for i in graph.input if i.name not in consts}
+              else 4 for i in graph.input if i.name not in consts and i.name in read}
     outputs = [o.name for o in graph.output]
     return ir.Graph(nodes, inputs, consts, ir.NCHW_LAYOUT, outputs)
 

@@ -84,6 +84,8 @@ REDUCE: dict[str, Callable[[torch.Tensor, list[int], bool], torch.Tensor]] = {
     "ReduceSum": lambda t, d, k: t.sum(dim=d, keepdim=k),
     "ReduceMax": lambda t, d, k: t.amax(dim=d, keepdim=k),
     "ReduceMin": lambda t, d, k: t.amin(dim=d, keepdim=k),
+    "ReduceL2": lambda t, d, k: torch.linalg.vector_norm(t, dim=d, keepdim=k),
+    "ReduceSumSquare": lambda t, d, k: t.square().sum(dim=d, keepdim=k),
 }
 ACT_OPS = {"Relu", "Clip", "Elu", "Selu", "Sigmoid", "Tanh", "Softplus", "LeakyRelu", "PRelu"}
 
