@@ -9,14 +9,14 @@ LFW := ../shared/data/lfw/lfw-deepfunneled
 DEMO_A := $(LFW)/Abdel_Madi_Shabneh/Abdel_Madi_Shabneh_0001.jpg
 DEMO_B := $(LFW)/Dean_Barker/Dean_Barker_0001.jpg
 
-.PHONY: demo test setup assets lint typecheck pytest check-runtimes bench-lfw clean
+.PHONY: demo test setup assets browser lint typecheck pytest check-runtimes bench-lfw clean
 
 demo: setup
 	$(VENV)/bin/facexplain explain $(DEMO_A) $(DEMO_B) --out out/demo
 
 test: setup lint typecheck pytest
 
-setup: $(STAMP) assets $(REFERENCE)
+setup: $(STAMP) assets $(REFERENCE) browser
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (set PYTHON=...)"; exit 1; }
@@ -27,6 +27,15 @@ $(STAMP): pyproject.toml
 
 assets: $(STAMP)
 	$(PY) -m facexplain.assets
+
+# Debian's Chromium drives the browser tests (Playwright's own download is not used); installed
+# only when missing and only with root or password-less sudo, else the tests skip with a reason.
+browser:
+	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+	  sudo apt-get update -q && sudo apt-get install -y -q chromium; \
+	else echo "note: no Chromium and no root: the browser tests will be skipped"; fi
 
 $(REFERENCE): tools/reference/package.json tools/reference/package-lock.json
 	cd tools/reference && npm ci --no-audit --no-fund --loglevel=error

@@ -53,7 +53,8 @@ def make_plain_study(tmp_path: Path) -> MakeStudy:
 
 @pytest.fixture(scope="session")
 def mapped_study(tmp_path_factory: pytest.TempPathFactory) -> CreatedStudy:
-    """Four real LFW pairs with real occlusion help maps from sface (made once)."""
+    """Four real LFW pairs with real occlusion help maps from sface (made once); three
+    participants per condition (the browser tests take the last ones)."""
     root = tmp_path_factory.mktemp("mapped")
     src = write_pairs(root / "pairs.json", lfw_study_pairs(2), {"model": "sface"})
-    return create_study(src, root / "study", ("none", "occlusion"), 2, options=COARSE)
+    return create_study(src, root / "study", ("none", "occlusion"), 3, options=COARSE)

@@ -4,13 +4,7 @@ requests give no 5xx; SIGKILL during 1,000 concurrent answers loses no acknowled
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,52 +13,7 @@ import pytest
 
 from facexplain.study.create import CreatedStudy
 from tests.study.conftest import MakeStudy
-
-FACEXPLAIN = Path(sys.executable).parent / "facexplain"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """``facexplain serve --study`` in a child process (no model preloaded)."""
-
-    def __init__(self, study: Path, work: Path) -> None:
-        self.study, self.work = study, work
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [str(FACEXPLAIN), "serve", "--port", str(self.port), "--study", str(self.study),
-             "--preload", "", "--work-dir", str(self.work)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.proc.stderr.read().decode()  # type: ignore
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise AssertionError("server did not start in 60 s")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+from tests.study.server import Server
 
 
 @pytest.fixture()

@@ -75,7 +75,7 @@ def test_the_control_group_gets_no_help(client: TestClient, mapped_study: Create
 
 
 def test_participants_are_isolated(client: TestClient, mapped_study: CreatedStudy) -> None:
-    a, b = by_condition(mapped_study, "occlusion")
+    a, b = by_condition(mapped_study, "occlusion")[:2]
     client.post(f"/p/{b.token}/answer", json={"phase": 1, "pair": b.order1[0], "choice": 4})
     mine = client.get(f"/p/{a.token}/answers").json()
     theirs = client.get(f"/p/{b.token}/answers").json()
