@@ -8,13 +8,13 @@ import warnings
 
 import typer
 
-from facexplain.cli import analyze, benchmark, explain, serve, study, train, verify
+from facexplain.cli import analyze, backbones, benchmark, explain, serve, study, train, verify
 from facexplain.errors import FacexplainError
 
 try:  # typer >= 0.20 vendors click
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
 except ImportError:  # pragma: no cover - older typer with click installed
-    from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[no-redef]
+    from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[assignment]
 
 app = typer.Typer(
     name="facexplain",
@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 app.command("verify")(verify.verify_command)
 app.command("explain")(explain.explain_command)
-app.command("backbones")(verify.backbones_command)
+app.add_typer(backbones.app, name="backbones")
 app.command("methods")(explain.methods_command)
 app.command("setup")(verify.setup_command)
 app.command("serve")(serve.serve_command)

@@ -1,4 +1,4 @@
-"""`facexplain verify`, `backbones` and `setup`."""
+"""`facexplain verify` and `setup` (`backbones` lives in ``cli.backbones``)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE, SPECS
-from facexplain.scoring import load_calibrations
 
 BackboneOpt = Annotated[
-    str, typer.Option("--backbone", "-b", help=f"Face model: {', '.join(SPECS)}.")
+    str, typer.Option("--backbone", "-b",
+                      help=f"Face model: {', '.join(SPECS)}, or a user backbone.")
 ]
 
 
@@ -43,16 +43,6 @@ def verify_command(
         f"{word}: similarity {verdict.similarity:.4f} vs threshold {verdict.threshold:.4f} "
         f"({backbone}), confidence {confidence_text(verdict.confidence)}"
     )
-
-
-def backbones_command() -> None:
-    """List the registered face models and their calibrated thresholds."""
-    cals = load_calibrations()
-    for name, spec in SPECS.items():
-        cal = cals.get(name)
-        th = f"threshold {cal.threshold:.4f}" if cal else "not calibrated"
-        default = " (default)" if name == DEFAULT_BACKBONE else ""
-        typer.echo(f"{name}{default}: {spec.description}; {spec.input_size}px; {th}")
 
 
 def setup_command(
