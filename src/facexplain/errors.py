@@ -59,3 +59,8 @@ class UnknownMethod(InvalidArgument):
 
 class PairsFileError(InvalidArgument):
     """A pair list that cannot be read as LFW's pairs.txt format."""
+
+
+class UserModelError(FacexplainError):
+    """A user's model file that cannot be registered (not ONNX, an operator the executor lacks,
+    outputs that differ from its own runtime's)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 from facexplain import assets
 from facexplain.align.templates import TEMPLATES, Template
 from facexplain.backbones.base import FaceModel
-from facexplain.errors import UnknownBackbone
+from facexplain.errors import InvalidArgument, UnknownBackbone
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,11 @@ class BackboneSpec:
     loader: str
     threshold: float
     threshold_source: str
+    # user models (``backbones.user``): a crop size other than the template's, five custom
+    # points instead of a named template, and whether the row came from the user
+    size: int = 0
+    points: tuple[tuple[float, float], ...] = ()
+    user: bool = False
 
     @property
     def input_size(self) -> int:
@@ -32,10 +37,20 @@ class BackboneSpec:
 
     @property
     def alignment(self) -> Template:
-        return TEMPLATES[self.template]
+        if self.points:
+            return Template(f"{self.name}-points", self.size, self.points)
+        base = TEMPLATES[self.template]
+        if not self.size or self.size == base.size:
+            return base
+        k = self.size / base.size
+        return Template(f"{base.name}@{self.size}", self.size,
+                        tuple((x * k, y * k) for x, y in base.points))
 
     @property
     def last_spatial_node(self) -> str:
+        if not self.feature_nodes:
+            raise InvalidArgument(f"backbone '{self.name}' names no feature maps; register it "
+                                  "with --feature-nodes to use map-based methods")
         return self.feature_nodes[-1]
 
 
@@ -93,15 +108,26 @@ SPECS: dict[str, BackboneSpec] = {s.name: s for s in _SPECS}
 DEFAULT_BACKBONE = "sface"
 
 
+def all_specs() -> dict[str, BackboneSpec]:
+    """Built-in rows, then modules registered in this process, then the user's ONNX models
+    (records under the model home, read on every call so a new one is seen at once)."""
+    from facexplain.backbones import user  # user imports this module
+
+    return {**SPECS, **user.registered_specs(), **user.onnx_specs()}
+
+
 def list_backbones() -> list[str]:
-    return list(SPECS)
+    return list(all_specs())
 
 
 def get_spec(name: str) -> BackboneSpec:
-    try:
+    if name in SPECS:
         return SPECS[name]
+    specs = all_specs()
+    try:
+        return specs[name]
     except KeyError:
-        valid = ", ".join(SPECS)
+        valid = ", ".join(specs)
         raise UnknownBackbone(f"unknown backbone '{name}'; valid: {valid}") from None
 
 

@@ -46,7 +46,8 @@ def gradient_builder(method: str) -> Callable[[PairScorer, ExplainOptions], Expl
         fill = options.gradient_fill
         if fill is None:  # IG's baseline follows --fill; the others compare with black
             fill = options.fill if method == "ig" else "zero"
-        return build_gradient_explainer(method, scorer.model, spec.last_spatial_node,
+        node = spec.last_spatial_node if method == "gradcam" else ""  # pixel methods: none
+        return build_gradient_explainer(method, scorer.model, node,
                                         fill=fill, template=spec.template,
                                         n_steps=options.ig_steps, score_fn=scorer)
 
