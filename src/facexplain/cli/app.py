@@ -8,6 +8,7 @@ import warnings
 
 import typer
 
+import facexplain.cli.codes_bench as codes_bench
 from facexplain.cli import analyze, backbones, benchmark, explain, serve, study, train, verify
 from facexplain.errors import FacexplainError
 
@@ -33,6 +34,7 @@ app.add_typer(benchmark.app, name="benchmark")
 app.add_typer(analyze.app, name="analyze")
 app.add_typer(train.app, name="train")
 app.add_typer(study.app, name="study")
+benchmark.app.command("codes")(codes_bench.codes_command)
 
 
 def _one_line_warning(message: Warning | str, *_: object, **__: object) -> None:
