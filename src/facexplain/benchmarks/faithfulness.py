@@ -187,20 +187,23 @@ class PairLog:
         self.path = path
         self.done: dict[str, dict[str, object]] = {}
         header = json.dumps({"key": key}, sort_keys=True)
+        intact = False
         if enabled and path.is_file():
             lines = path.read_text(encoding="utf-8").splitlines()
-            if lines and lines[0] == header:
-                for line in lines[1:]:
-                    try:
-                        rec = json.loads(line)
-                    except json.JSONDecodeError:
-                        break  # a line cut by a kill: recompute from there
-                    self.done[str(rec["pair"])] = rec
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as f:  # rewrite: header + the intact records
-            f.write(header + "\n")
-            for rec in self.done.values():
-                f.write(json.dumps(rec) + "\n")
+            intact = bool(lines) and lines[0] == header
+            for line in lines[1:] if intact else []:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    intact = False  # a line cut by a kill: recompute from there
+                    break
+                self.done[str(rec["pair"])] = rec
+        if not intact:  # rewrite: header + the intact records (left alone otherwise, so a
+            path.parent.mkdir(parents=True, exist_ok=True)  # reader never races a writer)
+            with path.open("w", encoding="utf-8") as f:
+                f.write(header + "\n")
+                for rec in self.done.values():
+                    f.write(json.dumps(rec) + "\n")
 
     def add(self, rec: dict[str, object]) -> None:
         with self.path.open("a", encoding="utf-8") as f:
