@@ -167,7 +167,8 @@ def analyze_study(folder: Path, out: Path, link_token: str | None = None) -> Pat
     prefix = "/admin/analysis/" if link_token else ""
     html = env.get_template("analysis.html").render(
         summary=summary, table=table, model_acc=model_acc, people=people, version=__version__,
-        figs={k: f"{prefix}{v.name}{suffix}" for k, v in figures.items()}, fmt=_pct)
+        figs={k: f"{prefix}{v.name}{suffix}" for k, v in figures.items()}, fmt=_pct,
+        pval=_pval, num=_num)
     path = out / "analysis.html"
     path.write_text(html, encoding="utf-8")
     return path
@@ -175,3 +176,11 @@ def analyze_study(folder: Path, out: Path, link_token: str | None = None) -> Pat
 
 def _pct(x: float) -> str:
     return "n/a" if not math.isfinite(x) else f"{100 * x:.2f}%"
+
+
+def _pval(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{x:.2g}"
+
+
+def _num(x: float, digits: int = 3) -> str:
+    return "n/a" if not math.isfinite(x) else f"{x:.{digits}f}"
