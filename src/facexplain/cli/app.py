@@ -10,6 +10,7 @@ import typer
 
 import facexplain.cli.codes_bench as codes_bench
 from facexplain.cli import analyze, backbones, benchmark, explain, serve, study, train, verify
+from facexplain.cli import batch as batch_cli
 from facexplain.errors import FacexplainError
 
 try:  # typer >= 0.20 vendors click
@@ -34,6 +35,7 @@ app.add_typer(benchmark.app, name="benchmark")
 app.add_typer(analyze.app, name="analyze")
 app.add_typer(train.app, name="train")
 app.add_typer(study.app, name="study")
+app.add_typer(batch_cli.app, name="batch")
 benchmark.app.command("codes")(codes_bench.codes_command)
 
 

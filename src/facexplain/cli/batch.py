@@ -1,0 +1,117 @@
+"""`facexplain batch explain|verify`: many pairs on Ray (local by default, a cluster by
+--address), resumable. Ray is imported only once a batch starts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facexplain import settings
+from facexplain.backbones.registry import DEFAULT_BACKBONE
+from facexplain.cli.verify import BackboneOpt
+
+LFW_IMAGES = settings.current().lfw_images  # a CLI run is one process: its environment decides
+app = typer.Typer(help="Verify or explain many pairs on Ray; a rerun resumes.",
+                  no_args_is_help=True)
+
+PairsArg = Annotated[Path, typer.Argument(
+    help="LFW pairs.txt, or lines 'photo_a<TAB>photo_b' (or comma-separated).")]
+Workers = Annotated[int, typer.Option("--workers", "-w", help="Ray actors (one model each).")]
+Threads = Annotated[int | None, typer.Option(
+    help="torch threads per worker (default: CPUs / workers).")]
+Address = Annotated[str | None, typer.Option(
+    help="Ray cluster address (e.g. ray://head:10001 or auto); default: start Ray locally.")]
+Images = Annotated[Path, typer.Option(help="Image root for a pairs.txt list.")]
+Limit = Annotated[int | None, typer.Option(help="Only the first N pairs.")]
+
+
+def _threads(threads: int | None, workers: int) -> int:
+    from facexplain.errors import InvalidArgument
+
+    if workers < 1:
+        raise InvalidArgument(f"--workers must be at least 1, got {workers}")
+    return threads or max(1, (os.cpu_count() or 1) // workers)
+
+
+def _summary(stats: object) -> str:
+    from facexplain.batch.runner import BatchStats
+
+    assert isinstance(stats, BatchStats)
+    rate = f", {60 * stats.computed / stats.seconds:.1f} pairs/min" if stats.seconds else ""
+    return (f"{stats.computed} pairs computed ({stats.failed} failed, {stats.retried} retried "
+            f"after a worker died), {stats.skipped} already done; {stats.workers} workers, "
+            f"{stats.seconds} s{rate}")
+
+
+@app.command("explain")
+def explain_command(
+    pairs: PairsArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (resumes there).")],
+    methods: Annotated[str, typer.Option("--methods", "-m", help="Methods, comma list or all.")
+                       ] = "occlusion",
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    patch: Annotated[int, typer.Option(help="Occlusion patch size k (px).")] = 16,
+    stride: Annotated[int, typer.Option(help="Occlusion stride s (px).")] = 8,
+    fill: Annotated[str, typer.Option(help="mean-face, channel-mean, zero, blur.")
+                    ] = "mean-face",
+    workers: Workers = 2,
+    threads: Threads = None,
+    address: Address = None,
+    images: Images = LFW_IMAGES,
+    limit: Limit = None,
+    retry_failed: Annotated[bool, typer.Option(help="Also redo pairs that failed before.")
+                            ] = False,
+) -> None:
+    """Explain every pair into OUT/pairs/<id>/ (maps, report.html), list it in
+    OUT/manifest.jsonl, and write the sortable gallery OUT/index.html."""
+    from facexplain import validate
+    from facexplain.api import resolve_methods
+    from facexplain.backbones.registry import get_spec
+    from facexplain.batch.jobs import batch_explain
+    from facexplain.batch.pairs import read_batch_pairs
+    from facexplain.batch.worker import BatchJob
+    from facexplain.explain.registry import ExplainOptions
+    from facexplain.scoring import get_calibration
+
+    options = ExplainOptions(patch=patch, stride=stride, fill=fill)
+    resolve_methods(methods, options, get_spec(backbone))
+    get_calibration(backbone)
+    todo = read_batch_pairs(pairs, images, limit)
+    validate.output_dir(out)
+    job = BatchJob(out=out, backbone=backbone, methods=methods, options=options,
+                   threads=_threads(threads, workers))
+    stats = batch_explain(job, todo, workers=workers, address=address, retry_failed=retry_failed)
+    typer.echo(_summary(stats))
+    typer.echo(f"gallery: {(out / 'index.html').resolve()}")
+
+
+@app.command("verify")
+def verify_command(
+    pairs: PairsArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file (appended; resumes).")],
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    workers: Workers = 2,
+    threads: Threads = None,
+    address: Address = None,
+    images: Images = LFW_IMAGES,
+    limit: Limit = None,
+) -> None:
+    """Verdicts of every pair (similarity, threshold, confidence) as rows of a CSV file."""
+    from facexplain import validate
+    from facexplain.backbones.registry import get_spec
+    from facexplain.batch.jobs import batch_verify
+    from facexplain.batch.pairs import read_batch_pairs
+    from facexplain.batch.worker import BatchJob
+    from facexplain.scoring import get_calibration
+
+    get_spec(backbone)
+    get_calibration(backbone)
+    todo = read_batch_pairs(pairs, images, limit)
+    validate.output_dir(out.parent if str(out.parent) else Path("."), what=f"folder of {out}")
+    job = BatchJob(out=out.parent, backbone=backbone, threads=_threads(threads, workers))
+    stats = batch_verify(job, todo, out, workers=workers, address=address)
+    typer.echo(_summary(stats))
+    typer.echo(f"verdicts: {out.resolve()}")
