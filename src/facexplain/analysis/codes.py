@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from facexplain.analysis.binary import BinaryCodes, n_words, pack_bits
 from facexplain.errors import InvalidArgument
@@ -90,6 +91,15 @@ class CodeEncoder:
         return out
 
 
+def parse_recipe(code: str) -> CodeRecipe:
+    """'itq-256' -> CodeRecipe('itq', 256); 'sign' -> one bit per dimension."""
+    method, _, bits = code.partition("-")
+    if method not in METHODS or (bits and not bits.isdigit()):
+        raise InvalidArgument(f"code must be METHOD or METHOD-BITS with METHOD one of "
+                              f"{', '.join(METHODS)}, got {code!r}")
+    return CodeRecipe(method, int(bits or 0))
+
+
 def encoder_from_arrays(data: dict[str, np.ndarray]) -> CodeEncoder:
     if str(data.get("encoder_format", "")) != ENCODER_FORMAT:
         raise InvalidArgument("no facexplain code encoder in this file")
@@ -123,8 +133,16 @@ def itq_rotation(v: np.ndarray, iterations: int, rng: np.random.Generator) -> np
 
 
 def fit_encoder(x: np.ndarray, recipe: CodeRecipe) -> CodeEncoder:
-    """Fit the recipe's encoder on the rows of ``x`` (unlabelled faces, none of the test's)."""
-    x = np.asarray(x, dtype=np.float32)
+    """Fit the recipe's encoder on the rows of ``x`` (unlabelled faces, none of the test's).
+
+    BLAS runs single-threaded here: its threads make the many small SVDs and QRs 5-30x slower
+    on a loaded machine and make no large one faster by much.
+    """
+    with threadpool_limits(1):
+        return _fit(np.asarray(x, dtype=np.float32), recipe)
+
+
+def _fit(x: np.ndarray, recipe: CodeRecipe) -> CodeEncoder:
     if x.ndim != 2 or x.shape[0] < 2:
         raise InvalidArgument(f"need (n >= 2, d) embeddings to fit codes, got {x.shape}")
     dim = x.shape[1]

@@ -9,6 +9,7 @@ import warnings
 import typer
 
 import facexplain.cli.codes_bench as codes_bench
+import facexplain.cli.search as search
 from facexplain.cli import analyze, backbones, benchmark, explain, serve, study, train, verify
 from facexplain.cli import batch as batch_cli
 from facexplain.errors import FacexplainError
@@ -37,6 +38,8 @@ app.add_typer(train.app, name="train")
 app.add_typer(study.app, name="study")
 app.add_typer(batch_cli.app, name="batch")
 benchmark.app.command("codes")(codes_bench.codes_command)
+app.add_typer(search.gallery_app, name="gallery")
+app.command("search")(search.search_command)
 
 
 def _one_line_warning(message: Warning | str, *_: object, **__: object) -> None:

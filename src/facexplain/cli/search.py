@@ -1,0 +1,108 @@
+"""`facexplain gallery build DIR --out G` and `facexplain search PHOTO --gallery G`: thin over
+``facexplain.search.gallery`` (ranking) and ``facexplain.api.explain_pair`` (--explain)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facexplain.backbones.registry import DEFAULT_BACKBONE
+from facexplain.cli.verify import BackboneOpt
+from facexplain.explain.registry import method_names
+
+gallery_app = typer.Typer(help="Galleries of known faces for 1:N search.",
+                          no_args_is_help=True)
+
+
+@gallery_app.command("build")
+def build_command(
+    folder: Annotated[Path, typer.Argument(help="Folder of photos, one sub-folder per person "
+                                                "(the folder name is the identity).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Gallery file to write (.npz).")],
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    code: Annotated[str, typer.Option(
+        help="Binary code for the short list: sign, median, rotation-BITS or itq-BITS "
+             "(fitted on the gallery itself).")] = "itq-256",
+) -> None:
+    """Embed every photo's largest face and store embeddings, codes and identities."""
+    from facexplain import settings, validate
+    from facexplain.analysis.codes import parse_recipe
+    from facexplain.backbones.registry import get_spec
+    from facexplain.cache import DiskCache
+    from facexplain.errors import InputNotFound
+    from facexplain.pipeline import FacePipeline
+    from facexplain.search.gallery import build_gallery, gallery_photos
+
+    get_spec(backbone)
+    recipe = parse_recipe(code)
+    if not folder.is_dir():
+        raise InputNotFound(f"gallery folder {folder}: no such directory")
+    gallery_photos(folder)  # refuses a folder without photos before models load
+    validate.output_dir(out.parent if str(out.parent) else Path("."), what="folder of --out")
+    gallery = build_gallery(folder, FacePipeline(backbone), recipe,
+                            DiskCache(settings.current().cache), progress=True,
+                            warn=lambda m: typer.echo(f"warning: {m}", err=True))
+    gallery.save(out)
+    typer.echo(f"gallery: {len(gallery)} photos of {len(set(gallery.identities))} identities, "
+               f"{backbone}, {gallery.encoder.method}-{gallery.codes.n_bits} codes -> {out}")
+
+
+def search_command(
+    photo: Annotated[Path, typer.Argument(help="Probe photo (its largest face is used).")],
+    gallery: Annotated[Path, typer.Option("--gallery", "-g", help="Gallery file.")],
+    top: Annotated[int, typer.Option("--top", "-k", help="Identities to list.")] = 5,
+    explain: Annotated[bool, typer.Option(
+        "--explain", help="Write the explained report of the probe vs the best match.")] = False,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report folder for --explain.")]
+    = Path("out/search"),
+    method: Annotated[str, typer.Option(
+        "--method", "-m", help=f"For --explain: {', '.join(method_names())}, a comma list, "
+        "or all.")] = "occlusion",
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+) -> None:
+    """Who is this? The gallery's closest identities with similarities and calibrated
+    verdicts; with --explain, why the best match matched."""
+    from facexplain import validate
+    from facexplain.api import explain_pair, resolve_methods
+    from facexplain.backbones.registry import get_spec
+    from facexplain.errors import InvalidArgument
+    from facexplain.explain.registry import ExplainOptions
+    from facexplain.pipeline import FacePipeline
+    from facexplain.report.html import confidence_text, write_explanation
+    from facexplain.scoring import get_calibration
+    from facexplain.search.gallery import GallerySearch, embed_photo, load_gallery
+
+    if top < 1:
+        raise InvalidArgument(f"--top must be >= 1, got {top}")
+    validate.readable_file(photo)
+    g = load_gallery(gallery)
+    spec = get_spec(g.backbone)
+    calibration = get_calibration(spec.name)
+    options = ExplainOptions(progress=True)
+    if explain:
+        resolve_methods(method, options, spec)
+        validate.output_dir(out)
+    pipe = FacePipeline(spec.name)
+    candidates = GallerySearch(g, calibration).identities(embed_photo(pipe, photo), top)
+    doc: dict[str, object] = {"probe": str(photo), "gallery": str(gallery),
+                              "backbone": spec.name, "threshold": calibration.threshold,
+                              "candidates": [c.to_dict() for c in candidates]}
+    if explain:
+        result = explain_pair(photo, candidates[0].photo, method, spec.name, options,
+                              pipeline=pipe, log=lambda m: typer.echo(m, err=True))
+        for w in result.verdict.warnings:
+            typer.echo(f"warning: {w}", err=True)
+        doc["report"] = str(write_explanation(result, out).resolve())
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    typer.echo(f"{len(g)} photos searched ({spec.name}, threshold {calibration.threshold:.4f})")
+    for c in candidates:
+        word = "SAME" if c.same else "different"
+        typer.echo(f"{c.rank:>3}. {c.identity}: similarity {c.similarity:.4f}, {word} "
+                   f"({confidence_text(c.confidence)}), photo {c.photo}")
+    if explain:
+        typer.echo(f"report: {doc['report']}")
