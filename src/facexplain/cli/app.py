@@ -38,6 +38,8 @@ app.add_typer(train.app, name="train")
 app.add_typer(study.app, name="study")
 app.add_typer(batch_cli.app, name="batch")
 benchmark.app.command("codes")(codes_bench.codes_command)
+benchmark.app.command("search-speed")(codes_bench.search_speed_command)
+benchmark.app.command("gallery")(codes_bench.gallery_command)
 app.add_typer(search.gallery_app, name="gallery")
 app.command("search")(search.search_command)
 

@@ -71,3 +71,85 @@ def codes_command(
         f"(-{m['test_drop_points']} pt), learned {c['code']} {c['test_accuracy']:.4f} "
         f"(-{c['test_drop_points']} pt, {c['bytes_per_face']} B/face)")
     _write(doc, json_out)
+
+
+def search_speed_command(
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    json_out: JsonOpt = None,
+    lfw: LfwOpt = LFW,
+    code: Annotated[str, typer.Option(help="Codes: sign, median, rotation-BITS, itq-BITS.")]
+    = "itq-256",
+    size: Annotated[int, typer.Option(help="Database size (LFW + synthetic).")] = 1_000_000,
+    queries: Annotated[int, typer.Option(help="LFW query faces.")] = 200,
+    short_lists: Annotated[str, typer.Option(help="Short-list sizes, comma separated.")]
+    = "100,300,1000,3000",
+    nlist: Annotated[int, typer.Option(help="Binary IVF cells (0: flat short list only).")]
+    = 1024,
+    nprobes: Annotated[str, typer.Option(help="IVF cells visited, comma separated.")]
+    = "4,8,16,32",
+    threads: Annotated[int | None, typer.Option(help="FAISS threads (default: all).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of queries and synthetic faces.")] = 0,
+) -> None:
+    """Search at 1M faces: exact float vs Hamming vs short list + exact re-rank (FAISS)."""
+    from facexplain.analysis.codes import parse_recipe
+    from facexplain.benchmarks.search import SearchBenchmarkConfig, run_search_benchmark
+
+    _check(backbone, lfw, json_out)
+    parse_recipe(code)
+    cfg = SearchBenchmarkConfig(
+        backbone=backbone, code=code, size=size, queries=queries,
+        short_lists=_ints(short_lists, "--short-lists"), nlist=nlist,
+        nprobes=_ints(nprobes, "--nprobes"), threads=threads, seed=seed, lfw_root=lfw)
+    doc = run_search_benchmark(cfg)
+    rows = doc["rows"]
+    assert isinstance(rows, list)
+    recall = f"recall_at_{doc['k']}"
+    typer.echo(f"{backbone}, {doc['code']}, {doc['n_database']:,} faces, {doc['n_queries']} "
+               f"queries, {doc['threads']} threads:")
+    for r in rows:
+        extra = ", ".join(f"{k} {r[k]}" for k in ("short_list", "nprobe") if k in r)
+        typer.echo(f"  {r['search']}{' (' + extra + ')' if extra else ''}: "
+                   f"{r['ms_per_query']} ms/query, {r['speedup']}x, "
+                   f"recall@{doc['k']} {r[recall]}")
+    _write(doc, json_out)
+
+
+def gallery_command(
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    json_out: JsonOpt = None,
+    lfw: LfwOpt = LFW,
+    probes: Annotated[int, typer.Option(help="Held-out probe photos.")] = 500,
+    code: Annotated[str, typer.Option(help="Gallery codes.")] = "itq-256",
+    gallery_out: Annotated[Path | None, typer.Option(
+        help="Also write the gallery (all LFW photos but the probes) here.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the probe draw.")] = 0,
+) -> None:
+    """Rank-1 identification of held-out LFW probes against all other LFW photos."""
+    from facexplain.analysis.codes import parse_recipe
+    from facexplain.benchmarks.gallery import GalleryBenchmarkConfig, run_gallery_benchmark
+    from facexplain.errors import InvalidArgument
+
+    if probes < 1:
+        raise InvalidArgument(f"--probes must be >= 1, got {probes}")
+    _check(backbone, lfw, json_out)
+    parse_recipe(code)
+    doc = run_gallery_benchmark(GalleryBenchmarkConfig(
+        backbone=backbone, probes=probes, code=code, seed=seed, gallery_out=gallery_out,
+        lfw_root=lfw))
+    typer.echo(f"{backbone}: rank-1 {doc['rank_1']} (exact float {doc['rank_1_exact_float']}), "
+               f"rank-5 {doc['rank_5']}, top verdict SAME {doc['top_verdict_same']}, "
+               f"{doc['n_probes']} probes vs {doc['n_gallery']:,} photos "
+               f"({doc['n_identities']:,} people), {doc['ms_per_search']} ms/search")
+    _write(doc, json_out)
+
+
+def _ints(text: str, option: str) -> tuple[int, ...]:
+    from facexplain.errors import InvalidArgument
+
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InvalidArgument(f"{option} must be comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise InvalidArgument(f"{option} must be positive integers, got {text!r}")
+    return values
