@@ -96,6 +96,12 @@ def simulate_command(
 
     planted = simulate_study(study, parse_gains(gains), base, sd, seed)
     typer.echo(f"{len(planted)} simulated participants answered every pair twice")
+    for cond in dict.fromkeys(p.condition for p in planted):
+        group = [p for p in planted if p.condition == cond]
+        before = sum(p.accuracy_before for p in group) / len(group)
+        gain = sum(p.accuracy_after - p.accuracy_before for p in group) / len(group)
+        typer.echo(f"{cond}: planted (expected) accuracy alone {100 * before:.2f}%, "
+                   f"gain {100 * gain:+.2f}%")
 
 
 @app.command("export")
