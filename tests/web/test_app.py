@@ -4,6 +4,7 @@ submit, progress, verdict, report and downloads; models load once; bad input get
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 from pathlib import Path
 
@@ -127,3 +128,22 @@ def test_no_path_traversal_through_job_ids_or_file_names(client: TestClient,
         assert "root:" not in resp.text
     saved = sorted(p.name for p in client.app.state.jobs.get(job_id).out_dir.glob("upload_*"))
     assert saved == ["upload_a", "upload_b"]  # the client's file name is never used
+
+
+def test_concurrent_users_queue_and_the_server_keeps_answering(tmp_path: Path,
+                                                               pipelines: Pipelines) -> None:
+    app = create_app(WebConfig(tmp_path / "work", max_waiting=1), pipelines)
+    with TestClient(app) as c:
+        data = {"lfw_pair": "0", "methods": "occlusion", **FAST}
+        codes = [c.post("/api/explain", data=data) for _ in range(3)]
+        accepted = [r.json()["id"] for r in codes if r.status_code == 202]
+        refused = [r for r in codes if r.status_code == 429]
+        assert refused and len(accepted) + len(refused) == 3  # one waiting at most
+        assert "waiting" in refused[0].json()["detail"]
+        status = c.get(f"/api/jobs/{accepted[-1]}").json()
+        assert status["state"] in ("queued", "running")
+        t = time.perf_counter()
+        assert c.get("/healthz").status_code == 200 and c.get("/").status_code == 200
+        assert time.perf_counter() - t < 5.0  # pages do not wait for the explanation
+        for job_id in accepted:
+            assert wait_for_job(c, job_id)["state"] == "done"
