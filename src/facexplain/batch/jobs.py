@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from facexplain.batch.gallery import write_gallery
 from facexplain.batch.manifest import MANIFEST, Manifest, read_manifest
 from facexplain.batch.pairs import BatchPair
 from facexplain.batch.runner import BatchStats, run_pairs
-from facexplain.batch.worker import BatchJob
+from facexplain.batch.worker import PAIRS_DIR, BatchJob
 
 CSV_FIELDS = ("id", "a", "b", "same", "status", "similarity", "threshold", "verdict",
               "confidence", "seconds", "worker", "error", "reason")
@@ -47,6 +48,8 @@ def batch_explain(job: BatchJob, pairs: Sequence[BatchPair], workers: int = 2,
                           progress=progress, on_workers=on_workers)
     finally:
         manifest.close()
+        for stale in (job.out / PAIRS_DIR).glob(".*.tmp"):  # workers are gone by now
+            shutil.rmtree(stale, ignore_errors=True)
         wanted = {p.id for p in pairs}
         rows = [r for k, r in read_manifest(path).items() if k in wanted]
         write_gallery(job.out, rows, job.backbone)

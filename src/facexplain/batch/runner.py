@@ -12,6 +12,9 @@ use (no dashboard, no usage stats) unless an address is given.
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +27,7 @@ from facexplain.batch.worker import BatchJob, PairWorker
 
 Record = Callable[[list[dict[str, Any]]], None]
 PER_WORKER = 2  # tasks queued per actor, so a worker never waits for the driver
+RECHECK_S = 1.0  # how often a restarting actor is offered work again
 
 
 @dataclass(frozen=True)
@@ -53,14 +57,73 @@ def start_ray(address: str | None, workers: int) -> bool:
     return True
 
 
+class _Pool:
+    """The actors and what each holds: tasks in flight, or a probe while it restarts."""
+
+    def __init__(self, actors: list[Any], kind: str) -> None:
+        self.actors = actors
+        self.kind = kind
+        self.inflight: dict[Any, tuple[list[BatchPair], int]] = {}
+        self.load = [0] * len(actors)
+        self.probes: dict[Any, int] = {}  # ping of an actor that lost a task; no work till back
+        self.next_probe: dict[int, float] = {}
+
+    def submit(self, i: int, queue: deque[list[BatchPair]]) -> None:
+        down = i in self.probes.values() or i in self.next_probe
+        while queue and self.load[i] < PER_WORKER and not down:
+            group = queue.popleft()
+            dicts = [p.to_dict() for p in group]
+            actor = self.actors[i]
+            ref = (actor.explain.remote(dicts[0]) if self.kind == "explain"
+                   else actor.verify.remote(dicts))
+            self.inflight[ref] = (group, i)
+            self.load[i] += 1
+
+    def lost(self, i: int, now: float) -> None:
+        """Actor ``i`` lost a task (it died): probe it before giving it work again."""
+        if i not in self.probes.values():
+            self.next_probe.setdefault(i, now)
+
+    def probe_due(self, now: float) -> None:
+        for i, at in list(self.next_probe.items()):
+            if at <= now:
+                del self.next_probe[i]
+                self.probes[self.actors[i].pid.remote()] = i
+
+    def refs(self) -> list[Any]:
+        return [*self.inflight, *self.probes]
+
+
+class _StopOnSigint:
+    """Ctrl-C asks the dispatch loop to stop between results (an asynchronous
+    KeyboardInterrupt inside Ray's calls is not reliably raised); the loop then cleans up."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, _signum: int, _frame: object) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
 def run_pairs(job: BatchJob, todo: Sequence[BatchPair], kind: str, record: Record,
               workers: int = 2, address: str | None = None, chunk: int = 1,
               retries: int = 3, skipped: int = 0, progress: bool = True,
               on_workers: Callable[[list[int]], None] | None = None) -> BatchStats:
     """Hand ``todo`` to ``workers`` actors (``kind``: 'explain' one pair per task, 'verify'
-    ``chunk`` pairs per task) and pass each finished task's rows to ``record``."""
-    import time
+    ``chunk`` pairs per task) and pass each finished task's rows to ``record``.
 
+    A task whose actor died (Ray reports ``ActorUnavailableError`` while it restarts) goes back
+    to the queue; that actor gets work again once a ping answers. A pair in flight at more than
+    ``retries`` deaths is recorded as failed, so a pair that kills every worker cannot loop.
+    """
     import ray
     from ray.exceptions import RayError
 
@@ -72,36 +135,38 @@ def run_pairs(job: BatchJob, todo: Sequence[BatchPair], kind: str, record: Recor
     started = start_ray(address, workers)
     actor_cls: Any = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(PairWorker)
     registered = registered_module(job.backbone)
-    actors: list[Any] = [actor_cls.remote(job, registered) for _ in range(workers)]
+    pool = _Pool([actor_cls.remote(job, registered) for _ in range(workers)], kind)
     queue = deque([list(todo[i:i + chunk]) for i in range(0, len(todo), chunk)])
-    inflight: dict[Any, tuple[list[BatchPair], int]] = {}
-    load = [0] * workers
     attempts: dict[str, int] = {}
     computed = failed = retried = 0
     bar = tqdm(total=len(todo), desc=f"batch {kind}", unit="pair", disable=not progress)
-
-    def submit(i: int) -> None:
-        while queue and load[i] < PER_WORKER:
-            group = queue.popleft()
-            dicts = [p.to_dict() for p in group]
-            ref = (actors[i].explain.remote(dicts[0]) if kind == "explain"
-                   else actors[i].verify.remote(dicts))
-            inflight[ref] = (group, i)
-            load[i] += 1
-
+    stop = _StopOnSigint()
     try:
         if on_workers is not None:
-            on_workers(ray.get([a.pid.remote() for a in actors]))
-        for i in range(workers):
-            submit(i)
-        while inflight:
-            ready, _ = ray.wait(list(inflight), num_returns=1)
+            on_workers(ray.get([a.pid.remote() for a in pool.actors]))
+        while (pool.inflight or queue) and not stop.requested:
+            for k in sorted(range(workers), key=lambda k: pool.load[k]):
+                pool.submit(k, queue)
+            pool.probe_due(time.monotonic())
+            refs = pool.refs()
+            if not refs:  # every actor waits for its next probe
+                time.sleep(RECHECK_S / 4)
+                continue
+            ready, _ = ray.wait(refs, num_returns=1, timeout=RECHECK_S)
             for ref in ready:
-                group, i = inflight.pop(ref)
-                load[i] -= 1
+                if ref in pool.probes:
+                    i = pool.probes.pop(ref)
+                    try:
+                        ray.get(ref)
+                    except RayError:  # still restarting: ask again later
+                        pool.next_probe[i] = time.monotonic() + RECHECK_S
+                    continue
+                group, i = pool.inflight.pop(ref)
+                pool.load[i] -= 1
                 try:
                     out = ray.get(ref)
                 except RayError as err:  # the worker died: hand its pairs out again
+                    pool.lost(i, time.monotonic())
                     rows = _retry(group, err, attempts, retries, queue)
                     retried += len(group) - len(rows)
                 else:
@@ -111,14 +176,15 @@ def run_pairs(job: BatchJob, todo: Sequence[BatchPair], kind: str, record: Recor
                     computed += len(rows)
                     failed += sum(r["status"] != "done" for r in rows)
                     bar.update(len(rows))
-                for k in sorted(range(workers), key=lambda k: load[k]):
-                    submit(k)
     finally:
+        stop.restore()
         bar.close()
-        for a in actors:
+        for a in pool.actors:
             ray.kill(a, no_restart=True)
         if started:
             ray.shutdown()
+    if stop.requested:  # what is recorded stays; a rerun does the rest
+        raise KeyboardInterrupt
     return BatchStats(computed, failed, retried, skipped, workers,
                       round(time.perf_counter() - started_at, 2))
 

@@ -82,8 +82,9 @@ class PairWorker:
                                   options=self.job.options, pipeline=self.pipe)
             computed = time.perf_counter()
             root = self.job.out / PAIRS_DIR
+            for stale in root.glob(f".{pair['id']}.*.tmp"):  # left by a worker that died
+                shutil.rmtree(stale, ignore_errors=True)
             tmp = root / f".{pair['id']}.{os.getpid()}.tmp"
-            shutil.rmtree(tmp, ignore_errors=True)
             write_explanation(result, tmp)
             final = root / pair["id"]
             shutil.rmtree(final, ignore_errors=True)  # left by a worker that died after writing

@@ -61,7 +61,8 @@ def main() -> None:
     """Entry point: run the app; bad input prints one line and exits non-zero, never a trace."""
     warnings.showwarning = _one_line_warning
     try:
-        app(standalone_mode=False)
+        if app(standalone_mode=False) == 130:  # typer returns Ctrl-C as Exit(130) here
+            raise KeyboardInterrupt
     except NoArgsIsHelpError as exc:
         typer.echo(exc.ctx.get_help() if exc.ctx else str(exc))
         sys.exit(0)
