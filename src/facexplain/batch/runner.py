@@ -172,6 +172,8 @@ def run_pairs(job: BatchJob, todo: Sequence[BatchPair], kind: str, record: Recor
                 else:
                     rows = out if isinstance(out, list) else [out]
                 if rows:
+                    stamp = round(time.time(), 3)
+                    rows = [{**r, "finished_at": stamp} for r in rows]
                     record(rows)
                     computed += len(rows)
                     failed += sum(r["status"] != "done" for r in rows)
