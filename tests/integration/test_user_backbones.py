@@ -109,8 +109,13 @@ def test_int8_sface_registers_as_is_and_matches_opencv(home: Path) -> None:
                           check_images=CHECK)
     assert check is not None and check.runtime.startswith("opencv")  # onnxruntime refuses it
     assert check.min_cosine > 0.99999 and row["output"] == "fc1"
-    model = load_backbone("sface-int8")
-    assert "conv_14_relu" in model.node_names()
+    borrow_calibration("sface-int8", "sface")
+    got = explain_pair(A, B, "gradcam", backbone="sface-int8", options=FAST)  # a map method
+    ref = explain_pair(A, B, "gradcam", backbone="sface", options=FAST)
+    for name, values in ref.results[0].explanation.maps.items():
+        scale = float(values.abs().max()) or 1.0
+        diff = float((got.results[0].explanation.maps[name] - values).abs().max())
+        assert diff < 1e-3 * scale, name
     remove_backbone("sface-int8")
 
 
