@@ -90,9 +90,14 @@ def main() -> None:
     ap.add_argument("--explain-pairs", type=int, default=12)
     ap.add_argument("--verify-pairs", type=int, default=6000)
     ap.add_argument("--loop-pairs", type=int, default=8)
+    ap.add_argument("--parts", default="loop,explain,verify")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    result: dict[str, object] = {
+    parts = args.parts.split(",")
+    result: dict[str, object] = {}
+    if args.json and args.json.is_file():  # parts measured by an earlier run stay
+        result = json.loads(args.json.read_text())
+    result[f"run {'+'.join(parts)}"] = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus", "load_before": load(),
         "command": "python bench/batch_throughput.py " + " ".join(sys.argv[1:])}
@@ -104,12 +109,16 @@ def main() -> None:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
 
     with tempfile.TemporaryDirectory() as tmp:
-        result["loop_verify"] = cli_loop(args.loop_pairs)
-        save()
-        result["explain"] = [batch_explain(args.explain_pairs, w, Path(tmp)) for w in (1, 2)]
-        save()
-        result["verify"] = batch_verify(args.verify_pairs, 2, Path(tmp))
-        save()
+        if "loop" in parts:
+            result["loop_verify"] = cli_loop(args.loop_pairs)
+            save()
+        if "explain" in parts:
+            result["explain"] = [batch_explain(args.explain_pairs, w, Path(tmp))
+                                 for w in (1, 2)]
+            save()
+        if "verify" in parts:
+            result["verify"] = batch_verify(args.verify_pairs, 2, Path(tmp))
+            save()
 
 
 if __name__ == "__main__":
