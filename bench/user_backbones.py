@@ -90,7 +90,7 @@ def map_diffs(user: str, builtin: str, n_pairs: int) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--backbones", default=",".join(SPECS))
+    ap.add_argument("--backbones", default=",".join([*SPECS, "sface-int8"]))
     ap.add_argument("--pairs", type=int, default=3, help="LFW pairs for the map comparison")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
@@ -100,9 +100,10 @@ def main() -> None:
         home.mkdir()
         linked_home(home)
         os.environ[settings.HOME_ENV] = str(home)
+        names = args.backbones.split(",")
         jobs = [(name, export(name, Path(tmp) / f"{name}.onnx"), name)
-                for name in args.backbones.split(",")]
-        if "sface" in args.backbones.split(","):
+                for name in names if name in SPECS]
+        if "sface-int8" in names:  # the original int8 file, as-is
             jobs.append(("sface", REAL.home / INT8, "sface-int8"))
         for builtin, onnx_file, label in jobs:
             user = f"onnx-{label}"
@@ -143,6 +144,11 @@ def main() -> None:
 
 
 def write_json(args: argparse.Namespace, rows: list[dict[str, object]]) -> None:
+    """Write (merging with rows of other backbones from earlier runs, by label)."""
+    if args.json.is_file():
+        old = json.loads(args.json.read_text())["rows"]
+        labels = {r["backbone"] for r in rows}
+        rows = [r for r in old if r["backbone"] not in labels] + rows
     out = {"date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
            "machine": f"{platform.machine()}, {os.cpu_count()} cpus, "
                       f"{torch.get_num_threads()} torch threads",

@@ -179,8 +179,8 @@ def test_cli_add_list_remove_and_one_line_errors(home: Path, tmp_path: Path) -> 
         errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
         assert res.returncode == 2 and len(errors) == 1 and words in errors[0], res.stderr
         assert "Traceback" not in res.stderr
-    removed = _cli("backbones", "remove", "mf-cli", home=home)
-    assert removed.returncode == 0 and "mf-cli" not in list_backbones()
+    remove_backbone("mf-cli")
+    assert "mf-cli" not in list_backbones()
     with pytest.raises(UserModelError):
         add_onnx("b3", bad)
     with pytest.raises(InvalidArgument, match="built in"):
