@@ -9,7 +9,7 @@ import pytest
 from facexplain.analysis.binary import encode, hamming
 from facexplain.analysis.codes import CodeRecipe, fit_encoder
 from facexplain.errors import InvalidArgument
-from facexplain.search.index import FaceIndex, ShortList, faiss_bytes, rerank
+from facexplain.search.index import FaceIndex, PQShortList, faiss_bytes, rerank
 
 
 def data(n: int = 3000, d: int = 24, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -74,15 +74,28 @@ def test_rerank_skips_missing_candidates() -> None:
     assert np.all(np.isinf(sims[0, 3:]))
 
 
-def test_short_list_search_with_every_ivf_cell_equals_exact_search() -> None:
+def test_a_short_list_of_everything_equals_exact_search() -> None:
     x, q = data()
     enc = fit_encoder(x, CodeRecipe("itq", 64))
-    index = FaceIndex(x, enc.encode(x), ShortList(size=len(x), nlist=8, nprobe=8))
+    index = FaceIndex(x, enc.encode(x))
     _, exact = index.search_float(q, 10)
-    _, got = index.search(q, enc.encode(q), 10)
+    _, got = index.search(q, enc.encode(q), 10, short_list=len(x))
     assert np.array_equal(got, exact)
-    _, flat = index.search(q, enc.encode(q), 10, short_list=len(x), ivf=False)
-    assert np.array_equal(flat, exact)
+    pq = PQShortList(index.unit, x, bytes_per_face=4)
+    _, got = pq.search(q, 10, short_list=len(x))
+    assert np.array_equal(got, exact)
+
+
+def test_pq_short_list_keeps_the_top_10_with_a_tenth_of_the_database() -> None:
+    """Not a guarantee, a sanity level: 300 of 3000 by 6-byte PQ codes keep >= 95%."""
+    x, q = data()
+    index = FaceIndex(x, encode(x))
+    _, exact = index.search_float(q, 10)
+    _, got = PQShortList(index.unit, x, bytes_per_face=6).search(q, 10, short_list=300)
+    hits = np.mean([len(np.intersect1d(a, b)) for a, b in zip(got, exact, strict=True)])
+    assert hits >= 9.5
+    with pytest.raises(InvalidArgument, match="do not divide"):
+        PQShortList(index.unit, x, bytes_per_face=5)
 
 
 def test_a_short_list_from_learned_codes_finds_most_of_the_top_10() -> None:
@@ -91,7 +104,7 @@ def test_a_short_list_from_learned_codes_finds_most_of_the_top_10() -> None:
     enc = fit_encoder(x, CodeRecipe("itq", 64))
     index = FaceIndex(x, enc.encode(x))
     _, exact = index.search_float(q, 10)
-    _, got = index.search(q, enc.encode(q), 10, short_list=300, ivf=False)
+    _, got = index.search(q, enc.encode(q), 10, short_list=300)
     hits = np.mean([len(np.intersect1d(a, b)) for a, b in zip(got, exact, strict=True)])
     assert hits >= 9.0
 

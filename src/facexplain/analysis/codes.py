@@ -18,9 +18,10 @@ from threadpoolctl import threadpool_limits
 from facexplain.analysis.binary import BinaryCodes, n_words, pack_bits
 from facexplain.errors import InvalidArgument
 
-# sign: > 0 (the paper); median: > each neuron's median; rotation: centred unit vectors times
-# a random orthonormal projection (SimHash); itq: PCA / random projection, then ITQ rotation.
-METHODS = ("sign", "median", "rotation", "itq")
+# sign: > 0 (the paper); median: > each neuron's median; simhash: unit vectors times a random
+# orthonormal projection (Hamming / bits -> angle / pi); rotation: the same on centred unit
+# vectors (balanced bits); itq: PCA / random projection of centred vectors, then ITQ rotation.
+METHODS = ("sign", "median", "simhash", "rotation", "itq")
 ENCODER_FORMAT = "facexplain-code-encoder-v1"
 
 
@@ -157,7 +158,10 @@ def _fit(x: np.ndarray, recipe: CodeRecipe) -> CodeEncoder:
     unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     mean = unit.mean(axis=0)
     centred = unit - mean
-    if recipe.method == "rotation":
+    if recipe.method == "simhash":  # keeps the raw angle, the one cosine verification uses
+        mean = np.zeros(dim, dtype=np.float32)
+        proj = random_orthonormal(dim, n_bits, rng)
+    elif recipe.method == "rotation":
         proj = random_orthonormal(dim, n_bits, rng)
     else:  # itq: PCA when it can give the bits, a random projection of all dims otherwise
         _, _, vt = np.linalg.svd(centred.astype(np.float64), full_matrices=False)

@@ -22,11 +22,11 @@ import numpy as np
 from tqdm import tqdm
 
 from facexplain import settings
-from facexplain.analysis.binary import normalize_rows, synthetic_like
+from facexplain.analysis.binary import HammingIndex, normalize_rows, synthetic_like
 from facexplain.analysis.codes import fit_encoder, parse_recipe
 from facexplain.benchmarks.codes import lfw_embeddings, outside_pairs
 from facexplain.datasets.lfw import read_pairs
-from facexplain.search.index import FaceIndex, ShortList, set_threads
+from facexplain.search.index import FaceIndex, PQShortList, set_threads
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,9 @@ class SearchBenchmarkConfig:
     size: int = 1_000_000
     queries: int = 200
     k: int = 10
-    short_lists: tuple[int, ...] = (100, 300, 1000, 3000)
-    nlist: int = 1024  # IVF cells of the approximate short list (0: flat only)
-    nprobes: tuple[int, ...] = (4, 8, 16, 32)
+    short_lists: tuple[int, ...] = (300, 1000, 3000)
+    pq_bytes: tuple[int, ...] = (32, 64)  # PQ fast-scan code sizes for the short list
+    popcount: bool = True  # also time the project's numpy popcount scan (HammingIndex)
     threads: int | None = None
     seed: int = 0
     lfw_root: Path = field(default_factory=lambda: settings.current().lfw)
@@ -66,8 +66,8 @@ def run_search_benchmark(cfg: SearchBenchmarkConfig) -> dict[str, object]:
     pairs = read_pairs(cfg.lfw_root / "pairs.txt")
     emb = lfw_embeddings(cfg.backbone, cfg.lfw_root, cfg.cache_dir, cfg.progress)
     people, x = emb.people, emb.matrix
-    encoder = fit_encoder(x[outside_pairs(pairs, cfg.lfw_root / "lfw-deepfunneled", people)],
-                          recipe)
+    fit_rows = x[outside_pairs(pairs, cfg.lfw_root / "lfw-deepfunneled", people)]
+    encoder = fit_encoder(fit_rows, recipe)
     names, counts = np.unique(people.identity, return_counts=True)
     multi = set(names[counts >= 2].tolist())
     candidates = np.flatnonzero([n in multi for n in people.identity])
@@ -85,7 +85,8 @@ def run_search_benchmark(cfg: SearchBenchmarkConfig) -> dict[str, object]:
     normalize_rows(db, in_place=True)  # the codes were taken from the rows as given
     bit_rate_real = float(codes.take(slice(0, len(real))).bits().mean())
     t = time.perf_counter()
-    index = FaceIndex(db, codes, ShortList(nlist=cfg.nlist), unit=True)
+    index = FaceIndex(db, codes, unit=True)
+    pq = {b: PQShortList(db, fit_rows, b) for b in cfg.pq_bytes}
     build_s = time.perf_counter() - t
     queries, q_codes = x[q_idx], encoder.encode(x[q_idx])
     n_q, k = len(q_idx), cfg.k
@@ -103,21 +104,25 @@ def run_search_benchmark(cfg: SearchBenchmarkConfig) -> dict[str, object]:
     add("exact float (faiss IndexFlatIP)", float_s, truth)
     sec, found = _timed(lambda: index.search_hamming(q_codes, k))
     add("Hamming flat (faiss IndexBinaryFlat)", sec, found)
+    if cfg.popcount:
+        popcount = HammingIndex(codes)
+        sec, found = _timed(lambda: popcount.search(q_codes, k)[::-1])  # (indices, distances)
+        add("Hamming flat (numpy popcount, HammingIndex)", sec, found)
+        del popcount
     for size in cfg.short_lists:
-        sec, found = _timed(partial(index.search, queries, q_codes, k, size, ivf=False))
+        sec, found = _timed(partial(index.search, queries, q_codes, k, size))
         add("short list (binary flat) + exact re-rank", sec, found, short_list=size)
-    if cfg.nlist > 0:
-        for nprobe in cfg.nprobes:
-            for size in cfg.short_lists:
-                index.set_nprobe(nprobe)
-                sec, found = _timed(partial(index.search, queries, q_codes, k, size))
-                add("short list (binary IVF) + exact re-rank", sec, found, short_list=size,
-                    nlist=cfg.nlist, nprobe=nprobe)
+    for nbytes, short in pq.items():
+        for size in cfg.short_lists:
+            sec, found = _timed(partial(short.search, queries, k, size))
+            add(f"short list (PQ fast scan, {nbytes} B) + exact re-rank", sec, found,
+                short_list=size)
     return {
         "backbone": cfg.backbone, "code": recipe.label(x.shape[1]), "n_bits": codes.n_bits,
         "n_database": n_db, "n_lfw_in_database": len(real), "n_queries": n_q, "k": k,
         "rows": rows, "float_bytes_per_face": 4 * x.shape[1],
-        "code_bytes_per_face": codes.n_bits // 8,
+        "code_bytes_per_face": codes.n_bits // 8, "pq_bytes_per_face": list(cfg.pq_bytes),
+        "pq_trained_on": f"{len(fit_rows)} LFW images no pair uses",
         "bit_rate_lfw": round(bit_rate_real, 4),
         "bit_rate_synthetic": round(float(codes.take(slice(len(real), len(real) + 65536))
                                           .bits().mean()), 4) if n_db > len(real) else None,

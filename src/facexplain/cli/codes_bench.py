@@ -49,7 +49,7 @@ def codes_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     json_out: JsonOpt = None,
     lfw: LfwOpt = LFW,
-    max_bits: Annotated[int, typer.Option(help="Largest learned code tried (bits).")] = 1024,
+    max_bits: Annotated[int, typer.Option(help="Largest learned code tried (bits).")] = 2048,
     seed: Annotated[int, typer.Option(help="Seed of the random projections.")] = 0,
 ) -> None:
     """LFW accuracy with float cosine, sign codes and learned codes (chosen on folds 1-5,
@@ -82,11 +82,12 @@ def search_speed_command(
     size: Annotated[int, typer.Option(help="Database size (LFW + synthetic).")] = 1_000_000,
     queries: Annotated[int, typer.Option(help="LFW query faces.")] = 200,
     short_lists: Annotated[str, typer.Option(help="Short-list sizes, comma separated.")]
-    = "100,300,1000,3000",
-    nlist: Annotated[int, typer.Option(help="Binary IVF cells (0: flat short list only).")]
-    = 1024,
-    nprobes: Annotated[str, typer.Option(help="IVF cells visited, comma separated.")]
-    = "4,8,16,32",
+    = "300,1000,3000",
+    pq_bytes: Annotated[str, typer.Option(
+        help="PQ fast-scan code sizes (bytes/face) for short lists, comma separated.")]
+    = "32,64",
+    popcount: Annotated[bool, typer.Option(
+        help="Also time the numpy popcount scan (HammingIndex).")] = True,
     threads: Annotated[int | None, typer.Option(help="FAISS threads (default: all).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of queries and synthetic faces.")] = 0,
 ) -> None:
@@ -98,8 +99,8 @@ def search_speed_command(
     parse_recipe(code)
     cfg = SearchBenchmarkConfig(
         backbone=backbone, code=code, size=size, queries=queries,
-        short_lists=_ints(short_lists, "--short-lists"), nlist=nlist,
-        nprobes=_ints(nprobes, "--nprobes"), threads=threads, seed=seed, lfw_root=lfw)
+        short_lists=_ints(short_lists, "--short-lists"), pq_bytes=_ints(pq_bytes, "--pq-bytes"),
+        popcount=popcount, threads=threads, seed=seed, lfw_root=lfw)
     doc = run_search_benchmark(cfg)
     rows = doc["rows"]
     assert isinstance(rows, list)
@@ -107,7 +108,7 @@ def search_speed_command(
     typer.echo(f"{backbone}, {doc['code']}, {doc['n_database']:,} faces, {doc['n_queries']} "
                f"queries, {doc['threads']} threads:")
     for r in rows:
-        extra = ", ".join(f"{k} {r[k]}" for k in ("short_list", "nprobe") if k in r)
+        extra = f"short list {r['short_list']}" if "short_list" in r else ""
         typer.echo(f"  {r['search']}{' (' + extra + ')' if extra else ''}: "
                    f"{r['ms_per_query']} ms/query, {r['speedup']}x, "
                    f"recall@{doc['k']} {r[recall]}")

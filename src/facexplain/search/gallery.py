@@ -22,7 +22,7 @@ from facexplain.cache import DiskCache, image_key
 from facexplain.errors import FacexplainError, InputNotFound, InvalidArgument
 from facexplain.pipeline import FacePipeline
 from facexplain.scoring import Calibration
-from facexplain.search.index import FaceIndex, ShortList
+from facexplain.search.index import FaceIndex
 
 GALLERY_FORMAT = "facexplain-gallery-v1"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -164,20 +164,20 @@ class Candidate:
 class GallerySearch:
     """A gallery's index: exact for small galleries, short list + exact re-rank for big ones."""
 
-    def __init__(self, gallery: Gallery, calibration: Calibration, short_list: int = 1000,
-                 nlist: int = 0) -> None:
+    def __init__(self, gallery: Gallery, calibration: Calibration,
+                 short_list: int = 1000) -> None:
         self.gallery = gallery
         self.calibration = calibration
+        self.short_list = short_list
         self.identity = np.asarray(gallery.identities)
-        self.index = FaceIndex(gallery.embeddings, gallery.codes,
-                               ShortList(short_list, nlist, max(1, nlist // 32)))
+        self.index = FaceIndex(gallery.embeddings, gallery.codes)
 
     def photos(self, queries: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Closest photos (similarities, indices) of each query embedding."""
         q = np.asarray(queries, dtype=np.float32)
-        if len(self.gallery) <= self.index.short.size:
+        if len(self.gallery) <= self.short_list:
             return self.index.search_float(q, n)
-        return self.index.search(q, self.gallery.encoder.encode(q), n)
+        return self.index.search(q, self.gallery.encoder.encode(q), n, self.short_list)
 
     def identities(self, query: np.ndarray, top: int = 5) -> list[Candidate]:
         """The ``top`` identities nearest to one query embedding, best first."""
