@@ -28,7 +28,7 @@ from facexplain.search.gallery import GallerySearch, gallery_from_embeddings
 class GalleryBenchmarkConfig:
     backbone: str = "sface"
     probes: int = 500
-    code: str = "itq-256"
+    code: str = "rotation-256"
     short_list: int = 1000
     top: int = 5
     seed: int = 0

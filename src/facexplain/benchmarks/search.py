@@ -32,7 +32,7 @@ from facexplain.search.index import FaceIndex, PQShortList, set_threads
 @dataclass(frozen=True)
 class SearchBenchmarkConfig:
     backbone: str = "sface"
-    code: str = "itq-256"  # method-bits, e.g. sign-128, itq-256, rotation-512
+    code: str = "rotation-256"  # method-bits, e.g. sign-128, itq-256, rotation-512
     size: int = 1_000_000
     queries: int = 200
     k: int = 10

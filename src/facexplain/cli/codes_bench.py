@@ -78,7 +78,7 @@ def search_speed_command(
     json_out: JsonOpt = None,
     lfw: LfwOpt = LFW,
     code: Annotated[str, typer.Option(help="Codes: sign, median, rotation-BITS, itq-BITS.")]
-    = "itq-256",
+    = "rotation-256",
     size: Annotated[int, typer.Option(help="Database size (LFW + synthetic).")] = 1_000_000,
     queries: Annotated[int, typer.Option(help="LFW query faces.")] = 200,
     short_lists: Annotated[str, typer.Option(help="Short-list sizes, comma separated.")]
@@ -120,7 +120,7 @@ def gallery_command(
     json_out: JsonOpt = None,
     lfw: LfwOpt = LFW,
     probes: Annotated[int, typer.Option(help="Held-out probe photos.")] = 500,
-    code: Annotated[str, typer.Option(help="Gallery codes.")] = "itq-256",
+    code: Annotated[str, typer.Option(help="Gallery codes.")] = "rotation-256",
     gallery_out: Annotated[Path | None, typer.Option(
         help="Also write the gallery (all LFW photos but the probes) here.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the probe draw.")] = 0,

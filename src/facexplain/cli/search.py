@@ -25,7 +25,7 @@ def build_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     code: Annotated[str, typer.Option(
         help="Binary code for the short list: sign, median, rotation-BITS or itq-BITS "
-             "(fitted on the gallery itself).")] = "itq-256",
+             "(fitted on the gallery itself).")] = "rotation-256",
 ) -> None:
     """Embed every photo's largest face and store embeddings, codes and identities."""
     from facexplain import settings, validate
