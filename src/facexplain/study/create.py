@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from PIL import Image
 
 from facexplain import settings
@@ -91,16 +92,25 @@ def crop_to_labelled_face(pipe: FacePipeline, src: Path, dest: Path,
     Image.fromarray(image).crop(box).save(dest, quality=95)
 
 
+def draw_help(spec: MapSpec, values: torch.Tensor, faces: torch.Tensor, dest: Path) -> Path:
+    """The help picture: the map over both aligned faces, scaled as the report scales it but
+    without a title, so no condition names its method to the participant."""
+    from facexplain.report.overlay import save_pair_overlay
+
+    lo, hi = spec.vrange if spec.vrange is not None else (None, None)
+    if spec.signed and spec.vrange is None:
+        bound = float(values.abs().max()) or 1e-12
+        lo, hi = -bound, bound
+    return save_pair_overlay(faces, values, dest, "", vmin=lo, vmax=hi, cmap=spec.cmap)
+
+
 def draw_help_maps(folder: Path, pairs: Sequence[tuple[Path, Path]], methods: Sequence[str],
                    pipe: FacePipeline, options: ExplainOptions,
                    log: Callable[[str], None] | None = None) -> list[tuple[float, bool]]:
     """Explain every pair once with all help methods; save each method's display map as
     ``maps/<method>/p<idx>.png``. Returns the explained model's (similarity, same) per pair."""
     from facexplain.api import explain_pair, verify
-    from facexplain.report.sections import draw_map
 
-    scratch = folder / "maps" / ".scratch"
-    scratch.mkdir(parents=True, exist_ok=True)
     verdicts = []
     for idx, (a, b) in enumerate(pairs):
         if log is not None:
@@ -109,16 +119,13 @@ def draw_help_maps(folder: Path, pairs: Sequence[tuple[Path, Path]], methods: Se
             result = explain_pair(a, b, list(methods), pipe.spec.name, options, pipeline=pipe)
             for r in result.results:
                 spec = display_map(r.method, list(r.explanation.maps))
-                fig = draw_map(spec, r.method.name, r.explanation.maps[spec.name],
-                               result.faces, scratch)
                 dest = folder / "maps" / r.method.name / f"p{idx:04d}.png"
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                (scratch / fig.src).replace(dest)
+                draw_help(spec, r.explanation.maps[spec.name], result.faces, dest)
             v = result.verdict
         else:
             v = verify(a, b, pipe.spec.name, pipeline=pipe)
         verdicts.append((v.similarity, v.same))
-    shutil.rmtree(scratch, ignore_errors=True)
     return verdicts
 
 
