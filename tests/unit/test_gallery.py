@@ -73,6 +73,18 @@ def test_identities_are_ranked_once_each_at_their_closest_photo() -> None:
     assert got[0].confidence == pytest.approx(CAL.confidence(got[0].similarity))
 
 
+def test_a_person_with_many_photos_does_not_hide_the_others() -> None:
+    x, ids = people(6, 2, seed=3)
+    rng = np.random.default_rng(4)
+    crowd = x[0] + 0.05 * rng.standard_normal((400, x.shape[1])).astype(np.float32)
+    g = gallery_from_embeddings("sface", [str(i) for i in range(412)],
+                                ["crowd"] * 400 + ids, np.concatenate([crowd, x]),
+                                CodeRecipe("sign"))
+    got = GallerySearch(g, CAL).identities(x[0], 5)
+    assert {"crowd", "person_000"} <= {c.identity for c in got} and len(got) == 5
+    assert len({c.identity for c in got}) == 5
+
+
 def test_short_list_search_of_a_big_gallery_matches_exact_search() -> None:
     x, ids = people(1500, 2, seed=2)
     g = gallery_from_embeddings("sface", [str(i) for i in range(len(x))], ids, x,

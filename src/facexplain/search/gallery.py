@@ -180,12 +180,21 @@ class GallerySearch:
         return self.index.search(q, self.gallery.encoder.encode(q), n, self.short_list)
 
     def identities(self, query: np.ndarray, top: int = 5) -> list[Candidate]:
-        """The ``top`` identities nearest to one query embedding, best first."""
+        """The ``top`` identities nearest to one query embedding, best first. Photos are
+        fetched in growing batches until ``top`` different people are among them (a person
+        with hundreds of photos must not hide everyone else)."""
         n_photos = min(len(self.gallery), max(200, 20 * top))
-        sims, idx = self.photos(query[None], n_photos)
+        while True:
+            sims, idx = self.photos(query[None], n_photos)
+            out = self._group(sims[0], idx[0], top)
+            if len(out) == top or n_photos >= len(self.gallery):
+                return out
+            n_photos = min(len(self.gallery), 4 * n_photos)
+
+    def _group(self, sims: np.ndarray, idx: np.ndarray, top: int) -> list[Candidate]:
         out: list[Candidate] = []
         seen: set[str] = set()
-        for s, i in zip(sims[0], idx[0], strict=True):
+        for s, i in zip(sims, idx, strict=True):
             if i < 0 or self.identity[i] in seen:
                 continue
             seen.add(str(self.identity[i]))
