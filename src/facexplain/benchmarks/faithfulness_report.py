@@ -113,7 +113,8 @@ def plot_curves(result: FaithfulnessResult, path: Path) -> Path:
     protocols: list[str] = list(result.summary["protocols"])  # type: ignore[call-overload]
     fig, axes = plt.subplots(len(protocols), 2, figsize=(11, 3.6 * len(protocols)), dpi=110,
                              squeeze=False)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    tab20 = plt.get_cmap("tab20")
+    colors = [tab20(i / 19) for i in range(20)]  # 14+ rows: distinct colours
     rows: list[str] = list(result.summary["rows"])  # type: ignore[call-overload]
     for i, cid in enumerate(protocols):
         mode = cid.split("-")[0]
