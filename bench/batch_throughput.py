@@ -113,9 +113,11 @@ def main() -> None:
             result["loop_verify"] = cli_loop(args.loop_pairs)
             save()
         if "explain" in parts:
-            result["explain"] = [batch_explain(args.explain_pairs, w, Path(tmp))
-                                 for w in (1, 2)]
-            save()
+            explained: list[dict[str, object]] = []
+            result["explain"] = explained
+            for w in (1, 2):
+                explained.append(batch_explain(args.explain_pairs, w, Path(tmp)))
+                save()
         if "verify" in parts:
             result["verify"] = batch_verify(args.verify_pairs, 2, Path(tmp))
             save()
