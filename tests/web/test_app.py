@@ -70,6 +70,8 @@ def test_uploaded_photos_of_one_person_are_the_same(client: TestClient, lfw_dir:
     job = wait_for_job(client, resp.json()["id"])
     assert job["state"] == "done" and job["verdict"]["same"] is True  # type: ignore[index]
     assert job["label"] == "a.jpg vs b.jpg"
+    report = client.get(f"/jobs/{job['id']}/files/report.html").text
+    assert "<code>a.jpg</code>" in report and "upload_a" not in report  # not the temp path
 
 
 def test_a_photo_without_a_face_fails_the_job_with_a_reason(client: TestClient,

@@ -144,15 +144,18 @@ def create_app(config: WebConfig, pipelines: Pipelines | None = None) -> FastAPI
             a = await save_upload(photo_a, out_dir / "upload_a", config.max_upload_bytes)
             b = await save_upload(photo_b, out_dir / "upload_b", config.max_upload_bytes)
             label = f"{photo_a.filename} vs {photo_b.filename}"
+            names = (Path(photo_a.filename).name, Path(photo_b.filename or "").name)
         elif lfw_pair is not None:
             if not 0 <= lfw_pair < len(pairs):
                 raise InvalidArgument(f"lfw_pair must be between 0 and {len(pairs) - 1}")
             images = settings.current().lfw_images
             a, b = pairs[lfw_pair].path_a(images), pairs[lfw_pair].path_b(images)
             label = f"LFW {a.stem} vs {b.stem}"
+            names = (f"LFW {a.parent.name}/{a.name}", f"LFW {b.parent.name}/{b.name}")
         else:
             raise InvalidArgument("give two photos (photo_a, photo_b) or an LFW pair (lfw_pair)")
-        request = ExplainRequest(a, b, backbone, tuple(i.name for i in infos), options, label)
+        request = ExplainRequest(a, b, backbone, tuple(i.name for i in infos), options, label,
+                                 names)
         job = jobs.submit(Job(job_id, request, out_dir))
         return {"id": job.id, "url": f"/jobs/{job.id}", "status": f"/api/jobs/{job.id}"}
 

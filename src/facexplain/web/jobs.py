@@ -15,7 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -59,6 +59,7 @@ class ExplainRequest:
     methods: tuple[str, ...]
     options: ExplainOptions
     label: str = ""
+    names: tuple[str, str] = ("", "")  # what the report calls the photos (not the temp paths)
 
 
 @dataclass
@@ -178,6 +179,9 @@ class ExplainQueue:
                                   req.options, pipeline=pipe, log=log)
             job.message = "drawing the report ..."
             job.progress = (steps - 1) / steps
+            if all(req.names):
+                shown = replace(result.verdict, path_a=req.names[0], path_b=req.names[1])
+                result = replace(result, verdict=shown)
             write_explanation(result, job.out_dir)
             v = result.verdict
             job.verdict = {**v.to_dict(), "text": verdict_text(v),
