@@ -1,4 +1,4 @@
-"""Binary codes: packing round-trips, Hamming = popcount of xor, top-k = brute force, storage."""
+"""Binary codes: packing round-trips, Hamming = popcount of xor, storage, the search benchmark."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 
 from facexplain.analysis.binary import (
     BinaryCodes,
-    HammingIndex,
     encode,
     hamming,
     hamming_similarity,
@@ -18,8 +17,6 @@ from facexplain.analysis.binary import (
     save_codes,
     search_benchmark,
     synthetic_like,
-    topk_cosine,
-    topk_hamming,
     unpack_bits,
 )
 from facexplain.errors import InvalidArgument
@@ -67,41 +64,6 @@ def test_encode_uses_thresholds_per_neuron() -> None:
     x = np.array([[1.0, 5.0], [3.0, 1.0]])
     codes = encode(x, np.array([2.0, 2.0]))
     assert codes.bits().tolist() == [[False, True], [True, False]]
-
-
-@pytest.mark.parametrize("n_bits", [16, 128, 300])
-def test_topk_hamming_equals_brute_force(n_bits: int) -> None:
-    rng = np.random.default_rng(3)
-    db_bits = rng.random((2000, n_bits)) > 0.5
-    q_bits = rng.random((25, n_bits)) > 0.5
-    db, q = BinaryCodes(pack_bits(db_bits), n_bits), BinaryCodes(pack_bits(q_bits), n_bits)
-    idx, dist = topk_hamming(q, db, k=10)
-    for i in range(25):
-        brute = (db_bits != q_bits[i]).sum(axis=1)  # unpacked bools: no popcount involved
-        order = np.argsort(brute, kind="stable")[:10]  # ties by index, as documented
-        assert idx[i].tolist() == order.tolist()
-        assert dist[i].tolist() == brute[order].tolist()
-
-
-def test_threaded_and_serial_search_agree() -> None:
-    rng = np.random.default_rng(4)
-    db = encode(rng.standard_normal((5000, 64)))
-    q = encode(rng.standard_normal((16, 64)))
-    one = HammingIndex(db, threads=1).search(q, 7)
-    two = HammingIndex(db, threads=2).search(q, 7)
-    assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
-
-
-def test_topk_cosine_equals_brute_force() -> None:
-    rng = np.random.default_rng(5)
-    db = rng.standard_normal((3000, 32)).astype(np.float32)
-    db /= np.linalg.norm(db, axis=1, keepdims=True)
-    q = rng.standard_normal((10, 32)).astype(np.float32)
-    idx, sim = topk_cosine(q, db, 5, batch=4)
-    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
-    brute = np.argsort(-(qn @ db.T), axis=1)[:, :5]
-    assert np.array_equal(idx, brute)
-    assert np.allclose(sim, np.take_along_axis(qn @ db.T, brute, axis=1), atol=1e-5)
 
 
 def test_save_load_round_trip(tmp_path: Path) -> None:

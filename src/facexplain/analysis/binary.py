@@ -7,9 +7,7 @@ and Hamming distance (xor + popcount) is far cheaper to search than float cosine
 
 from __future__ import annotations
 
-import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,13 +103,6 @@ def hamming(a: BinaryCodes, b: BinaryCodes) -> np.ndarray:
     return popcount(a.words ^ b.words).sum(axis=1, dtype=np.int64)
 
 
-def distance_dtype(n_bits: int) -> type[np.unsignedinteger]:
-    """The narrowest unsigned type that holds a distance: less memory traffic per search."""
-    if n_bits <= np.iinfo(np.uint8).max:
-        return np.uint8
-    return np.uint16 if n_bits <= np.iinfo(np.uint16).max else np.uint32
-
-
 def hamming_similarity(a: BinaryCodes, b: BinaryCodes) -> np.ndarray:
     """1 - 2 * Hamming / bits: the cosine of the two codes read as +-1 vectors, for thresholds."""
     return 1.0 - 2.0 * hamming(a, b) / a.n_bits
@@ -122,79 +113,6 @@ def _check_compatible(a: BinaryCodes, b: BinaryCodes) -> None:
         raise InvalidArgument(f"codes of {a.n_bits} and {b.n_bits} bits cannot be compared")
 
 
-def _smallest_k_counts(dist: np.ndarray, k: int, n_bits: int) -> np.ndarray:
-    """Indices of the ``k`` smallest distances, ties broken by index (= a stable argsort).
-
-    Distances are small integers, so a bisection on the value (each step one counting pass)
-    finds the k-th distance without a partial sort of a million entries; only the codes at or
-    below it are sorted.
-    """
-    k = min(k, dist.shape[0])
-    if k == 0:
-        return np.zeros(0, dtype=np.int64)
-    lo, hi = 0, n_bits  # invariant: count(dist <= hi) >= k
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if np.count_nonzero(dist <= mid) >= k:
-            hi = mid
-        else:
-            lo = mid + 1
-    below = np.flatnonzero(dist < lo)
-    at = np.flatnonzero(dist == lo)[: k - below.size]
-    chosen = np.concatenate([below, at])
-    return chosen[np.lexsort((chosen, dist[chosen]))]
-
-
-class HammingIndex:
-    """Codes laid out word-major for search: each xor/popcount pass reads one contiguous word
-    column; queries are spread over threads (numpy releases the GIL in these loops)."""
-
-    def __init__(self, codes: BinaryCodes, threads: int | None = None) -> None:
-        self.n_bits = codes.n_bits
-        self.size = len(codes)
-        self.columns = np.ascontiguousarray(codes.words.T)
-        self.threads = threads or max(1, len(os.sched_getaffinity(0)))
-
-    def distances(self, query: np.ndarray) -> np.ndarray:
-        """Hamming distances from one packed code (words,) to every indexed code."""
-        dist = np.zeros(self.size, dtype=distance_dtype(self.n_bits))
-        for w in range(self.columns.shape[0]):
-            dist += popcount(self.columns[w] ^ query[w])
-        return dist
-
-    def search(self, queries: BinaryCodes, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact k nearest codes: (indices, distances), each (n_queries, k), nearest first."""
-        if queries.n_bits != self.n_bits:
-            raise InvalidArgument(f"codes of {queries.n_bits} and {self.n_bits} bits differ")
-        k = min(k, self.size)
-        idx = np.zeros((len(queries), k), dtype=np.int64)
-        dist = np.zeros((len(queries), k), dtype=np.int64)
-
-        def one(i: int) -> None:
-            d = self.distances(queries.words[i])
-            idx[i] = _smallest_k_counts(d, k, self.n_bits)
-            dist[i] = d[idx[i]]
-
-        if self.threads == 1 or len(queries) == 1:
-            for i in range(len(queries)):
-                one(i)
-        else:
-            with ThreadPoolExecutor(self.threads) as pool:
-                list(pool.map(one, range(len(queries))))
-        return idx, dist
-
-
-def topk_hamming(
-    queries: BinaryCodes, database: BinaryCodes, k: int, threads: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact Hamming k-nearest codes: (indices, distances), each (n_queries, k), nearest first.
-
-    Ties are broken by database index, so the result equals a stable sort of all distances.
-    """
-    _check_compatible(queries, database)
-    return HammingIndex(database, threads).search(queries, k)
-
-
 def normalize_rows(x: np.ndarray, in_place: bool = False, chunk: int = 65536) -> np.ndarray:
     """Rows scaled to unit length (a copy, or ``x`` itself, a chunk at a time, if in_place)."""
     out = x if in_place else np.array(x, dtype=np.float32)
@@ -202,26 +120,6 @@ def normalize_rows(x: np.ndarray, in_place: bool = False, chunk: int = 65536) ->
         part = out[start : start + chunk]
         part /= np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12)
     return out
-
-
-def topk_cosine(
-    queries: np.ndarray, database_unit: np.ndarray, k: int, batch: int = 64
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact float cosine k-nearest (torch matmul + topk, all threads); ``database_unit`` rows
-    must be L2-normalised already."""
-    import torch
-
-    q = torch.from_numpy(normalize_rows(queries))
-    db = torch.from_numpy(np.ascontiguousarray(database_unit, dtype=np.float32))
-    k = min(k, db.shape[0])
-    idx = np.zeros((q.shape[0], k), dtype=np.int64)
-    sim = np.zeros((q.shape[0], k), dtype=np.float32)
-    with torch.inference_mode():
-        for start in range(0, q.shape[0], batch):
-            top = torch.topk(q[start : start + batch] @ db.T, k, dim=1)
-            idx[start : start + batch] = top.indices.numpy()
-            sim[start : start + batch] = top.values.numpy()
-    return idx, sim
 
 
 def save_codes(path: Path, codes: BinaryCodes, ids: list[str] | None = None) -> Path:
@@ -315,22 +213,24 @@ def search_benchmark(
 ) -> SearchBenchmark:
     """Time both exact searches over ``database`` (float rows) and the binary recall@k.
 
-    Recall@k: the share of the float search's k nearest that the Hamming search also returns.
-    Both indexes are built before timing (normalised rows; word-major codes), as a real index
-    would store them; both searches use all threads of the process. ``in_place`` normalises
-    ``database`` itself (float32) instead of a copy; codes are taken before that, from the
-    rows as given.
+    Both run in FAISS (flat inner product on normalised rows; binary flat Hamming), which
+    replaced the project's numpy popcount scan when it measured faster (docs/BENCHMARKS.md,
+    issue 16). Recall@k: the share of the float search's k nearest that the Hamming search also
+    returns. Both indexes are built before timing. ``in_place`` normalises ``database`` itself
+    (float32) instead of a copy; codes are taken before that, from the rows as given.
     """
+    from facexplain.search.index import FaceIndex  # the search package builds on this module
+
     db_codes = encode(database, thresholds)
     if in_place and database.dtype != np.float32:
         raise InvalidArgument("in-place normalisation needs a float32 database")
     db_unit = normalize_rows(database, in_place=in_place)
-    index = HammingIndex(db_codes)
+    index = FaceIndex(db_unit, db_codes, unit=True)
     q_codes = encode(queries, thresholds)
     t0 = time.perf_counter()
-    float_idx, _ = topk_cosine(queries, db_unit, k)
+    _, float_idx = index.search_float(queries, k)
     t1 = time.perf_counter()
-    bin_idx, _ = index.search(q_codes, k)
+    _, bin_idx = index.search_hamming(q_codes, k)
     t2 = time.perf_counter()
     hits = [len(np.intersect1d(f, b)) for f, b in zip(float_idx, bin_idx, strict=True)]
     return SearchBenchmark(

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from facexplain import settings
-from facexplain.analysis.binary import HammingIndex, normalize_rows, synthetic_like
+from facexplain.analysis.binary import normalize_rows, synthetic_like
 from facexplain.analysis.codes import fit_encoder, parse_recipe
 from facexplain.benchmarks.codes import lfw_embeddings, outside_pairs
 from facexplain.datasets.lfw import read_pairs
@@ -38,7 +38,6 @@ class SearchBenchmarkConfig:
     k: int = 10
     short_lists: tuple[int, ...] = (300, 1000, 3000)
     pq_bytes: tuple[int, ...] = (32, 64)  # PQ fast-scan code sizes for the short list
-    popcount: bool = True  # also time the project's numpy popcount scan (HammingIndex)
     threads: int | None = None
     seed: int = 0
     lfw_root: Path = field(default_factory=lambda: settings.current().lfw)
@@ -104,11 +103,6 @@ def run_search_benchmark(cfg: SearchBenchmarkConfig) -> dict[str, object]:
     add("exact float (faiss IndexFlatIP)", float_s, truth)
     sec, found = _timed(lambda: index.search_hamming(q_codes, k))
     add("Hamming flat (faiss IndexBinaryFlat)", sec, found)
-    if cfg.popcount:
-        popcount = HammingIndex(codes)
-        sec, found = _timed(lambda: popcount.search(q_codes, k)[::-1])  # (indices, distances)
-        add("Hamming flat (numpy popcount, HammingIndex)", sec, found)
-        del popcount
     for size in cfg.short_lists:
         sec, found = _timed(partial(index.search, queries, q_codes, k, size))
         add("short list (binary flat) + exact re-rank", sec, found, short_list=size)

@@ -86,8 +86,6 @@ def search_speed_command(
     pq_bytes: Annotated[str, typer.Option(
         help="PQ fast-scan code sizes (bytes/face) for short lists, comma separated.")]
     = "32,64",
-    popcount: Annotated[bool, typer.Option(
-        help="Also time the numpy popcount scan (HammingIndex).")] = True,
     threads: Annotated[int | None, typer.Option(help="FAISS threads (default: all).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of queries and synthetic faces.")] = 0,
 ) -> None:
@@ -100,7 +98,7 @@ def search_speed_command(
     cfg = SearchBenchmarkConfig(
         backbone=backbone, code=code, size=size, queries=queries,
         short_lists=_ints(short_lists, "--short-lists"), pq_bytes=_ints(pq_bytes, "--pq-bytes"),
-        popcount=popcount, threads=threads, seed=seed, lfw_root=lfw)
+        threads=threads, seed=seed, lfw_root=lfw)
     doc = run_search_benchmark(cfg)
     rows = doc["rows"]
     assert isinstance(rows, list)
