@@ -9,6 +9,7 @@ import warnings
 import typer
 
 import facexplain.cli.codes_bench as codes_bench
+import facexplain.cli.parts as parts_cli
 import facexplain.cli.search as search
 from facexplain.cli import analyze, backbones, benchmark, explain, serve, study, train, verify
 from facexplain.cli import batch as batch_cli
@@ -38,6 +39,8 @@ app.add_typer(train.app, name="train")
 app.add_typer(study.app, name="study")
 app.add_typer(batch_cli.app, name="batch")
 benchmark.app.command("codes")(codes_bench.codes_command)
+benchmark.app.command("interpretable")(parts_cli.benchmark_command)
+train.app.command("parts")(parts_cli.train_command)
 benchmark.app.command("search-speed")(codes_bench.search_speed_command)
 benchmark.app.command("gallery")(codes_bench.gallery_command)
 app.add_typer(search.gallery_app, name="gallery")

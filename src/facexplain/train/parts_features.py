@@ -1,0 +1,122 @@
+"""The three backbone maps the part-filter head reads, for many faces, computed once and kept.
+
+Why: the head trains for many epochs on a frozen backbone, four ablation variants at a time;
+one backbone pass per face (and one per occluded face) is all it needs. Shards are float16
+safetensors named by what they depend on (images, nodes, weights, occlusion), as
+``train.features`` does for the xCos head, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from facexplain.align.warp import alignment_matrix, transform_points
+from facexplain.backbones.base import FaceModel
+from facexplain.backbones.registry import BackboneSpec
+from facexplain.datasets.occlusion import apply_mask
+from facexplain.datasets.warped_occlusion import RectangleWarper
+from facexplain.heads.parts import head_inputs
+from facexplain.pipeline import LocatedFace
+from facexplain.train.features import _shard_file, aligned_batch
+
+KEYS = ("early", "middle", "late", "embedding")
+
+
+@dataclass(frozen=True)
+class HeadInputs:
+    """Per face: early (pooled to the grid), middle and late maps (float16), embedding."""
+
+    early: torch.Tensor
+    middle: torch.Tensor
+    late: torch.Tensor
+    embedding: torch.Tensor
+
+    def take(self, index: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, ...]:
+        idx = torch.as_tensor(np.asarray(index), dtype=torch.long)
+        return self.early[idx], self.middle[idx], self.late[idx]
+
+
+def aligned_landmarks(located: LocatedFace, spec: BackboneSpec) -> np.ndarray:
+    """The detected five points in the aligned crop's pixels."""
+    marks = located.detection.landmarks
+    return transform_points(marks, alignment_matrix(marks, spec.alignment))
+
+
+RectangleChooser = Callable[[int], np.ndarray]  # image index -> template corners (4, 2)
+
+
+def rectangle_occluder(spec: BackboneSpec, paths: list[Path],
+                       located: dict[Path, LocatedFace],
+                       choose: RectangleChooser) -> Callable[[torch.Tensor, np.ndarray],
+                                                             torch.Tensor]:
+    """Black out, in each aligned face, the template rectangle ``choose(i)`` warped to it."""
+    warper = RectangleWarper(spec.alignment.as_array(), spec.input_size)
+
+    def occlude(faces: torch.Tensor, indices: np.ndarray) -> torch.Tensor:
+        out = faces.clone()
+        for k, i in enumerate(indices):
+            marks = aligned_landmarks(located[paths[int(i)]], spec)
+            out[k] = apply_mask(faces[k], warper.mask(choose(int(i)), marks))
+        return out
+
+    return occlude
+
+
+@torch.inference_mode()
+def extract_head_inputs(
+    model: FaceModel, spec: BackboneSpec, nodes: tuple[str, str, str], grid: int,
+    paths: list[Path], located: dict[Path, LocatedFace], cache_dir: Path,
+    transform: Callable[[torch.Tensor, np.ndarray], torch.Tensor] | None = None, tag: str = "",
+    shard_size: int = 256, batch_size: int = 32, progress: bool = True,
+) -> HeadInputs:
+    """Maps and embeddings of every path, from the shard cache or computed."""
+    from safetensors.torch import load_file, save_file
+
+    from facexplain.explain.scorer import model_fingerprint
+
+    directory = cache_dir / "parts" / "features" / spec.name / (tag or "clean")
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = model_fingerprint(model)
+    node_key = "+".join(nodes) + f"@{grid}"
+    out: dict[str, torch.Tensor] = {}
+    bar = tqdm(total=len(paths), desc=f"head inputs {spec.name} {tag or 'clean'}", unit="img",
+               disable=not progress)
+    for start in range(0, len(paths), shard_size):
+        chunk = paths[start : start + shard_size]
+        file = _shard_file(directory, spec, node_key, chunk, tag, weights)
+        shard: dict[str, torch.Tensor] | None = None
+        if file.is_file():
+            try:
+                shard = load_file(str(file))
+            except Exception:  # a damaged shard is recomputed
+                shard = None
+        if shard is None or shard["embedding"].shape[0] != len(chunk):
+            faces = aligned_batch(chunk, located, spec)
+            if transform is not None:
+                faces = transform(faces, np.arange(start, start + len(chunk)))
+            outs: dict[str, list[torch.Tensor]] = {k: [] for k in KEYS}
+            for b in range(0, len(chunk), batch_size):
+                for key, value in zip(KEYS, head_inputs(model, faces[b : b + batch_size], nodes,
+                                                        grid), strict=True):
+                    outs[key].append(value)
+            shard = {k: torch.cat(v).half().contiguous() if k != "embedding"
+                     else torch.cat(v).contiguous() for k, v in outs.items()}
+            tmp = file.with_name(file.name + ".tmp")
+            save_file(shard, str(tmp))
+            tmp.replace(file)
+        for key in KEYS:  # preallocated: a concatenation would hold every map twice
+            if key not in out:
+                out[key] = torch.empty((len(paths), *shard[key].shape[1:]),
+                                       dtype=shard[key].dtype)
+            out[key][start : start + len(chunk)] = shard[key]
+        bar.update(len(chunk))
+    bar.close()
+    if not out:
+        raise ValueError("no images to extract head inputs from")
+    return HeadInputs(*(out[k] for k in KEYS))
