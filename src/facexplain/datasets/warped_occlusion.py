@@ -77,7 +77,7 @@ class RectangleWarper:
         quad = self.warp(corners, landmarks)
         img = Image.new("1", (self.size, self.size), 0)
         ImageDraw.Draw(img).polygon([tuple(p) for p in quad], fill=1)
-        return np.asarray(img, dtype=bool)
+        return np.array(img, dtype=bool)  # a writable copy
 
 
 def random_rectangles(n: int, size: int, region: np.ndarray, seed: int = 0) -> list[np.ndarray]:

@@ -201,6 +201,7 @@ def train_parts_head(data: PartsData, subset: np.ndarray, cfg: PartsTrainConfig,
                      progress: bool = True) -> PartsTrainResult:
     """Fit the head (and its identity classifier) on the images in ``subset``."""
     started = time.perf_counter()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # a lent GPU is used
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     persons = np.unique(data.identities[subset])
@@ -212,8 +213,9 @@ def train_parts_head(data: PartsData, subset: np.ndarray, cfg: PartsTrainConfig,
         in_channels=(e.shape[1], m.shape[1], lt.shape[1]), grid=int(m.shape[-1]),
         late_size=int(lt.shape[-1]), n_filters=cfg.n_filters,
         branch_channels=cfg.branch_channels, lmf_drop=cfg.lmf_drop, n_classes=len(persons))
-    head = PartsHead(config)
-    classifier = MarginSoftmax(cfg.n_filters, len(persons), "cosface", cfg.margin, cfg.scale)
+    head = PartsHead(config).to(device)
+    classifier = MarginSoftmax(cfg.n_filters, len(persons), "cosface", cfg.margin,
+                               cfg.scale).to(device)
     opt = torch.optim.Adam([*head.parameters(), *classifier.parameters()], lr=cfg.lr)
     keep = max(1, round(cfg.fad_keep * cfg.n_filters))
     history: list[dict[str, float]] = []
@@ -226,35 +228,35 @@ def train_parts_head(data: PartsData, subset: np.ndarray, cfg: PartsTrainConfig,
         sums: dict[str, float] = {}
         batches = epoch_batches(subset, data.rectangle_of, cfg.batch, rng)
         for idx in batches:
-            y = labels[idx]
-            terms = _step_losses(head, classifier, data, idx, y, cfg, keep)
+            terms = _step_losses(head, classifier, data, idx, labels[idx].to(device), cfg, keep)
             loss = torch.stack(list(terms.values())).sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss):.3f}")
         history.append({"epoch": epoch + 1, **{k: v / max(1, len(batches))
                                                for k, v in sums.items()}})
     bar.close()
-    return PartsTrainResult(head.eval(), history, len(subset), len(persons),
+    return PartsTrainResult(head.cpu().eval(), history, len(subset), len(persons),
                             time.perf_counter() - started)
 
 
 def _step_losses(head: PartsHead, classifier: MarginSoftmax, data: PartsData, idx: np.ndarray,
                  y: torch.Tensor, cfg: PartsTrainConfig, keep: int) -> dict[str, torch.Tensor]:
     """The weighted loss terms of one mini-batch, by name."""
-    psi = lmf(head.responses(*data.clean.take(idx)), cfg.lmf_drop)
+    device = y.device
+    psi = lmf(head.responses(*(t.to(device) for t in data.clean.take(idx))), cfg.lmf_drop)
     f = psi.mean(dim=(2, 3))
     terms = {"id": classifier(f, y)}
     if cfg.uses_sad:
         terms["sad_filter"] = cfg.sad_filter_weight * sad_filter_loss(head.filters.weight)
         terms["sad_response"] = cfg.sad_response_weight * sad_response_loss(psi, cfg.sigma)
     if cfg.uses_fad:
-        f_occ = head.embed(head.responses(*data.occluded.take(idx)))
+        f_occ = head.embed(head.responses(*(t.to(device) for t in data.occluded.take(idx))))
         tau = fad_mask(f, f_occ, keep=keep)
         terms["fad"] = cfg.fad_weight * fad_loss(f, f_occ, tau)
         terms["id_occluded"] = classifier(f_occ * tau, y)
