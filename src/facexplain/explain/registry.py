@@ -192,7 +192,7 @@ def all_methods() -> dict[str, MethodInfo]:
 
 
 BUILTIN_ORDER = ("occlusion", "occlusion-per-face", "saliency", "deconv", "guided", "ig",
-                 "gradcam", "xcos")
+                 "gradcam", "xcos", "parts")
 
 
 def _order(name: str) -> int:
