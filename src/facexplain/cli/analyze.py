@@ -80,3 +80,39 @@ def neurons_command(
         lbp_txt = f"{lbp_acc:.3f}" if lbp_acc is not None else "-"
         typer.echo(f"  {name}: best neuron {one:.3f}, LBP linear {lbp_txt}")
     typer.echo(f"report: {out / 'neurons.html'}")
+
+
+@app.command("filters")
+def filters_command(
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    variants: Annotated[str, typer.Option(help="Trained head variants, comma separated "
+                                          "(base, sad, fad, sad+fad).")] = "base,sad+fad",
+    fold: Annotated[str, typer.Option(help="Heads of this fold ('half1', 'half2' or 'all'); "
+                                      "the photos are those the heads did not see.")] = "half1",
+    images: Annotated[int, typer.Option(help="Held-out LFW photos to analyse.")] = 1000,
+    occlusions: Annotated[str, typer.Option(help="Parts hidden for Fig. 6 (left eye, right eye, "
+                                            "nose, mouth), comma separated.")] = "left eye,nose",
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/filters"),
+    lfw: Annotated[Path, typer.Option(help="LFW root (images, pairs.txt).")] = LFW,
+    seed: Annotated[int, typer.Option(help="Seed of the photo sample.")] = 0,
+) -> None:
+    """Where the part filters of trained heads respond (the paper's Figs. 5, 6, 8, 9)."""
+    from facexplain.analysis.filter_study import FilterStudyConfig, run_filter_study
+
+    cfg = FilterStudyConfig(
+        backbone=backbone, fold=fold, n_images=images, seed=seed,
+        variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
+        occlusions=tuple(o.strip() for o in occlusions.split(",") if o.strip()),
+        lfw_images=lfw / "lfw-deepfunneled", lfw_pairs=lfw / "pairs.txt",
+        cache_dir=settings.current().cache,
+        command="facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    )
+    doc = run_filter_study(cfg, out)
+    typer.echo(f"{backbone}, fold {fold}, {doc['n_images']} held-out photos "
+               "(peak spread / median per-filter std, in cells):")
+    for variant, v in doc["variants"].items():  # type: ignore[attr-defined]
+        occ = ", ".join(f"{p} {o['mean_abs_change']:.4f}" for p, o in v["occlusion"].items())
+        typer.echo(f"  {variant}: positive {v['positive']['spread']:.2f} / "
+                   f"{v['positive']['median_std']:.2f}, negative {v['negative']['spread']:.2f} / "
+                   f"{v['negative']['median_std']:.2f}; mean |Δf| {occ}")
+    typer.echo(f"figures and filters.json in {out}")
