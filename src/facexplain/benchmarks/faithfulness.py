@@ -87,6 +87,8 @@ class FaithfulnessConfig:
     blocks: tuple[int, ...] = (1, 8)
     fractions: tuple[float, ...] = DEFAULT_FRACTIONS
     folds: tuple[int, ...] = HELDOUT_FOLDS
+    # a study pair set (``facexplain study pairs``: look-alike impostors) instead of the folds
+    pairs_file: Path | None = None
     seed: int = 0
     device: str = "cpu"
     pairs: Path = field(default_factory=lambda: settings.current().lfw_pairs)
@@ -105,6 +107,10 @@ class FaithfulnessConfig:
         d = asdict(self)
         for k in ("device", "cache_dir", "resume", "progress", "n_pairs"):
             d.pop(k)
+        if self.pairs_file is None:  # keeps the keys (and caches) of runs made before it existed
+            d.pop("pairs_file")
+        else:
+            d.pop("folds")
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
 
 
@@ -139,6 +145,39 @@ def select_heldout_pairs(pairs: list[LfwPair], n_pairs: int, folds: tuple[int, .
             raise InvalidArgument(f"only {len(chosen[same])} {'genuine' if same else 'impostor'}"
                                   f" pairs in folds {[f + 1 for f in folds]}, need {half}")
     return chosen[True] + chosen[False]
+
+
+def study_pairs_as_lfw(path: Path) -> list[LfwPair]:
+    """A study pair set (paths 'Name/Name_0003.jpg' under the LFW folder) as LFW pairs."""
+    from facexplain.study.pairs import read_pairs_file
+
+    def parse(rel: str) -> tuple[str, int]:
+        name, file = rel.split("/")[-2:]
+        return name, int(file.rsplit("_", 1)[1].split(".")[0])
+
+    out = []
+    for sp in read_pairs_file(path)[0]:
+        try:
+            (na, ia), (nb, ib) = parse(sp.a), parse(sp.b)
+        except (ValueError, IndexError):
+            raise InvalidArgument(f"{path}: '{sp.a}' / '{sp.b}' are not LFW image paths "
+                                  "(Name/Name_NNNN.jpg)") from None
+        out.append(LfwPair(na, ia, nb, ib, sp.same, -1))
+    return out
+
+
+def select_pairs(cfg: FaithfulnessConfig) -> list[LfwPair]:
+    """The run's pairs: n/2 genuine and n/2 impostor from the held-out folds, or the first n
+    of each class from a study pair set."""
+    if cfg.pairs_file is None:
+        return select_heldout_pairs(read_pairs(cfg.pairs), cfg.n_pairs, cfg.folds)
+    pairs = study_pairs_as_lfw(cfg.pairs_file)
+    half = cfg.n_pairs // 2
+    genuine = [p for p in pairs if p.same][:half]
+    impostor = [p for p in pairs if not p.same][:half]
+    if not genuine or not impostor:
+        raise InvalidArgument(f"{cfg.pairs_file} needs genuine and impostor pairs")
+    return genuine + impostor
 
 
 def interleaved(pairs: list[LfwPair]) -> list[LfwPair]:
@@ -260,7 +299,7 @@ def run_faithfulness(cfg: FaithfulnessConfig, pipeline: FacePipeline | None = No
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InvalidArgument("--device cuda requested but torch sees no CUDA device")
     infos: dict[str, MethodInfo] = {m: get_method(m) for m in cfg.methods if m in all_methods()}
-    pairs = interleaved(select_heldout_pairs(read_pairs(cfg.pairs), cfg.n_pairs, cfg.folds))
+    pairs = interleaved(select_pairs(cfg))
     paths = unique_images(pairs, cfg.images)
     _check_images_exist(paths)
     pipe = pipeline or FacePipeline(cfg.backbone)
@@ -331,8 +370,10 @@ def _assemble(cfg: FaithfulnessConfig, infos: dict[str, MethodInfo], pairs: list
         "n_pairs": len(pairs),
         "n_genuine": int(same.sum()),
         "n_impostor": int((~same).sum()),
-        "folds": [f + 1 for f in cfg.folds],
-        "pair_selection": "last pairs of each class block in each fold, round-robin over folds",
+        "folds": [f + 1 for f in cfg.folds] if cfg.pairs_file is None else [],
+        "pair_selection": "last pairs of each class block in each fold, round-robin over folds"
+        if cfg.pairs_file is None
+        else f"study pair set {cfg.pairs_file.name} (the first of each class)",
         "methods": list(infos),
         "rows": rows,
         "fill": cfg.fill,
