@@ -154,3 +154,13 @@ def test_analyze_filters_without_heads_is_a_one_line_error(
     assert exit_info.value.code == 2
     assert "no 'base' part-filter head" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_peak_metadata_names_every_filter(pipe: FacePipeline, pair: torch.Tensor) -> None:
+    from facexplain.analysis.filters import peak_metadata
+    from facexplain.explain.parts import parts_from_meta
+
+    head = random_head()
+    meta = peak_metadata(head, pipe.model, pair)
+    names = parts_from_meta(meta, head)
+    assert names is not None and len(names) == N_FILTERS

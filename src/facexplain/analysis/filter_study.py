@@ -41,7 +41,6 @@ from facexplain.analysis.filters import (
 from facexplain.errors import AssetMissing, InvalidArgument
 from facexplain.heads.parts import VARIANTS, PartsHead, checkpoint_path, head_inputs, load_head
 
-HALF_FOLDS = {"half1": range(0, 5), "half2": range(5, 10)}
 FIG8_FILTERS, FIG8_FACES = 10, 5
 
 
@@ -65,14 +64,15 @@ class FilterStudyConfig:
 def heldout_images(images: Path, pairs: Path, fold: str) -> list[Path]:
     """LFW photos not seen by heads of ``fold`` (module doc), sorted."""
     from facexplain.datasets.lfw import read_pairs
+    from facexplain.train.parts import HALVES
     from facexplain.train.xcos import lfw_images
 
+    if fold not in HALVES:
+        raise InvalidArgument(f"unknown fold '{fold}'; valid: {', '.join(HALVES)}")
     paths = lfw_images(images)
     if fold == "all":
         return paths
-    if fold not in HALF_FOLDS:
-        raise InvalidArgument(f"unknown fold '{fold}'; valid: all, {', '.join(HALF_FOLDS)}")
-    keep = {n for p in read_pairs(pairs) if p.fold in HALF_FOLDS[fold]
+    keep = {n for p in read_pairs(pairs) if p.fold in HALVES[fold]
             for n in (p.name_a, p.name_b)}
     return [p for p in paths if p.parent.name in keep]
 
@@ -119,12 +119,6 @@ def _spread_filters(stats: PeakStats, k: int) -> list[int]:
     return picked
 
 
-def aligned_landmarks(landmarks: np.ndarray, template: object) -> np.ndarray:
-    from facexplain.align.warp import alignment_matrix, transform_points
-
-    return transform_points(landmarks, alignment_matrix(landmarks, template))  # type: ignore[arg-type]
-
-
 @torch.no_grad()
 def run_filter_study(cfg: FilterStudyConfig, out: Path) -> dict[str, object]:
     """Run the study, write the figures and ``filters.json`` under ``out``; return the JSON."""
@@ -133,6 +127,7 @@ def run_filter_study(cfg: FilterStudyConfig, out: Path) -> dict[str, object]:
     from facexplain.datasets.warped_occlusion import RectangleWarper
     from facexplain.pipeline import FacePipeline
     from facexplain.train.features import aligned_batch
+    from facexplain.train.parts_features import aligned_landmarks
 
     if cfg.n_images < 1 or cfg.batch < 1:
         raise InvalidArgument("--images and the batch size must be positive")
@@ -177,8 +172,7 @@ def run_filter_study(cfg: FilterStudyConfig, out: Path) -> dict[str, object]:
                       disable=not cfg.progress):
         chunk = sample[start:start + cfg.batch]
         faces = aligned_batch(chunk, located, spec)
-        marks = np.stack([aligned_landmarks(located[p].detection.landmarks, template)
-                          for p in chunk])
+        marks = np.stack([aligned_landmarks(located[p], spec) for p in chunk])
         face_sum += faces.double().sum(dim=0)
         clean = run_heads(faces)
         for v, (smooth, f) in clean.items():

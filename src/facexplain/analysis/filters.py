@@ -245,3 +245,13 @@ def part_names(mean_locations: np.ndarray, template_landmarks: np.ndarray, grid:
                size: int) -> list[str]:
     """``part_of`` for every filter's mean location (N_f, 2)."""
     return [part_of(loc, template_landmarks, grid, size) for loc in np.asarray(mean_locations)]
+
+
+def peak_metadata(head: PartsHead, model: FaceModel, faces: torch.Tensor,
+                  batch: int = 32) -> dict[str, object]:
+    """``{"peaks": {...}}`` for a checkpoint's metadata: average positive peak locations
+    ("mean", (N_f, 2) cells, what the ``parts`` method names parts from), their "std" and
+    "spread", and the same for the negative peaks under "negative", over aligned ``faces``."""
+    pos, neg = peak_locations(filter_responses(head, model, faces, batch).smoothed)
+    sp, sn = (peak_statistics(x, head.config.grid) for x in (pos, neg))
+    return {"peaks": {**sp.to_json(), "negative": sn.to_json()}}
