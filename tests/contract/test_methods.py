@@ -54,7 +54,7 @@ def test_method_contract(info: MethodInfo, pipe: FacePipeline, pair: torch.Tenso
         scale = float(values.abs().max()) + 1e-12
         assert torch.allclose(swapped.maps[name], expected, atol=2e-3 * scale), (
             f"{name}: swapping the faces does not swap the maps")
-    if info.name != "xcos":
+    if info.name not in ("xcos", "parts"):  # these explain their head's own score
         assert first.score == pytest.approx(pipe.scorer.similarity(pair), abs=1e-5)
     assert first.meta.seconds is None or first.meta.seconds >= 0
 

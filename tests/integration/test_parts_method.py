@@ -164,3 +164,19 @@ def test_peak_metadata_names_every_filter(pipe: FacePipeline, pair: torch.Tensor
     meta = peak_metadata(head, pipe.model, pair)
     names = parts_from_meta(meta, head)
     assert names is not None and len(names) == N_FILTERS
+
+
+def test_method_all_skips_methods_a_backbone_cannot_run() -> None:
+    """`--method all` on a backbone without part-filter nodes runs the others; naming `parts`
+    there is a one-line error before any model loads."""
+    from facexplain.api import resolve_methods
+    from facexplain.backbones.registry import get_spec
+    from facexplain.errors import InvalidArgument
+    from facexplain.explain.registry import ExplainOptions
+
+    names = [i.name for i in resolve_methods("all", ExplainOptions(), get_spec("faceres"))]
+    assert "parts" not in names and "occlusion" in names and "xcos" in names
+    assert "parts" in [i.name for i in resolve_methods("all", ExplainOptions(),
+                                                       get_spec("sface"))]
+    with pytest.raises(InvalidArgument, match="part-filter"):
+        resolve_methods("parts", ExplainOptions(), get_spec("faceres"))

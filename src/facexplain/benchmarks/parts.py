@@ -25,10 +25,15 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_curve
 
 from facexplain.datasets.lfw import LfwPair
-from facexplain.heads.parts import PartsHead, lmf
-from facexplain.losses.diversity import gaussian_smooth
+from facexplain.heads.parts import PartsHead
 from facexplain.metrics.verification import kfold_accuracy, tar_at_far
-from facexplain.train.parts import HALVES, PartsData, PartsTrainConfig, embed_with_head
+from facexplain.train.parts import (
+    HALVES,
+    PartsData,
+    PartsTrainConfig,
+    embed_with_head,
+    smoothed_responses,
+)
 from facexplain.train.parts_features import HeadInputs
 
 Embedder = Callable[[HeadInputs, np.ndarray], torch.Tensor]  # (inputs, image index) -> unit f
@@ -83,17 +88,6 @@ def summarise(scores: dict[str, list[np.ndarray]], halves: list[HalfPairs]) -> d
                 tar_at_far(s, hp.same, far) for s, hp in zip(per_half, halves, strict=True)]))
     row["accuracy_drop"] = row["clean_accuracy"] - row["occluded_accuracy"]
     return row
-
-
-@torch.no_grad()
-def smoothed_responses(head: PartsHead, inputs: HeadInputs, index: np.ndarray,
-                       sigma: float = 1.0, batch: int = 256) -> torch.Tensor:
-    """g_σ * LMF(ψ) of the images in ``index`` (N, N_f, g, g): what the peaks are read from."""
-    out = []
-    for s in range(0, len(index), batch):
-        psi = head.responses(*inputs.take(index[s : s + batch]))
-        out.append(gaussian_smooth(lmf(psi, head.config.lmf_drop), sigma))
-    return torch.cat(out)
 
 
 def eer(scores: np.ndarray, same: np.ndarray) -> float:

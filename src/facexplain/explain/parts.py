@@ -130,9 +130,10 @@ class PartsExplainer(LayerExplainer):
 
 
 def default_checkpoint(backbone: str, root: Path | None = None) -> Path:
-    """The sad+fad head trained on all of LFW, else the one trained on 'half1'."""
+    """The sad+fad head trained on all of LFW, else the one trained on 'half1', else the quick
+    head made on first use."""
     candidates = [checkpoint_path(backbone, DEFAULT_VARIANT, fold, root)
-                  for fold in ("all", "half1")]
+                  for fold in ("all", "half1", "quick")]
     for path in candidates:
         if path.is_file():
             return path

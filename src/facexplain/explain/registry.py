@@ -125,7 +125,8 @@ class MethodInfo:
     backbone *before* any model loads (fail fast); ``rankings`` are the maps the
     faithfulness benchmark orders pixels by, one row each (empty: not ranked);
     ``figures``/``note`` add method-specific pictures and text to its report section;
-    ``prepare`` makes a missing asset (a trained head).
+    ``prepare`` makes a missing asset (a trained head); ``supports`` says whether the method
+    can run on a backbone at all (``--method all`` skips it where not; None: everywhere).
     """
 
     name: str
@@ -140,6 +141,7 @@ class MethodInfo:
     figures: FigureHook | None = None
     note: NoteHook | None = None
     prepare: Callable[[str, bool], None] | None = None
+    supports: Callable[[BackboneSpec], bool] | None = None
 
     def map_spec(self, name: str) -> MapSpec | None:
         return next((m for m in self.maps if m.name == name), None)

@@ -46,7 +46,9 @@ from facexplain.losses.margins import MarginSoftmax
 from facexplain.train.parts_features import HeadInputs
 
 HALVES: dict[str, tuple[int, ...]] = {"half1": (0, 1, 2, 3, 4), "half2": (5, 6, 7, 8, 9),
-                                      "all": ()}
+                                      "all": (), "quick": ()}
+PEAK_IMAGES = 1500  # photos the stored peak statistics are computed over
+QUICK_HEAD_IMAGES = 800
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,9 @@ class PartsTrainConfig:
     images: Path = field(default_factory=lambda: settings.current().lfw_images)
     pairs: Path = field(default_factory=lambda: settings.current().lfw_pairs)
     cache_dir: Path = field(default_factory=lambda: settings.current().cache)
+    # Train on at most this many photos (up to 4 of each person with 2+, name order) and skip
+    # the pair photos: the quick default head made on first use; None = the full pool.
+    max_images: int | None = None
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -144,7 +149,12 @@ def load_parts_data(cfg: PartsTrainConfig, progress: bool = True) -> PartsData:
     spec = get_spec(cfg.backbone)
     nodes = nodes_for(cfg.backbone)
     pairs = read_pairs(cfg.pairs)
-    paths = parts_images(cfg.images, pairs)
+    if cfg.max_images is None:
+        paths = parts_images(cfg.images, pairs)
+    else:
+        from facexplain.train.xcos import lfw_images
+
+        paths = lfw_images(cfg.images, cfg.max_images)
     pipe = FacePipeline(cfg.backbone)
     located = locate_all(pipe, paths, DiskCache(cfg.cache_dir), progress)
     grid = int(pipe.model.forward_nodes(torch.zeros(1, 3, spec.input_size, spec.input_size),
@@ -264,6 +274,26 @@ def _step_losses(head: PartsHead, classifier: MarginSoftmax, data: PartsData, id
 
 
 @torch.no_grad()
+def smoothed_responses(head: PartsHead, inputs: HeadInputs, index: np.ndarray,
+                       batch: int = 256) -> torch.Tensor:
+    """ψ' = g_σ * LMF(ψ) of the images in ``index`` (N, N_f, g, g): what peaks are read from."""
+    from facexplain.analysis.filters import smoothed_responses as smooth
+
+    return torch.cat([smooth(head, head.responses(*inputs.take(index[s : s + batch])))
+                      for s in range(0, len(index), batch)])
+
+
+def peaks_metadata(head: PartsHead, inputs: HeadInputs, index: np.ndarray) -> dict[str, object]:
+    """``{"peaks": ...}`` for the checkpoint: each filter's average peak location (what the
+    ``parts`` method names its part from), spread and per-filter std, positive and negative."""
+    from facexplain.analysis.filters import peak_locations, peak_statistics
+
+    pos, neg = peak_locations(smoothed_responses(head, inputs, index))
+    sp, sn = (peak_statistics(x, head.config.grid) for x in (pos, neg))
+    return {"peaks": {**sp.to_json(), "negative": sn.to_json(), "n_images": len(index)}}
+
+
+@torch.no_grad()
 def embed_with_head(head: PartsHead, inputs: HeadInputs, index: np.ndarray,
                     batch: int = 256) -> torch.Tensor:
     """Unit f of the images in ``index``."""
@@ -287,11 +317,36 @@ def run_parts_training(cfg: PartsTrainConfig, halves: list[str], data: PartsData
         subset = training_subset(data, pairs, half)
         result = train_parts_head(data, subset, cfg, progress)
         path = checkpoint_path(cfg.backbone, cfg.variant, half + suffix, root)
+        # peaks over photos the head never trained on where there are any
+        unseen = np.setdiff1d(np.arange(len(data.paths)), subset)
+        peak_images = (unseen if len(unseen) >= 200 else subset)[:PEAK_IMAGES]
         save_head(result.head, path, {
             "train": cfg.to_json(), "split": half, "history": result.history,
             "n_train_images": result.n_train_images, "n_classes": result.n_classes,
             "seconds": round(result.seconds, 1),
             "rectangles": [r.tolist() for r in data.rectangles],
+            **peaks_metadata(result.head, data.clean, peak_images),
         })
         saved.append(path)
     return saved
+
+
+def ensure_default_head(backbone: str, progress: bool = True) -> Path:
+    """The default part-filter head of ``backbone``; a quick one is trained now (once, stored
+    as ``parts/<backbone>/sad+fad-quick``) when none was trained with ``train parts``."""
+    import sys
+
+    from facexplain.errors import AssetMissing
+    from facexplain.explain.parts import default_checkpoint
+
+    try:
+        return default_checkpoint(backbone)
+    except AssetMissing:
+        pass
+    target = checkpoint_path(backbone, "sad+fad", "quick")
+    print(f"no trained part-filter head for {backbone}: training a quick one on "
+          f"{QUICK_HEAD_IMAGES} LFW photos (once; a few minutes; stored as {target})",
+          file=sys.stderr)
+    cfg = PartsTrainConfig(backbone=backbone, variant="sad+fad", epochs=4,
+                           max_images=QUICK_HEAD_IMAGES)
+    return run_parts_training(cfg, ["quick"], progress=progress)[0]

@@ -8,4 +8,5 @@ INFO = register_method(MethodInfo(
     description="Gradient-weighted activations of the backbone's last spatial map, upsampled: "
     "similarity = what supports the match, difference = the counterfactual map.",
     maps=SIGNED_MAPS, build=gradient_builder("gradcam"),
+    supports=lambda spec: bool(spec.feature_nodes),
 ))

@@ -13,6 +13,7 @@ from facexplain.explain.registry import (
     RankedMap,
     register_method,
 )
+from facexplain.heads.parts import DEFAULT_NODES
 
 if TYPE_CHECKING:
     import torch
@@ -38,22 +39,10 @@ def check(options: ExplainOptions, spec: BackboneSpec) -> None:
 
 
 def prepare(backbone: str, progress: bool) -> None:
-    """Make the default head when none is stored, as xCos does (``train.parts`` trains it once);
-    without a trainer, AssetMissing names the training command."""
-    import importlib
+    """Make the default head when none is stored, as xCos does: a quick one, trained once."""
+    from facexplain.train.parts import ensure_default_head
 
-    from facexplain.errors import AssetMissing
-    from facexplain.explain.parts import default_checkpoint
-
-    try:
-        default_checkpoint(backbone)
-        return
-    except AssetMissing as missing:
-        try:
-            ensure = importlib.import_module("facexplain.train.parts").ensure_default_head
-        except (ImportError, AttributeError):
-            raise missing from None  # names `facexplain train parts`
-    ensure(backbone, progress=progress)
+    ensure_default_head(backbone, progress=progress)
 
 
 def build(scorer: PairScorer, options: ExplainOptions) -> Explainer:
@@ -122,4 +111,5 @@ INFO = register_method(MethodInfo(
     figures=figures,
     note=note,
     prepare=prepare,
+    supports=lambda spec: spec.name in DEFAULT_NODES,
 ))

@@ -87,4 +87,5 @@ INFO = register_method(MethodInfo(
               RankedMap("contribution", "similarity", suffix="SxW")),
     figures=figures,
     prepare=prepare,
+    supports=lambda spec: bool(spec.feature_nodes),
 ))
