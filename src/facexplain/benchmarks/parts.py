@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_curve
+from tqdm import tqdm
 
 from facexplain.datasets.lfw import LfwPair
 from facexplain.heads.parts import PartsHead
@@ -151,7 +152,7 @@ def evaluate(embedders: dict[str, dict[str, Embedder]], heads: dict[str, dict[st
     halves = ["half1", "half2"]
     hps = [half_pairs(data, pairs, images, h) for h in halves]
     rows: dict[str, dict[str, float]] = {}
-    for name, per_half in embedders.items():
+    for name, per_half in tqdm(embedders.items(), desc="evaluate", unit="model"):
         scores: dict[str, list[np.ndarray]] = {"clean": [], "occluded": []}
         for h, hp in zip(halves, hps, strict=True):
             for cond, s in verification_row(per_half[h], data, hp).items():

@@ -73,6 +73,9 @@ class PartsTrainConfig:
     rectangle_seed: int = 0
     margin: float = 0.35
     scale: float = 30.0
+    # Not in the paper: pull the in-batch cosines of f towards the frozen backbone's (MSE), so
+    # a head trained on LFW's few thousand photos keeps the backbone's verification skill.
+    teacher_weight: float = 0.0
     seed: int = 0
     images: Path = field(default_factory=lambda: settings.current().lfw_images)
     pairs: Path = field(default_factory=lambda: settings.current().lfw_pairs)
@@ -262,6 +265,10 @@ def _step_losses(head: PartsHead, classifier: MarginSoftmax, data: PartsData, id
     psi = lmf(head.responses(*(t.to(device) for t in data.clean.take(idx))), cfg.lmf_drop)
     f = psi.mean(dim=(2, 3))
     terms = {"id": classifier(f, y)}
+    if cfg.teacher_weight > 0:
+        e = F.normalize(data.clean.embedding[torch.as_tensor(idx)].to(device), dim=1)
+        fn = F.normalize(f, dim=1)
+        terms["teacher"] = cfg.teacher_weight * F.mse_loss(fn @ fn.T, e @ e.T)
     if cfg.uses_sad:
         terms["sad_filter"] = cfg.sad_filter_weight * sad_filter_loss(head.filters.weight)
         terms["sad_response"] = cfg.sad_response_weight * sad_response_loss(psi, cfg.sigma)
