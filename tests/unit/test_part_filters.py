@@ -102,3 +102,16 @@ def test_distance_terms_sum_to_one_minus_cosine() -> None:
     assert float(shares_of(distance_terms(a, 3 * a)).sum()) == 0.0  # same direction: no share
     with pytest.raises(InvalidArgument):
         distance_terms(a, b[:10])
+
+
+def test_a_filter_whose_peak_wanders_is_named_loose() -> None:
+    from facexplain.explain.parts import parts_from_meta
+    from facexplain.heads.parts import PartsHead, PartsHeadConfig, nodes_for
+
+    head = PartsHead(PartsHeadConfig(backbone="sface", nodes=nodes_for("sface"),
+                                     in_channels=(4, 4, 4), grid=14, late_size=7, n_filters=2,
+                                     branch_channels=2))
+    eye = [6.0, 4.5]  # near the image-left eye of the 112 template on the 14-cell grid
+    names = parts_from_meta({"peaks": {"mean": [eye, eye], "std": [0.5, 5.0]}}, head)
+    assert names is not None
+    assert "loose" not in names[0] and names[1].startswith(names[0]) and "loose" in names[1]

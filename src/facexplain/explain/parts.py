@@ -141,6 +141,11 @@ def default_checkpoint(backbone: str, root: Path | None = None) -> Path:
                        f"{candidates[0]}); run `facexplain train parts --backbone {backbone}`")
 
 
+# A filter whose peak wanders more than this share of the grid (std over faces) is not tied to
+# a part: its name says so. 0.2 of a 14-cell grid is 2.8 cells, about half the eye distance.
+UNLOCALISED_STD = 0.2
+
+
 def parts_from_meta(meta: dict[str, object], head: PartsHead) -> tuple[str, ...] | None:
     """Part names of every filter from checkpoint metadata ``{"peaks": {"mean": [[r, c]...]}}``
     (average positive-peak locations in grid cells), or None when absent or malformed."""
@@ -154,7 +159,13 @@ def parts_from_meta(meta: dict[str, object], head: PartsHead) -> tuple[str, ...]
     from facexplain.backbones.registry import get_spec
 
     spec = get_spec(head.config.backbone)
-    return tuple(part_names(loc, spec.alignment.as_array(), head.config.grid, spec.input_size))
+    names = part_names(loc, spec.alignment.as_array(), head.config.grid, spec.input_size)
+    std = peaks.get("std") if isinstance(peaks, dict) else None
+    if std is not None and len(std) == len(names):  # a wandering peak names no part
+        limit = UNLOCALISED_STD * head.config.grid
+        names = [f"{n} (loose: peak std {s:.1f} cells)" if s > limit else n
+                 for n, s in zip(names, std, strict=True)]
+    return tuple(names)
 
 
 def load_parts(backbone: str, path: Path | None = None, model: FaceModel | None = None,
