@@ -252,7 +252,7 @@ def train_parts_head(data: PartsData, subset: np.ndarray, cfg: PartsTrainConfig,
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach())
             bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss):.3f}")
+            bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}")
         history.append({"epoch": epoch + 1, **{k: v / max(1, len(batches))
                                                for k, v in sums.items()}})
     bar.close()
