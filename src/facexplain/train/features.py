@@ -75,6 +75,29 @@ def maps_and_embeddings(model: FaceModel, pixels: torch.Tensor, node: str,
     return torch.cat(maps), torch.cat(embs)
 
 
+def read_shard(file: Path, key: str, rows: int) -> dict[str, torch.Tensor] | None:
+    """A cached shard whose ``key`` has ``rows`` rows; None if missing, damaged or stale."""
+    from safetensors.torch import load_file
+
+    if not file.is_file():
+        return None
+    try:
+        shard = load_file(str(file))
+    except Exception:  # a damaged shard is recomputed
+        return None
+    return shard if key in shard and shard[key].shape[0] == rows else None
+
+
+def write_shard(file: Path, shard: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Store a shard atomically (a killed run leaves no half-written file); returns it."""
+    from safetensors.torch import save_file
+
+    tmp = file.with_name(file.name + ".tmp")
+    save_file(shard, str(tmp))
+    tmp.replace(file)
+    return shard
+
+
 def extract_features(
     model: FaceModel, spec: BackboneSpec, node: str, paths: list[Path],
     located: dict[Path, LocatedFace], cache_dir: Path, shard_size: int = 256,
@@ -86,8 +109,6 @@ def extract_features(
     ``transform`` alters the aligned faces first (e.g. synthetic occlusion, deterministic in the
     image index); ``tag`` names it, so its shards are cached apart from the plain ones.
     """
-    from safetensors.torch import load_file, save_file
-
     if transform is not None and not tag:
         raise ValueError("a face transform needs a tag naming it in the cache")
     from facexplain.explain.scorer import model_fingerprint
@@ -104,21 +125,14 @@ def extract_features(
     for start in range(0, len(paths), shard_size):
         chunk = paths[start : start + shard_size]
         file = _shard_file(directory, spec, node, chunk, tag, weights)
-        shard: dict[str, torch.Tensor] | None = None
-        if file.is_file():
-            try:
-                shard = load_file(str(file))
-            except Exception:  # a damaged shard is recomputed
-                shard = None
-        if shard is None or shard["maps"].shape[0] != len(chunk):
+        shard = read_shard(file, "maps", len(chunk))
+        if shard is None:
             faces = aligned_batch(chunk, located, spec)
             if transform is not None:
                 faces = transform(faces, np.arange(start, start + len(chunk)))
             m, e = maps_and_embeddings(model, faces, node, batch_size)
-            shard = {"maps": m.half().contiguous(), "embeddings": e.contiguous()}
-            tmp = file.with_name(file.name + ".tmp")
-            save_file(shard, str(tmp))
-            tmp.replace(file)
+            shard = write_shard(file, {"maps": m.half().contiguous(),
+                                       "embeddings": e.contiguous()})
         if maps is None or embs is None:
             maps = torch.empty((len(paths), *shard["maps"].shape[1:]), dtype=torch.float16)
             embs = torch.empty((len(paths), shard["embeddings"].shape[1]), dtype=torch.float32)

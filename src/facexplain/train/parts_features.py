@@ -23,7 +23,7 @@ from facexplain.datasets.occlusion import apply_mask
 from facexplain.datasets.warped_occlusion import RectangleWarper
 from facexplain.heads.parts import head_inputs
 from facexplain.pipeline import LocatedFace
-from facexplain.train.features import _shard_file, aligned_batch
+from facexplain.train.features import _shard_file, aligned_batch, read_shard, write_shard
 
 KEYS = ("early", "middle", "late", "embedding")
 
@@ -76,8 +76,6 @@ def extract_head_inputs(
     shard_size: int = 256, batch_size: int = 32, progress: bool = True,
 ) -> HeadInputs:
     """Maps and embeddings of every path, from the shard cache or computed."""
-    from safetensors.torch import load_file, save_file
-
     from facexplain.explain.scorer import model_fingerprint
 
     directory = cache_dir / "parts" / "features" / spec.name / (tag or "clean")
@@ -90,13 +88,8 @@ def extract_head_inputs(
     for start in range(0, len(paths), shard_size):
         chunk = paths[start : start + shard_size]
         file = _shard_file(directory, spec, node_key, chunk, tag, weights)
-        shard: dict[str, torch.Tensor] | None = None
-        if file.is_file():
-            try:
-                shard = load_file(str(file))
-            except Exception:  # a damaged shard is recomputed
-                shard = None
-        if shard is None or shard["embedding"].shape[0] != len(chunk):
+        shard = read_shard(file, "embedding", len(chunk))
+        if shard is None:
             faces = aligned_batch(chunk, located, spec)
             if transform is not None:
                 faces = transform(faces, np.arange(start, start + len(chunk)))
@@ -105,11 +98,8 @@ def extract_head_inputs(
                 for key, value in zip(KEYS, head_inputs(model, faces[b : b + batch_size], nodes,
                                                         grid), strict=True):
                     outs[key].append(value)
-            shard = {k: torch.cat(v).half().contiguous() if k != "embedding"
-                     else torch.cat(v).contiguous() for k, v in outs.items()}
-            tmp = file.with_name(file.name + ".tmp")
-            save_file(shard, str(tmp))
-            tmp.replace(file)
+            shard = write_shard(file, {k: torch.cat(v).half().contiguous() if k != "embedding"
+                                       else torch.cat(v).contiguous() for k, v in outs.items()})
         for key in KEYS:  # preallocated: a concatenation would hold every map twice
             if key not in out:
                 out[key] = torch.empty((len(paths), *shard[key].shape[1:]),
