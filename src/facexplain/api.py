@@ -23,10 +23,16 @@ from facexplain.types import FacePair, Verdict
 Log = Callable[[str], None]
 
 
-def verdict_for_pair(pipeline: FacePipeline, pair: FacePair, path_a: str, path_b: str) -> Verdict:
-    """Score an aligned pair with the pipeline's backbone and its calibrated threshold."""
+def verdict_for_pair(pipeline: FacePipeline, pair: FacePair, path_a: str, path_b: str,
+                     forward_only: bool = False) -> Verdict:
+    """Score an aligned pair with the pipeline's backbone and its calibrated threshold.
+
+    ``forward_only`` lets the score come from the forward-only runtime (verification alone);
+    otherwise it is the torch module's, the very number the explanation maps explain.
+    """
     cal = get_calibration(pipeline.spec.name)
-    similarity = pipeline.scorer.similarity(pair.tensor)
+    similarity = (pipeline.similarity(pair.tensor) if forward_only
+                  else pipeline.scorer.similarity(pair.tensor))
     return Verdict(
         similarity=similarity,
         threshold=cal.threshold,
@@ -46,7 +52,7 @@ def verify(
     """Are the faces in two photos the same person? Detects, aligns, embeds and decides."""
     pipe = pipeline or FacePipeline(backbone)
     pair = pipe.pair(path_a, path_b)
-    return verdict_for_pair(pipe, pair, str(path_a), str(path_b))
+    return verdict_for_pair(pipe, pair, str(path_a), str(path_b), forward_only=True)
 
 
 @dataclass(frozen=True)

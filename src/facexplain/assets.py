@@ -130,10 +130,23 @@ ASSETS: dict[str, AssetFile] = {
     )
 }
 
+# Forward-only runtimes (``backbones.runtime``): each built-in module exported at set-up.
+# Bump the version when the export changes: an older file is then simply not found.
+RUNTIME_VERSION = 1
+RUNTIME_BACKBONES = ("sface", "dlib-resnet", "faceres", "mobileface")
+
+
+def runtime_name(backbone: str) -> str:
+    """The derived file of ``backbone``'s exported graph, relative to the model home."""
+    return f"runtime/{backbone}-v{RUNTIME_VERSION}.onnx"
+
+
 # Files derived from fetched assets at set-up, keyed by name: "module:function" of a builder
-# that takes the asset root and writes the file (imported only when the file is missing).
+# called with (asset root, name) that writes the file (imported only when it is missing), in
+# this order (a runtime export loads the float SFace file).
 DERIVED: dict[str, str] = {
     "sface/sface_float.onnx": "facexplain.backbones.sface:build_float_model",
+    **{runtime_name(b): "facexplain.backbones.runtime:build_runtime" for b in RUNTIME_BACKBONES},
 }
 
 
@@ -168,7 +181,8 @@ def _write_json(path: Path, data: dict[str, object]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _expected_sha256(name: str, root: Path) -> str:
+def recorded_sha256(name: str, root: Path) -> str:
+    """The sha256 a fetched or derived file must have (AssetCorrupt if never recorded)."""
     if name in ASSETS:
         return ASSETS[name].sha256
     if name not in DERIVED:
@@ -194,7 +208,7 @@ def asset_path(name: str, root: Path | None = None) -> Path:
         st = None
     if st is None or not path.is_file():
         raise AssetMissing(f"model file '{name}' is not in {path.parent}; run {SETUP_COMMAND}")
-    expected = _expected_sha256(name, root)
+    expected = recorded_sha256(name, root)
     stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
     cache = _read_json(root / INTEGRITY_CACHE)
     if cache.get(name) == {"stat": stamp, "sha256": expected}:
@@ -281,7 +295,7 @@ def fetch_all(root: Path | None = None, log: Callable[[str], None] = print) -> P
         if not _usable(name, root):  # missing, never recorded, or altered: build it again
             log(f"building {name}")
             module, func = builder.split(":")
-            getattr(importlib.import_module(module), func)(root)
+            getattr(importlib.import_module(module), func)(root, name)
             asset_path(name, root)  # the builder must have recorded what it wrote
     return root
 

@@ -12,9 +12,11 @@ from facexplain import assets
 from facexplain.align import MTCNN, align_image, choose_face, fallback_detection
 from facexplain.backbones.base import FaceModel
 from facexplain.backbones.registry import BackboneSpec, get_spec, load_backbone
+from facexplain.backbones.runtime import ForwardRuntime, load_runtime, runtime_key
 from facexplain.errors import NoFaceFound
 from facexplain.explain.scorer import PairScorer
 from facexplain.io import load_image
+from facexplain.scoring import cosine
 from facexplain.types import AlignedFace, Detection, FacePair
 
 
@@ -29,7 +31,13 @@ class LocatedFace:
 
 class FacePipeline:
     """A detector and one backbone, built once and reused for many photos (a server or a batch
-    worker keeps one); ``scorer`` is the backbone's pair score, shared by every method."""
+    worker keeps one); ``scorer`` is the backbone's pair score, shared by every method.
+
+    The torch module is loaded on first use of ``model`` or ``scorer``. ``embed`` and
+    ``similarity`` need no gradient: they run the backbone's exported graph on onnxruntime
+    (``backbones.runtime``) when set-up built one and no module was passed in; a pipeline whose
+    weights will be edited in place (sanity checks) passes ``forward_runtime=False``.
+    """
 
     def __init__(
         self,
@@ -37,12 +45,40 @@ class FacePipeline:
         root: Path | None = None,
         detector: MTCNN | None = None,
         model: FaceModel | None = None,
+        forward_runtime: bool = True,
     ) -> None:
         self.spec: BackboneSpec = get_spec(backbone)
-        root = root or assets.home()
-        self.detector = detector or MTCNN(root=root)
-        self.model = model or load_backbone(backbone, root)
-        self.scorer = PairScorer(self.model, self.spec)
+        self.root = root or assets.home()
+        self.detector = detector or MTCNN(root=self.root)
+        self._model = model
+        self._scorer: PairScorer | None = None
+        self._runtime: ForwardRuntime | None = None
+        self._runtime_checked = not forward_runtime or model is not None
+
+    @property
+    def model(self) -> FaceModel:
+        if self._model is None:
+            self._model = load_backbone(self.spec.name, self.root)
+        return self._model
+
+    @property
+    def scorer(self) -> PairScorer:
+        if self._scorer is None:
+            self._scorer = PairScorer(self.model, self.spec)
+        return self._scorer
+
+    def runtime(self) -> ForwardRuntime | None:
+        """The forward-only runtime in use, or None (torch)."""
+        if not self._runtime_checked:
+            self._runtime = load_runtime(self.spec.name, self.root, torch.get_num_threads())
+            self._runtime_checked = True
+        return self._runtime
+
+    def embedding_key(self) -> str:
+        """What ``embed`` results depend on (runtime file or module weights): a cache key."""
+        if self.runtime() is not None:
+            return f"ort-{runtime_key(self.spec.name, self.root)[:16]}"
+        return self.scorer.fingerprint()[:16]
 
     def locate(
         self, image: np.ndarray, policy: str = "largest", allow_fallback: bool = False,
@@ -67,11 +103,21 @@ class FacePipeline:
     @torch.inference_mode()
     def embed(self, pixels: torch.Tensor, flip: bool = False, batch_size: int = 32) -> torch.Tensor:
         """Embeddings of aligned faces (N, 3, H, W); ``flip`` adds the mirrored face's embedding."""
+        runtime = self.runtime()
+        forward = self.model if runtime is None else (
+            lambda x: torch.from_numpy(runtime(x.numpy())))
         out = []
         for start in range(0, pixels.shape[0], batch_size):
-            x = pixels[start : start + batch_size]
-            e = self.model(x)
+            x = pixels[start : start + batch_size].float()
+            e = forward(x)
             if flip:
-                e = e + self.model(torch.flip(x, dims=[3]))
+                e = e + forward(torch.flip(x, dims=[3]).contiguous())
             out.append(e)
         return torch.cat(out)
+
+    def similarity(self, pair: torch.Tensor) -> float:
+        """Cosine similarity of a clean (2, 3, H, W) pair: what the verdict thresholds."""
+        if self.runtime() is None:
+            return self.scorer.similarity(pair)
+        emb = self.embed(pair)
+        return float(cosine(emb[0:1], emb[1:2])[0])

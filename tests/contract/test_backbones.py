@@ -154,3 +154,22 @@ def test_unfrozen_weights_receive_gradients(case: tuple[str, FaceModel, torch.Te
     F.cosine_similarity(*model(faces[:2]).split(1)).sum().backward()
     grads = [p.grad for p in model.parameters()]
     assert sum(g is not None and float(g.abs().sum()) > 0 for g in grads) > len(grads) // 2
+
+
+def test_forward_only_runtime_equals_the_torch_module_on_real_faces(
+        case: tuple[str, FaceModel, torch.Tensor]) -> None:
+    """The set-up export (onnxruntime) gives the module's embeddings: the module stays the truth."""
+    from facexplain import assets
+    from facexplain.backbones.runtime import load_runtime
+
+    name, model, faces = case
+    runtime = load_runtime(name, assets.home(), threads=1)
+    if runtime is None:
+        pytest.skip(f"no forward-only runtime for {name}; run make setup")
+    with torch.no_grad():
+        expected = model(faces).numpy()
+    got = runtime(faces.numpy())
+    assert got.shape == expected.shape
+    assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+    cos = (got * expected).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(expected, axis=1)
+    assert cos.min() > 0.999999

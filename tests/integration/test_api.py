@@ -95,3 +95,20 @@ def test_integrated_gradients_complete_with_cli_defaults(pipe: FacePipeline) -> 
     maps = result.results[0].explanation.maps
     total = -float(maps["delta"].sum())  # delta = -sum_c IG: the map adds up to the change
     assert total == pytest.approx(details.score_change, rel=0.05)  # type: ignore[attr-defined]
+
+
+def test_verify_runs_forward_only_without_loading_the_torch_module(pipe: FacePipeline) -> None:
+    """``verify`` needs no gradient: the exported runtime embeds, the module is never built,
+    and the similarity is the module's (what ``explain`` reports) to float precision."""
+    from facexplain.api import verify
+
+    fresh = FacePipeline("sface", detector=pipe.detector)
+    if fresh.runtime() is None:
+        pytest.skip("no forward-only runtime in this model home; run make setup")
+    verdict = verify(A, B, pipeline=fresh)
+    assert fresh._model is None  # the torch graph was never built
+    assert verdict.similarity == pytest.approx(pipe.scorer.similarity(pipe.pair(A, B).tensor),
+                                               abs=1e-5)
+    assert fresh.embedding_key().startswith("ort-")
+    torch_only = FacePipeline("sface", detector=pipe.detector, forward_runtime=False)
+    assert torch_only.runtime() is None and not torch_only.embedding_key().startswith("ort-")

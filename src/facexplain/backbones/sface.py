@@ -91,7 +91,7 @@ def dequantize_model(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def build_float_model(root: Path) -> None:
+def build_float_model(root: Path, name: str = FLOAT_NAME) -> None:
     """Set-up builder: write ``sface/sface_float.onnx`` from the verified int8 file, atomically,
     recording its sha256 so every later load can check it."""
     src = assets.asset_path(INT8_NAME, root)

@@ -92,7 +92,7 @@ def embed_all(
     batch_size: int, progress: bool,
 ) -> dict[Path, np.ndarray]:
     """Embeddings of every image's chosen face, cached per (image, weights, flip)."""
-    tag = f"{EMBEDDING_VERSION}:{pipe.spec.name}@{pipe.scorer.fingerprint()[:16]}:flip={int(flip)}"
+    tag = f"{EMBEDDING_VERSION}:{pipe.spec.name}@{pipe.embedding_key()}:flip={int(flip)}"
     embeddings: dict[Path, np.ndarray] = {}
     todo: list[Path] = []
     for path in located:

@@ -125,7 +125,7 @@ def run_sanity(cfg: SanityConfig, pipeline: FacePipeline | None = None) -> dict[
     started = time.perf_counter()
     s = settings.current()
     pairs = select_heldout_pairs(read_pairs(s.lfw_pairs), cfg.n_pairs, HELDOUT_FOLDS)
-    pipe = pipeline or FacePipeline(cfg.backbone)
+    pipe = pipeline or FacePipeline(cfg.backbone, forward_runtime=False)  # edits weights
     faces = [pipe.pair(p.path_a(s.lfw_images), p.path_b(s.lfw_images)).tensor for p in pairs]
     infos = [get_method(m) for m in cfg.methods]
     for info in infos:

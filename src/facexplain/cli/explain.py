@@ -30,6 +30,9 @@ def explain_command(
         "baseline): mean-face, channel-mean, zero, blur.")] = "mean-face",
     attention: Annotated[str, typer.Option(
         "--attention", help="xCos attention: U (uniform), P (Pearson prior), L (learned).")] = "L",
+    approx: Annotated[bool, typer.Option(
+        "--approx", help="Approximate pairwise occlusion (much faster at small strides; its "
+        "measured error is printed in the report).")] = False,
 ) -> None:
     """Verify a pair and explain it: maps (.npy), overlays (PNG), explanation.json and
     report.html in --out."""
@@ -41,7 +44,7 @@ def explain_command(
 
     # Everything a person can get wrong is checked before a model file is opened.
     options = ExplainOptions(patch=patch, stride=stride, fill=fill, attention=attention,
-                             progress=True)
+                             approx=approx, progress=True)
     spec = get_spec(backbone)
     resolve_methods(method, options, spec)
     validate.readable_file(photo_a)

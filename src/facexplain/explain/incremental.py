@@ -159,18 +159,24 @@ def _paste(t: torch.Tensor, values: torch.Tensor, ys: torch.Tensor, xs: torch.Te
     t[b, :, iy[:, :, None], ix[:, None, :]] = values.permute(0, 2, 3, 1)
 
 
-def _crop_axis(axis: Axis, starts: np.ndarray, size: int, n_in: int, n_out: int
-               ) -> tuple[np.ndarray, int, np.ndarray, int] | None:
+def _crop_axis(axis: Axis, starts: np.ndarray, size: int, n_in: int, n_out: int,
+               cap: float | None = None) -> tuple[np.ndarray, int, np.ndarray, int] | None:
     """Per-window output region and input crop along one axis, all windows the same size.
 
     Returns (out starts, out size, crop starts, crop size), or None when the crop would be
     the whole input. Crop starts are multiples of the stride and the crop size is congruent
     to the input size modulo it, so every layer inside sees the same grid (and 'SAME' pads)
     as on the whole map; a crop side inside the map lies beyond every kept output's inputs.
+    ``cap`` (approximate mode, Krypton's projective-field threshold τ) keeps at most τ of the
+    output side around the middle of each changed span; outputs beyond it keep their clean
+    values although the patch reaches them.
     """
     s = axis.stride
     spans = [_affected(axis, int(a), int(a) + size - 1, n_out) for a in starts]
     out_size = max(b - a + 1 for a, b in spans)
+    if cap is not None and out_size > max(1, math.ceil(cap * n_out)):
+        out_size = max(1, math.ceil(cap * n_out))
+        spans = [(a + max(b - a + 1 - out_size, 0) // 2, b) for a, b in spans]
     out_starts = np.array([min(a, n_out - out_size) for a, _ in spans])
     need_lo = np.maximum(np.minimum(out_starts * s + axis.lo, starts), 0)
     need_hi = np.minimum(np.maximum((out_starts + out_size - 1) * s + axis.hi,
@@ -187,10 +193,12 @@ def _crop_axis(axis: Axis, starts: np.ndarray, size: int, n_in: int, n_out: int
 class IncrementalEmbedder:
     """Embeddings of one face under many local changes, recomputing only what they reach."""
 
-    def __init__(self, model: FaceModel, face: torch.Tensor, known: Geometry | None = None
-                 ) -> None:
+    def __init__(self, model: FaceModel, face: torch.Tensor, known: Geometry | None = None,
+                 cap: float | None = None) -> None:
         """``face``: (1, 3, H, W) clean input. ``known`` holds stage geometry measured before
-        for this model (filled in here when missing), so it is measured once per owner."""
+        for this model (filled in here when missing), so it is measured once per owner.
+        ``cap``: approximate mode (see ``_crop_axis``); None is exact."""
+        self.cap = cap
         stages = model.stages()
         known = {} if known is None else known
         geometry = known.get(tuple(face.shape[1:]))
@@ -239,8 +247,8 @@ class IncrementalEmbedder:
         region = _gather(faces, torch.from_numpy(ys), torch.from_numpy(xs), size_y, size_x)
         for level, group in enumerate(self.groups):
             clean_in, clean_out = self.maps[level], self.maps[level + 1]
-            cy = _crop_axis(group.y, ys, size_y, clean_in.shape[2], clean_out.shape[2])
-            cx = _crop_axis(group.x, xs, size_x, clean_in.shape[3], clean_out.shape[3])
+            cy = _crop_axis(group.y, ys, size_y, clean_in.shape[2], clean_out.shape[2], self.cap)
+            cx = _crop_axis(group.x, xs, size_x, clean_in.shape[3], clean_out.shape[3], self.cap)
             if (cy is None or cx is None or cy[3] * cx[3]
                     > FULL_MAP_FRACTION * clean_in.shape[2] * clean_in.shape[3]):
                 return self._finish(self._whole(level, region, ys, xs), level)
@@ -272,10 +280,11 @@ class IncrementalPairScore:
     Call with the occluded faces (N, 3, H, W) each and the windows that were changed.
     """
 
-    def __init__(self, model: FaceModel, pair: torch.Tensor, geometry: Geometry | None = None
-                 ) -> None:
+    def __init__(self, model: FaceModel, pair: torch.Tensor, geometry: Geometry | None = None,
+                 cap: float | None = None) -> None:
         geometry = {} if geometry is None else geometry
-        self.faces = [IncrementalEmbedder(model, pair[i : i + 1], geometry) for i in range(2)]
+        self.faces = [IncrementalEmbedder(model, pair[i : i + 1], geometry, cap)
+                      for i in range(2)]
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor, windows: Sequence[Window]
                  ) -> torch.Tensor:

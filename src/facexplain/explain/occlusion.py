@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -34,6 +35,9 @@ from facexplain.explain.incremental import Window
 from facexplain.explain.scorer import PairScorer, clean_score
 from facexplain.records import RecordStore, store_for
 from facexplain.scoring import best_threshold
+
+if TYPE_CHECKING:
+    from facexplain.explain.approx_occlusion import ApproxSettings
 
 EDGES = ("shift", "clip")
 THETA_FILE = "theta.json"
@@ -92,6 +96,66 @@ def _scores(score_fn: PairScore, a: torch.Tensor, b: torch.Tensor) -> torch.Tens
     return s.reshape(-1).detach().float()
 
 
+def check_pair(pair: torch.Tensor, fill: torch.Tensor, batch_size: int) -> None:
+    """One clear error for a pair, fill or batch size the loop cannot use."""
+    if pair.ndim != 4 or pair.shape[:2] != (2, 3):
+        raise InvalidArgument(f"pair must be a (2, 3, H, W) tensor, got {tuple(pair.shape)}")
+    if fill.shape != pair.shape:
+        raise InvalidArgument(f"fill shape {tuple(fill.shape)} != pair shape {tuple(pair.shape)}")
+    if batch_size < 1:
+        raise InvalidArgument(f"batch size must be >= 1, got {batch_size}")
+
+
+def original_score(score_fn: PairScore, x: torch.Tensor) -> float:
+    """The clean pair's score (fresh copies: an in-place score must not edit the pair)."""
+    with torch.inference_mode():
+        return (clean_score(score_fn, x) if isinstance(score_fn, PairScorer)
+                else float(_scores(score_fn, x[0:1].clone(), x[1:2].clone())[0]))
+
+
+def window_changes(
+    score_fn: PairScore, pair: torch.Tensor, fill: torch.Tensor, windows: Sequence[Window],
+    original: float, batch_size: int = 32, progress: bool = False,
+    window_score: WindowScore | None = None,
+) -> torch.Tensor:
+    """sim(pair with the window filled in both faces) − ``original``, per window (float64)."""
+    x = pair.detach().float()
+    f = fill.detach().to(device=x.device, dtype=x.dtype)
+    h, w = int(x.shape[2]), int(x.shape[3])
+    out = torch.zeros(len(windows), dtype=torch.float64)
+    bar = tqdm(total=len(windows), desc="occlusion", unit="patch", disable=not progress,
+               leave=False)
+    with torch.inference_mode():
+        for start in range(0, len(windows), batch_size):
+            chunk = windows[start : start + batch_size]
+            mask = torch.zeros(len(chunk), 1, h, w, dtype=torch.bool, device=x.device)
+            for i, (y0, y1, x0, x1) in enumerate(chunk):
+                mask[i, :, y0:y1, x0:x1] = True
+            # One fused pass per face builds the whole occluded batch (a fresh tensor, so an
+            # in-place score cannot reach the pair or later batches).
+            xa = torch.where(mask, f[0], x[0])
+            xb = torch.where(mask, f[1], x[1])
+            if window_score is None:
+                scores = _scores(score_fn, xa, xb)
+            else:
+                scores = window_score(xa, xb, chunk).reshape(-1).detach().float()
+            out[start : start + len(chunk)] = (scores - original).cpu().double()
+            bar.update(len(chunk))
+    bar.close()
+    return out
+
+
+def window_mean(windows: Sequence[Window], changes: torch.Tensor, h: int, w: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel (sum of the changes of the windows covering it, how many cover it)."""
+    total = torch.zeros(h, w, dtype=torch.float64)
+    counts = torch.zeros(h, w, dtype=torch.float64)
+    for (y0, y1, x0, x1), c in zip(windows, changes.tolist(), strict=True):
+        total[y0:y1, x0:x1] += c
+        counts[y0:y1, x0:x1] += 1
+    return total, counts
+
+
 def pairwise_occlusion_delta(
     score_fn: PairScore,
     pair: torch.Tensor,
@@ -110,47 +174,15 @@ def pairwise_occlusion_delta(
     ``window_score``, when given, scores the occluded batches instead of ``score_fn`` and is
     also told which windows changed (the incremental backbone evaluation uses it).
     """
-    if pair.ndim != 4 or pair.shape[:2] != (2, 3):
-        raise InvalidArgument(f"pair must be a (2, 3, H, W) tensor, got {tuple(pair.shape)}")
-    if fill.shape != pair.shape:
-        raise InvalidArgument(f"fill shape {tuple(fill.shape)} != pair shape {tuple(pair.shape)}")
-    if batch_size < 1:
-        raise InvalidArgument(f"batch size must be >= 1, got {batch_size}")
+    check_pair(pair, fill, batch_size)
     h, w = int(pair.shape[2]), int(pair.shape[3])
     windows = occlusion_windows(h, w, patch, stride, edge)
     x = pair.detach().float()
-    f = fill.detach().to(device=x.device, dtype=x.dtype)
-    total = torch.zeros(h, w, dtype=torch.float64)
-    counts = torch.zeros(h, w, dtype=torch.float64)
-    for y0, y1, x0, x1 in windows:
-        counts[y0:y1, x0:x1] += 1
-    with torch.inference_mode():
-        # Every call gets fresh copies: a score that edits its input in place (an in-place
-        # normalisation) must change neither the caller's pair nor later batches.
-        original = (clean_score(score_fn, x) if isinstance(score_fn, PairScorer)
-                    else float(_scores(score_fn, x[0:1].clone(), x[1:2].clone())[0]))
-        bar = tqdm(total=len(windows), desc="occlusion", unit="patch", disable=not progress,
-                   leave=False)
-        for start in range(0, len(windows), batch_size):
-            chunk = windows[start : start + batch_size]
-            mask = torch.zeros(len(chunk), 1, h, w, dtype=torch.bool)
-            for i, (y0, y1, x0, x1) in enumerate(chunk):
-                mask[i, :, y0:y1, x0:x1] = True
-            on_device = mask.to(x.device)
-            # One fused pass per face builds the whole occluded batch (a fresh tensor, so an
-            # in-place score cannot reach the pair).
-            xa = torch.where(on_device, f[0], x[0])
-            xb = torch.where(on_device, f[1], x[1])
-            if window_score is None:
-                scores = _scores(score_fn, xa, xb)
-            else:
-                scores = window_score(xa, xb, chunk).reshape(-1).detach().float()
-            changes = (scores - original).cpu().double()
-            total += (mask[:, 0].double() * changes[:, None, None]).sum(dim=0)
-            bar.update(len(chunk))
-        bar.close()
-    delta = (total / counts).float()
-    return OcclusionResult(delta, original, len(windows) + 1, len(windows))
+    original = original_score(score_fn, x)
+    changes = window_changes(score_fn, x, fill, windows, original, batch_size, progress,
+                             window_score)
+    total, counts = window_mean(windows, changes, h, w)
+    return OcclusionResult((total / counts).float(), original, len(windows) + 1, len(windows))
 
 
 def normalize_delta(delta: torch.Tensor, theta: float) -> torch.Tensor:
@@ -174,6 +206,9 @@ class OcclusionDetails(MethodDetails):
     incremental: bool
     theta: float | None
     max_delta: float
+    # ``--approx``: the settings in words, and the measured error on sampled windows
+    approx: str | None = None
+    approx_error: float | None = None
 
 
 class PairwiseOcclusion(Explainer):
@@ -202,6 +237,7 @@ class PairwiseOcclusion(Explainer):
         theta: float | None = None,
         progress: bool = False,
         incremental: bool = True,
+        approx: ApproxSettings | None = None,
     ) -> None:
         super().__init__(score_fn)
         if isinstance(fill, str) and fill not in FILLS:
@@ -220,12 +256,16 @@ class PairwiseOcclusion(Explainer):
         self.theta = theta
         self.progress = progress
         self.incremental = incremental and isinstance(score_fn, PairScorer)
+        if approx is not None and not self.incremental:
+            raise InvalidArgument("--approx works on the incremental evaluation of a "
+                                  "registered backbone's score only")
+        self.approx = approx
 
     @classmethod
     def for_backbone(
         cls, scorer: PairScorer | FaceModel, backbone: str, patch: int = 16, stride: int = 8,
         fill: str | torch.Tensor = DEFAULT_FILL, batch_size: int = 32, progress: bool = False,
-        incremental: bool = True,
+        incremental: bool = True, approx: ApproxSettings | None = None,
     ) -> PairwiseOcclusion:
         """Occlusion of a registered backbone's cosine: its template's mean face, its stored Θ.
 
@@ -237,7 +277,7 @@ class PairwiseOcclusion(Explainer):
         score = scorer if isinstance(scorer, PairScorer) else PairScorer(scorer)
         return cls(score, patch, stride, fill, template=spec.template, batch_size=batch_size,
                    theta=record.theta if record else None, progress=progress,
-                   incremental=incremental)
+                   incremental=incremental, approx=approx)
 
     def fill_for(self, pair: torch.Tensor) -> torch.Tensor:
         if isinstance(self.fill, str):
@@ -249,12 +289,22 @@ class PairwiseOcclusion(Explainer):
         started = time.perf_counter()
         window_score = None
         score_fn = self.score_fn
-        if self.incremental:
+        approx_error = None
+        if self.approx is not None:
+            from facexplain.explain.approx_occlusion import approximate_occlusion_delta
+
             assert isinstance(score_fn, PairScorer)
-            window_score = score_fn.incremental(pair)
-        res = pairwise_occlusion_delta(score_fn, pair, self.fill_for(pair), self.patch,
-                                       self.stride, self.batch_size, self.edge, self.progress,
-                                       window_score)
+            approximate = approximate_occlusion_delta(
+                score_fn, pair, self.fill_for(pair), self.patch, self.stride, self.approx,
+                self.batch_size, self.edge, self.progress)
+            res, approx_error = approximate.result, approximate.check_error
+        else:
+            if self.incremental:
+                assert isinstance(score_fn, PairScorer)
+                window_score = score_fn.incremental(pair)
+            res = pairwise_occlusion_delta(score_fn, pair, self.fill_for(pair), self.patch,
+                                           self.stride, self.batch_size, self.edge,
+                                           self.progress, window_score)
         d = res.delta
         maps = {
             "delta": torch.stack([d, d]),
@@ -269,6 +319,8 @@ class PairwiseOcclusion(Explainer):
             edge=self.edge, n_forward=res.n_forward, n_windows=res.n_windows,
             batch_size=self.batch_size, incremental=self.incremental, theta=self.theta,
             max_delta=float(d.max()), seconds=round(time.perf_counter() - started, 3),
+            approx=None if self.approx is None else self.approx.describe(self.patch, self.stride),
+            approx_error=approx_error,
         )
         return ExplanationMaps(self.name, maps, res.score, meta)
 

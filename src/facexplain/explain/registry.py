@@ -74,6 +74,9 @@ class ExplainOptions:
     ig_steps: int | None = None
     attention: str = "L"
     incremental: bool = True
+    # Pairwise occlusion's opt-in approximate mode (Krypton: projective-field threshold and
+    # adaptive drill-down, ``explain.approx_occlusion``) with its default settings.
+    approx: bool = False
     batch_size: int = 32
     progress: bool = False
 

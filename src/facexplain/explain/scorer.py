@@ -88,12 +88,13 @@ class PairScorer:
         emb = self.embed_pair(pair)
         return float(cosine(emb[0:1], emb[1:2])[0])
 
-    def incremental(self, pair: torch.Tensor) -> IncrementalPairScore:
-        """An ``IncrementalPairScore`` for ``pair``, reusing this scorer's stage geometry."""
+    def incremental(self, pair: torch.Tensor, cap: float | None = None) -> IncrementalPairScore:
+        """An ``IncrementalPairScore`` for ``pair``, reusing this scorer's stage geometry
+        (``cap``: the approximate mode's projective-field threshold; None is exact)."""
         from facexplain.explain.incremental import IncrementalPairScore
 
         with torch.inference_mode():
-            return IncrementalPairScore(self.model, pair.detach().float(), self.geometry)
+            return IncrementalPairScore(self.model, pair.detach().float(), self.geometry, cap)
 
     def fingerprint(self) -> str:
         """sha256 of the model's class and weights (state_dict), recomputed after any edit."""

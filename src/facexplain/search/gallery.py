@@ -110,7 +110,7 @@ def gallery_from_embeddings(backbone: str, paths: Iterable[str], identities: Ite
 
 def embed_photo(pipe: FacePipeline, path: Path, cache: DiskCache | None = None) -> np.ndarray:
     """One photo's largest face embedded (cached per image, weights and rule when given)."""
-    key = f"{EMBED_VERSION}:{pipe.spec.name}@{pipe.scorer.fingerprint()[:16]}:{image_key(path)}"
+    key = f"{EMBED_VERSION}:{pipe.spec.name}@{pipe.embedding_key()}:{image_key(path)}"
     hit = cache.get(key) if cache is not None else None
     if hit is not None:
         return hit["embedding"]

@@ -35,12 +35,14 @@ def check(options: ExplainOptions, spec: BackboneSpec) -> None:
 
 
 def build(scorer: PairScorer, options: ExplainOptions) -> Explainer:
+    from facexplain.explain.approx_occlusion import ApproxSettings
     from facexplain.explain.occlusion import PairwiseOcclusion
 
     backbone = scorer.require_spec().name
     return PairwiseOcclusion.for_backbone(scorer, backbone, options.patch, options.stride,
                                           options.fill, options.batch_size, options.progress,
-                                          options.incremental)
+                                          options.incremental,
+                                          ApproxSettings() if options.approx else None)
 
 
 def note(result: ExplanationMaps) -> str:
@@ -57,7 +59,11 @@ def note(result: ExplanationMaps) -> str:
         state = "lit: above" if d.max_delta >= d.theta else "dark: below"
         text = (f" Max Δ = {d.max_delta:.4f}, Θ = {d.theta} ({state} the level most genuine "
                 "LFW pairs stay under).")
-    if d.incremental:
+    if d.approx is not None:
+        text += (f" APPROXIMATE map (--approx: {d.approx}): {d.n_windows} patches; the "
+                 f"largest error of the sampled patches was {d.approx_error or 0.0:.1%} of the "
+                 "map's largest |Δ|. Run without --approx for the exact map.")
+    elif d.incremental:
         text += (f" {d.n_windows} patches, each evaluated incrementally (only the part of the "
                  "network the patch reaches is recomputed; same map as a full re-evaluation "
                  "up to float rounding).")
