@@ -10,15 +10,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE, BackboneSpec, get_spec
-from facexplain.explain.base import ExplanationMaps
 from facexplain.explain.registry import ExplainOptions, MapSpec, MethodInfo, parse_methods
 from facexplain.pipeline import FacePipeline
 from facexplain.scoring import Calibration, get_calibration
 from facexplain.types import FacePair, Verdict
+
+if TYPE_CHECKING:
+    import torch
+
+    from facexplain.explain.base import ExplanationMaps
 
 Log = Callable[[str], None]
 
@@ -31,7 +34,7 @@ def verdict_for_pair(pipeline: FacePipeline, pair: FacePair, path_a: str, path_b
     otherwise it is the torch module's, the very number the explanation maps explain.
     """
     cal = get_calibration(pipeline.spec.name)
-    similarity = (pipeline.similarity(pair.tensor) if forward_only
+    similarity = (pipeline.similarity(pair) if forward_only
                   else pipeline.scorer.similarity(pair.tensor))
     return Verdict(
         similarity=similarity,

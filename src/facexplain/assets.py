@@ -147,6 +147,8 @@ def runtime_name(backbone: str) -> str:
 DERIVED: dict[str, str] = {
     "sface/sface_float.onnx": "facexplain.backbones.sface:build_float_model",
     **{runtime_name(b): "facexplain.backbones.runtime:build_runtime" for b in RUNTIME_BACKBONES},
+    **{runtime_name(f"mtcnn-{n}"): "facexplain.align.mtcnn_nets:build_net_runtime"
+       for n in ("pnet", "rnet", "onet")},
 }
 
 

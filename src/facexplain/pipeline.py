@@ -4,20 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from facexplain import assets
+from facexplain import assets, settings
 from facexplain.align import MTCNN, align_image, choose_face, fallback_detection
-from facexplain.backbones.base import FaceModel
 from facexplain.backbones.registry import BackboneSpec, get_spec, load_backbone
 from facexplain.backbones.runtime import ForwardRuntime, load_runtime, runtime_key
 from facexplain.errors import NoFaceFound
-from facexplain.explain.scorer import PairScorer
 from facexplain.io import load_image
-from facexplain.scoring import cosine
+from facexplain.scoring import cosine_rows
 from facexplain.types import AlignedFace, Detection, FacePair
+
+if TYPE_CHECKING:
+    import torch
+
+    from facexplain.backbones.base import FaceModel
+    from facexplain.explain.scorer import PairScorer
 
 
 @dataclass(frozen=True)
@@ -58,19 +62,26 @@ class FacePipeline:
     @property
     def model(self) -> FaceModel:
         if self._model is None:
-            self._model = load_backbone(self.spec.name, self.root)
+            import torch
+
+            # First use may come inside an inference_mode block: weights built there would be
+            # inference tensors, which later autograd (gradient methods) cannot use.
+            with torch.inference_mode(False):
+                self._model = load_backbone(self.spec.name, self.root)
         return self._model
 
     @property
     def scorer(self) -> PairScorer:
         if self._scorer is None:
+            from facexplain.explain.scorer import PairScorer
+
             self._scorer = PairScorer(self.model, self.spec)
         return self._scorer
 
     def runtime(self) -> ForwardRuntime | None:
         """The forward-only runtime in use, or None (torch)."""
         if not self._runtime_checked:
-            self._runtime = load_runtime(self.spec.name, self.root, torch.get_num_threads())
+            self._runtime = load_runtime(self.spec.name, self.root, settings.cpu_threads())
             self._runtime_checked = True
         return self._runtime
 
@@ -100,24 +111,28 @@ class FacePipeline:
     def pair(self, path_a: str | Path, path_b: str | Path) -> FacePair:
         return FacePair(self.align_path(path_a), self.align_path(path_b), self.spec.name)
 
-    @torch.inference_mode()
     def embed(self, pixels: torch.Tensor, flip: bool = False, batch_size: int = 32) -> torch.Tensor:
         """Embeddings of aligned faces (N, 3, H, W); ``flip`` adds the mirrored face's embedding."""
+        import torch
+
         runtime = self.runtime()
         forward = self.model if runtime is None else (
             lambda x: torch.from_numpy(runtime(x.numpy())))
         out = []
-        for start in range(0, pixels.shape[0], batch_size):
-            x = pixels[start : start + batch_size].float()
-            e = forward(x)
-            if flip:
-                e = e + forward(torch.flip(x, dims=[3]).contiguous())
-            out.append(e)
+        with torch.inference_mode():
+            for start in range(0, pixels.shape[0], batch_size):
+                x = pixels[start : start + batch_size].float()
+                e = forward(x)
+                if flip:
+                    e = e + forward(torch.flip(x, dims=[3]).contiguous())
+                out.append(e)
         return torch.cat(out)
 
-    def similarity(self, pair: torch.Tensor) -> float:
-        """Cosine similarity of a clean (2, 3, H, W) pair: what the verdict thresholds."""
-        if self.runtime() is None:
-            return self.scorer.similarity(pair)
-        emb = self.embed(pair)
-        return float(cosine(emb[0:1], emb[1:2])[0])
+    def similarity(self, pair: FacePair) -> float:
+        """Cosine similarity of a clean aligned pair: what the verdict thresholds (forward-only:
+        on the runtime, where there is one, without loading torch)."""
+        runtime = self.runtime()
+        if runtime is None:
+            return self.scorer.similarity(pair.tensor)
+        emb = runtime(pair.array)
+        return float(cosine_rows(emb[0], emb[1]))

@@ -12,13 +12,15 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from facexplain.errors import InvalidArgument
 from facexplain.records import RecordStore, packaged_dir, store_for
+
+if TYPE_CHECKING:
+    import torch
 
 CALIBRATION_FILE = "calibration.json"
 
@@ -47,7 +49,26 @@ class Calibration:
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Row-wise cosine similarity of two (N, D) embedding batches (differentiable)."""
+    import torch.nn.functional as F
+
     return F.cosine_similarity(a, b, dim=-1, eps=1e-12)
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``cosine`` for numpy rows (forward-only code that never loads torch)."""
+    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    norms = np.maximum(np.linalg.norm(a64, axis=-1) * np.linalg.norm(b64, axis=-1), 1e-12)
+    return (a64 * b64).sum(-1) / norms
+
+
+def confidence_text(confidence: float) -> str:
+    """A percentage that never claims certainty: a fitted probability is not 100%."""
+    pct = 100 * confidence
+    if pct > 99.9:
+        return "> 99.9%"
+    if pct < 0.1:
+        return "< 0.1%"
+    return f"{pct:.1f}%"
 
 
 def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:

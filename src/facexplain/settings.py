@@ -62,6 +62,20 @@ class Settings:
         return self.home / "records"
 
 
+def cpu_threads() -> int:
+    """Threads for onnxruntime sessions: torch's setting once torch is loaded (benchmarks set
+    it), else ``OMP_NUM_THREADS``, else every core, as torch would choose."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return int(torch.get_num_threads())
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return os.cpu_count() or 1
+
+
 def current() -> Settings:
     """The settings in force now, from the environment (read on every call)."""
     home_env = os.environ.get(HOME_ENV)

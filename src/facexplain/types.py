@@ -1,11 +1,18 @@
-"""Typed, frozen result objects passed between the layers (tensors stay tensors here)."""
+"""Typed, frozen result objects passed between the layers.
+
+Aligned faces are stored as numpy arrays and shown to torch code as tensors sharing the same
+memory, so verification (numpy and onnxruntime only) never imports torch.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -30,11 +37,18 @@ class Detection:
 class AlignedFace:
     """A face warped to a backbone's template: float RGB pixels in [0, 255], shape (3, H, W)."""
 
-    pixels: torch.Tensor
+    array: np.ndarray  # float32 (3, H, W)
     source: str
     detection: Detection | None
     n_faces: int
     warnings: tuple[str, ...] = ()
+
+    @property
+    def pixels(self) -> torch.Tensor:
+        """The face as a (3, H, W) float tensor (shares the array's memory)."""
+        import torch
+
+        return torch.from_numpy(self.array)
 
 
 @dataclass(frozen=True)
@@ -47,7 +61,14 @@ class FacePair:
 
     @property
     def tensor(self) -> torch.Tensor:
+        import torch
+
         return torch.stack([self.a.pixels, self.b.pixels])
+
+    @property
+    def array(self) -> np.ndarray:
+        """(2, 3, H, W) float32, for forward-only code."""
+        return np.stack([self.a.array, self.b.array])
 
 
 @dataclass(frozen=True)

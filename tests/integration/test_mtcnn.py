@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from facexplain import assets
 from facexplain.align import MTCNN, align_image, choose_face, transform_points
 from facexplain.align.templates import ARCFACE_112
 from facexplain.align.warp import alignment_matrix
@@ -21,14 +25,15 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def detector() -> Iterator[MTCNN]:
-    try:
-        net = MTCNN()
-    except AssetMissing as exc:  # the set-up step has not fetched the weights here
-        pytest.skip(str(exc))
     # One thread: these small nets gain little from more, and on a busy machine extra OpenMP
     # threads made single calls 10-30x slower. Restored afterwards for the other tests.
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        net = MTCNN()
+    except AssetMissing as exc:  # the set-up step has not fetched the weights here
+        torch.set_num_threads(threads)
+        pytest.skip(str(exc))
     yield net
     torch.set_num_threads(threads)
 
@@ -126,3 +131,42 @@ def test_aligned_crop_puts_the_landmarks_on_the_template(detector: MTCNN) -> Non
 def test_rejects_non_rgb_input(detector: MTCNN) -> None:
     with pytest.raises(InvalidArgument):
         detector.detect(np.zeros((50, 50), dtype=np.uint8))
+
+
+def test_exported_nets_detect_exactly_what_the_torch_modules_detect(
+        detector: MTCNN, tmp_path: Path) -> None:
+    """Set-up exports the three nets for onnxruntime; a model home without those files runs the
+    torch modules (the source of truth): same faces, same landmarks to float precision."""
+    if detector.runtime != "onnxruntime":
+        pytest.skip("no exported MTCNN nets in this model home; run make setup")
+    home = tmp_path / "home"
+    (home / "mtcnn").mkdir(parents=True)
+    for name in ("pnet", "rnet", "onet"):
+        (home / "mtcnn" / f"{name}.pt").symlink_to(assets.asset_path(f"mtcnn/{name}.pt"))
+    plain = MTCNN(root=home)
+    assert plain.runtime == "torch"
+    for name, index in (("Aaron_Peirsol", 1), ("George_W_Bush", 10), ("Abdel_Madi_Shabneh", 1)):
+        image = _rgb(name, index)
+        ours, ref = detector.detect(image), plain.detect(image)
+        assert len(ours) == len(ref) >= 1
+        for a, b in zip(ours, ref, strict=True):
+            np.testing.assert_allclose(a.landmarks, b.landmarks, atol=1e-3)
+            np.testing.assert_allclose(a.box, b.box, atol=1e-3)
+            assert a.score == pytest.approx(b.score, abs=1e-5)
+
+
+def test_cold_verify_never_imports_torch(detector: MTCNN) -> None:
+    """Verification is forward-only (numpy + onnxruntime): a cold start must not pay for torch."""
+    from facexplain.backbones.runtime import load_runtime
+
+    if detector.runtime != "onnxruntime" or load_runtime("sface", assets.home(), 1) is None:
+        pytest.skip("no exported graphs in this model home; run make setup")
+    code = ("import sys; sys.argv = ['facexplain', 'verify', *sys.argv[1:]]\n"
+            "from facexplain.cli.app import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('torch loaded:', 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(lfw_image("Abdel_Madi_Shabneh", 1)),
+                          str(lfw_image("Dean_Barker", 1))], capture_output=True, text=True,
+                         timeout=300)
+    assert "DIFFERENT people" in out.stdout, out.stderr
+    assert "torch loaded: False" in out.stdout

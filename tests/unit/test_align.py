@@ -44,35 +44,35 @@ def test_nms_keeps_the_closed_form_set() -> None:
     # C = A shifted by 5 (0.8); D far away (0.1); E the top-left quarter of A (0.7).
     # Greedy order B, A, C, E, D. Overlaps with B: A 90/110 = 0.82, C 60/140 = 0.43,
     # E 20/105 = 0.19 (IoU); by 'min' area: C 60/100 = 0.6, E 20/25 = 0.8.
-    boxes = torch.tensor([
+    boxes = np.array([
         [0, 0, 10, 10], [1, 0, 11, 10], [5, 0, 15, 10], [50, 50, 60, 60], [0, 0, 5, 5]
-    ], dtype=torch.float32)
-    scores = torch.tensor([0.9, 0.95, 0.8, 0.1, 0.7])
+    ], dtype=np.float32)
+    scores = np.array([0.9, 0.95, 0.8, 0.1, 0.7], dtype=np.float32)
     assert nms(boxes, scores, 0.5).tolist() == [1, 2, 4, 3]
     assert nms(boxes, scores, 0.5, mode="min").tolist() == [1, 3]
     assert nms(boxes, scores, 0.2).tolist() == [1, 4, 3]
 
 
 def test_nms_equal_scores_keep_the_earlier_box_and_empty_input() -> None:
-    boxes = torch.tensor([[0, 0, 10, 10], [0, 0, 10, 10]], dtype=torch.float32)
-    assert nms(boxes, torch.tensor([0.5, 0.5]), 0.5).tolist() == [0]
-    assert nms(torch.zeros(0, 4), torch.zeros(0), 0.5).numel() == 0
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 10]], dtype=np.float32)
+    assert nms(boxes, np.array([0.5, 0.5]), 0.5).tolist() == [0]
+    assert nms(np.zeros((0, 4)), np.zeros(0), 0.5).size == 0
 
 
 def test_nms_loop_path_matches_matrix_path(monkeypatch: pytest.MonkeyPatch) -> None:
     # Large inputs skip the all-pairs matrix (memory); both paths must keep the same boxes.
-    gen = torch.Generator().manual_seed(0)
-    xy = torch.rand(1500, 2, generator=gen) * 500
-    boxes = torch.cat([xy, xy + 10 + torch.rand(1500, 2, generator=gen) * 40], dim=1)
-    scores = torch.rand(1500, generator=gen)
+    gen = np.random.default_rng(0)
+    xy = (gen.random((1500, 2)) * 500).astype(np.float32)
+    boxes = np.concatenate([xy, xy + 10 + (gen.random((1500, 2)) * 40).astype(np.float32)], 1)
+    scores = gen.random(1500).astype(np.float32)
     with_matrix = nms(boxes, scores, 0.5)
     monkeypatch.setattr(detect, "_NMS_MATRIX_MAX", 0)
-    assert 100 < with_matrix.numel() < 1500
-    assert torch.equal(nms(boxes, scores, 0.5), with_matrix)
+    assert 100 < with_matrix.size < 1500
+    np.testing.assert_array_equal(nms(boxes, scores, 0.5), with_matrix)
 
 
 def test_square_boxes_keeps_the_centre() -> None:
-    sq = square_boxes(torch.tensor([[10.0, 20.0, 30.0, 60.0]]))
+    sq = square_boxes(np.array([[10.0, 20.0, 30.0, 60.0]]))
     assert sq.tolist() == [[0.0, 20.0, 40.0, 60.0]]
 
 
@@ -118,9 +118,9 @@ def test_warp_matches_cv2_with_rotation_and_border() -> None:
     # A rotation that pulls in pixels from outside the image checks the zero border too.
     image = _rgb(lfw_image("Aaron_Peirsol", 1))
     m = _similarity(0.8, 0.6, 60.0, -40.0)
-    ours = warp_affine(torch.from_numpy(image.copy()).permute(2, 0, 1).float(), m, (200, 180))
+    ours = warp_affine(image.transpose(2, 0, 1).astype(np.float32), m, (200, 180))
     ref = cv2.warpAffine(image, m, (180, 200), flags=cv2.INTER_LINEAR, borderValue=0)
-    diff = np.abs(ours.permute(1, 2, 0).numpy() - ref.astype(np.float32))
+    diff = np.abs(ours.transpose(1, 2, 0) - ref.astype(np.float32))
     assert float(diff.mean()) < 1.0
     assert (ref == 0).all(axis=2).mean() > 0.05  # the border really is in view
 
@@ -151,6 +151,17 @@ def test_warped_landmarks_land_on_the_template() -> None:
     # centroid exactly on the template's and each point within a few pixels of its target.
     np.testing.assert_allclose(moved.mean(axis=0), target.mean(axis=0), atol=1e-9)
     assert np.linalg.norm(moved - target, axis=1).max() < 8.0
+
+
+def test_area_resize_equals_torch_area_interpolation() -> None:
+    """The numpy pyramid/crop resize is torch's interpolate(mode='area') (the nets' training
+    pipeline), also for sizes that do not divide."""
+    image = _rgb(lfw_image("Aaron_Peirsol", 1)).transpose(2, 0, 1).astype(np.float32)
+    for size in ((150, 150), (61, 97), (24, 24), (250, 13)):
+        ours = detect.area_resize(image, *size)
+        ref = torch.nn.functional.interpolate(torch.from_numpy(image)[None], size=size,
+                                              mode="area")[0].numpy()
+        np.testing.assert_allclose(ours, ref, atol=2e-3)
 
 
 def test_warp_face_output_and_no_input_mutation() -> None:

@@ -15,7 +15,13 @@ from facexplain.align.detect import (
     nms,
 )
 from facexplain.align.templates import TEMPLATES, Template
-from facexplain.align.warp import estimate_similarity, transform_points, warp_affine, warp_face
+from facexplain.align.warp import (
+    estimate_similarity,
+    transform_points,
+    warp_affine,
+    warp_face,
+    warp_face_array,
+)
 from facexplain.errors import NoFaceFound
 from facexplain.types import AlignedFace
 
@@ -32,6 +38,7 @@ __all__ = [
     "transform_points",
     "warp_affine",
     "warp_face",
+    "warp_face_array",
 ]
 
 
@@ -65,7 +72,7 @@ def align_image(
         where = source or "the image"
         raise NoFaceFound(f"no face found in {where}; try a photo with a clearer, larger face")
     return AlignedFace(
-        pixels=warp_face(image, chosen.landmarks, template),
+        array=warp_face_array(image, chosen.landmarks, template),
         source=source,
         detection=chosen,
         n_faces=len(detections),

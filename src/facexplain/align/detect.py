@@ -1,202 +1,129 @@
-"""MTCNN face detector (P-Net, R-Net, O-Net) in plain torch, with the facenet-pytorch 2.6.0 weights.
+"""MTCNN face detector (P-Net, R-Net, O-Net) with the facenet-pytorch 2.6.0 weights, in numpy.
 
 Why our own code: facenet-pytorch imports torchvision (which does not import next to our torch)
 and pins an old torch, so we load only its three state dicts and run the standard cascade here:
-image pyramid -> P-Net proposals -> R-Net refinement -> O-Net boxes and five landmarks, with NMS
-written in torch. Coordinates follow the original MTCNN (and facenet-pytorch) conventions, which
-the alignment templates were measured with.
+image pyramid -> P-Net proposals -> R-Net refinement -> O-Net boxes and five landmarks.
+Coordinates follow the original MTCNN (and facenet-pytorch) conventions, which the alignment
+templates were measured with. The cascade is numpy and the nets run on onnxruntime from the
+graphs set-up exported from the torch modules (``align.mtcnn_nets``), so detecting a face does
+not import torch (a cold ``verify`` pays ~2 s for that import); a model home without those
+graphs runs the torch modules instead, with the same results.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
 
-from facexplain.assets import asset_path
-from facexplain.errors import InvalidArgument, NoFaceFound
+from facexplain import assets, settings
+from facexplain.errors import AssetMissing, InvalidArgument, NoFaceFound
 from facexplain.types import Detection
 
-# ---------------------------------------------------------------------------------------------
-# The three networks. Layer names match the facenet-pytorch state dicts exactly.
-# ---------------------------------------------------------------------------------------------
+NET_NAMES = ("pnet", "rnet", "onet")
+# A net as the cascade calls it: float32 NCHW array in, its outputs as arrays.
+Net = Callable[[np.ndarray], list[np.ndarray]]
 
 
-class PNet(nn.Module):
-    """Proposal net: fully convolutional, 12x12 receptive field, stride 2."""
+class OrtNet:
+    """One exported net on onnxruntime."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 10, 3)
-        self.prelu1 = nn.PReLU(10)
-        self.conv2 = nn.Conv2d(10, 16, 3)
-        self.prelu2 = nn.PReLU(16)
-        self.conv3 = nn.Conv2d(16, 32, 3)
-        self.prelu3 = nn.PReLU(32)
-        self.conv4_1 = nn.Conv2d(32, 2, 1)
-        self.conv4_2 = nn.Conv2d(32, 4, 1)
+    def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Return (box offsets (N,4,h,w), face probability (N,h,w))."""
-        x = self.prelu1(self.conv1(x))
-        x = F.max_pool2d(x, 2, 2, ceil_mode=True)
-        x = self.prelu2(self.conv2(x))
-        x = self.prelu3(self.conv3(x))
-        prob = torch.softmax(self.conv4_1(x), dim=1)[:, 1]
-        return self.conv4_2(x), prob
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: np.ndarray) -> list[np.ndarray]:
+        return [np.asarray(o) for o in self.session.run(None, {"input": x})]
 
 
-class RNet(nn.Module):
-    """Refinement net on 24x24 crops."""
+def load_nets(root: Path | None = None) -> tuple[dict[str, Net], str]:
+    """The three nets and which runtime runs them: onnxruntime when set-up exported them,
+    else the torch modules (imported only then)."""
+    root = root or assets.home()
+    threads = settings.cpu_threads()
+    try:
+        paths = {n: assets.asset_path(assets.runtime_name(f"mtcnn-{n}"), root) for n in NET_NAMES}
+    except AssetMissing:
+        from facexplain.align.mtcnn_nets import torch_runner
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 28, 3)
-        self.prelu1 = nn.PReLU(28)
-        self.conv2 = nn.Conv2d(28, 48, 3)
-        self.prelu2 = nn.PReLU(48)
-        self.conv3 = nn.Conv2d(48, 64, 2)
-        self.prelu3 = nn.PReLU(64)
-        self.dense4 = nn.Linear(576, 128)
-        self.prelu4 = nn.PReLU(128)
-        self.dense5_1 = nn.Linear(128, 2)
-        self.dense5_2 = nn.Linear(128, 4)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Return (box offsets (N,4), face probability (N,))."""
-        x = self.prelu1(self.conv1(x))
-        x = F.max_pool2d(x, 3, 2, ceil_mode=True)
-        x = self.prelu2(self.conv2(x))
-        x = F.max_pool2d(x, 3, 2, ceil_mode=True)
-        x = self.prelu3(self.conv3(x))
-        # The weights were converted from a TF port that ran on transposed images and flattened
-        # channels-last: the dense layer expects (W, H, C) order.
-        x = x.permute(0, 3, 2, 1).flatten(1)
-        x = self.prelu4(self.dense4(x))
-        prob = torch.softmax(self.dense5_1(x), dim=1)[:, 1]
-        return self.dense5_2(x), prob
-
-
-class ONet(nn.Module):
-    """Output net on 48x48 crops: final box, score and five landmarks."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 32, 3)
-        self.prelu1 = nn.PReLU(32)
-        self.conv2 = nn.Conv2d(32, 64, 3)
-        self.prelu2 = nn.PReLU(64)
-        self.conv3 = nn.Conv2d(64, 64, 3)
-        self.prelu3 = nn.PReLU(64)
-        self.conv4 = nn.Conv2d(64, 128, 2)
-        self.prelu4 = nn.PReLU(128)
-        self.dense5 = nn.Linear(1152, 256)
-        self.prelu5 = nn.PReLU(256)
-        self.dense6_1 = nn.Linear(256, 2)
-        self.dense6_2 = nn.Linear(256, 4)
-        self.dense6_3 = nn.Linear(256, 10)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Return (box offsets (N,4), landmarks (N,10) as 5 x then 5 y, probability (N,))."""
-        x = self.prelu1(self.conv1(x))
-        x = F.max_pool2d(x, 3, 2, ceil_mode=True)
-        x = self.prelu2(self.conv2(x))
-        x = F.max_pool2d(x, 3, 2, ceil_mode=True)
-        x = self.prelu3(self.conv3(x))
-        x = F.max_pool2d(x, 2, 2, ceil_mode=True)
-        x = self.prelu4(self.conv4(x))
-        x = x.permute(0, 3, 2, 1).flatten(1)
-        x = self.prelu5(self.dense5(x))
-        prob = torch.softmax(self.dense6_1(x), dim=1)[:, 1]
-        return self.dense6_2(x), self.dense6_3(x), prob
+        return {n: torch_runner(n, root) for n in NET_NAMES}, "torch"
+    return {n: OrtNet(p, threads) for n, p in paths.items()}, "onnxruntime"
 
 
 # ---------------------------------------------------------------------------------------------
-# Box utilities (functional, torch only).
+# Box utilities (functional, numpy; float32 like the nets).
 # ---------------------------------------------------------------------------------------------
 
 
-def box_iou_one(box: Tensor, boxes: Tensor, mode: str = "union") -> Tensor:
-    """Overlap of one (4,) box with (N,4) boxes: IoU ('union') or intersection/min area ('min')."""
-    iw = (torch.minimum(box[2], boxes[:, 2]) - torch.maximum(box[0], boxes[:, 0])).clamp(min=0)
-    ih = (torch.minimum(box[3], boxes[:, 3]) - torch.maximum(box[1], boxes[:, 1])).clamp(min=0)
-    inter = iw * ih
-    area = (box[2] - box[0]).clamp(min=0) * (box[3] - box[1]).clamp(min=0)
-    areas = (boxes[:, 2] - boxes[:, 0]).clamp(min=0) * (boxes[:, 3] - boxes[:, 1]).clamp(min=0)
+def _overlap(box: np.ndarray, boxes: np.ndarray, mode: str) -> np.ndarray:
+    """Overlap of (..., 4) ``box`` with (N, 4) ``boxes``: IoU ('union') or
+    intersection / smaller area ('min'). ``box`` may be (M, 1, 4) for an all-pairs matrix."""
+    lt = np.maximum(box[..., :2], boxes[..., :2])
+    rb = np.minimum(box[..., 2:], boxes[..., 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=-1)
+    area = np.clip(box[..., 2:] - box[..., :2], 0, None).prod(axis=-1)
+    areas = np.clip(boxes[..., 2:] - boxes[..., :2], 0, None).prod(axis=-1)
     if mode == "min":
-        denom = torch.minimum(area, areas)
+        denom = np.minimum(area, areas)
     elif mode == "union":
         denom = area + areas - inter
     else:
         raise InvalidArgument(f"unknown NMS mode {mode!r}; use 'union' or 'min'")
-    return inter / denom.clamp(min=1e-12)
+    return inter / np.maximum(denom, 1e-12)
 
 
-def nms(boxes: Tensor, scores: Tensor, threshold: float, mode: str = "union") -> Tensor:
+def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, mode: str = "union"
+        ) -> np.ndarray:
     """Greedy non-maximum suppression; returns kept indices, highest score first.
 
     A box is dropped when its overlap with an already kept, higher-scoring box is *above*
     ``threshold``. Ties in score keep the earlier box.
     """
-    if boxes.numel() == 0:
-        return torch.zeros(0, dtype=torch.long)
-    order = torch.sort(scores, descending=True, stable=True).indices
-    sorted_boxes = boxes[order]
-    n = order.numel()
+    if boxes.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(-scores, kind="stable")
+    ordered = boxes[order]
+    n = order.size
     keep: list[int] = []
     if n <= _NMS_MATRIX_MAX:
         # One overlap matrix, then a cheap greedy pass over its rows.
-        suppress = (_overlap_matrix(sorted_boxes, mode) > threshold).numpy()
+        suppress = _overlap(ordered[:, None, :], ordered[None, :, :], mode) > threshold
         removed = np.zeros(n, dtype=bool)
         for i in range(n):
             if not removed[i]:
                 keep.append(i)
                 removed |= suppress[i]
     else:
-        alive = torch.ones(n, dtype=torch.bool)
+        alive = np.ones(n, dtype=bool)
         for i in range(n):
             if alive[i]:
                 keep.append(i)
-                rest = slice(i + 1, None)
-                alive[rest] &= box_iou_one(sorted_boxes[i], sorted_boxes[rest], mode) <= threshold
-    return order[torch.tensor(keep, dtype=torch.long)]
+                alive[i + 1 :] &= _overlap(ordered[i], ordered[i + 1 :], mode) <= threshold
+    return order[np.asarray(keep, dtype=np.int64)]
 
 
 _NMS_MATRIX_MAX = 2048
 
 
-def _overlap_matrix(boxes: Tensor, mode: str) -> Tensor:
-    """All-pairs overlap of (N,4) boxes, (N,N), same definition as ``box_iou_one``."""
-    lt = torch.maximum(boxes[:, None, :2], boxes[None, :, :2])
-    rb = torch.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(dim=2)
-    areas = (boxes[:, 2:] - boxes[:, :2]).clamp(min=0).prod(dim=1)
-    if mode == "min":
-        denom = torch.minimum(areas[:, None], areas[None, :])
-    elif mode == "union":
-        denom = areas[:, None] + areas[None, :] - inter
-    else:
-        raise InvalidArgument(f"unknown NMS mode {mode!r}; use 'union' or 'min'")
-    return inter / denom.clamp(min=1e-12)
-
-
-def square_boxes(boxes: Tensor) -> Tensor:
+def square_boxes(boxes: np.ndarray) -> np.ndarray:
     """Grow each (x1,y1,x2,y2) box to a square around its centre (the nets take square crops)."""
     w = boxes[:, 2] - boxes[:, 0]
     h = boxes[:, 3] - boxes[:, 1]
-    side = torch.maximum(w, h)
+    side = np.maximum(w, h)
     x1 = boxes[:, 0] + 0.5 * (w - side)
     y1 = boxes[:, 1] + 0.5 * (h - side)
-    return torch.stack([x1, y1, x1 + side, y1 + side], dim=1)
+    return np.stack([x1, y1, x1 + side, y1 + side], axis=1)
 
 
-def regress_boxes(boxes: Tensor, offsets: Tensor, inclusive: bool = True) -> Tensor:
+def regress_boxes(boxes: np.ndarray, offsets: np.ndarray, inclusive: bool = True) -> np.ndarray:
     """Apply the nets' box offsets, which are fractions of the box width/height.
 
     ``inclusive`` measures sizes as x2 - x1 + 1 (integer pixel boxes, stages 2 and 3);
@@ -205,36 +132,49 @@ def regress_boxes(boxes: Tensor, offsets: Tensor, inclusive: bool = True) -> Ten
     extra = 1.0 if inclusive else 0.0
     w = boxes[:, 2] - boxes[:, 0] + extra
     h = boxes[:, 3] - boxes[:, 1] + extra
-    scale = torch.stack([w, h, w, h], dim=1)
-    return boxes + offsets * scale
+    return boxes + offsets * np.stack([w, h, w, h], axis=1)
 
 
-def crop_resize(image: Tensor, boxes: Tensor, size: int) -> Tensor:
-    """Cut integer boxes out of a (1,3,H,W) image and resize each to ``size`` (area averaging).
+def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize a (C, H, W) float image by averaging each output cell's input bin (torch's
+    ``interpolate(mode='area')``: bin i spans floor(i·H/h) .. ceil((i+1)·H/h))."""
+    c, h, w = image.shape
+
+    def bins(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+        i = np.arange(n_out)
+        return (i * n_in) // n_out, -((-(i + 1) * n_in) // n_out)
+
+    (y0, y1), (x0, x1) = bins(h, height), bins(w, width)
+    rows = np.zeros((c, h + 1, w))
+    np.cumsum(image, axis=1, out=rows[:, 1:])
+    rows = (rows[:, y1] - rows[:, y0]) / (y1 - y0)[None, :, None]
+    cols = np.zeros((c, height, w + 1))
+    np.cumsum(rows, axis=2, out=cols[:, :, 1:])
+    return ((cols[:, :, x1] - cols[:, :, x0]) / (x1 - x0)).astype(np.float32)
+
+
+def crop_resize(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """Cut integer boxes out of a (3,H,W) image and resize each to ``size`` (area averaging).
 
     Boxes are 1-based inclusive pixel boxes (x1..x2), as in the original MTCNN; parts outside the
     image are zero, which keeps the crop square instead of clipping and distorting it.
     """
-    _, _, h, w = image.shape
-    b = boxes.to(torch.long)
+    _, h, w = image.shape
+    b = boxes.astype(np.int64)
     # Zero-pad the image once by however far the boxes reach outside it.
     pad = int(max(0, 1 - int(b[:, 0].min()), 1 - int(b[:, 1].min()),
                   int(b[:, 2].max()) - w, int(b[:, 3].max()) - h))
-    padded = F.pad(image, (pad, pad, pad, pad)) if pad > 0 else image
-    out = torch.empty(b.shape[0], 3, size, size, dtype=image.dtype)
+    padded = np.pad(image, ((0, 0), (pad, pad), (pad, pad))) if pad > 0 else image
+    out = np.empty((b.shape[0], 3, size, size), dtype=np.float32)
     for k, (x1, y1, x2, y2) in enumerate(b.tolist()):
-        patch = padded[:, :, y1 - 1 + pad : y2 + pad, x1 - 1 + pad : x2 + pad]
-        out[k] = F.interpolate(patch, size=(size, size), mode="area")[0]
+        out[k] = area_resize(padded[:, y1 - 1 + pad : y2 + pad, x1 - 1 + pad : x2 + pad],
+                             size, size)
     return out
 
 
-def _normalise(x: Tensor) -> Tensor:
-    """The nets were trained on (pixel - 127.5) / 128.
-
-    Inputs go channels_last: convolutions keep that layout, and CPU max-pooling runs about ten
-    times faster in it than in NCHW (measured: MTCNN 97 -> 35 ms per LFW image, one thread).
-    """
-    return ((x - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
+def _normalise(x: np.ndarray) -> np.ndarray:
+    """The nets were trained on (pixel - 127.5) / 128."""
+    return ((x - np.float32(127.5)) * np.float32(0.0078125)).astype(np.float32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,27 +196,17 @@ class MTCNNConfig:
     batch_size: int = 512
 
 
-def _load_net(net: nn.Module, name: str, root: Path | None) -> nn.Module:
-    state = torch.load(asset_path(f"mtcnn/{name}.pt", root), map_location="cpu", weights_only=True)
-    net.load_state_dict(state)
-    for conv in net.modules():
-        if isinstance(conv, nn.Conv2d):  # keep activations channels_last (see _normalise)
-            conv.weight.data = conv.weight.data.contiguous(memory_format=torch.channels_last)
-    return net.eval().requires_grad_(False)
-
-
 class MTCNN:
     """The three-stage MTCNN cascade; ``detect(image)`` returns faces sorted by score.
 
-    Loading is explicit (construct it once, reuse it): the weights are read from the asset cache
-    (``mtcnn/{pnet,rnet,onet}.pt``) and ``AssetMissing`` names the set-up command if absent.
+    Loading is explicit (construct it once, reuse it): the nets come from the model home
+    (``load_nets``) and ``AssetMissing`` names the set-up command if their files are absent.
     """
 
     def __init__(self, config: MTCNNConfig | None = None, root: Path | None = None) -> None:
         self.config = config or MTCNNConfig()
-        self.pnet = _load_net(PNet(), "pnet", root)
-        self.rnet = _load_net(RNet(), "rnet", root)
-        self.onet = _load_net(ONet(), "onet", root)
+        nets, self.runtime = load_nets(root)
+        self.pnet, self.rnet, self.onet = (nets[n] for n in NET_NAMES)
 
     def scales(self, height: int, width: int) -> list[float]:
         """Pyramid scales: the smallest face maps to P-Net's 12 px, down to a 12 px image."""
@@ -291,12 +221,11 @@ class MTCNN:
             side *= cfg.factor
         return out
 
-    @torch.inference_mode()
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Find faces in an RGB uint8 image (H, W, 3); empty list when there are none."""
         if image.ndim != 3 or image.shape[2] != 3:
             raise InvalidArgument(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
-        img = torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)[None]
+        img = np.ascontiguousarray(image.astype(np.float32).transpose(2, 0, 1))
         boxes = self._stage1(img)
         if boxes.shape[0] == 0:
             return []
@@ -305,47 +234,47 @@ class MTCNN:
             return []
         boxes, scores, points = self._stage3(img, boxes)
         return [
-            Detection(box=b.numpy().astype(np.float32), landmarks=p.numpy().astype(np.float32),
-                      score=float(s))
+            Detection(box=b.astype(np.float32), landmarks=p.astype(np.float32), score=float(s))
             for b, s, p in zip(boxes, scores, points, strict=True)
         ]
 
-    def _stage1(self, img: Tensor) -> Tensor:
+    def _stage1(self, img: np.ndarray) -> np.ndarray:
         """P-Net over the pyramid -> square integer candidate boxes (N,4)."""
         cfg = self.config
-        _, _, h, w = img.shape
-        found: list[Tensor] = []
+        _, h, w = img.shape
+        found: list[np.ndarray] = []
         for scale in self.scales(h, w):
             size = (int(h * scale + 1), int(w * scale + 1))
-            offsets, prob = self.pnet(_normalise(F.interpolate(img, size=size, mode="area")))
-            ys, xs = torch.nonzero(prob[0] >= cfg.thresholds[0], as_tuple=True)
-            if ys.numel() == 0:
+            offsets, prob = self.pnet(_normalise(area_resize(img, *size))[None])
+            ys, xs = np.nonzero(prob[0] >= cfg.thresholds[0])
+            if ys.size == 0:
                 continue
             # Each output cell sees a 12x12 window at stride 2 of the scaled image.
-            cell = torch.stack([xs, ys], dim=1).to(img.dtype)
-            q1 = torch.floor((2 * cell + 1) / scale)
-            q2 = torch.floor((2 * cell + 12) / scale)
-            cand = torch.cat([q1, q2, prob[0, ys, xs, None], offsets[0, :, ys, xs].T], dim=1)
+            cell = np.stack([xs, ys], axis=1).astype(np.float32)
+            q1 = np.floor((2 * cell + 1) / np.float32(scale))
+            q2 = np.floor((2 * cell + 12) / np.float32(scale))
+            cand = np.concatenate([q1, q2, prob[0, ys, xs, None], offsets[0, :, ys, xs]], axis=1)
             found.append(cand[nms(cand[:, :4], cand[:, 4], cfg.nms_scale)])
         if not found:
-            return torch.zeros(0, 4)
-        cand = torch.cat(found)
+            return np.zeros((0, 4), dtype=np.float32)
+        cand = np.concatenate(found)
         cand = cand[nms(cand[:, :4], cand[:, 4], cfg.nms_stage1)]
         boxes = regress_boxes(cand[:, :4], cand[:, 5:9], inclusive=False)
-        return self._valid(torch.trunc(square_boxes(boxes)), h, w)
+        return self._valid(np.trunc(square_boxes(boxes)), h, w)
 
-    def _stage2(self, img: Tensor, boxes: Tensor) -> Tensor:
+    def _stage2(self, img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """R-Net on 24x24 crops: drop non-faces, suppress, regress, square."""
         cfg = self.config
-        _, _, h, w = img.shape
+        _, h, w = img.shape
         offsets, prob = self._batched(self.rnet, _normalise(crop_resize(img, boxes, 24)))
         ok = prob > cfg.thresholds[1]
         boxes, offsets, prob = boxes[ok], offsets[ok], prob[ok]
         keep = nms(boxes, prob, cfg.nms_stage2)
         boxes = regress_boxes(boxes[keep], offsets[keep])
-        return self._valid(torch.trunc(square_boxes(boxes)), h, w)
+        return self._valid(np.trunc(square_boxes(boxes)), h, w)
 
-    def _stage3(self, img: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _stage3(self, img: np.ndarray, boxes: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """O-Net on 48x48 crops -> final boxes (N,4), scores (N,), landmarks (N,5,2)."""
         cfg = self.config
         offsets, marks, prob = self._batched(self.onet, _normalise(crop_resize(img, boxes, 48)))
@@ -353,23 +282,23 @@ class MTCNN:
         boxes, offsets, marks, prob = boxes[ok], offsets[ok], marks[ok], prob[ok]
         # Landmarks are fractions of the (inclusive) crop size; -1 turns 1-based into 0-based.
         wh = (boxes[:, 2:4] - boxes[:, 0:2] + 1)[:, None, :]
-        points = marks.view(-1, 2, 5).transpose(1, 2) * wh + boxes[:, None, 0:2] - 1
+        points = marks.reshape(-1, 2, 5).transpose(0, 2, 1) * wh + boxes[:, None, 0:2] - 1
         boxes = regress_boxes(boxes, offsets)
         keep = nms(boxes, prob, cfg.nms_stage3, mode="min")
         return boxes[keep], prob[keep], points[keep]
 
     @staticmethod
-    def _valid(boxes: Tensor, h: int, w: int) -> Tensor:
+    def _valid(boxes: np.ndarray, h: int, w: int) -> np.ndarray:
         """Keep boxes that overlap the image and have a positive size."""
         ok = ((boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
               & (boxes[:, 2] >= 1) & (boxes[:, 3] >= 1) & (boxes[:, 0] <= w) & (boxes[:, 1] <= h))
         return boxes[ok]
 
-    def _batched(self, net: nn.Module, crops: Tensor) -> tuple[Tensor, ...]:
+    def _batched(self, net: Net, crops: np.ndarray) -> tuple[np.ndarray, ...]:
         """Run a refinement net in fixed-size batches (bounds memory on crowded photos)."""
         parts = [net(crops[i : i + self.config.batch_size])
                  for i in range(0, crops.shape[0], self.config.batch_size)]
-        return tuple(torch.cat(list(p)) for p in zip(*parts, strict=True))
+        return tuple(np.concatenate(list(p)) for p in zip(*parts, strict=True))
 
 
 # ---------------------------------------------------------------------------------------------

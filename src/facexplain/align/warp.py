@@ -1,4 +1,4 @@
-"""Five-point similarity alignment: a functional warp in torch that matches cv2.warpAffine.
+"""Five-point similarity alignment: a functional warp in numpy that matches cv2.warpAffine.
 
 Why: backbones expect faces in a fixed landmark layout (a ``Template``). We fit the similarity
 (rotation, uniform scale, translation; no reflection, no shear) that best maps the detected
@@ -9,12 +9,15 @@ with the ones the backbones' reference pipelines produce.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from facexplain.align.templates import Template
 from facexplain.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    import torch
 
 
 def estimate_similarity(src_pts: np.ndarray, dst_pts: np.ndarray) -> np.ndarray:
@@ -56,42 +59,43 @@ def invert_affine(matrix: np.ndarray) -> np.ndarray:
     return np.hstack([inv, -(inv @ m[:, 2])[:, None]])
 
 
-def warp_affine(image: torch.Tensor, matrix: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+def warp_affine(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Warp a (C, H, W) float image by ``matrix`` (source -> output pixels) to ``size`` (h, w).
 
     Bilinear, zero outside the image; equals ``cv2.warpAffine(..., INTER_LINEAR,
-    borderValue=0)`` up to OpenCV's 1/32-pixel fixed-point rounding. Differentiable in the image.
+    borderValue=0)`` up to OpenCV's 1/32-pixel fixed-point rounding. float32 out.
     """
     if image.ndim != 3:
         raise InvalidArgument(f"expected a (C, H, W) image, got shape {tuple(image.shape)}")
     _, in_h, in_w = image.shape
     out_h, out_w = size
-    inv = torch.as_tensor(invert_affine(matrix), dtype=torch.float64)
-    ys, xs = torch.meshgrid(
-        torch.arange(out_h, dtype=torch.float64), torch.arange(out_w, dtype=torch.float64),
-        indexing="ij",
-    )
+    inv = invert_affine(matrix)
+    ys, xs = np.mgrid[0:out_h, 0:out_w].astype(np.float64)
     # Each output pixel centre (x, y) reads the source at inv @ (x, y, 1).
     src_x = inv[0, 0] * xs + inv[0, 1] * ys + inv[0, 2]
     src_y = inv[1, 0] * xs + inv[1, 1] * ys + inv[1, 2]
-    # grid_sample with align_corners=False puts pixel i's centre at (2i + 1) / size - 1.
-    grid = torch.stack([(2 * src_x + 1) / in_w - 1, (2 * src_y + 1) / in_h - 1], dim=-1)
-    grid = grid.to(image.dtype if image.is_floating_point() else torch.float32)
-    src = image if image.is_floating_point() else image.float()
-    out = F.grid_sample(src[None], grid[None], mode="bilinear", padding_mode="zeros",
-                        align_corners=False)
-    return out[0]
+    x0, y0 = np.floor(src_x).astype(np.int64), np.floor(src_y).astype(np.int64)
+    fx, fy = (src_x - x0).astype(np.float32), (src_y - y0).astype(np.float32)
+    src = np.asarray(image, dtype=np.float32)
+    out = np.zeros((src.shape[0], out_h, out_w), dtype=np.float32)
+    for dy, wy in ((0, 1 - fy), (1, fy)):
+        for dx, wx in ((0, 1 - fx), (1, fx)):
+            yy, xx = y0 + dy, x0 + dx
+            inside = (yy >= 0) & (yy < in_h) & (xx >= 0) & (xx < in_w)
+            values = src[:, np.clip(yy, 0, in_h - 1), np.clip(xx, 0, in_w - 1)]
+            out += values * (wy * wx * inside)[None]
+    return out
 
 
-def image_to_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """An RGB (H, W, 3) array, or a (3, H, W) tensor, as a (3, H, W) float tensor in [0, 255]."""
-    if isinstance(image, torch.Tensor):
+def image_to_array(image: np.ndarray | torch.Tensor) -> np.ndarray:
+    """An RGB (H, W, 3) array, or a (3, H, W) tensor, as a (3, H, W) float32 array in [0, 255]."""
+    if not isinstance(image, np.ndarray):  # a torch tensor
         if image.ndim != 3 or image.shape[0] != 3:
             raise InvalidArgument(f"expected a (3, H, W) tensor, got {tuple(image.shape)}")
-        return image.float()
+        return image.detach().float().cpu().numpy()
     if image.ndim != 3 or image.shape[2] != 3:
         raise InvalidArgument(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
-    return torch.from_numpy(image.astype(np.float32)).permute(2, 0, 1)
+    return np.ascontiguousarray(image.astype(np.float32).transpose(2, 0, 1))
 
 
 def alignment_matrix(landmarks: np.ndarray, template: Template) -> np.ndarray:
@@ -102,9 +106,18 @@ def alignment_matrix(landmarks: np.ndarray, template: Template) -> np.ndarray:
     return estimate_similarity(marks, template.as_array())
 
 
+def warp_face_array(
+    image: np.ndarray | torch.Tensor, landmarks: np.ndarray, template: Template
+) -> np.ndarray:
+    """Align a face: (3, S, S) float32 RGB in [0, 255], landmarks moved onto the template."""
+    matrix = alignment_matrix(landmarks, template)
+    return warp_affine(image_to_array(image), matrix, (template.size, template.size))
+
+
 def warp_face(
     image: np.ndarray | torch.Tensor, landmarks: np.ndarray, template: Template
 ) -> torch.Tensor:
-    """Align a face: (3, S, S) float RGB in [0, 255], landmarks moved onto the template points."""
-    matrix = alignment_matrix(landmarks, template)
-    return warp_affine(image_to_tensor(image), matrix, (template.size, template.size))
+    """``warp_face_array`` as a (3, S, S) float tensor, for the torch side."""
+    import torch
+
+    return torch.from_numpy(warp_face_array(image, landmarks, template))

@@ -5,11 +5,14 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from facexplain import assets
 from facexplain.align.templates import TEMPLATES, Template
-from facexplain.backbones.base import FaceModel
 from facexplain.errors import InvalidArgument, UnknownBackbone
+
+if TYPE_CHECKING:
+    from facexplain.backbones.base import FaceModel
 
 
 @dataclass(frozen=True)

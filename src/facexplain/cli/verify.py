@@ -36,7 +36,7 @@ def verify_command(
     if as_json:
         typer.echo(json.dumps(verdict.to_dict(), indent=2))
         return
-    from facexplain.report.html import confidence_text
+    from facexplain.scoring import confidence_text
 
     word = "SAME person" if verdict.same else "DIFFERENT people"
     typer.echo(

@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from facexplain import __version__
 from facexplain.report.images import save_side_by_side
-from facexplain.scoring import Calibration
+from facexplain.scoring import Calibration, confidence_text
 from facexplain.types import FacePair, Verdict
 
 if TYPE_CHECKING:
@@ -31,16 +31,6 @@ class Section:
     title: str
     text: str = ""
     figures: tuple[Figure, ...] = field(default_factory=tuple)
-
-
-def confidence_text(confidence: float) -> str:
-    """A percentage that never claims certainty: a fitted probability is not 100%."""
-    pct = 100 * confidence
-    if pct > 99.9:
-        return "> 99.9%"
-    if pct < 0.1:
-        return "< 0.1%"
-    return f"{pct:.1f}%"
 
 
 def verdict_text(verdict: Verdict) -> str:

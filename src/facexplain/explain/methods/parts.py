@@ -13,7 +13,6 @@ from facexplain.explain.registry import (
     RankedMap,
     register_method,
 )
-from facexplain.heads.parts import DEFAULT_NODES
 
 if TYPE_CHECKING:
     import torch
@@ -23,6 +22,12 @@ if TYPE_CHECKING:
     from facexplain.explain.parts import PartsDetails
     from facexplain.explain.scorer import PairScorer
     from facexplain.report.html import Figure
+
+def _has_nodes(backbone: str) -> bool:
+    from facexplain.heads.parts import DEFAULT_NODES
+
+    return backbone in DEFAULT_NODES
+
 
 FIGURE_FILTERS = 6
 NOTE_FILTERS = 5
@@ -111,5 +116,5 @@ INFO = register_method(MethodInfo(
     figures=figures,
     note=note,
     prepare=prepare,
-    supports=lambda spec: spec.name in DEFAULT_NODES,
+    supports=lambda spec: _has_nodes(spec.name),
 ))
