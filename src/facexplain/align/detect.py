@@ -32,13 +32,9 @@ class OrtNet:
     """One exported net on onnxruntime."""
 
     def __init__(self, path: Path, threads: int) -> None:
-        import onnxruntime as ort
+        from facexplain.backbones.runtime import ort_session
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort_session(path, threads)
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         return [np.asarray(o) for o in self.session.run(None, {"input": x})]

@@ -53,18 +53,23 @@ def build_runtime(root: Path, name: str) -> None:
     assets.install_derived(tmp, name, root)
 
 
+def ort_session(path: Path, threads: int):  # type: ignore[no-untyped-def]
+    """A CPU onnxruntime session of one graph file, quiet, with ``threads`` intra-op threads."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
 class ForwardRuntime:
     """An onnxruntime session of one exported backbone: (N, 3, H, W) pixels -> (N, D) embeddings."""
 
     def __init__(self, path: Path, threads: int) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
         self.path = path
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = ort_session(path, threads)
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         feed = {INPUT: np.ascontiguousarray(pixels, dtype=np.float32)}
