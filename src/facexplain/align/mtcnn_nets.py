@@ -9,7 +9,6 @@ exported graphs yet.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -144,26 +143,12 @@ def torch_runner(name: str, root: Path | None = None):  # type: ignore[no-untype
 
 
 def build_net_runtime(root: Path, name: str) -> None:
-    """Set-up builder of ``runtime/mtcnn-<net>-vN.onnx``: export one net, check it, keep it."""
-    from facexplain.align.detect import OrtNet
+    """Set-up builder of ``runtime/mtcnn-<net>-vN.onnx``: one net, exported and checked."""
+    from facexplain.backbones.runtime import export_checked
 
     net_name = Path(name).name.split("-")[1]
-    net = load_net(net_name, root)
     probe = torch.rand(*_PROBE[net_name], generator=torch.Generator().manual_seed(0)) * 2 - 1
-    dynamic = {"input": {0: "N", 2: "H", 3: "W"} if net_name == "pnet" else {0: "N"}}
-    dynamic.update({o: {0: "N"} for o in _OUTPUTS[net_name]})
-    path = root / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".onnx.part")
-    with warnings.catch_warnings(), torch.inference_mode():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(net, (probe,), str(tmp), dynamo=False, opset_version=17,
-                          input_names=["input"], output_names=_OUTPUTS[net_name],
-                          dynamic_axes=dynamic)
-        expected = [o.numpy() for o in net(probe)]
-    got = OrtNet(tmp, threads=1)(probe.numpy())
-    err = max(float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True))
-    if err > 1e-4:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"exported MTCNN {net_name} differs from its torch module by {err:.1e}")
-    assets.install_derived(tmp, name, root)
+    dynamic = {o: {0: "N"} for o in _OUTPUTS[net_name]}
+    if net_name == "pnet":  # any image size
+        dynamic["input"] = {0: "N", 2: "H", 3: "W"}
+    export_checked(load_net(net_name, root), probe, root, name, _OUTPUTS[net_name], dynamic)

@@ -25,32 +25,43 @@ INPUT, OUTPUT = "input", "embedding"
 EXPORT_TOLERANCE = 1e-4
 
 
-def build_runtime(root: Path, name: str) -> None:
-    """Set-up builder of ``runtime/<backbone>-vN.onnx``: export the module, check it, keep it."""
+def export_checked(module, probe, root: Path, name: str,  # type: ignore[no-untyped-def]
+                   outputs: list[str], dynamic: dict[str, dict[int, str]]) -> None:
+    """Export ``module`` (torch) to the derived file ``name``, run the file on onnxruntime on
+    ``probe`` and keep it only if every output matches the module's to EXPORT_TOLERANCE
+    (relative to its largest value); its sha256 is recorded like every derived file."""
     import torch
 
-    from facexplain.backbones.registry import get_spec, load_backbone
-
-    backbone = Path(name).name.rsplit("-v", 1)[0]
-    spec = get_spec(backbone)
-    model = load_backbone(backbone, root)
-    size = spec.input_size
-    probe = torch.rand(4, 3, size, size, generator=torch.Generator().manual_seed(0)) * 255
     path = root / name
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".onnx.part")
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (probe[:1],), str(tmp), dynamo=False, opset_version=OPSET,
-                          input_names=[INPUT], output_names=[OUTPUT],
-                          dynamic_axes={INPUT: {0: "N"}, OUTPUT: {0: "N"}})
-        expected = model(probe).numpy()
-    got = ForwardRuntime(tmp, threads=1)(probe.numpy())
-    err = float(np.abs(got - expected).max() / np.abs(expected).max())
+        torch.onnx.export(module, (probe[:1],), str(tmp), dynamo=False, opset_version=OPSET,
+                          input_names=[INPUT], output_names=outputs,
+                          dynamic_axes={INPUT: {0: "N"}, **dynamic})
+        expected = module(probe)
+    expected = [t.numpy() for t in (expected if isinstance(expected, tuple) else (expected,))]
+    got = ort_session(tmp, 1).run(outputs, {INPUT: probe.numpy()})
+    err = max(float(np.abs(g - e).max() / max(np.abs(e).max(), 1e-12))
+              for g, e in zip(got, expected, strict=True))
     if err > EXPORT_TOLERANCE:
         tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"exported {backbone} differs from its torch module by {err:.1e}")
+        raise RuntimeError(f"exported {name} differs from its torch module by {err:.1e}")
     assets.install_derived(tmp, name, root)
+
+
+def build_runtime(root: Path, name: str) -> None:
+    """Set-up builder of ``runtime/<backbone>-vN.onnx``: the backbone's module, exported."""
+    import torch
+
+    from facexplain.backbones.registry import get_spec, load_backbone
+
+    backbone = Path(name).name.rsplit("-v", 1)[0]
+    size = get_spec(backbone).input_size
+    probe = torch.rand(4, 3, size, size, generator=torch.Generator().manual_seed(0)) * 255
+    export_checked(load_backbone(backbone, root), probe, root, name, [OUTPUT],
+                   {OUTPUT: {0: "N"}})
 
 
 def ort_session(path: Path, threads: int):  # type: ignore[no-untyped-def]
