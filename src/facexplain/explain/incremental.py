@@ -137,26 +137,22 @@ class _Group:
         return t
 
 
-def _gather(t: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, h: int, w: int
-            ) -> torch.Tensor:
-    """(N, C, h, w) windows of ``t`` (batch 1 or N) starting at per-window rows/cols."""
-    n = ys.shape[0]
-    ys, xs = ys.to(t.device), xs.to(t.device)
-    iy = ys[:, None] + torch.arange(h, device=t.device)
-    ix = xs[:, None] + torch.arange(w, device=t.device)
-    b = torch.arange(n, device=t.device) if t.shape[0] == n else torch.zeros(
-        n, dtype=torch.long, device=t.device)
-    return t[b[:, None, None], :, iy[:, :, None], ix[:, None, :]].permute(0, 3, 1, 2)
+def _gather(t: torch.Tensor, b: Sequence[int], ys: Sequence[int], xs: Sequence[int], h: int,
+            w: int) -> torch.Tensor:
+    """(M, C, h, w) windows of ``t`` (channels-last): window i is sample b[i] from row ys[i],
+    col xs[i]. One slice copy per window: 2-3x faster than one advanced-indexing gather."""
+    out = torch.empty((len(b), t.shape[1], h, w), dtype=t.dtype, device=t.device,
+                      memory_format=torch.channels_last)
+    for i, (src, y, x) in enumerate(zip(b, ys, xs, strict=True)):
+        out[i] = t[src, :, y : y + h, x : x + w]
+    return out
 
 
-def _paste(t: torch.Tensor, values: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor) -> None:
-    """Write (N, C, h, w) ``values`` into (N, C, H, W) ``t`` at per-window rows/cols."""
-    n, _, h, w = values.shape
-    ys, xs = ys.to(t.device), xs.to(t.device)
-    iy = ys[:, None] + torch.arange(h, device=t.device)
-    ix = xs[:, None] + torch.arange(w, device=t.device)
-    b = torch.arange(n, device=t.device)[:, None, None]
-    t[b, :, iy[:, :, None], ix[:, None, :]] = values.permute(0, 2, 3, 1)
+def _paste(t: torch.Tensor, values: torch.Tensor, ys: Sequence[int], xs: Sequence[int]) -> None:
+    """Write (M, C, h, w) ``values`` into (M, C, H, W) ``t`` at per-window rows/cols."""
+    h, w = values.shape[2:]
+    for i, (y, x) in enumerate(zip(ys, xs, strict=True)):
+        t[i, :, y : y + h, x : x + w] = values[i]
 
 
 def _crop_axis(axis: Axis, starts: np.ndarray, size: int, n_in: int, n_out: int,
@@ -191,26 +187,32 @@ def _crop_axis(axis: Axis, starts: np.ndarray, size: int, n_in: int, n_out: int,
 
 
 class IncrementalEmbedder:
-    """Embeddings of one face under many local changes, recomputing only what they reach."""
+    """Embeddings of K faces under many local changes, recomputing only what they reach.
 
-    def __init__(self, model: FaceModel, face: torch.Tensor, known: Geometry | None = None,
+    The K faces (one face, or both faces of a pair) run through every stage as one batch, so
+    the crops, the bookkeeping and each stage call are shared: the same windows are changed
+    in each face, and the stage geometry does not depend on the face.
+    """
+
+    def __init__(self, model: FaceModel, faces: torch.Tensor, known: Geometry | None = None,
                  cap: float | None = None) -> None:
-        """``face``: (1, 3, H, W) clean input. ``known`` holds stage geometry measured before
+        """``faces``: (K, 3, H, W) clean inputs. ``known`` holds stage geometry measured before
         for this model (filled in here when missing), so it is measured once per owner.
         ``cap``: approximate mode (see ``_crop_axis``); None is exact."""
         self.cap = cap
         stages = model.stages()
         known = {} if known is None else known
-        geometry = known.get(tuple(face.shape[1:]))
+        geometry = known.get(tuple(faces.shape[1:]))
         measured: list[tuple[Axis, Axis] | None] = []
         with torch.inference_mode():
             groups: list[_Group] = []
-            maps = [face]
-            t = face
+            maps = [faces]
+            t = faces
             self._rest = stages[-1:]
             for i, stage in enumerate(stages[:-1]):
                 out = stage(t)
-                axes = geometry[i] if geometry is not None else probe_stage(stage, t, out)
+                axes = geometry[i] if geometry is not None else probe_stage(stage, t[:1],
+                                                                              out[:1])
                 measured.append(axes)
                 if axes is None:
                     self._rest = stages[i:]
@@ -226,7 +228,7 @@ class IncrementalEmbedder:
                     groups.append(_Group((stage,), y, x))
                     maps.append(out)
                 t = out
-        known.setdefault(tuple(face.shape[1:]), measured)
+        known.setdefault(tuple(faces.shape[1:]), measured)
         self.groups = groups
         self.maps = maps  # maps[i] is the input of groups[i]; maps[-1] the last local output
 
@@ -237,55 +239,75 @@ class IncrementalEmbedder:
             t = stage(t)
         return t
 
-    def embed(self, faces: torch.Tensor, windows: Sequence[Window]) -> torch.Tensor:
-        """Embeddings of ``faces`` (N, 3, H, W), which equal the clean face outside ``windows``."""
-        h, w = faces.shape[2:]
+    def embed(self, fill: torch.Tensor, windows: Sequence[Window]) -> torch.Tensor:
+        """(K·N, D) embeddings, face-major: face k with window n replaced by ``fill[k]``'s
+        pixels there (``fill``: (K, 3, H, W)). Only the windows' pixels of ``fill`` are read,
+        so the occluded faces are never built whole."""
+        k_faces = self.maps[0].shape[0]
+        h, w = self.maps[0].shape[2:]
         size_y = max(y1 - y0 for y0, y1, _, _ in windows)
         size_x = max(x1 - x0 for _, _, x0, x1 in windows)
         ys = np.array([min(y0, h - size_y) for y0, _, _, _ in windows])
         xs = np.array([min(x0, w - size_x) for _, _, x0, _ in windows])
-        region = _gather(faces, torch.from_numpy(ys), torch.from_numpy(xs), size_y, size_x)
+        face_of = np.repeat(np.arange(k_faces), len(windows)).tolist()
+        every = list(range(len(face_of)))
+
+        def tiled(v: np.ndarray) -> list[int]:  # per window -> per (face, window)
+            return np.tile(v, k_faces).tolist()
+
+        inside = torch.zeros(len(windows), 1, size_y, size_x, dtype=torch.bool,
+                             device=fill.device)
+        for i, (y0, y1, x0, x1) in enumerate(windows):
+            inside[i, :, y0 - ys[i] : y1 - ys[i], x0 - xs[i] : x1 - xs[i]] = True
+        region = torch.where(inside.repeat(k_faces, 1, 1, 1),
+                             _gather(fill, face_of, tiled(ys), tiled(xs), size_y, size_x),
+                             _gather(self.maps[0], face_of, tiled(ys), tiled(xs), size_y,
+                                     size_x))
         for level, group in enumerate(self.groups):
             clean_in, clean_out = self.maps[level], self.maps[level + 1]
             cy = _crop_axis(group.y, ys, size_y, clean_in.shape[2], clean_out.shape[2], self.cap)
             cx = _crop_axis(group.x, xs, size_x, clean_in.shape[3], clean_out.shape[3], self.cap)
             if (cy is None or cx is None or cy[3] * cx[3]
                     > FULL_MAP_FRACTION * clean_in.shape[2] * clean_in.shape[3]):
-                return self._finish(self._whole(level, region, ys, xs), level)
+                return self._finish(self._whole(level, region, face_of, tiled(ys), tiled(xs)),
+                                    level)
             oy, size_y, py, crop_y = cy
             ox, size_x, px, crop_x = cx
-            crops = _gather(clean_in, torch.from_numpy(py), torch.from_numpy(px), crop_y,
-                            crop_x).contiguous(memory_format=torch.channels_last)
-            _paste(crops, region, torch.from_numpy(ys - py), torch.from_numpy(xs - px))
+            crops = _gather(clean_in, face_of, tiled(py), tiled(px), crop_y, crop_x)
+            _paste(crops, region, tiled(ys - py), tiled(xs - px))
             out = group(crops)
             s_y, s_x = group.y.stride, group.x.stride
-            region = _gather(out, torch.from_numpy(oy - py // s_y),
-                             torch.from_numpy(ox - px // s_x), size_y, size_x)
+            region = _gather(out, every, tiled(oy - py // s_y), tiled(ox - px // s_x), size_y,
+                             size_x)
             ys, xs = oy, ox
-        return self._finish(self._whole(len(self.groups), region, ys, xs), len(self.groups))
+        return self._finish(self._whole(len(self.groups), region, face_of, tiled(ys),
+                                        tiled(xs)), len(self.groups))
 
-    def _whole(self, level: int, region: torch.Tensor, ys: np.ndarray, xs: np.ndarray
-               ) -> torch.Tensor:
-        """The map at ``level`` for every window: the clean map with its changed region."""
+    def _whole(self, level: int, region: torch.Tensor, face_of: list[int], ys: list[int],
+               xs: list[int]) -> torch.Tensor:
+        """The map at ``level`` for every (face, window): its clean map with the changed
+        region pasted in."""
         clean = self.maps[level]
-        full = clean.expand(region.shape[0], -1, -1, -1).contiguous(
-            memory_format=torch.channels_last)
-        _paste(full, region, torch.from_numpy(ys), torch.from_numpy(xs))
+        full = torch.empty((len(face_of), *clean.shape[1:]), dtype=clean.dtype,
+                           device=clean.device, memory_format=torch.channels_last)
+        n = len(face_of) // clean.shape[0]
+        for k in range(clean.shape[0]):  # face-major: one broadcast copy per face
+            full[k * n : (k + 1) * n] = clean[k : k + 1]
+        _paste(full, region, ys, xs)
         return full
 
 
 class IncrementalPairScore:
     """The cosine of a pair under the same local change in both faces, computed incrementally.
 
-    Call with the occluded faces (N, 3, H, W) each and the windows that were changed.
+    Call with the (2, 3, H, W) fill and the windows to fill in both faces: (N,) scores. Both
+    faces run through each stage as one batch.
     """
 
     def __init__(self, model: FaceModel, pair: torch.Tensor, geometry: Geometry | None = None,
                  cap: float | None = None) -> None:
-        geometry = {} if geometry is None else geometry
-        self.faces = [IncrementalEmbedder(model, pair[i : i + 1], geometry, cap)
-                      for i in range(2)]
+        self.faces = IncrementalEmbedder(model, pair, geometry, cap)
 
-    def __call__(self, a: torch.Tensor, b: torch.Tensor, windows: Sequence[Window]
-                 ) -> torch.Tensor:
-        return cosine(self.faces[0].embed(a, windows), self.faces[1].embed(b, windows))
+    def __call__(self, fill: torch.Tensor, windows: Sequence[Window]) -> torch.Tensor:
+        emb = self.faces.embed(fill, windows)
+        return cosine(emb[: len(windows)], emb[len(windows) :])

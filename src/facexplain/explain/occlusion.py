@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 
 EDGES = ("shift", "clip")
 THETA_FILE = "theta.json"
-# (N, 3, H, W) occluded faces A, B and the N windows hidden in them -> (N,) pair scores.
-WindowScore = Callable[[torch.Tensor, torch.Tensor, Sequence[Window]], torch.Tensor]
+# The (2, 3, H, W) fill and N windows -> (N,) scores of the pair with each window filled in
+# both faces (the scorer knows the clean pair and builds only what the windows change).
+WindowScore = Callable[[torch.Tensor, Sequence[Window]], torch.Tensor]
 
 
 def axis_windows(size: int, patch: int, stride: int, edge: str = "shift") -> list[tuple[int, int]]:
@@ -128,17 +129,16 @@ def window_changes(
     with torch.inference_mode():
         for start in range(0, len(windows), batch_size):
             chunk = windows[start : start + batch_size]
-            mask = torch.zeros(len(chunk), 1, h, w, dtype=torch.bool, device=x.device)
-            for i, (y0, y1, x0, x1) in enumerate(chunk):
-                mask[i, :, y0:y1, x0:x1] = True
-            # One fused pass per face builds the whole occluded batch (a fresh tensor, so an
-            # in-place score cannot reach the pair or later batches).
-            xa = torch.where(mask, f[0], x[0])
-            xb = torch.where(mask, f[1], x[1])
-            if window_score is None:
-                scores = _scores(score_fn, xa, xb)
+            if window_score is not None:  # reads the fill inside the windows only
+                scores = window_score(f, chunk).reshape(-1).detach().float()
             else:
-                scores = window_score(xa, xb, chunk).reshape(-1).detach().float()
+                mask = torch.zeros(len(chunk), 1, h, w, dtype=torch.bool, device=x.device)
+                for i, (y0, y1, x0, x1) in enumerate(chunk):
+                    mask[i, :, y0:y1, x0:x1] = True
+                # One fused pass per face builds the whole occluded batch (a fresh tensor, so
+                # an in-place score cannot reach the pair or later batches).
+                scores = _scores(score_fn, torch.where(mask, f[0], x[0]),
+                                 torch.where(mask, f[1], x[1]))
             out[start : start + len(chunk)] = (scores - original).cpu().double()
             bar.update(len(chunk))
     bar.close()
@@ -171,8 +171,9 @@ def pairwise_occlusion_delta(
 
     ``pair`` and ``fill`` are (2, 3, H, W); each batch holds ``batch_size`` occluded pairs.
     The original pair is scored once; ``n_forward`` counts pair evaluations including it.
-    ``window_score``, when given, scores the occluded batches instead of ``score_fn`` and is
-    also told which windows changed (the incremental backbone evaluation uses it).
+    ``window_score``, when given, scores the windows instead of ``score_fn`` from the fill
+    and the windows alone (the incremental backbone evaluation, which never builds the
+    occluded faces whole).
     """
     check_pair(pair, fill, batch_size)
     h, w = int(pair.shape[2]), int(pair.shape[3])

@@ -38,9 +38,8 @@ class OneFaceScore:
         self.other = scorer.embed_pair(pair)[1 - side : 2 - side]
         self.side = side
 
-    def __call__(self, a: torch.Tensor, b: torch.Tensor, windows: Sequence[Window]
-                 ) -> torch.Tensor:
-        changed = self.face.embed(a if self.side == 0 else b, windows)
+    def __call__(self, fill: torch.Tensor, windows: Sequence[Window]) -> torch.Tensor:
+        changed = self.face.embed(fill[self.side : self.side + 1], windows)
         return cosine(changed, self.other.expand(changed.shape[0], -1))
 
 
