@@ -186,6 +186,15 @@ def _crop_axis(axis: Axis, starts: np.ndarray, size: int, n_in: int, n_out: int,
     return out_starts, out_size, crop_starts, crop
 
 
+def _border_classes(py: np.ndarray, crop_y: int, h: int, px: np.ndarray, crop_x: int, w: int
+                    ) -> list[int]:
+    """One window per kind of crop: which sides of the map (top, bottom, left, right) it
+    touches. Only there can a crop's padding differ from the map's."""
+    kinds = np.stack([py == 0, py + crop_y == h, px == 0, px + crop_x == w], axis=1)
+    _, first = np.unique(kinds, axis=0, return_index=True)
+    return [int(i) for i in first]
+
+
 class IncrementalEmbedder:
     """Embeddings of K faces under many local changes, recomputing only what they reach.
 
@@ -231,6 +240,7 @@ class IncrementalEmbedder:
         known.setdefault(tuple(faces.shape[1:]), measured)
         self.groups = groups
         self.maps = maps  # maps[i] is the input of groups[i]; maps[-1] the last local output
+        self._checked: dict[tuple[int | bool, ...], bool] = {}  # see _crop_agrees
 
     def _finish(self, t: torch.Tensor, level: int) -> torch.Tensor:
         for group in self.groups[level:]:
@@ -273,6 +283,12 @@ class IncrementalEmbedder:
                                     level)
             oy, size_y, py, crop_y = cy
             ox, size_x, px, crop_x = cx
+            if not all(self._crop_agrees(level, (int(py[i]), crop_y, int(oy[i]), size_y),
+                                         (int(px[i]), crop_x, int(ox[i]), size_x))
+                       for i in _border_classes(py, crop_y, clean_in.shape[2], px, crop_x,
+                                                clean_in.shape[3])):
+                return self._finish(self._whole(level, region, face_of, tiled(ys), tiled(xs)),
+                                    level)
             crops = _gather(clean_in, face_of, tiled(py), tiled(px), crop_y, crop_x)
             _paste(crops, region, tiled(ys - py), tiled(xs - px))
             out = group(crops)
@@ -282,6 +298,26 @@ class IncrementalEmbedder:
             ys, xs = oy, ox
         return self._finish(self._whole(len(self.groups), region, face_of, tiled(ys),
                                         tiled(xs)), len(self.groups))
+
+    def _crop_agrees(self, level: int, along_y: tuple[int, int, int, int],
+                     along_x: tuple[int, int, int, int]) -> bool:
+        """Does the group compute on a crop of this size what it computes on the whole map, in
+        the region kept? Checked once per level, crop size and side of the map the crop
+        touches, on the clean map. A stage whose
+        padding depends on its input's size (a 'SAME' pad exported as shape arithmetic) shifts
+        its grid on a crop; from such a level on, whole maps are used."""
+        (py, crop_y, oy, n_y), (px, crop_x, ox, n_x) = along_y, along_x
+        h, w = self.maps[level].shape[2:]
+        key = (level, crop_y, crop_x, py == 0, py + crop_y == h, px == 0, px + crop_x == w)
+        if key not in self._checked:
+            group, clean_in, clean_out = self.groups[level], self.maps[level], self.maps[level + 1]
+            out = group(clean_in[:1, :, py : py + crop_y, px : px + crop_x])
+            ry, rx = oy - py // group.y.stride, ox - px // group.x.stride
+            got = out[:, :, ry : ry + n_y, rx : rx + n_x]
+            want = clean_out[:1, :, oy : oy + n_y, ox : ox + n_x]
+            self._checked[key] = got.shape == want.shape and bool(
+                (got - want).abs().max() <= 1e-4 * (float(want.abs().max()) + 1.0))
+        return self._checked[key]
 
     def _whole(self, level: int, region: torch.Tensor, face_of: list[int], ys: list[int],
                xs: list[int]) -> torch.Tensor:
