@@ -23,6 +23,11 @@ from pathlib import Path
 
 from cold_start import old_source
 
+from facexplain.settings import DATA_ENV
+
+# The data folder, named explicitly: an old tree unpacked elsewhere cannot find it by itself.
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
 RUN = """
 import json, sys, tempfile, time
 sys.path.insert(0, {src!r})
@@ -40,10 +45,12 @@ print(json.dumps({{"wall_s": wall, "seconds_per_pair": result.summary["seconds_p
 
 def run(src: Path, backbone: str, pairs: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as cache:
-        out = subprocess.run([sys.executable, "-c", RUN.format(src=str(src), backbone=backbone,
-                                                               pairs=pairs, cache=cache)],
-                             check=True, capture_output=True, text=True).stdout
-    return dict(json.loads(out.strip().splitlines()[-1]))
+        done = subprocess.run([sys.executable, "-c", RUN.format(
+            src=str(src), backbone=backbone, pairs=pairs, cache=cache)],
+            capture_output=True, text=True, env={**os.environ, DATA_ENV: str(DATA)})
+    if done.returncode != 0:
+        raise SystemExit(f"the run of {src} failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def auc_diff(a: object, b: object) -> float:
