@@ -9,7 +9,7 @@ from torch import nn
 
 from facexplain.backbones.base import FaceModel, Stage
 from facexplain.backbones.stages import single_live_cuts
-from facexplain.explain.base import backbone_pair_score
+from facexplain.explain.base import ExplanationMaps, backbone_pair_score
 from facexplain.explain.incremental import (
     Axis,
     IncrementalEmbedder,
@@ -131,14 +131,20 @@ def test_both_faces_run_as_one_batch_face_major() -> None:
             assert torch.allclose(both[side * 5 : side * 5 + 5], alone, atol=1e-5, rtol=1e-5)
 
 
+def _plain_and_incremental(net: FaceModel, seed: int, patch: int, stride: int
+                           ) -> tuple[ExplanationMaps, ExplanationMaps]:
+    """Occlusion maps of a random pair by full re-evaluation and incrementally."""
+    torch.manual_seed(seed)
+    pair = torch.rand(2, 3, 37, 37) * 255
+    score = backbone_pair_score(net.eval())
+    plain, fast = (PairwiseOcclusion(score, patch, stride, fill="zero", edge="clip",
+                                     incremental=inc).explain(pair) for inc in (False, True))
+    return plain, fast
+
+
 def test_occlusion_with_the_model_gives_the_black_box_map() -> None:
     torch.manual_seed(1)
-    net = StagedNet().eval()
-    pair = torch.rand(2, 3, 37, 37) * 255
-    score = backbone_pair_score(net)
-    plain = PairwiseOcclusion(score, 6, 2, fill="zero", edge="clip",
-                              incremental=False).explain(pair)
-    fast = PairwiseOcclusion(score, 6, 2, fill="zero", edge="clip").explain(pair)
+    plain, fast = _plain_and_incremental(StagedNet(), 1, 6, 2)
     assert fast.meta.incremental and not plain.meta.incremental
     assert float((fast.maps["delta"] - plain.maps["delta"]).abs().max()) <= 1e-6
     assert fast.score == pytest.approx(plain.score)
@@ -193,11 +199,6 @@ class SizeDependentPadNet(StagedNet):
 
 def test_a_stage_whose_padding_depends_on_the_size_is_run_on_whole_maps() -> None:
     torch.manual_seed(4)
-    net = SizeDependentPadNet().eval()
-    pair = torch.rand(2, 3, 37, 37) * 255
-    score = backbone_pair_score(net)
-    plain = PairwiseOcclusion(score, 6, 3, fill="zero", edge="clip",
-                              incremental=False).explain(pair)
-    fast = PairwiseOcclusion(score, 6, 3, fill="zero", edge="clip").explain(pair)
+    plain, fast = _plain_and_incremental(SizeDependentPadNet(), 4, 6, 3)
     assert float((fast.maps["delta"] - plain.maps["delta"]).abs().max()) <= 1e-6
     assert fast.maps["delta"].abs().max() > 1e-3  # the windows do change the score
