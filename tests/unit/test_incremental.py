@@ -202,3 +202,16 @@ def test_a_stage_whose_padding_depends_on_the_size_is_run_on_whole_maps() -> Non
     plain, fast = _plain_and_incremental(SizeDependentPadNet(), 4, 6, 3)
     assert float((fast.maps["delta"] - plain.maps["delta"]).abs().max()) <= 1e-6
     assert fast.maps["delta"].abs().max() > 1e-3  # the windows do change the score
+
+
+def test_crop_checks_are_made_once_per_scorer_not_per_pair() -> None:
+    from facexplain.explain.scorer import PairScorer
+
+    torch.manual_seed(5)
+    scorer = PairScorer(StagedNet().eval())
+    explainer = PairwiseOcclusion(scorer, 6, 3, fill="zero", edge="clip")
+    explainer.explain(torch.rand(2, 3, 37, 37) * 255)
+    made = dict(scorer.crop_checks)
+    assert made and all(made.values())  # StagedNet's stages all agree on crops
+    explainer.explain(torch.rand(2, 3, 37, 37) * 255)
+    assert scorer.crop_checks == made

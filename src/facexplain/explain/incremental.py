@@ -50,6 +50,9 @@ class Axis:
 # Stage geometry per input shape (C, H, W): a property of the architecture, measured once per
 # model; the owner (``PairScorer.geometry``) keeps it, so no module state is involved.
 Geometry = dict[tuple[int, ...], list[tuple[Axis, Axis] | None]]
+# Which crop sizes a level computes like the whole map (``IncrementalEmbedder._crop_agrees``),
+# per input shape: also a property of the architecture, kept by the same owner.
+CropChecks = dict[tuple[int | bool, ...], bool]
 
 
 def _changed_span(changed: torch.Tensor) -> tuple[int, int] | None:
@@ -204,10 +207,11 @@ class IncrementalEmbedder:
     """
 
     def __init__(self, model: FaceModel, faces: torch.Tensor, known: Geometry | None = None,
-                 cap: float | None = None) -> None:
+                 cap: float | None = None, checked: CropChecks | None = None) -> None:
         """``faces``: (K, 3, H, W) clean inputs. ``known`` holds stage geometry measured before
         for this model (filled in here when missing), so it is measured once per owner.
-        ``cap``: approximate mode (see ``_crop_axis``); None is exact."""
+        ``cap``: approximate mode (see ``_crop_axis``); None is exact. ``checked``: crop checks
+        made before for this model (filled in here), so each is made once per owner."""
         self.cap = cap
         stages = model.stages()
         known = {} if known is None else known
@@ -240,7 +244,8 @@ class IncrementalEmbedder:
         known.setdefault(tuple(faces.shape[1:]), measured)
         self.groups = groups
         self.maps = maps  # maps[i] is the input of groups[i]; maps[-1] the last local output
-        self._checked: dict[tuple[int | bool, ...], bool] = {}  # see _crop_agrees
+        self._checked = {} if checked is None else checked  # see _crop_agrees
+        self._shape = tuple(faces.shape[1:])
 
     def _finish(self, t: torch.Tensor, level: int) -> torch.Tensor:
         for group in self.groups[level:]:
@@ -308,7 +313,8 @@ class IncrementalEmbedder:
         its grid on a crop; from such a level on, whole maps are used."""
         (py, crop_y, oy, n_y), (px, crop_x, ox, n_x) = along_y, along_x
         h, w = self.maps[level].shape[2:]
-        key = (level, crop_y, crop_x, py == 0, py + crop_y == h, px == 0, px + crop_x == w)
+        key = (*self._shape, level, crop_y, crop_x, py == 0, py + crop_y == h, px == 0,
+               px + crop_x == w)
         if key not in self._checked:
             group, clean_in, clean_out = self.groups[level], self.maps[level], self.maps[level + 1]
             out = group(clean_in[:1, :, py : py + crop_y, px : px + crop_x])
@@ -341,8 +347,8 @@ class IncrementalPairScore:
     """
 
     def __init__(self, model: FaceModel, pair: torch.Tensor, geometry: Geometry | None = None,
-                 cap: float | None = None) -> None:
-        self.faces = IncrementalEmbedder(model, pair, geometry, cap)
+                 cap: float | None = None, checked: CropChecks | None = None) -> None:
+        self.faces = IncrementalEmbedder(model, pair, geometry, cap, checked)
 
     def __call__(self, fill: torch.Tensor, windows: Sequence[Window]) -> torch.Tensor:
         emb = self.faces.embed(fill, windows)

@@ -34,7 +34,7 @@ class OneFaceScore:
     def __init__(self, scorer: PairScorer, pair: torch.Tensor, side: int) -> None:
         with torch.inference_mode():
             self.face = IncrementalEmbedder(scorer.model, pair[side : side + 1].detach().float(),
-                                            scorer.geometry)
+                                            scorer.geometry, checked=scorer.crop_checks)
         self.other = scorer.embed_pair(pair)[1 - side : 2 - side]
         self.side = side
 

@@ -21,7 +21,7 @@ from facexplain.scoring import cosine
 
 if TYPE_CHECKING:
     from facexplain.backbones.registry import BackboneSpec
-    from facexplain.explain.incremental import Geometry, IncrementalPairScore
+    from facexplain.explain.incremental import CropChecks, Geometry, IncrementalPairScore
 
 
 def tensor_digest(t: torch.Tensor) -> str:
@@ -53,6 +53,7 @@ class PairScorer:
         self.model = model
         self.spec = spec
         self.geometry: Geometry = {}
+        self.crop_checks: CropChecks = {}
         self._last: tuple[tuple[str, tuple[int, ...]], torch.Tensor] | None = None
         self._fingerprint: tuple[tuple[int, ...], str] | None = None
         self.clean_embeddings = 0  # how many clean pairs were embedded (tests check reuse)
@@ -94,7 +95,8 @@ class PairScorer:
         from facexplain.explain.incremental import IncrementalPairScore
 
         with torch.inference_mode():
-            return IncrementalPairScore(self.model, pair.detach().float(), self.geometry, cap)
+            return IncrementalPairScore(self.model, pair.detach().float(), self.geometry, cap,
+                                        self.crop_checks)
 
     def fingerprint(self) -> str:
         """sha256 of the model's class and weights (state_dict), recomputed after any edit."""
