@@ -22,7 +22,7 @@ from facexplain.api import explain_pair
 from facexplain.benchmarks.faithfulness import HELDOUT_FOLDS, select_heldout_pairs
 from facexplain.datasets.lfw import read_pairs
 from facexplain.explain.gradients import GradientDetails
-from facexplain.explain.registry import ExplainOptions
+from facexplain.method_info import ExplainOptions
 from facexplain.pipeline import FacePipeline
 
 

@@ -16,7 +16,8 @@ import torch
 
 from facexplain import settings
 from facexplain.datasets.lfw import LfwPair, read_pairs
-from facexplain.explain.occlusion import PairwiseOcclusion, get_theta
+from facexplain.explain.occlusion import PairwiseOcclusion
+from facexplain.explain.theta import get_theta
 from facexplain.pipeline import FacePipeline
 from facexplain.scoring import cosine
 

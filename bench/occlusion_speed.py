@@ -37,7 +37,8 @@ from facexplain.cache import DiskCache
 from facexplain.datasets.lfw import image_path
 from facexplain.explain.base import PairScore, backbone_pair_score
 from facexplain.explain.fills import make_fill
-from facexplain.explain.occlusion import PairwiseOcclusion, occlusion_windows
+from facexplain.explain.occlusion import PairwiseOcclusion
+from facexplain.explain.occlusion_loop import occlusion_windows
 from facexplain.explain.scorer import PairScorer
 from facexplain.io import load_image
 from facexplain.pipeline import FacePipeline

@@ -31,7 +31,7 @@ from facexplain.backbones.registry import SPECS, get_spec, load_backbone
 from facexplain.backbones.user_add import add_onnx
 from facexplain.benchmarks.lfw import LfwBenchmarkConfig, run_lfw_benchmark
 from facexplain.datasets.lfw import read_pairs
-from facexplain.explain.registry import ExplainOptions
+from facexplain.method_info import ExplainOptions
 from facexplain.pipeline import FacePipeline
 from facexplain.scoring import get_calibration, save_calibration
 

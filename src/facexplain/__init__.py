@@ -15,9 +15,10 @@ from facexplain.errors import (
     UnknownBackbone,
 )
 from facexplain.types import Verdict
+from facexplain.version import __version__
 
 if TYPE_CHECKING:
-    from facexplain.api import PairExplanation
+    from facexplain.results import PairExplanation
 
 __all__ = [
     "AssetMissing",
@@ -27,10 +28,10 @@ __all__ = [
     "InputNotFound",
     "NoFaceFound",
     "UnknownBackbone",
+    "__version__",
     "explain_pair",
     "verify",
 ]
-__version__ = "0.1.0"
 
 
 def verify(path_a: str | Path, path_b: str | Path, backbone: str = "sface") -> Verdict:

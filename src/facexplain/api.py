@@ -8,20 +8,15 @@ web app or a batch runner would have copied it. Now a front end translates its a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE, BackboneSpec, get_spec
-from facexplain.explain.registry import ExplainOptions, MapSpec, MethodInfo, parse_methods
+from facexplain.method_info import ExplainOptions, MethodInfo
+from facexplain.methods.registry import parse_methods
 from facexplain.pipeline import FacePipeline
-from facexplain.scoring import Calibration, get_calibration
+from facexplain.results import MethodResult, PairExplanation
+from facexplain.scoring import get_calibration
 from facexplain.types import FacePair, Verdict
-
-if TYPE_CHECKING:
-    import torch
-
-    from facexplain.explain.base import ExplanationMaps
 
 Log = Callable[[str], None]
 
@@ -56,55 +51,6 @@ def verify(
     pipe = pipeline or FacePipeline(backbone)
     pair = pipe.pair(path_a, path_b)
     return verdict_for_pair(pipe, pair, str(path_a), str(path_b), forward_only=True)
-
-
-@dataclass(frozen=True)
-class ExplainedMap:
-    """One map of one method: values (2, H, W) for faces A and B, and how to read/draw it."""
-
-    spec: MapSpec
-    values: torch.Tensor
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-
-@dataclass(frozen=True)
-class MethodResult:
-    """What one registered method says about the pair."""
-
-    method: MethodInfo
-    explanation: ExplanationMaps
-
-    @property
-    def maps(self) -> tuple[ExplainedMap, ...]:
-        """Every returned map with its display spec (maps a method did not declare are drawn
-        with the default spec, so nothing it returns is lost)."""
-        out = []
-        for name, values in self.explanation.maps.items():
-            spec = self.method.map_spec(name) or MapSpec(name, name)
-            out.append(ExplainedMap(spec, values))
-        return tuple(out)
-
-    @property
-    def score(self) -> float:
-        return self.explanation.score
-
-
-@dataclass(frozen=True)
-class PairExplanation:
-    """The answer and the reasons: verdict, aligned faces, and each method's maps."""
-
-    verdict: Verdict
-    pair: FacePair
-    spec: BackboneSpec
-    calibration: Calibration
-    results: tuple[MethodResult, ...]
-
-    @property
-    def faces(self) -> torch.Tensor:
-        return self.pair.tensor
 
 
 def resolve_methods(methods: str | Sequence[str], options: ExplainOptions,

@@ -95,18 +95,6 @@ def readable_file(
     return Path(path)
 
 
-def pairs_file(path: str | Path, folds: int | None = None) -> Path:
-    """Check a pair list fully (readable, LFW ``pairs.txt`` format, at least ``folds`` folds).
-
-    Parsing LFW's 6,000-line file takes milliseconds, so the whole format is checked here rather
-    than after the models have loaded. Raises ``InputNotFound`` or ``PairsFileError``.
-    """
-    from facexplain.datasets.lfw import read_pairs  # lfw imports this module
-
-    read_pairs(Path(path), folds=folds)
-    return Path(path)
-
-
 def output_dir(path: str | Path, what: str = "output directory") -> Path:
     """Make sure results can be written under ``path``: create it and prove it writable.
 

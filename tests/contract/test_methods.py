@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from facexplain.explain.registry import ExplainOptions, MethodInfo, all_methods
+from facexplain.method_info import ExplainOptions, MethodInfo
+from facexplain.methods.registry import all_methods
 from facexplain.pipeline import FacePipeline
 from tests.conftest import lfw_image
 
@@ -62,7 +63,7 @@ def test_method_contract(info: MethodInfo, pipe: FacePipeline, pair: torch.Tenso
 def test_clean_pair_is_embedded_once_across_methods(pipe: FacePipeline,
                                                     pair: torch.Tensor) -> None:
     """Verdict, occlusion and the gradient methods share the scorer's clean embedding."""
-    from facexplain.explain.registry import get_method
+    from facexplain.methods.registry import get_method
 
     scorer = pipe.scorer
     scorer.similarity(pair)

@@ -11,7 +11,7 @@ import pytest
 import facexplain
 from facexplain.api import explain_pair
 from facexplain.errors import InvalidArgument, UnknownBackbone, UnknownMethod
-from facexplain.explain.registry import ExplainOptions
+from facexplain.method_info import ExplainOptions
 from facexplain.pipeline import FacePipeline
 from facexplain.report.html import write_explanation
 from tests.conftest import lfw_image

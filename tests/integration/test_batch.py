@@ -23,7 +23,7 @@ from facexplain.batch.jobs import batch_explain, batch_verify, read_csv_ids
 from facexplain.batch.manifest import MANIFEST
 from facexplain.batch.pairs import BatchPair, pair_id, read_batch_pairs
 from facexplain.batch.worker import BatchJob
-from facexplain.explain.registry import ExplainOptions
+from facexplain.method_info import ExplainOptions
 from tests.conftest import lfw_image
 
 ray = pytest.importorskip("ray")

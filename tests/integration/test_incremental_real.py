@@ -11,7 +11,7 @@ from facexplain.backbones.registry import SPECS, get_spec, load_backbone
 from facexplain.errors import AssetMissing
 from facexplain.explain.base import backbone_pair_score
 from facexplain.explain.incremental import IncrementalPairScore
-from facexplain.explain.occlusion import occlusion_windows
+from facexplain.explain.occlusion_loop import occlusion_windows
 from facexplain.io import load_image
 from tests.conftest import lfw_image
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from facexplain.explain import registry
+from facexplain.methods import registry
 from tests.conftest import lfw_image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ TOY = '''"""Toy method: where face A is brighter than face B (one file, register
 import torch
 
 from facexplain.explain.base import Explainer, ExplanationMaps, MethodDetails
-from facexplain.explain.registry import MapSpec, MethodInfo, register_method
+from facexplain.methods import MapSpec, MethodInfo, register_method
 
 
 class Toy(Explainer):

@@ -107,7 +107,8 @@ def test_filter_responses_and_occlusion_sensitivity_on_real_faces(pipe: FacePipe
 def test_registered_method_needs_a_head_then_gives_maps_figure_and_note(
         home: Path, pipe: FacePipeline, pair: torch.Tensor, tmp_path: Path) -> None:
     from facexplain.errors import AssetMissing, InvalidArgument
-    from facexplain.explain.registry import ExplainOptions, all_methods, get_method
+    from facexplain.method_info import ExplainOptions
+    from facexplain.methods.registry import all_methods, get_method
 
     assert "parts" in all_methods()
     info = get_method("parts")
@@ -172,7 +173,7 @@ def test_method_all_skips_methods_a_backbone_cannot_run() -> None:
     from facexplain.api import resolve_methods
     from facexplain.backbones.registry import get_spec
     from facexplain.errors import InvalidArgument
-    from facexplain.explain.registry import ExplainOptions
+    from facexplain.method_info import ExplainOptions
 
     names = [i.name for i in resolve_methods("all", ExplainOptions(), get_spec("faceres"))]
     assert "parts" not in names and "occlusion" in names and "xcos" in names

@@ -12,7 +12,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from facexplain.explain.registry import ExplainOptions, get_method
+from facexplain.method_info import ExplainOptions
+from facexplain.methods.registry import get_method
 from facexplain.pipeline import FacePipeline
 from tests.conftest import lfw_image
 

@@ -24,7 +24,7 @@ from facexplain.backbones.registry import get_spec, list_backbones, load_backbon
 from facexplain.backbones.user import register_backbone, remove_backbone, user_spec
 from facexplain.backbones.user_add import add_onnx
 from facexplain.errors import InvalidArgument, UnknownBackbone, UserModelError
-from facexplain.explain.registry import ExplainOptions
+from facexplain.method_info import ExplainOptions
 from facexplain.scoring import get_calibration, save_calibration
 from tests.conftest import lfw_image
 

@@ -10,7 +10,7 @@ import pytest
 
 from facexplain import settings
 from facexplain.datasets.lfw import read_pairs
-from facexplain.explain.registry import ExplainOptions
+from facexplain.method_info import ExplainOptions
 from facexplain.study.create import CreatedStudy, create_study
 from facexplain.study.pairs import StudyPair, write_pairs
 

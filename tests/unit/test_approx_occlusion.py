@@ -10,7 +10,8 @@ from facexplain.errors import InvalidArgument
 from facexplain.explain.approx_occlusion import ApproxSettings, approximate_occlusion_delta
 from facexplain.explain.occlusion import PairwiseOcclusion
 from facexplain.explain.scorer import PairScorer
-from facexplain.report.sections import render_section
+from facexplain.methods.registry import get_method
+from facexplain.report.sections import render_method
 from tests.unit.test_incremental import StagedNet
 
 
@@ -72,6 +73,6 @@ def test_the_report_says_the_map_is_approximate_with_its_error(case, tmp_path) -
     scorer, pair, fill = case
     maps = PairwiseOcclusion(scorer, 6, 2, fill=fill, approx=ApproxSettings(drill=0.3)
                              ).explain(pair)
-    text = render_section(maps, pair, tmp_path).text
+    text = render_method(get_method(maps.method), maps, pair, tmp_path).text
     assert "APPROXIMATE map" in text and "largest error" in text
     assert maps.meta.approx_error is not None  # type: ignore[attr-defined]

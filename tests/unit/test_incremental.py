@@ -16,7 +16,8 @@ from facexplain.explain.incremental import (
     IncrementalPairScore,
     probe_stage,
 )
-from facexplain.explain.occlusion import PairwiseOcclusion, occlusion_windows
+from facexplain.explain.occlusion import PairwiseOcclusion
+from facexplain.explain.occlusion_loop import occlusion_windows
 
 
 def test_single_live_cuts_skip_the_inside_of_a_residual_block() -> None:
@@ -168,7 +169,8 @@ def test_a_model_without_stages_falls_back_to_full_forwards() -> None:
 
 
 def test_report_says_the_map_was_computed_incrementally(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from facexplain.report.sections import render_section
+    from facexplain.methods.registry import get_method
+    from facexplain.report.sections import render_method
 
     torch.manual_seed(2)
     net = StagedNet().eval()
@@ -177,7 +179,7 @@ def test_report_says_the_map_was_computed_incrementally(tmp_path) -> None:  # ty
     for said in (True, False):
         maps = PairwiseOcclusion(score, 8, 4, fill="zero", edge="clip",
                                  incremental=said).explain(pair)
-        section = render_section(maps, pair, tmp_path / str(said))
+        section = render_method(get_method(maps.method), maps, pair, tmp_path / str(said))
         assert ("evaluated incrementally" in section.text) == said
         assert (f"{maps.meta.n_windows} patches" in section.text) == said
 

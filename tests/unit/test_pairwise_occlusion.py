@@ -26,17 +26,14 @@ from facexplain.explain.fills import (
     save_mean_face,
     template_for_size,
 )
-from facexplain.explain.occlusion import (
-    PairwiseOcclusion,
-    ThetaRecord,
+from facexplain.explain.occlusion import PairwiseOcclusion
+from facexplain.explain.occlusion_loop import (
     axis_windows,
-    calibrate_theta,
-    get_theta,
     normalize_delta,
     occlusion_windows,
     pairwise_occlusion_delta,
-    save_theta,
 )
+from facexplain.explain.theta import ThetaRecord, calibrate_theta, get_theta, save_theta
 from tests.conftest import SHARED_DATA
 
 
@@ -400,7 +397,7 @@ def _details(max_delta: float, theta: float | None, k: int = 16, s: int = 8):  #
 
 
 def test_report_text_states_max_delta_against_theta() -> None:
-    from facexplain.explain.methods.occlusion import note
+    from facexplain.methods.occlusion import note
 
     delta = torch.zeros(2, 8, 8)
     lit = ExplanationMaps("occlusion", {"delta": delta}, 0.2, _details(0.05, 0.03))

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from facexplain.datasets.lfw import check_pairs_file as pairs_file
 from facexplain.errors import (
     ImageDecodeError,
     InputNotFound,
     InvalidArgument,
     PairsFileError,
 )
-from facexplain.validate import output_dir, pairs_file, readable_file
+from facexplain.validate import output_dir, readable_file
 from tests.conftest import SHARED_DATA, lfw_image
 
 PHOTO = lfw_image("Aaron_Peirsol", 1)

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from facexplain import __version__
-from facexplain.report.html import Figure, Section
+from facexplain.results import Figure, Section
+from facexplain.version import __version__
 
 if TYPE_CHECKING:
     from facexplain.benchmarks.neurons import NeuronAnalysis

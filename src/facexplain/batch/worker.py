@@ -20,7 +20,7 @@ import torch
 from facexplain.backbones.base import FaceModel
 from facexplain.backbones.registry import BackboneSpec
 from facexplain.errors import FacexplainError
-from facexplain.explain.registry import ExplainOptions
+from facexplain.method_info import ExplainOptions
 
 PAIRS_DIR = "pairs"
 

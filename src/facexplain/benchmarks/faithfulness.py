@@ -42,9 +42,10 @@ from facexplain.datasets.lfw import LfwPair, read_pairs, unique_images
 from facexplain.errors import InvalidArgument
 from facexplain.explain.base import Explainer
 from facexplain.explain.gradients import reference_for
-from facexplain.explain.registry import ExplainOptions, MethodInfo, all_methods, get_method
 from facexplain.explain.scorer import clean_score
 from facexplain.io import load_image
+from facexplain.method_info import ExplainOptions, MethodInfo
+from facexplain.methods.registry import all_methods, get_method
 from facexplain.metrics.faithfulness import (
     DEFAULT_FRACTIONS,
     MODES,

@@ -30,7 +30,8 @@ from facexplain.cache import DiskCache, image_key
 from facexplain.datasets.lfw import LfwPair, read_pairs, unique_images
 from facexplain.errors import InvalidArgument
 from facexplain.explain.fills import DEFAULT_FILL, FILLS, mean_face_digest
-from facexplain.explain.occlusion import PairwiseOcclusion, occlusion_windows
+from facexplain.explain.occlusion import PairwiseOcclusion
+from facexplain.explain.occlusion_loop import occlusion_windows
 from facexplain.io import load_image
 from facexplain.metrics.verification import auc, kfold_accuracy
 from facexplain.pipeline import FacePipeline

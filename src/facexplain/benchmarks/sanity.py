@@ -34,7 +34,8 @@ from tqdm import tqdm
 from facexplain import settings
 from facexplain.benchmarks.faithfulness import HELDOUT_FOLDS, select_heldout_pairs
 from facexplain.datasets.lfw import read_pairs
-from facexplain.explain.registry import ExplainOptions, all_methods, get_method
+from facexplain.method_info import ExplainOptions
+from facexplain.methods.registry import all_methods, get_method
 from facexplain.pipeline import FacePipeline
 
 CASCADE = (0.25, 0.5, 0.75)

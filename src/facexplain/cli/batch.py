@@ -73,7 +73,7 @@ def explain_command(
     from facexplain.batch.jobs import batch_explain
     from facexplain.batch.pairs import read_batch_pairs
     from facexplain.batch.worker import BatchJob
-    from facexplain.explain.registry import ExplainOptions
+    from facexplain.method_info import ExplainOptions
     from facexplain.scoring import get_calibration
 
     options = ExplainOptions(patch=patch, stride=stride, fill=fill)

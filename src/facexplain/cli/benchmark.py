@@ -24,10 +24,11 @@ def _check_inputs(backbone: str, pairs: Path, images: Path, folds: int | None,
     """What a benchmark reads and writes, checked before any model loads (fail fast)."""
     from facexplain import validate
     from facexplain.backbones.registry import get_spec
+    from facexplain.datasets.lfw import check_pairs_file
     from facexplain.errors import InputNotFound
 
     get_spec(backbone)
-    validate.pairs_file(pairs, folds=folds)
+    check_pairs_file(pairs, folds=folds)
     if not images.is_dir():
         raise InputNotFound(f"image folder {images}: no such directory")
     for out in outputs:
@@ -154,7 +155,7 @@ def occlusion_stats_command(
     )
     typer.echo(f"plot: {s['plot']}")
     if write_theta:
-        from facexplain.explain.occlusion import ThetaRecord, calibrate_theta, save_theta
+        from facexplain.explain.theta import ThetaRecord, calibrate_theta, save_theta
 
         calibrate_theta(result.max_delta, result.same)  # refuses a non-positive Θ
         record = ThetaRecord(
@@ -430,8 +431,8 @@ def sanity_command(
         plot_sanity,
         run_sanity,
     )
-    from facexplain.explain.registry import parse_methods
     from facexplain.explain.trust import save_sanity_records
+    from facexplain.methods.registry import parse_methods
 
     _check_inputs(backbone, LFW / "pairs.txt", LFW / "lfw-deepfunneled", 10, json_out)
     chosen = tuple(info.name for info in parse_methods(methods))

@@ -30,9 +30,10 @@ def _command() -> str:
 def _check(backbone: str, lfw: Path, json_out: Path | None) -> None:
     from facexplain import validate
     from facexplain.backbones.registry import get_spec
+    from facexplain.datasets.lfw import check_pairs_file
 
     get_spec(backbone)
-    validate.pairs_file(lfw / "pairs.txt", folds=10)
+    check_pairs_file(lfw / "pairs.txt", folds=10)
     if json_out is not None:
         validate.output_dir(json_out.parent, what=f"folder of {json_out.name}")
 

@@ -9,7 +9,7 @@ import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
 from facexplain.cli.verify import BackboneOpt
-from facexplain.explain.registry import all_methods, method_names
+from facexplain.methods.registry import all_methods, method_names
 
 
 def explain_command(
@@ -39,7 +39,7 @@ def explain_command(
     from facexplain import validate
     from facexplain.api import explain_pair, resolve_methods
     from facexplain.backbones.registry import get_spec
-    from facexplain.explain.registry import ExplainOptions
+    from facexplain.method_info import ExplainOptions
     from facexplain.report.html import write_explanation
 
     # Everything a person can get wrong is checked before a model file is opened.

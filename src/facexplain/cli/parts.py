@@ -32,14 +32,14 @@ def _config(backbone: str, variant: str, epochs: int, filters: int, keep: float,
             lfw: Path, threads: int | None) -> object:
     import torch
 
-    from facexplain import validate
     from facexplain.backbones.registry import get_spec
+    from facexplain.datasets.lfw import check_pairs_file
     from facexplain.heads.parts import nodes_for
     from facexplain.train.parts import PartsTrainConfig
 
     get_spec(backbone)
     nodes_for(backbone)
-    validate.pairs_file(lfw / "pairs.txt", folds=10)
+    check_pairs_file(lfw / "pairs.txt", folds=10)
     if threads:
         torch.set_num_threads(threads)
     return PartsTrainConfig(backbone=backbone, variant=variant, epochs=epochs,

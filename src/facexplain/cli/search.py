@@ -11,7 +11,7 @@ import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
 from facexplain.cli.verify import BackboneOpt
-from facexplain.explain.registry import method_names
+from facexplain.methods.registry import method_names
 
 gallery_app = typer.Typer(help="Galleries of known faces for 1:N search.",
                           no_args_is_help=True)
@@ -69,7 +69,7 @@ def search_command(
     from facexplain.api import explain_pair, resolve_methods
     from facexplain.backbones.registry import get_spec
     from facexplain.errors import InvalidArgument
-    from facexplain.explain.registry import ExplainOptions
+    from facexplain.method_info import ExplainOptions
     from facexplain.pipeline import FacePipeline
     from facexplain.report.html import confidence_text, write_explanation
     from facexplain.scoring import get_calibration

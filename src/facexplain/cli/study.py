@@ -64,7 +64,7 @@ def create_command(
 ) -> None:
     """Make a study folder: images, precomputed help maps, participants; prints the admin
     token once and writes participants.csv (one link path per participant)."""
-    from facexplain.explain.registry import ExplainOptions
+    from facexplain.method_info import ExplainOptions
     from facexplain.study.create import create_study, parse_conditions
 
     conds = parse_conditions(conditions)

@@ -74,8 +74,8 @@ def xcos_command(
     """
     import torch
 
-    from facexplain import validate
     from facexplain.backbones.registry import get_spec
+    from facexplain.datasets.lfw import check_pairs_file
     from facexplain.errors import InvalidArgument
     from facexplain.losses.margins import MARGIN_KINDS
     from facexplain.train.xcos import N_FOLDS, XCosTrainConfig, run_xcos_training
@@ -83,7 +83,7 @@ def xcos_command(
     if fold is not None and all_folds:
         raise InvalidArgument("give either --fold K or --all-folds, not both")
     get_spec(backbone)
-    validate.pairs_file(pairs, folds=N_FOLDS)
+    check_pairs_file(pairs, folds=N_FOLDS)
     if not images.is_dir():
         raise InvalidArgument(f"image folder {images}: no such directory")
     if identity_loss not in MARGIN_KINDS:

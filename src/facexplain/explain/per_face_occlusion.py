@@ -18,11 +18,8 @@ import torch
 
 from facexplain.explain.base import ExplanationMaps
 from facexplain.explain.incremental import IncrementalEmbedder, Window
-from facexplain.explain.occlusion import (
-    OcclusionDetails,
-    PairwiseOcclusion,
-    pairwise_occlusion_delta,
-)
+from facexplain.explain.occlusion import OcclusionDetails, PairwiseOcclusion
+from facexplain.explain.occlusion_loop import pairwise_occlusion_delta
 from facexplain.explain.scorer import PairScorer
 from facexplain.scoring import cosine
 

@@ -4,33 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from facexplain import __version__
 from facexplain.report.images import save_side_by_side
+from facexplain.results import Section
 from facexplain.scoring import Calibration, confidence_text
 from facexplain.types import FacePair, Verdict
+from facexplain.version import __version__
 
 if TYPE_CHECKING:
-    from facexplain.api import PairExplanation
-
-
-@dataclass(frozen=True)
-class Figure:
-    src: str
-    caption: str
-    reading: str = ""  # how to read the picture, in plain words
-
-
-@dataclass(frozen=True)
-class Section:
-    title: str
-    text: str = ""
-    figures: tuple[Figure, ...] = field(default_factory=tuple)
+    from facexplain.results import PairExplanation
 
 
 def verdict_text(verdict: Verdict) -> str:

@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from facexplain.explain.base import ExplanationMaps
-from facexplain.explain.registry import MapSpec, MethodInfo, get_method
-from facexplain.report.html import Figure, Section
+from facexplain.method_info import MapSpec, MethodInfo
 from facexplain.report.overlay import save_pair_overlay
+from facexplain.results import Figure, Section
 
 
 def save_raw_maps(result: ExplanationMaps, out_dir: Path) -> list[Path]:
@@ -64,7 +64,3 @@ def render_method(info: MethodInfo, result: ExplanationMaps, faces: torch.Tensor
         text += f" Computed in {seconds} s."
     return Section(info.title, text, tuple(figures))
 
-
-def render_section(result: ExplanationMaps, faces: torch.Tensor, out_dir: Path) -> Section:
-    """``render_method`` for a result of a registered method (looked up by its name)."""
-    return render_method(get_method(result.method), result, faces, out_dir)

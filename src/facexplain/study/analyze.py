@@ -19,9 +19,9 @@ import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 from scipy import stats
 
-from facexplain import __version__
 from facexplain.metrics.verification import auc, roc
 from facexplain.study.store import StudyStore, judged_same, open_study
+from facexplain.version import __version__
 
 
 @dataclass(frozen=True)

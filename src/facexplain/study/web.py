@@ -20,8 +20,8 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
-from facexplain import __version__
 from facexplain.study.store import SCALES, Participant, StudyError, StudyStore, open_study
+from facexplain.version import __version__
 from facexplain.web.safety import check_id, child_file
 
 

@@ -22,11 +22,13 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from facexplain import __version__, settings
+from facexplain import settings
 from facexplain.backbones.registry import DEFAULT_BACKBONE, list_backbones
 from facexplain.datasets.lfw import LfwPair, read_pairs
 from facexplain.errors import FacexplainError, InvalidArgument
-from facexplain.explain.registry import ExplainOptions, all_methods
+from facexplain.method_info import ExplainOptions
+from facexplain.methods.registry import all_methods
+from facexplain.version import __version__
 from facexplain.web.jobs import (
     ExplainQueue,
     ExplainRequest,

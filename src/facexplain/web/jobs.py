@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from facexplain.errors import FacexplainError, InvalidArgument
-from facexplain.explain.registry import ExplainOptions
+from facexplain.method_info import ExplainOptions
 from facexplain.pipeline import FacePipeline
 
 State = Literal["queued", "running", "done", "failed"]

@@ -1,5 +1,5 @@
 """Deconvnet (Zeiler & Fergus) of the pair similarity: ReLUs pass only positive gradients."""
 
-from facexplain.explain.methods._gradient import register_pixel_method
+from facexplain.methods._gradient import register_pixel_method
 
 INFO = register_pixel_method("deconv", "Deconvolution")

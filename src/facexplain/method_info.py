@@ -1,39 +1,25 @@
-"""The method registry: every explanation method declares itself once, everything else reads it.
+"""How an explanation method describes itself: its maps, options, and how to build it.
 
-Why: a method used to be listed in six places (CLI help, ``--method all``, the faithfulness
-benchmark, the report's titles...). Now a method is one module that calls ``register_method``
-with a ``MethodInfo``: its name, title, family, the maps it returns with how to show each, how
-to build it from a backbone scorer, and which map ranks pixels for the faithfulness benchmark.
-
-Where methods come from, in this order: the modules of the package ``facexplain.explain.methods``
-(built-ins: drop a file there), the ``facexplain.methods`` entry-point group (installed plugins),
-and the modules named in ``$FACEXPLAIN_PLUGINS`` (comma-separated; handy for a notebook or a
-test). They are imported on first use of the registry, never at ``import facexplain``.
+Why a leaf module: the registry and the method modules (``facexplain.methods``), the report and
+the benchmarks all read these rows; keeping them below every one of those layers means none of
+them has to import another to learn what a method returns or how to draw it.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-import pkgutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
-
-from facexplain.errors import FacexplainError, InvalidArgument, UnknownMethod
 
 if TYPE_CHECKING:
     import torch
 
-    from facexplain.backbones.registry import BackboneSpec
+    from facexplain.backbones.spec import BackboneSpec
     from facexplain.explain.base import Explainer, ExplanationMaps
     from facexplain.explain.scorer import PairScorer
-    from facexplain.report.html import Figure
+    from facexplain.results import Figure
 
-PLUGINS_ENV = "FACEXPLAIN_PLUGINS"
-ENTRY_POINT_GROUP = "facexplain.methods"
 Family = Literal["black-box", "layer"]
 
 
@@ -148,78 +134,3 @@ class MethodInfo:
 
     def map_spec(self, name: str) -> MapSpec | None:
         return next((m for m in self.maps if m.name == name), None)
-
-
-@dataclass
-class _Registry:
-    methods: dict[str, MethodInfo] = field(default_factory=dict)
-    loaded: bool = False
-
-
-_REGISTRY = _Registry()  # filled once per process by discovery; registration is idempotent
-
-
-def register_method(info: MethodInfo) -> MethodInfo:
-    """Add (or replace, by name) a method; returns it so a module can keep a reference."""
-    if not info.name or not info.name.replace("-", "").replace("_", "").isalnum():
-        raise InvalidArgument(f"method name must be alphanumeric (with - or _): {info.name!r}")
-    _REGISTRY.methods[info.name] = info
-    return info
-
-
-def unregister_method(name: str) -> None:
-    """Remove a method (a plugin being unloaded, a test cleaning up); unknown names are ignored."""
-    _REGISTRY.methods.pop(name, None)
-
-
-def _discover() -> None:
-    if _REGISTRY.loaded:
-        return
-    _REGISTRY.loaded = True
-    package = importlib.import_module("facexplain.explain.methods")
-    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"{package.__name__}.{module.name}")
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        ep.load()
-    for name in filter(None, (n.strip() for n in os.environ.get(PLUGINS_ENV, "").split(","))):
-        try:
-            importlib.import_module(name)
-        except ImportError as exc:
-            raise FacexplainError(f"cannot import method plugin '{name}' named in "
-                                  f"${PLUGINS_ENV}: {exc}") from None
-
-
-def all_methods() -> dict[str, MethodInfo]:
-    """Every registered method by name, built-ins in their declared order first."""
-    _discover()
-    return dict(sorted(_REGISTRY.methods.items(), key=lambda kv: (_order(kv[0]), kv[0])))
-
-
-BUILTIN_ORDER = ("occlusion", "occlusion-per-face", "saliency", "deconv", "guided", "ig",
-                 "gradcam", "xcos", "parts")
-
-
-def _order(name: str) -> int:
-    return BUILTIN_ORDER.index(name) if name in BUILTIN_ORDER else len(BUILTIN_ORDER)
-
-
-def method_names() -> tuple[str, ...]:
-    return tuple(all_methods())
-
-
-def get_method(name: str) -> MethodInfo:
-    methods = all_methods()
-    if name not in methods:
-        raise UnknownMethod(f"unknown method '{name}'; valid: {', '.join(methods)} or all")
-    return methods[name]
-
-
-def parse_methods(spec: str) -> tuple[MethodInfo, ...]:
-    """'all', one name, or a comma-separated list -> the registered methods, validated."""
-    if spec.strip() == "all":
-        return tuple(all_methods().values())
-    names = [n.strip() for n in spec.split(",") if n.strip()]
-    if not names:
-        raise UnknownMethod(f"no method given; valid: {', '.join(method_names())} or all")
-    return tuple(get_method(n) for n in dict.fromkeys(names))

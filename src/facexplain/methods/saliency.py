@@ -1,5 +1,5 @@
 """Gradient saliency (Simonyan et al.) of the pair similarity."""
 
-from facexplain.explain.methods._gradient import register_pixel_method
+from facexplain.methods._gradient import register_pixel_method
 
 INFO = register_pixel_method("saliency", "Gradient saliency")

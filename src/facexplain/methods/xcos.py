@@ -6,13 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facexplain.errors import InvalidArgument
-from facexplain.explain.registry import (
-    ExplainOptions,
-    MapSpec,
-    MethodInfo,
-    RankedMap,
-    register_method,
-)
+from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, RankedMap
+from facexplain.methods.registry import register_method
 
 if TYPE_CHECKING:
     import torch
@@ -20,7 +15,7 @@ if TYPE_CHECKING:
     from facexplain.backbones.registry import BackboneSpec
     from facexplain.explain.base import Explainer, ExplanationMaps
     from facexplain.explain.scorer import PairScorer
-    from facexplain.report.html import Figure
+    from facexplain.results import Figure
 
 
 def check(options: ExplainOptions, spec: BackboneSpec) -> None:
@@ -48,8 +43,8 @@ def build(scorer: PairScorer, options: ExplainOptions) -> Explainer:
 def figures(result: ExplanationMaps, faces: torch.Tensor, out: Path) -> list[Figure]:
     """The paper's Fig. 3 look: S and W grids over both faces, values printed."""
     from facexplain.explain.xcos import XCosDetails
-    from facexplain.report.html import Figure
     from facexplain.report.xcos_figures import save_xcos_figure
+    from facexplain.results import Figure
 
     d = result.meta
     assert isinstance(d, XCosDetails)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from facexplain.explain.methods.occlusion import check
-from facexplain.explain.registry import ExplainOptions, MapSpec, MethodInfo, register_method
+from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo
+from facexplain.methods.occlusion import check
+from facexplain.methods.registry import register_method
 
 if TYPE_CHECKING:
     from facexplain.explain.base import Explainer, ExplanationMaps

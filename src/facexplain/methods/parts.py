@@ -6,13 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facexplain.errors import InvalidArgument
-from facexplain.explain.registry import (
-    ExplainOptions,
-    MapSpec,
-    MethodInfo,
-    RankedMap,
-    register_method,
-)
+from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, RankedMap
+from facexplain.methods.registry import register_method
 
 if TYPE_CHECKING:
     import torch
@@ -21,7 +16,7 @@ if TYPE_CHECKING:
     from facexplain.explain.base import Explainer, ExplanationMaps
     from facexplain.explain.parts import PartsDetails
     from facexplain.explain.scorer import PairScorer
-    from facexplain.report.html import Figure
+    from facexplain.results import Figure
 
 def _has_nodes(backbone: str) -> bool:
     from facexplain.heads.parts import DEFAULT_NODES
@@ -68,7 +63,7 @@ def _details(result: ExplanationMaps) -> PartsDetails:
 def figures(result: ExplanationMaps, faces: torch.Tensor, out: Path) -> list[Figure]:
     """The top filters' responses on both faces, each with its part and share."""
     from facexplain.analysis.filter_plots import plot_pair_filters
-    from facexplain.report.html import Figure
+    from facexplain.results import Figure
 
     d = _details(result)
     k = min(FIGURE_FILTERS, len(d.top))

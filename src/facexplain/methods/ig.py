@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from facexplain.explain.methods._gradient import register_pixel_method
+from facexplain.methods._gradient import register_pixel_method
 
 if TYPE_CHECKING:
     from facexplain.explain.base import ExplanationMaps

@@ -1,7 +1,8 @@
 """Grad-CAM (Selvaraju et al.) of the pair similarity on the backbone's last spatial map."""
 
-from facexplain.explain.methods._gradient import SIGNED_MAPS, gradient_builder
-from facexplain.explain.registry import MethodInfo, register_method
+from facexplain.method_info import MethodInfo
+from facexplain.methods._gradient import SIGNED_MAPS, gradient_builder
+from facexplain.methods.registry import register_method
 
 INFO = register_method(MethodInfo(
     name="gradcam", title="Grad-CAM", family="layer",

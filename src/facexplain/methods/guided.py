@@ -1,5 +1,5 @@
 """Guided back-propagation (Springenberg et al.) of the pair similarity."""
 
-from facexplain.explain.methods._gradient import register_pixel_method
+from facexplain.methods._gradient import register_pixel_method
 
 INFO = register_pixel_method("guided", "Guided back-propagation")

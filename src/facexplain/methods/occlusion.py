@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facexplain.errors import InvalidArgument
-from facexplain.explain.registry import ExplainOptions, MapSpec, MethodInfo, register_method
+from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo
+from facexplain.methods.registry import register_method
 
 if TYPE_CHECKING:
     import torch
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from facexplain.backbones.registry import BackboneSpec
     from facexplain.explain.base import Explainer, ExplanationMaps
     from facexplain.explain.scorer import PairScorer
-    from facexplain.report.html import Figure
+    from facexplain.results import Figure
 
 
 def check(options: ExplainOptions, spec: BackboneSpec) -> None:
@@ -73,8 +74,8 @@ def note(result: ExplanationMaps) -> str:
 def figures(result: ExplanationMaps, faces: torch.Tensor, out: Path) -> list[Figure]:
     """The Θ-normalised map on a fixed 0..1 scale, titled with the setting."""
     from facexplain.explain.occlusion import OcclusionDetails
-    from facexplain.report.html import Figure
     from facexplain.report.overlay import save_pair_overlay
+    from facexplain.results import Figure
 
     d = result.meta
     assert isinstance(d, OcclusionDetails)

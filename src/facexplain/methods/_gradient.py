@@ -5,14 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from facexplain.explain.registry import (
-    ExplainOptions,
-    MapSpec,
-    MethodInfo,
-    NoteHook,
-    RankedMap,
-    register_method,
-)
+from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, NoteHook, RankedMap
+from facexplain.methods.registry import register_method
 
 if TYPE_CHECKING:
     from facexplain.explain.base import Explainer

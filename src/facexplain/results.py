@@ -1,0 +1,88 @@
+"""What a use case returns: a pair's verdict with each method's maps, and report figures.
+
+Why a leaf module: the use case (``api``) builds these, the report draws them, the web app and
+the batch runner pass them on; when they lived in ``api`` the registry and the report imported
+each other through it. Tensors stay tensors here; pictures are made by ``report``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from facexplain.method_info import MapSpec, MethodInfo
+
+if TYPE_CHECKING:
+    import torch
+
+    from facexplain.backbones.spec import BackboneSpec
+    from facexplain.explain.base import ExplanationMaps
+    from facexplain.scoring import Calibration
+    from facexplain.types import FacePair, Verdict
+
+
+@dataclass(frozen=True)
+class ExplainedMap:
+    """One map of one method: values (2, H, W) for faces A and B, and how to read/draw it."""
+
+    spec: MapSpec
+    values: torch.Tensor
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """What one registered method says about the pair."""
+
+    method: MethodInfo
+    explanation: ExplanationMaps
+
+    @property
+    def maps(self) -> tuple[ExplainedMap, ...]:
+        """Every returned map with its display spec (maps a method did not declare are drawn
+        with the default spec, so nothing it returns is lost)."""
+        out = []
+        for name, values in self.explanation.maps.items():
+            spec = self.method.map_spec(name) or MapSpec(name, name)
+            out.append(ExplainedMap(spec, values))
+        return tuple(out)
+
+    @property
+    def score(self) -> float:
+        return self.explanation.score
+
+
+@dataclass(frozen=True)
+class PairExplanation:
+    """The answer and the reasons: verdict, aligned faces, and each method's maps."""
+
+    verdict: Verdict
+    pair: FacePair
+    spec: BackboneSpec
+    calibration: Calibration
+    results: tuple[MethodResult, ...]
+
+    @property
+    def faces(self) -> torch.Tensor:
+        return self.pair.tensor
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A picture of the report: file name (relative to the report), caption, how to read it."""
+
+    src: str
+    caption: str
+    reading: str = ""  # how to read the picture, in plain words
+
+
+@dataclass(frozen=True)
+class Section:
+    """A titled part of the report: text and figures (one per method, or a study's part)."""
+
+    title: str
+    text: str = ""
+    figures: tuple[Figure, ...] = field(default_factory=tuple)
