@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 assets: $(STAMP)
-	$(PY) -m facexplain.assets
+	$(PY) -m facexplain.asset_catalog
 
 # Debian's Chromium drives the browser tests (Playwright's own download is not used); installed
 # only when missing and only with root or password-less sudo, else the tests skip with a reason.

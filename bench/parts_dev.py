@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facexplain.analysis.filters import peak_locations, peak_statistics
 from facexplain.datasets.lfw import read_pairs
+from facexplain.heads.parts_readout import peak_locations, peak_statistics
 from facexplain.metrics.verification import kfold_accuracy, tar_at_far
 from facexplain.train.parts import (
     PartsTrainConfig,

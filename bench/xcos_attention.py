@@ -23,7 +23,8 @@ from tqdm import tqdm
 from facexplain import settings
 from facexplain.benchmarks.faithfulness import HELDOUT_FOLDS, select_heldout_pairs
 from facexplain.datasets.lfw import read_pairs
-from facexplain.explain.xcos import default_checkpoint, load_xcos
+from facexplain.explain.xcos import load_xcos
+from facexplain.heads.xcos import default_checkpoint
 from facexplain.pipeline import FacePipeline
 
 

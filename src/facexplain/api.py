@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from facexplain.backbones.registry import DEFAULT_BACKBONE, BackboneSpec, get_spec
+from facexplain.backbones.registry import DEFAULT_BACKBONE, get_spec
+from facexplain.backbones.spec import BackboneSpec
 from facexplain.method_info import ExplainOptions, MethodInfo
 from facexplain.methods.registry import parse_methods
 from facexplain.pipeline import FacePipeline

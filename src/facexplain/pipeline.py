@@ -10,10 +10,12 @@ import numpy as np
 
 from facexplain import assets, settings
 from facexplain.align import MTCNN, align_image, choose_face, fallback_detection
-from facexplain.backbones.registry import BackboneSpec, get_spec, load_backbone
-from facexplain.backbones.runtime import ForwardRuntime, load_runtime, runtime_key
+from facexplain.backbones.registry import get_spec, load_backbone
+from facexplain.backbones.runtime import load_runtime, runtime_key
+from facexplain.backbones.spec import BackboneSpec
 from facexplain.errors import NoFaceFound
 from facexplain.io import load_image
+from facexplain.onnxrt import ForwardRuntime
 from facexplain.scoring import cosine_rows
 from facexplain.types import AlignedFace, Detection, FacePair
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from facexplain import assets
-from facexplain.backbones.human_models import FACERES_EMBEDDING, MOBILEFACE_EMBEDDING
+from facexplain.backbones.builtin.faceres import EMBEDDING_NODE as FACERES_EMBEDDING
+from facexplain.backbones.builtin.mobileface import EMBEDDING_NODE as MOBILEFACE_EMBEDDING
 from facexplain.backbones.registry import get_spec, load_backbone
 from facexplain.backbones.tfjs_graph import TFJSGraphModule
 from tests.conftest import centre_chips
@@ -30,7 +31,7 @@ def _chips(size: int) -> np.ndarray:
 
 
 def _model_json(name: str) -> Path:
-    return assets.asset_path(get_spec(name).asset_names[0])
+    return assets.asset_path(get_spec(name).load_files()[0])
 
 
 @pytest.mark.parametrize("name", ["faceres", "mobileface"])

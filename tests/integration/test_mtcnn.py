@@ -14,6 +14,7 @@ from PIL import Image
 
 from facexplain import assets
 from facexplain.align import MTCNN, align_image, choose_face, transform_points
+from facexplain.align.mtcnn_files import WEIGHTS
 from facexplain.align.templates import ARCFACE_112
 from facexplain.align.warp import alignment_matrix
 from facexplain.errors import AssetMissing, InvalidArgument, NoFaceFound
@@ -142,7 +143,7 @@ def test_exported_nets_detect_exactly_what_the_torch_modules_detect(
     home = tmp_path / "home"
     (home / "mtcnn").mkdir(parents=True)
     for name in ("pnet", "rnet", "onet"):
-        (home / "mtcnn" / f"{name}.pt").symlink_to(assets.asset_path(f"mtcnn/{name}.pt"))
+        (home / "mtcnn" / f"{name}.pt").symlink_to(assets.asset_path(WEIGHTS[name]))
     plain = MTCNN(root=home)
     assert plain.runtime == "torch"
     for name, index in (("Aaron_Peirsol", 1), ("George_W_Bush", 10), ("Abdel_Madi_Shabneh", 1)):

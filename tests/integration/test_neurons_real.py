@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from facexplain.analysis.binary import encode, hamming
 from facexplain.analysis.robustness import LayerProbe, occlude, robustness_curve
 from facexplain.cli.app import main
 from facexplain.pipeline import FacePipeline
+from facexplain.search.binary import encode, hamming
 from tests.conftest import lfw_image
 
 pytestmark = pytest.mark.slow

@@ -85,12 +85,8 @@ def test_shares_sum_to_one_and_terms_reproduce_the_head_cosine(pipe: FacePipelin
 
 def test_filter_responses_and_occlusion_sensitivity_on_real_faces(pipe: FacePipeline,
                                                                   pair: torch.Tensor) -> None:
-    from facexplain.analysis.filters import (
-        filter_responses,
-        occlusion_sensitivity,
-        part_rectangles,
-        peak_locations,
-    )
+    from facexplain.analysis.filters import filter_responses, occlusion_sensitivity, part_rectangles
+    from facexplain.heads.parts_readout import peak_locations
 
     head = random_head()
     r = filter_responses(head, pipe.model, pair, batch=1)

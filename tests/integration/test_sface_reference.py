@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from facexplain import assets
-from facexplain.backbones import registry, sface
+from facexplain.backbones import registry
 from facexplain.backbones.base import EMBEDDING
+from facexplain.backbones.builtin import sface
 from tests.conftest import lfw_image
 
 cv2 = pytest.importorskip("cv2")

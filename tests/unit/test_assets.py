@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from facexplain import assets
-from facexplain.backbones import registry, sface
+from facexplain import asset_catalog, assets
+from facexplain.backbones import registry
+from facexplain.backbones.builtin import mobileface, sface
 from facexplain.errors import AssetCorrupt, AssetMissing
 
 REAL_HOME = Path(os.environ.get("FACEXPLAIN_HOME", Path.home() / ".cache" / "facexplain"))
 SMALL = "mobileface"  # the smallest backbone: two files, 2 MB
-BIN = "mobileface/mobileface.bin"
+BIN = mobileface.WEIGHTS.name
 
 
 def _copy(names: tuple[str, ...], home: Path) -> None:
@@ -84,14 +85,14 @@ def test_cache_does_not_let_a_file_changed_after_a_good_load_through(
     calls: list[Path] = []
     real = assets.sha256_of
     monkeypatch.setattr(assets, "sha256_of", lambda p: calls.append(p) or real(p))
-    assets.asset_path(BIN)
+    assets.asset_path(mobileface.WEIGHTS)
     assert calls == []  # the second check costs a stat, not a hash
     path = home / BIN
     before = path.stat()
     _flip16(path)
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # even with the mtime restored
     with pytest.raises(AssetCorrupt):
-        assets.asset_path(BIN)
+        assets.asset_path(mobileface.WEIGHTS)
     assert calls == [path]
 
 
@@ -129,16 +130,19 @@ def test_derived_file_is_recorded_by_its_builder_and_checked(
 def test_setup_rebuilds_a_damaged_derived_file_and_refetches_a_damaged_one(
         sface_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Every fetched asset present (copies of the real ones), archives shared: no network.
-    _copy(tuple(n for n in assets.ASSETS if not (sface_home / n).is_file()), sface_home)
+    _copy(tuple(f.name for f in asset_catalog.fetched_files()
+                if not (sface_home / f.name).is_file()), sface_home)
     (sface_home / "_downloads").symlink_to(REAL_HOME / "_downloads")
     _flip16(sface_home / sface.FLOAT_NAME)
     _truncate(sface_home / BIN)
     logged: list[str] = []
-    assets.fetch_all(sface_home, log=logged.append)
+    asset_catalog.fetch_all(sface_home, log=logged.append)
     assert any(BIN in line for line in logged)
     assert any(sface.FLOAT_NAME in line for line in logged)
-    for name in (*assets.ASSETS, *assets.DERIVED):
-        assets.asset_path(name)
+    for file in asset_catalog.fetched_files():
+        assets.asset_path(file)
+    for derived in asset_catalog.derived_files():
+        assets.asset_path(derived.name)
     logged.clear()
-    assets.fetch_all(sface_home, log=logged.append)  # idempotent: nothing to do the second time
+    asset_catalog.fetch_all(sface_home, log=logged.append)  # idempotent: nothing to do now
     assert logged == []

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facexplain.analysis.binary import (
+from facexplain.benchmarks.search import search_benchmark, synthetic_like
+from facexplain.errors import InvalidArgument
+from facexplain.search.binary import (
     BinaryCodes,
     encode,
     hamming,
@@ -15,11 +17,8 @@ from facexplain.analysis.binary import (
     load_codes,
     pack_bits,
     save_codes,
-    search_benchmark,
-    synthetic_like,
     unpack_bits,
 )
-from facexplain.errors import InvalidArgument
 
 
 def naive_hamming(a: np.ndarray, b: np.ndarray) -> int:

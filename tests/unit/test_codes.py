@@ -6,17 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facexplain.analysis.binary import hamming, hamming_similarity
-from facexplain.analysis.codes import (
+from facexplain.benchmarks.codes import CodeScore, choose
+from facexplain.errors import InvalidArgument
+from facexplain.metrics.verification import kfold_accuracy
+from facexplain.search.binary import hamming, hamming_similarity
+from facexplain.search.codes import (
     CodeRecipe,
     encoder_from_arrays,
     fit_encoder,
     itq_rotation,
     random_orthonormal,
 )
-from facexplain.benchmarks.codes import CodeScore, choose
-from facexplain.errors import InvalidArgument
-from facexplain.metrics.verification import kfold_accuracy
 
 
 def planted_faces(n_ids: int, per_id: int, rng: np.random.Generator,

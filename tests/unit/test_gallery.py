@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facexplain.analysis.codes import CodeRecipe
 from facexplain.errors import InputNotFound, InvalidArgument
 from facexplain.scoring import Calibration
+from facexplain.search.codes import CodeRecipe
 from facexplain.search.gallery import (
     GallerySearch,
     gallery_from_embeddings,

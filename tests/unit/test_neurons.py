@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from facexplain.analysis.binary import encode
 from facexplain.analysis.lbp import LbpConfig, lbp_features, lbp_histograms
 from facexplain.analysis.neurons import (
     SortedColumns,
@@ -20,6 +19,7 @@ from facexplain.analysis.neurons import (
     split_within_groups,
 )
 from facexplain.errors import InvalidArgument
+from facexplain.search.binary import encode
 
 
 def test_sparsity_known_fractions() -> None:

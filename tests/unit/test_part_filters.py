@@ -7,15 +7,10 @@ import pytest
 import torch
 
 from facexplain.align.templates import ARCFACE_112
-from facexplain.analysis.filters import (
-    cell_to_pixel,
-    part_of,
-    part_rectangles,
-    peak_locations,
-    peak_statistics,
-)
+from facexplain.analysis.filters import part_rectangles
 from facexplain.errors import InvalidArgument
 from facexplain.explain.parts import distance_terms, shares_of
+from facexplain.heads.parts_readout import cell_to_pixel, part_of, peak_locations, peak_statistics
 
 TEMPLATE = ARCFACE_112.as_array()
 

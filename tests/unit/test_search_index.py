@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facexplain.analysis.binary import encode, hamming
-from facexplain.analysis.codes import CodeRecipe, fit_encoder
 from facexplain.errors import InvalidArgument
+from facexplain.search.binary import encode, hamming
+from facexplain.search.codes import CodeRecipe, fit_encoder
 from facexplain.search.index import FaceIndex, PQShortList, faiss_bytes, rerank
 
 

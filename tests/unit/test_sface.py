@@ -8,8 +8,8 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
+from facexplain.backbones.onnx_dequantize import dequantize_block, dequantize_model
 from facexplain.backbones.onnx_graph import OnnxGraph, UnsupportedOnnxGraph
-from facexplain.backbones.sface import dequantize_block, dequantize_model
 from facexplain.errors import UnknownNode
 
 

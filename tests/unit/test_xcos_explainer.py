@@ -14,8 +14,14 @@ from facexplain.backbones.base import EMBEDDING, FaceModel
 from facexplain.cli.app import app
 from facexplain.errors import AssetMissing, InvalidArgument
 from facexplain.explain.base import ExplanationMaps
-from facexplain.explain.xcos import XCos, default_checkpoint, load_xcos
-from facexplain.heads.xcos import XCosHead, XCosHeadConfig, checkpoint_path, save_head
+from facexplain.explain.xcos import XCos, load_xcos
+from facexplain.heads.xcos import (
+    XCosHead,
+    XCosHeadConfig,
+    checkpoint_path,
+    default_checkpoint,
+    save_head,
+)
 from facexplain.report.xcos_figures import save_xcos_figure
 
 

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from facexplain import assets, settings
+from facexplain.align.mtcnn_files import NET_NAMES, RUNTIMES
 from facexplain.errors import AssetMissing, InvalidArgument, NoFaceFound
+from facexplain.onnxrt import ort_session
 from facexplain.types import Detection
 
-NET_NAMES = ("pnet", "rnet", "onet")
 # A net as the cascade calls it: float32 NCHW array in, its outputs as arrays.
 Net = Callable[[np.ndarray], list[np.ndarray]]
 
@@ -32,8 +33,6 @@ class OrtNet:
     """One exported net on onnxruntime."""
 
     def __init__(self, path: Path, threads: int) -> None:
-        from facexplain.backbones.runtime import ort_session
-
         self.session = ort_session(path, threads)
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
@@ -46,7 +45,7 @@ def load_nets(root: Path | None = None) -> tuple[dict[str, Net], str]:
     root = root or assets.home()
     threads = settings.cpu_threads()
     try:
-        paths = {n: assets.asset_path(assets.runtime_name(f"mtcnn-{n}"), root) for n in NET_NAMES}
+        paths = {n: assets.asset_path(RUNTIMES[n].name, root) for n in NET_NAMES}
     except AssetMissing:
         from facexplain.align.mtcnn_nets import torch_runner
 

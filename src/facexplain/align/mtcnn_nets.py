@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from facexplain import assets
+from facexplain.align.mtcnn_files import WEIGHTS
+from facexplain.onnxrt import export_checked
 
 # Layer names match the facenet-pytorch state dicts exactly.
 
@@ -120,7 +122,7 @@ _OUTPUTS = {"pnet": ["offsets", "prob"], "rnet": ["offsets", "prob"],
 
 def load_net(name: str, root: Path | None = None) -> nn.Module:
     """One net with its verified weights (``mtcnn/<name>.pt``), eval mode, frozen."""
-    state = torch.load(assets.asset_path(f"mtcnn/{name}.pt", root), map_location="cpu",
+    state = torch.load(assets.asset_path(WEIGHTS[name], root), map_location="cpu",
                        weights_only=True)
     net = NETS[name]()
     net.load_state_dict(state)
@@ -144,8 +146,6 @@ def torch_runner(name: str, root: Path | None = None):  # type: ignore[no-untype
 
 def build_net_runtime(root: Path, name: str) -> None:
     """Set-up builder of ``runtime/mtcnn-<net>-vN.onnx``: one net, exported and checked."""
-    from facexplain.backbones.runtime import export_checked
-
     net_name = Path(name).name.split("-")[1]
     probe = torch.rand(*_PROBE[net_name], generator=torch.Generator().manual_seed(0)) * 2 - 1
     dynamic = {o: {0: "N"} for o in _OUTPUTS[net_name]}

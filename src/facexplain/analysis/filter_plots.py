@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facexplain.analysis.filters import PeakStats, cell_to_pixel
 from facexplain.analysis.plots import _plt, _save
+from facexplain.heads.parts_readout import PeakStats, cell_to_pixel
 
 RESPONSE_CMAP = "RdBu_r"
 STD_CMAP = "viridis"

@@ -29,17 +29,16 @@ from facexplain.analysis.filter_plots import (
     plot_response_maps,
     plot_std_histograms,
 )
-from facexplain.analysis.filters import (
+from facexplain.analysis.filters import occluded_faces, part_rectangles
+from facexplain.errors import AssetMissing, InvalidArgument
+from facexplain.heads.parts import VARIANTS, PartsHead, checkpoint_path, head_inputs, load_head
+from facexplain.heads.parts_readout import (
     PeakStats,
-    occluded_faces,
     part_names,
-    part_rectangles,
     peak_locations,
     peak_statistics,
     smoothed_responses,
 )
-from facexplain.errors import AssetMissing, InvalidArgument
-from facexplain.heads.parts import VARIANTS, PartsHead, checkpoint_path, head_inputs, load_head
 
 FIG8_FILTERS, FIG8_FACES = 10, 5
 

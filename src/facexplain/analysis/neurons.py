@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facexplain.analysis.binary import BinaryCodes, popcount, unpack_bits
 from facexplain.errors import InvalidArgument
+from facexplain.search.binary import BinaryCodes, popcount, unpack_bits
 
 
 @dataclass(frozen=True)

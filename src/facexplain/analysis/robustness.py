@@ -18,13 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from facexplain.analysis.binary import BinaryCodes, encode, hamming, hamming_similarity, pack_bits
 from facexplain.analysis.lbp import DEFAULT_LBP, LbpConfig, lbp_features
 from facexplain.backbones.base import EMBEDDING, FaceModel
 from facexplain.datasets.occlusion import apply_mask, default_region, random_mask
 from facexplain.errors import InvalidArgument
 from facexplain.metrics.verification import kfold_accuracy
 from facexplain.scoring import cosine
+from facexplain.search.binary import BinaryCodes, encode, hamming, hamming_similarity, pack_bits
 
 
 @dataclass(frozen=True)

@@ -14,23 +14,16 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facexplain import assets
 from facexplain.backbones.base import EMBEDDING, FaceModel, Stage, unknown_nodes
 from facexplain.backbones.padding import grow_to
 from facexplain.backbones.tfjs_format import decode_group
-
-if TYPE_CHECKING:
-    from facexplain.backbones.registry import BackboneSpec
-
-WEIGHTS = "dlib-resnet/face_recognition_model.bin"
-MANIFEST = "dlib-resnet/face_recognition_model-weights_manifest.json"
 
 MEAN_RGB = (122.782, 117.001, 104.298)
 SCALE_DIVISOR = 256.0
@@ -151,10 +144,3 @@ class DlibResNet(FaceModel):
         if EMBEDDING in wanted:
             found[EMBEDDING] = self._head(out)
         return {n: found[n] for n in nodes}
-
-
-def load(spec: BackboneSpec, root: Path) -> FaceModel:
-    """Registry loader: build the module from the fetched face-api weight files."""
-    del spec  # everything this backbone needs is fixed by the weight files
-    weights = read_tfjs_weights(assets.asset_path(WEIGHTS, root), assets.asset_path(MANIFEST, root))
-    return DlibResNet(weights).eval()

@@ -24,6 +24,7 @@ from facexplain.backbones import ir
 from facexplain.backbones.compiler import Compiler
 from facexplain.backbones.graph_module import GraphModule
 from facexplain.backbones.lowering_onnx import ONNX_OPS
+from facexplain.backbones.onnx_dequantize import dequantize_block
 from facexplain.backbones.onnx_ops import SUPPORTED, UnsupportedOnnxGraph
 from facexplain.backbones.tfjs_format import UnsupportedOp
 
@@ -71,7 +72,6 @@ def _constant_dequantize(graph: onnx.GraphProto) -> bool:
 
 def _dequantize(n: onnx.NodeProto, attrs: dict[str, Any],
                 consts: dict[str, torch.Tensor]) -> torch.Tensor:
-    from facexplain.backbones.sface import dequantize_block  # sface imports this module
 
     ins = [consts[i].numpy() for i in n.input if i]
     zero_point = ins[2] if len(ins) > 2 else None

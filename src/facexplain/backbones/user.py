@@ -24,8 +24,9 @@ from torch import nn
 
 from facexplain import assets, settings
 from facexplain.backbones.base import EMBEDDING, FaceModel, Stage, unknown_nodes
+from facexplain.backbones.builtin import builtin_specs
 from facexplain.backbones.graph_face import GraphFaceModel
-from facexplain.backbones.registry import SPECS, BackboneSpec
+from facexplain.backbones.spec import BackboneSpec
 from facexplain.errors import AssetCorrupt, AssetMissing, InvalidArgument, UnknownBackbone
 
 USER_DIR = "user-backbones"
@@ -47,7 +48,7 @@ def check_name(name: str) -> str:
     if not _NAME.match(name):
         raise InvalidArgument(f"backbone name '{name}': use lower-case letters, digits, '.', "
                               "'_' or '-' (at most 64)")
-    if name in SPECS:
+    if name in builtin_specs():
         raise InvalidArgument(f"backbone name '{name}' is built in; choose another name")
     return name
 
@@ -96,7 +97,7 @@ def remove_backbone(name: str, home: Path | None = None) -> list[Path]:
     if name in _REGISTERED:
         del _REGISTERED[name]
         return []
-    if name in SPECS:
+    if name in builtin_specs():
         raise InvalidArgument(f"backbone '{name}' is built in and cannot be removed")
     rows = read_records(home)
     if name not in rows:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from facexplain.backbones.base import FaceModel
-from facexplain.backbones.registry import BackboneSpec
+from facexplain.backbones.spec import BackboneSpec
 from facexplain.errors import FacexplainError
 from facexplain.method_info import ExplainOptions
 

@@ -18,14 +18,14 @@ import numpy as np
 import torch
 
 from facexplain import settings
-from facexplain.analysis.binary import hamming_similarity
-from facexplain.analysis.codes import CodeEncoder, CodeRecipe, fit_encoder
 from facexplain.benchmarks.lfw import embed_all, locate_all, pair_scores
 from facexplain.cache import DiskCache
 from facexplain.datasets.lfw import LfwPair, read_pairs
 from facexplain.datasets.lfw_people import LfwPeople, load_lfw_people
 from facexplain.metrics.verification import kfold_accuracy
 from facexplain.pipeline import FacePipeline
+from facexplain.search.binary import hamming_similarity
+from facexplain.search.codes import CodeEncoder, CodeRecipe, fit_encoder
 
 DEV_FOLDS = (0, 1, 2, 3, 4)  # 0-based: pairs.txt folds 1-5 choose, folds 6-10 report
 

@@ -17,10 +17,10 @@ import numpy as np
 from tqdm import tqdm
 
 from facexplain import settings
-from facexplain.analysis.codes import parse_recipe
 from facexplain.benchmarks.codes import lfw_embeddings
 from facexplain.datasets.lfw_people import LfwPeople
 from facexplain.scoring import get_calibration
+from facexplain.search.codes import parse_recipe
 from facexplain.search.gallery import GallerySearch, gallery_from_embeddings
 
 

@@ -25,13 +25,6 @@ from tqdm import tqdm
 from facexplain import settings
 from facexplain.align import warp_face
 from facexplain.align.templates import ARCFACE_112, Template
-from facexplain.analysis.binary import (
-    encode,
-    hamming,
-    hamming_similarity,
-    search_benchmark,
-    synthetic_like,
-)
 from facexplain.analysis.lbp import DEFAULT_LBP, LbpConfig, lbp_histograms, to_gray
 from facexplain.analysis.neurons import (
     SortedColumns,
@@ -47,6 +40,7 @@ from facexplain.analysis.neurons import (
 )
 from facexplain.analysis.robustness import LayerProbe, RobustnessCurve, robustness_curve
 from facexplain.benchmarks.lfw import embed_all, locate_all, pair_scores
+from facexplain.benchmarks.search import search_benchmark, synthetic_like
 from facexplain.cache import DiskCache, image_key
 from facexplain.datasets.lfw import LfwPair, read_pairs
 from facexplain.datasets.lfw_people import LfwPeople, load_lfw_people
@@ -55,6 +49,7 @@ from facexplain.errors import InvalidArgument
 from facexplain.io import load_image
 from facexplain.metrics.verification import kfold_accuracy
 from facexplain.pipeline import FacePipeline, LocatedFace
+from facexplain.search.binary import encode, hamming, hamming_similarity
 
 LBP_VERSION = "lbp-v1"
 

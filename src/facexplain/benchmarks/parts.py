@@ -137,7 +137,7 @@ def yale_inputs(data_dir: Path, backbone: str, cache_dir: Path,
 
 def peak_row(head: PartsHead, data: PartsData, index: np.ndarray) -> dict[str, float]:
     """Spread of the filters' average peak locations and their per-filter std, in cells."""
-    from facexplain.analysis.filters import peak_locations, peak_statistics
+    from facexplain.heads.parts_readout import peak_locations, peak_statistics
 
     maps = smoothed_responses(head, data.clean, index)
     pos, _ = peak_locations(maps)

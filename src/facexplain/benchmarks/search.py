@@ -22,10 +22,11 @@ import numpy as np
 from tqdm import tqdm
 
 from facexplain import settings
-from facexplain.analysis.binary import normalize_rows, synthetic_like
-from facexplain.analysis.codes import fit_encoder, parse_recipe
 from facexplain.benchmarks.codes import lfw_embeddings, outside_pairs
 from facexplain.datasets.lfw import read_pairs
+from facexplain.errors import InvalidArgument
+from facexplain.search.binary import encode, normalize_rows
+from facexplain.search.codes import fit_encoder, parse_recipe
 from facexplain.search.index import FaceIndex, PQShortList, set_threads
 
 
@@ -128,3 +129,88 @@ def run_search_benchmark(cfg: SearchBenchmarkConfig) -> dict[str, object]:
         "machine": f"{platform.machine()}, {faiss.omp_get_max_threads()} FAISS threads",
     }
 
+
+@dataclass(frozen=True)
+class SearchBenchmark:
+    """Binary Hamming vs exact float cosine top-k over the same database, same run."""
+
+    n_database: int
+    n_queries: int
+    k: int
+    n_bits: int
+    float_seconds: float
+    binary_seconds: float
+    recall_at_k: float
+    float_bytes_per_face: int
+    binary_bytes_per_face: int
+
+    @property
+    def speedup(self) -> float:
+        return self.float_seconds / max(self.binary_seconds, 1e-12)
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "n_database": self.n_database, "n_queries": self.n_queries, "k": self.k,
+            "n_bits": self.n_bits, "float_seconds": round(self.float_seconds, 4),
+            "binary_seconds": round(self.binary_seconds, 4), "speedup": round(self.speedup, 2),
+            f"recall_at_{self.k}": round(self.recall_at_k, 4),
+            "float_bytes_per_face": self.float_bytes_per_face,
+            "binary_bytes_per_face": self.binary_bytes_per_face,
+        }
+
+
+def synthetic_like(
+    x: np.ndarray, n: int, rng: np.random.Generator, chunk: int = 65536,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """``n`` random vectors from a Gaussian with the mean and covariance of the rows of ``x``.
+
+    Their sign codes then have (approximately) the bit frequencies and bit correlations of the
+    real codes, so the search benchmark sees realistic distance distributions. ``out``, an
+    (n, d) float32 array, is filled in place (a million 1024-d vectors are 4 GB: no copies).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    mean = x.mean(axis=0)
+    cov = np.cov(x, rowvar=False) + 1e-9 * np.eye(x.shape[1])
+    factor = np.linalg.cholesky(cov).astype(np.float32)
+    if out is None:
+        out = np.empty((n, x.shape[1]), dtype=np.float32)
+    elif out.shape != (n, x.shape[1]):
+        raise InvalidArgument(f"out must be ({n}, {x.shape[1]}), got {out.shape}")
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        z = rng.standard_normal((m, x.shape[1]), dtype=np.float32)
+        out[start : start + m] = z @ factor.T + mean.astype(np.float32)
+    return out
+
+
+def search_benchmark(
+    queries: np.ndarray, database: np.ndarray, k: int = 10,
+    thresholds: np.ndarray | float = 0.0, in_place: bool = False,
+) -> SearchBenchmark:
+    """Time both exact searches over ``database`` (float rows) and the binary recall@k.
+
+    Both run in FAISS (flat inner product on normalised rows; binary flat Hamming), which
+    replaced the project's numpy popcount scan when it measured faster (docs/BENCHMARKS.md,
+    issue 16). Recall@k: the share of the float search's k nearest that the Hamming search also
+    returns. Both indexes are built before timing. ``in_place`` normalises ``database`` itself
+    (float32) instead of a copy; codes are taken before that, from the rows as given.
+    """
+    db_codes = encode(database, thresholds)
+    if in_place and database.dtype != np.float32:
+        raise InvalidArgument("in-place normalisation needs a float32 database")
+    db_unit = normalize_rows(database, in_place=in_place)
+    index = FaceIndex(db_unit, db_codes, unit=True)
+    q_codes = encode(queries, thresholds)
+    t0 = time.perf_counter()
+    _, float_idx = index.search_float(queries, k)
+    t1 = time.perf_counter()
+    _, bin_idx = index.search_hamming(q_codes, k)
+    t2 = time.perf_counter()
+    hits = [len(np.intersect1d(f, b)) for f, b in zip(float_idx, bin_idx, strict=True)]
+    return SearchBenchmark(
+        n_database=int(database.shape[0]), n_queries=int(queries.shape[0]), k=k,
+        n_bits=int(database.shape[1]), float_seconds=t1 - t0, binary_seconds=t2 - t1,
+        recall_at_k=float(np.mean(hits)) / k, float_bytes_per_face=int(database.shape[1] * 4),
+        binary_bytes_per_face=db_codes.bytes_per_code,
+    )

@@ -30,8 +30,9 @@ from tqdm import tqdm
 
 from facexplain import settings
 from facexplain.backbones.base import FaceModel
-from facexplain.backbones.registry import BackboneSpec, get_spec
-from facexplain.datasets.lfw import LfwPair, read_pairs
+from facexplain.backbones.registry import get_spec
+from facexplain.backbones.spec import BackboneSpec
+from facexplain.datasets.lfw import N_FOLDS, LfwPair, read_pairs
 from facexplain.datasets.occlusion import (
     MaskTemplate,
     apply_mask,
@@ -45,7 +46,7 @@ from facexplain.metrics.verification import kfold_accuracy
 from facexplain.pipeline import LocatedFace
 from facexplain.scoring import cosine
 from facexplain.train.features import aligned_batch, maps_and_embeddings
-from facexplain.train.xcos import N_FOLDS, LfwFeatures, XCosTrainConfig, load_lfw_features
+from facexplain.train.xcos import LfwFeatures, XCosTrainConfig, load_lfw_features
 
 OCCLUSION_VERSION = "occ-v1"
 TEMPLATES = "templates"

@@ -91,8 +91,8 @@ def search_speed_command(
     seed: Annotated[int, typer.Option(help="Seed of queries and synthetic faces.")] = 0,
 ) -> None:
     """Search at 1M faces: exact float vs Hamming vs short list + exact re-rank (FAISS)."""
-    from facexplain.analysis.codes import parse_recipe
     from facexplain.benchmarks.search import SearchBenchmarkConfig, run_search_benchmark
+    from facexplain.search.codes import parse_recipe
 
     _check(backbone, lfw, json_out)
     parse_recipe(code)
@@ -125,9 +125,9 @@ def gallery_command(
     seed: Annotated[int, typer.Option(help="Seed of the probe draw.")] = 0,
 ) -> None:
     """Rank-1 identification of held-out LFW probes against all other LFW photos."""
-    from facexplain.analysis.codes import parse_recipe
     from facexplain.benchmarks.gallery import GalleryBenchmarkConfig, run_gallery_benchmark
     from facexplain.errors import InvalidArgument
+    from facexplain.search.codes import parse_recipe
 
     if probes < 1:
         raise InvalidArgument(f"--probes must be >= 1, got {probes}")

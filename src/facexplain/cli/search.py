@@ -29,11 +29,11 @@ def build_command(
 ) -> None:
     """Embed every photo's largest face and store embeddings, codes and identities."""
     from facexplain import settings, validate
-    from facexplain.analysis.codes import parse_recipe
     from facexplain.backbones.registry import get_spec
     from facexplain.cache import DiskCache
     from facexplain.errors import InputNotFound
     from facexplain.pipeline import FacePipeline
+    from facexplain.search.codes import parse_recipe
     from facexplain.search.gallery import build_gallery, gallery_photos
 
     get_spec(backbone)

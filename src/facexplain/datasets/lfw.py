@@ -14,6 +14,9 @@ from pathlib import Path
 from facexplain.errors import PairsFileError
 from facexplain.validate import open_regular
 
+# LFW view 2 ("pairs.txt"): ten folds of 300 genuine and 300 impostor pairs.
+N_FOLDS = 10
+
 
 @dataclass(frozen=True)
 class LfwPair:

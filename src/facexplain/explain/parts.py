@@ -21,11 +21,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facexplain.analysis.filters import part_names, smoothed_responses
 from facexplain.backbones.base import FaceModel
-from facexplain.errors import AssetMissing, InvalidArgument
+from facexplain.errors import InvalidArgument
 from facexplain.explain.base import ExplanationMaps, LayerExplainer, MethodDetails
-from facexplain.heads.parts import PartsHead, checkpoint_path, head_inputs, load_head
+from facexplain.heads.parts import PartsHead, default_checkpoint, head_inputs, load_head
+from facexplain.heads.parts_readout import part_names, smoothed_responses
 from facexplain.scoring import cosine
 
 TOP_K = 10  # filters drawn in the maps
@@ -127,18 +127,6 @@ class PartsExplainer(LayerExplainer):
                               cosine=float(cosine(emb[0:1], emb[1:2])[0]),
                               backbone=self.head.config.backbone, head=self.source),
         )
-
-
-def default_checkpoint(backbone: str, root: Path | None = None) -> Path:
-    """The sad+fad head trained on all of LFW, else the one trained on 'half1', else the quick
-    head made on first use."""
-    candidates = [checkpoint_path(backbone, DEFAULT_VARIANT, fold, root)
-                  for fold in ("all", "half1", "quick")]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise AssetMissing(f"no trained part-filter head for '{backbone}' (looked for "
-                       f"{candidates[0]}); run `facexplain train parts --backbone {backbone}`")
 
 
 # A filter whose peak wanders more than this share of the grid (std over faces) is not tied to

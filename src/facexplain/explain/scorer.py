@@ -20,7 +20,7 @@ from facexplain.backbones.base import FaceModel
 from facexplain.scoring import cosine
 
 if TYPE_CHECKING:
-    from facexplain.backbones.registry import BackboneSpec
+    from facexplain.backbones.spec import BackboneSpec
     from facexplain.explain.incremental import CropChecks, Geometry, IncrementalPairScore
 
 

@@ -16,11 +16,16 @@ import torch
 import torch.nn.functional as F
 
 from facexplain.backbones.base import EMBEDDING, FaceModel
-from facexplain.errors import AssetMissing, InvalidArgument
+from facexplain.errors import InvalidArgument
 from facexplain.explain.base import ExplanationMaps, LayerExplainer, MethodDetails
-from facexplain.heads.xcos import ATTENTION_KINDS, XCosHead, XCosOutput, checkpoint_path, load_head
+from facexplain.heads.xcos import (
+    ATTENTION_KINDS,
+    XCosHead,
+    XCosOutput,
+    default_checkpoint,
+    load_head,
+)
 from facexplain.scoring import cosine
-from facexplain.train.xcos import N_FOLDS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,19 +97,6 @@ class XCos(LayerExplainer):
                              teacher=self.head.config.teacher, cosine=plain,
                              head=self.source),
         )
-
-
-def default_checkpoint(backbone: str, root: Path | None = None) -> Path:
-    """The head trained on all of LFW if present, else the first fold head found, else the quick
-    head trained on first use (``train.xcos.ensure_default_head``)."""
-    candidates = [checkpoint_path(backbone, None, root)]
-    candidates += [checkpoint_path(backbone, k, root) for k in range(1, N_FOLDS + 1)]
-    candidates += [candidates[0].with_name("quick.safetensors")]  # trained on first use
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise AssetMissing(f"no trained xCos head for '{backbone}' (looked in {candidates[0].parent});"
-                       f" run `facexplain train xcos --backbone {backbone}`")
 
 
 def load_xcos(backbone: str, path: Path | None = None, model: FaceModel | None = None,

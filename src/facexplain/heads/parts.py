@@ -15,32 +15,30 @@ Checkpoints are safetensors with the config in their metadata, like the xCos hea
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facexplain import assets
 from facexplain.backbones.base import EMBEDDING, FaceModel
-from facexplain.errors import AssetMissing, InvalidArgument
+from facexplain.backbones.registry import SPECS, get_spec
+from facexplain.errors import InvalidArgument
+from facexplain.heads.store import HeadStore
 
-# (early, middle, late) maps per built-in backbone; the grid is the middle map's size.
-DEFAULT_NODES: dict[str, tuple[str, str, str]] = {
-    "sface": ("conv_6_relu", "conv_12_relu", "conv_14_relu"),  # 28, 14, 7 cells
-    "dlib-resnet": ("conv32", "conv64", "conv128"),  # 35, 17, 8 cells
-    "mobileface": ("add_5", "add_12", "add_16"),
-}
 VARIANTS = ("base", "sad", "fad", "sad+fad")
 
 
 def nodes_for(backbone: str) -> tuple[str, str, str]:
-    if backbone not in DEFAULT_NODES:
+    """The (early, middle, late) maps of a backbone's head (its row's ``part_layers``); the
+    grid is the middle map's size."""
+    layers = get_spec(backbone).part_layers
+    if len(layers) != 3:
+        known = [name for name, spec in SPECS.items() if len(spec.part_layers) == 3]
         raise InvalidArgument(f"no part-filter nodes known for backbone '{backbone}'; built in: "
-                              f"{', '.join(DEFAULT_NODES)}")
-    return DEFAULT_NODES[backbone]
+                              f"{', '.join(known)}")
+    return layers[0], layers[1], layers[2]
 
 
 @dataclass(frozen=True)
@@ -125,44 +123,36 @@ def head_inputs(model: FaceModel, faces: torch.Tensor, nodes: tuple[str, str, st
     return early, out[nodes[1]].float(), out[nodes[2]].float(), out[EMBEDDING].float()
 
 
+# Default head: sad+fad trained on all of LFW, else on 'half1', else the quick one (first use).
+PARTS_HEADS = HeadStore("parts", "part-filter head", "facexplain train parts",
+                        ("sad+fad-all", "sad+fad-half1", "sad+fad-quick"))
+
+
 def checkpoint_path(backbone: str, variant: str, fold: str = "all",
                     root: Path | None = None) -> Path:
     """``<home>/parts/<backbone>/<variant>-<fold>.safetensors`` (fold: 'all', 'half1'...)."""
     if variant not in VARIANTS:
         raise InvalidArgument(f"unknown head variant '{variant}'; valid: {', '.join(VARIANTS)}")
-    return (root or assets.home()) / "parts" / backbone / f"{variant}-{fold}.safetensors"
+    return PARTS_HEADS.path(backbone, f"{variant}-{fold}", root)
 
 
 def save_head(head: PartsHead, path: Path, extra: dict[str, object] | None = None) -> Path:
-    """Weights as safetensors (config and training facts in its metadata) plus a JSON twin."""
-    from safetensors.torch import save_file
-
-    meta = {"config": asdict(head.config), **(extra or {})}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata={"parts": json.dumps(meta)})
-    tmp.replace(path)
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    return path
+    """Weights, config and training facts, digest and JSON twin (``HeadStore.save``)."""
+    return PARTS_HEADS.save(head, head.config, path, extra)
 
 
 def load_head(path: Path) -> tuple[PartsHead, dict[str, object]]:
     """Rebuild a head (eval mode) and its metadata from a checkpoint."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise AssetMissing(f"no part-filter head at {path}; train one with "
-                           "`facexplain train parts --backbone NAME`")
-    with safe_open(str(path), framework="pt") as fh:
-        raw = (fh.metadata() or {}).get("parts")
-    if raw is None:
-        raise InvalidArgument(f"{path} is not a part-filter head checkpoint")
-    meta = json.loads(raw)
+    state, meta = PARTS_HEADS.load(path)
     cfg = dict(meta["config"])
     cfg["nodes"] = tuple(cfg["nodes"])
     cfg["in_channels"] = tuple(cfg["in_channels"])
     head = PartsHead(PartsHeadConfig(**cfg))
-    head.load_state_dict(load_file(str(path)))
+    head.load_state_dict(state)
     return head.eval(), meta
+
+
+def default_checkpoint(backbone: str, root: Path | None = None) -> Path:
+    """The sad+fad head trained on all of LFW, else the one trained on 'half1', else the quick
+    head made on first use."""
+    return PARTS_HEADS.default(backbone, root)

@@ -18,17 +18,17 @@ Checkpoints are safetensors files whose metadata carries the config that rebuild
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from facexplain import assets
-from facexplain.errors import AssetCorrupt, AssetMissing, InvalidArgument
+from facexplain.datasets.lfw import N_FOLDS
+from facexplain.errors import InvalidArgument
+from facexplain.heads.store import HeadStore
 
 ATTENTION_KINDS = ("U", "P", "L")
 
@@ -237,60 +237,30 @@ class XCosHead(nn.Module):
         self.get_buffer("pearson").copy_(p)
 
 
+# Default head: trained on all of LFW, else the first fold head, else the quick one (first use).
+XCOS_HEADS = HeadStore("xcos", "xCos head", "facexplain train xcos",
+                       ("all", *(f"fold{k}" for k in range(1, N_FOLDS + 1)), "quick"))
+
+
 def checkpoint_path(backbone: str, fold: int | None = None, root: Path | None = None) -> Path:
     """Where ``train xcos`` stores a head: ``<home>/xcos/<backbone>/fold<k>|all.safetensors``."""
-    name = "all" if fold is None else f"fold{fold}"
-    return (root or assets.home()) / "xcos" / backbone / f"{name}.safetensors"
+    return XCOS_HEADS.path(backbone, "all" if fold is None else f"fold{fold}", root)
 
 
 def save_head(head: XCosHead, path: Path, extra: dict[str, object] | None = None) -> Path:
-    """Weights as safetensors (config in its metadata) plus a readable JSON twin beside it."""
-    from safetensors.torch import save_file
-
-    meta = {"config": asdict(head.config), **(extra or {})}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata={"xcos": json.dumps(meta)})
-    digest_file(path).write_text(assets.sha256_of(tmp) + "\n")
-    tmp.replace(path)
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    return path
-
-
-def digest_file(path: Path) -> Path:
-    """Where a checkpoint's sha256 is recorded when it is saved: ``<name>.sha256`` beside it."""
-    return path.with_name(path.name + ".sha256")
-
-
-def _check_recorded_digest(path: Path) -> None:
-    """A head is a model file too: it is used only if it still has the sha256 it was saved
-    with (a truncated, altered or foreign file is refused, not half-loaded)."""
-    record = digest_file(path)
-    retrain = "train it again with `facexplain train xcos` (or delete it to get the default head)"
-    if not record.is_file():
-        raise AssetCorrupt(f"xCos checkpoint {path} has no recorded sha256 ({record.name}); "
-                           f"{retrain}")
-    if assets.sha256_of(path) != record.read_text().strip():
-        raise AssetCorrupt(f"xCos checkpoint {path} differs from the one saved (sha256 "
-                           f"mismatch); {retrain}")
+    """Weights, config and ``extra`` facts, digest and JSON twin (``HeadStore.save``)."""
+    return XCOS_HEADS.save(head, head.config, path, extra)
 
 
 def load_head(path: Path) -> tuple[XCosHead, dict[str, object]]:
     """Rebuild a head from a checkpoint; returns it (eval mode) and the stored metadata."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    if not path.is_file():
-        raise AssetMissing(f"no xCos checkpoint at {path}; train one with "
-                           f"`facexplain train xcos --backbone NAME`")
-    _check_recorded_digest(path)
-    with safe_open(str(path), framework="pt") as fh:
-        raw = (fh.metadata() or {}).get("xcos")
-    if raw is None:
-        raise InvalidArgument(f"{path} is not an xCos checkpoint (no 'xcos' metadata)")
-    meta: dict[str, object] = json.loads(raw)
-    cfg = XCosHeadConfig(**meta["config"])  # type: ignore[arg-type]
-    head = XCosHead(cfg)
-    head.load_state_dict(load_file(str(path)))
+    state, meta = XCOS_HEADS.load(path)
+    head = XCosHead(XCosHeadConfig(**meta["config"]))
+    head.load_state_dict(state)
     return head.eval(), meta
+
+
+def default_checkpoint(backbone: str, root: Path | None = None) -> Path:
+    """The head trained on all of LFW if present, else the first fold head found, else the quick
+    head trained on first use (``train.xcos.ensure_default_head``)."""
+    return XCOS_HEADS.default(backbone, root)

@@ -12,7 +12,7 @@ from facexplain.methods.registry import register_method
 if TYPE_CHECKING:
     import torch
 
-    from facexplain.backbones.registry import BackboneSpec
+    from facexplain.backbones.spec import BackboneSpec
     from facexplain.explain.base import Explainer, ExplanationMaps
     from facexplain.explain.scorer import PairScorer
     from facexplain.results import Figure

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from facexplain.backbones.registry import SPECS
 from facexplain.errors import InvalidArgument
 from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, RankedMap
 from facexplain.methods.registry import register_method
@@ -12,16 +13,15 @@ from facexplain.methods.registry import register_method
 if TYPE_CHECKING:
     import torch
 
-    from facexplain.backbones.registry import BackboneSpec
+    from facexplain.backbones.spec import BackboneSpec
     from facexplain.explain.base import Explainer, ExplanationMaps
     from facexplain.explain.parts import PartsDetails
     from facexplain.explain.scorer import PairScorer
     from facexplain.results import Figure
 
-def _has_nodes(backbone: str) -> bool:
-    from facexplain.heads.parts import DEFAULT_NODES
-
-    return backbone in DEFAULT_NODES
+def _has_nodes(spec: BackboneSpec) -> bool:
+    """The head needs three named maps (early, middle, late): the row's ``part_layers``."""
+    return len(spec.part_layers) == 3
 
 
 FIGURE_FILTERS = 6
@@ -30,12 +30,11 @@ NOTE_FILTERS = 5
 
 def check(options: ExplainOptions, spec: BackboneSpec) -> None:
     """Fail fast, before any model loads, on a backbone the head has no nodes for."""
-    from facexplain.heads.parts import DEFAULT_NODES
-
     del options
-    if spec.name not in DEFAULT_NODES:
+    if not _has_nodes(spec):
+        known = ", ".join(name for name, row in SPECS.items() if _has_nodes(row))
         raise InvalidArgument(f"the part-filter method has no head layout for backbone "
-                              f"'{spec.name}'; it works with: {', '.join(DEFAULT_NODES)}")
+                              f"'{spec.name}'; it works with: {known}")
 
 
 def prepare(backbone: str, progress: bool) -> None:
@@ -111,5 +110,5 @@ INFO = register_method(MethodInfo(
     figures=figures,
     note=note,
     prepare=prepare,
-    supports=lambda spec: _has_nodes(spec.name),
+    supports=_has_nodes,
 ))

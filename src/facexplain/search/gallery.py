@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from facexplain.analysis.binary import BinaryCodes
-from facexplain.analysis.codes import CodeEncoder, CodeRecipe, encoder_from_arrays, fit_encoder
 from facexplain.cache import DiskCache, image_key
 from facexplain.errors import FacexplainError, InputNotFound, InvalidArgument
 from facexplain.pipeline import FacePipeline
 from facexplain.scoring import Calibration
+from facexplain.search.binary import BinaryCodes
+from facexplain.search.codes import CodeEncoder, CodeRecipe, encoder_from_arrays, fit_encoder
 from facexplain.search.index import FaceIndex
 
 GALLERY_FORMAT = "facexplain-gallery-v1"

@@ -13,8 +13,8 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
-from facexplain.analysis.binary import BinaryCodes, normalize_rows
 from facexplain.errors import InvalidArgument
+from facexplain.search.binary import BinaryCodes, normalize_rows
 
 
 def faiss_bytes(codes: BinaryCodes) -> np.ndarray:

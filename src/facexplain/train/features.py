@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from facexplain.align import warp_face
 from facexplain.backbones.base import EMBEDDING, FaceModel
-from facexplain.backbones.registry import BackboneSpec
+from facexplain.backbones.spec import BackboneSpec
 from facexplain.cache import image_key
 from facexplain.io import load_image
 from facexplain.pipeline import LocatedFace

@@ -18,6 +18,7 @@ the occluded branch with FAD and the masked identity loss (Eqs. 4-5); 'sad+fad' 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,12 +28,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from facexplain import settings
-from facexplain.backbones.registry import BackboneSpec
+from facexplain.backbones.spec import BackboneSpec
 from facexplain.datasets.lfw import LfwPair, read_pairs
 from facexplain.datasets.occlusion import default_region
 from facexplain.datasets.warped_occlusion import random_rectangles
 from facexplain.errors import InvalidArgument
 from facexplain.heads.parts import (
+    PARTS_HEADS,
     VARIANTS,
     PartsHead,
     PartsHeadConfig,
@@ -286,7 +288,7 @@ def _step_losses(head: PartsHead, classifier: MarginSoftmax, data: PartsData, id
 def smoothed_responses(head: PartsHead, inputs: HeadInputs, index: np.ndarray,
                        batch: int = 256) -> torch.Tensor:
     """ψ' = g_σ * LMF(ψ) of the images in ``index`` (N, N_f, g, g): what peaks are read from."""
-    from facexplain.analysis.filters import smoothed_responses as smooth
+    from facexplain.heads.parts_readout import smoothed_responses as smooth
 
     return torch.cat([smooth(head, head.responses(*inputs.take(index[s : s + batch])))
                       for s in range(0, len(index), batch)])
@@ -295,7 +297,7 @@ def smoothed_responses(head: PartsHead, inputs: HeadInputs, index: np.ndarray,
 def peaks_metadata(head: PartsHead, inputs: HeadInputs, index: np.ndarray) -> dict[str, object]:
     """``{"peaks": ...}`` for the checkpoint: each filter's average peak location (what the
     ``parts`` method names its part from), spread and per-filter std, positive and negative."""
-    from facexplain.analysis.filters import peak_locations, peak_statistics
+    from facexplain.heads.parts_readout import peak_locations, peak_statistics
 
     pos, neg = peak_locations(smoothed_responses(head, inputs, index))
     sp, sn = (peak_statistics(x, head.config.grid) for x in (pos, neg))
@@ -343,19 +345,10 @@ def run_parts_training(cfg: PartsTrainConfig, halves: list[str], data: PartsData
 def ensure_default_head(backbone: str, progress: bool = True) -> Path:
     """The default part-filter head of ``backbone``; a quick one is trained now (once, stored
     as ``parts/<backbone>/sad+fad-quick``) when none was trained with ``train parts``."""
-    import sys
+    def train_quick(target: Path, say: Callable[[str], None]) -> Path:
+        del target, say  # stored by run_parts_training under the "quick" half
+        cfg = PartsTrainConfig(backbone=backbone, variant="sad+fad", epochs=4,
+                               max_images=QUICK_HEAD_IMAGES)
+        return run_parts_training(cfg, ["quick"], progress=progress)[0]
 
-    from facexplain.errors import AssetMissing
-    from facexplain.explain.parts import default_checkpoint
-
-    try:
-        return default_checkpoint(backbone)
-    except AssetMissing:
-        pass
-    target = checkpoint_path(backbone, "sad+fad", "quick")
-    print(f"no trained part-filter head for {backbone}: training a quick one on "
-          f"{QUICK_HEAD_IMAGES} LFW photos (once; a few minutes; stored as {target})",
-          file=sys.stderr)
-    cfg = PartsTrainConfig(backbone=backbone, variant="sad+fad", epochs=4,
-                           max_images=QUICK_HEAD_IMAGES)
-    return run_parts_training(cfg, ["quick"], progress=progress)[0]
+    return PARTS_HEADS.ensure_default(backbone, train_quick, QUICK_HEAD_IMAGES)

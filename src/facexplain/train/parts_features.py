@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from facexplain.align.warp import alignment_matrix, transform_points
 from facexplain.backbones.base import FaceModel
-from facexplain.backbones.registry import BackboneSpec
+from facexplain.backbones.spec import BackboneSpec
 from facexplain.datasets.occlusion import apply_mask
 from facexplain.datasets.warped_occlusion import RectangleWarper
 from facexplain.heads.parts import head_inputs

@@ -21,11 +21,12 @@ import torch
 from tqdm import tqdm
 
 from facexplain import settings
-from facexplain.backbones.registry import BackboneSpec
+from facexplain.backbones.spec import BackboneSpec
 from facexplain.datasets.lfw import LfwPair, read_pairs
 from facexplain.datasets.occlusion import apply_mask, face_region, random_mask
 from facexplain.errors import InvalidArgument
 from facexplain.heads.xcos import (
+    XCOS_HEADS,
     XCosHead,
     XCosHeadConfig,
     checkpoint_path,
@@ -410,7 +411,6 @@ def head_config_for(cfg: XCosTrainConfig, maps: torch.Tensor, node: str) -> XCos
 
 # The head trained on first use when none is stored: small enough to make in a few minutes.
 QUICK_HEAD_IMAGES = 1500
-QUICK_HEAD_NAME = "quick"
 
 
 def ensure_default_head(backbone: str, progress: bool = True,
@@ -421,22 +421,11 @@ def ensure_default_head(backbone: str, progress: bool = True,
     without one, a quick head is trained on ``QUICK_HEAD_IMAGES`` LFW photos and stored under
     the model home as ``xcos/<backbone>/quick.safetensors``.
     """
-    import sys
+    def train_quick(target: Path, say: Callable[[str], None]) -> Path:
+        cfg = XCosTrainConfig(backbone=backbone, max_images=QUICK_HEAD_IMAGES)
+        return run_xcos_training(cfg, [None], progress=progress, log=say, name=target.stem)[0]
 
-    from facexplain.errors import AssetMissing
-    from facexplain.explain.xcos import default_checkpoint
-
-    try:
-        return default_checkpoint(backbone)
-    except AssetMissing:
-        pass
-    say = log or (lambda m: print(m, file=sys.stderr))
-    target = checkpoint_path(backbone, None).with_name(f"{QUICK_HEAD_NAME}.safetensors")
-    say(f"no trained xCos head for {backbone}: training a default one on "
-        f"{QUICK_HEAD_IMAGES} LFW photos (once; a few minutes; stored as {target})")
-    cfg = XCosTrainConfig(backbone=backbone, max_images=QUICK_HEAD_IMAGES)
-    return run_xcos_training(cfg, [None], progress=progress, log=say,
-                             name=QUICK_HEAD_NAME)[0]
+    return XCOS_HEADS.ensure_default(backbone, train_quick, QUICK_HEAD_IMAGES, log)
 
 
 def run_xcos_training(

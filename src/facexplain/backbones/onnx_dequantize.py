@@ -1,28 +1,17 @@
-"""SFace (OpenCV zoo) as a float torch module.
+"""De-quantisation of ONNX graphs: block-wise ``DequantizeLinear`` in numpy, and a float copy of a
+quantised model.
 
-The shipped file is int8 with block-wise ``DequantizeLinear`` weights, which onnxruntime refuses
-and torch cannot differentiate through; so set-up dequantizes it once into a plain float ONNX
-file (``sface/sface_float.onnx``) and ``load`` runs that file with the ONNX graph executor.
+Why: SFace ships int8 weights with block-wise DequantizeLinear, which onnxruntime refuses and
+torch cannot differentiate through; the graph executor folds constant DequantizeLinear nodes
+into float weights once, at build (``onnx_graph``), and set-up writes SFace's float copy
+(``dequantize_model``) so the exported forward-only runtime can be built from it.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
-
-from facexplain import assets
-from facexplain.backbones.base import FaceModel
-from facexplain.backbones.graph_face import GraphFaceModel
-from facexplain.backbones.onnx_graph import OnnxGraph
-from facexplain.backbones.registry import BackboneSpec
-
-INT8_NAME = "sface/face_recognition_sface_2021dec_int8bq.onnx"
-FLOAT_NAME = "sface/sface_float.onnx"
-INPUT_NAME = "data"
-EMBEDDING_NODE = "fc1"
 
 
 def dequantize_block(q: np.ndarray, scale: np.ndarray, zero_point: np.ndarray | None,
@@ -89,19 +78,3 @@ def dequantize_model(model: onnx.ModelProto) -> onnx.ModelProto:
     out.ir_version = model.ir_version
     onnx.checker.check_model(out)
     return out
-
-
-def build_float_model(root: Path, name: str = FLOAT_NAME) -> None:
-    """Set-up builder: write ``sface/sface_float.onnx`` from the verified int8 file, atomically,
-    recording its sha256 so every later load can check it."""
-    src = assets.asset_path(INT8_NAME, root)
-    tmp = (root / FLOAT_NAME).with_suffix(".onnx.part")
-    onnx.save(dequantize_model(onnx.load(str(src))), str(tmp))
-    assets.install_derived(tmp, FLOAT_NAME, root)
-
-
-def load(spec: BackboneSpec, root: Path) -> FaceModel:
-    """SFace as a FaceModel: RGB [0, 255] at 112x112 in (the graph normalises), 128-d out."""
-    graph = OnnxGraph(assets.asset_path(FLOAT_NAME, root), channels_last=True,
-                      keep=spec.feature_nodes)
-    return GraphFaceModel(graph, EMBEDDING_NODE, spec.input_size, spec.feature_nodes)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from facexplain.analysis.binary import BinaryCodes, n_words, pack_bits
 from facexplain.errors import InvalidArgument
+from facexplain.search.binary import BinaryCodes, n_words, pack_bits
 
 # sign: > 0 (the paper); median: > each neuron's median; simhash: unit vectors times a random
 # orthonormal projection (Hamming / bits -> angle / pi); rotation: the same on centred unit
