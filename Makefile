@@ -9,12 +9,12 @@ LFW := ../shared/data/lfw/lfw-deepfunneled
 DEMO_A := $(LFW)/Abdel_Madi_Shabneh/Abdel_Madi_Shabneh_0001.jpg
 DEMO_B := $(LFW)/Dean_Barker/Dean_Barker_0001.jpg
 
-.PHONY: demo test setup assets browser lint typecheck pytest check-runtimes bench-lfw clean
+.PHONY: demo test setup assets browser lint imports typecheck pytest check-runtimes bench-lfw clean
 
 demo: setup
 	$(VENV)/bin/facexplain explain $(DEMO_A) $(DEMO_B) --out out/demo
 
-test: setup lint typecheck pytest
+test: setup lint imports typecheck pytest
 
 setup: $(STAMP) assets $(REFERENCE) browser
 
@@ -42,6 +42,10 @@ $(REFERENCE): tools/reference/package.json tools/reference/package-lock.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
+
+# The layers of docs/ARCHITECTURE.md (contract in pyproject.toml): an upward import or a cycle fails.
+imports: $(STAMP)
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy src

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from facexplain import assets
-from facexplain.benchmarks.lfw import embed_all, locate_all
 from facexplain.benchmarks.neurons import NeuronAnalysisConfig, outside_pair_medians, search_lfw
 from facexplain.cache import DiskCache
+from facexplain.datasets.faces import embed_all, locate_all
 from facexplain.datasets.lfw import read_pairs
 from facexplain.datasets.lfw_people import load_lfw_people
 from facexplain.pipeline import FacePipeline

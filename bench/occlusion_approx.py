@@ -27,8 +27,8 @@ from scipy.stats import spearmanr
 
 from facexplain import assets
 from facexplain.align import warp_face
-from facexplain.benchmarks.lfw import locate_all
 from facexplain.cache import DiskCache
+from facexplain.datasets.faces import locate_all
 from facexplain.datasets.lfw import read_pairs
 from facexplain.explain.approx_occlusion import ApproxSettings
 from facexplain.explain.fills import make_fill

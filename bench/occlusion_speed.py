@@ -32,8 +32,8 @@ from captum.attr import Occlusion
 from facexplain import assets
 from facexplain.align import warp_face
 from facexplain.backbones.registry import SPECS
-from facexplain.benchmarks.lfw import locate_all
 from facexplain.cache import DiskCache
+from facexplain.datasets.faces import locate_all
 from facexplain.datasets.lfw import image_path
 from facexplain.explain.base import PairScore, backbone_pair_score
 from facexplain.explain.fills import make_fill

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.study.conftest import lfw_study_pairs  # noqa: E402
 from tests.study.server import Server  # noqa: E402
 
+from facexplain.benchmarks.lookalike import write_pairs  # noqa: E402
 from facexplain.study.create import create_study  # noqa: E402
-from facexplain.study.pairs import write_pairs  # noqa: E402
 
 
 async def timed(client: httpx.AsyncClient, method: str, url: str,

@@ -16,9 +16,9 @@ import time
 import numpy as np
 
 from facexplain import settings
+from facexplain.benchmarks.lookalike import mine_pairs
 from facexplain.datasets.lfw import read_pairs, unique_images
 from facexplain.scoring import get_calibration
-from facexplain.study.pairs import mine_pairs
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--mining", default="dlib-resnet")
     parser.add_argument("--model", default="sface")
     args = parser.parse_args()
-    from facexplain.study.pairs import embed_images
+    from facexplain.benchmarks.lookalike import embed_images
 
     started = time.perf_counter()
     s = settings.current()

@@ -17,8 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.study.server import Server  # noqa: E402
 
+from facexplain.benchmarks.lookalike import read_pairs_file, write_pairs  # noqa: E402
 from facexplain.study.create import create_study  # noqa: E402
-from facexplain.study.pairs import read_pairs_file, write_pairs  # noqa: E402
 from facexplain.study.store import open_study  # noqa: E402
 
 

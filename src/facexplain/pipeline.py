@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,22 +16,13 @@ from facexplain.errors import NoFaceFound
 from facexplain.io import load_image
 from facexplain.onnxrt import ForwardRuntime
 from facexplain.scoring import cosine_rows
-from facexplain.types import AlignedFace, Detection, FacePair
+from facexplain.types import AlignedFace, FacePair, LocatedFace
 
 if TYPE_CHECKING:
     import torch
 
     from facexplain.backbones.base import FaceModel
     from facexplain.explain.scorer import PairScorer
-
-
-@dataclass(frozen=True)
-class LocatedFace:
-    """The chosen face of one photo: its detection, how many were found, whether guessed."""
-
-    detection: Detection
-    n_faces: int
-    fallback: bool
 
 
 class FacePipeline:

@@ -6,6 +6,7 @@ memory, so verification (numpy and onnxruntime only) never imports torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,10 @@ import numpy as np
 
 if TYPE_CHECKING:
     import torch
+
+# What every explanation method explains (Captum's ``forward_func`` idea): (N, 3, H, W) faces A,
+# (N, 3, H, W) faces B  ->  (N,) similarity of each pair.
+PairScore = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,15 @@ class Detection:
     def area(self) -> float:
         x1, y1, x2, y2 = (float(v) for v in self.box)
         return max(0.0, x2 - x1) * max(0.0, y2 - y1)
+
+
+@dataclass(frozen=True)
+class LocatedFace:
+    """The chosen face of one photo: its detection, how many were found, whether guessed."""
+
+    detection: Detection
+    n_faces: int
+    fallback: bool
 
 
 @dataclass(frozen=True)

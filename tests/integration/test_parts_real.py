@@ -13,13 +13,14 @@ from facexplain.backbones.registry import get_spec
 from facexplain.datasets.warped_occlusion import RECT_LONG, RECT_SHORT, RectangleWarper
 from facexplain.heads.parts import load_head, nodes_for, save_head
 from facexplain.io import load_image
-from facexplain.pipeline import FacePipeline, LocatedFace
+from facexplain.pipeline import FacePipeline
 from facexplain.train.parts import PartsData, PartsTrainConfig, train_parts_head
 from facexplain.train.parts_features import (
     aligned_landmarks,
     extract_head_inputs,
     rectangle_occluder,
 )
+from facexplain.types import LocatedFace
 from tests.conftest import lfw_image
 
 PEOPLE = ("Colin_Powell", "Tony_Blair", "Donald_Rumsfeld", "Gerhard_Schroeder")

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from facexplain import settings
+from facexplain.benchmarks.lookalike import StudyPair, write_pairs
 from facexplain.datasets.lfw import read_pairs
 from facexplain.method_info import ExplainOptions
 from facexplain.study.create import CreatedStudy, create_study
-from facexplain.study.pairs import StudyPair, write_pairs
 
 # Occlusion on a 2x2 grid: real maps from the real model, in seconds.
 COARSE = ExplainOptions(patch=56, stride=56)

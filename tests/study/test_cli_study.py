@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from facexplain.study.pairs import write_pairs
+from facexplain.benchmarks.lookalike import write_pairs
 from tests.integration.test_cli import assert_one_line_error, run_cli
 from tests.study.conftest import lfw_study_pairs
 

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 from facexplain import settings
-from facexplain.datasets.lfw import read_pairs
-from facexplain.errors import InvalidArgument
-from facexplain.study.pairs import (
+from facexplain.benchmarks.lookalike import (
     StudyPair,
     embed_images,
     mine_pairs,
@@ -21,6 +19,8 @@ from facexplain.study.pairs import (
     read_pairs_file,
     write_pairs,
 )
+from facexplain.datasets.lfw import read_pairs
+from facexplain.errors import InvalidArgument
 
 
 def test_nearest_impostors_skip_same_identity_and_other_gender() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from facexplain.benchmarks.faithfulness import FaithfulnessConfig, select_pairs
-from facexplain.study.pairs import StudyPair, write_pairs
+from facexplain.benchmarks.lookalike import StudyPair, write_pairs
 
 
 def test_study_pair_set_becomes_lfw_pairs_balanced_by_class(tmp_path: Path) -> None:

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from facexplain import settings
-from facexplain.benchmarks.lfw import embed_all, locate_all, pair_scores
+from facexplain.benchmarks.lfw import pair_scores
 from facexplain.cache import DiskCache
+from facexplain.datasets.faces import embed_all, locate_all
 from facexplain.datasets.lfw import LfwPair, read_pairs
 from facexplain.datasets.lfw_people import LfwPeople, load_lfw_people
 from facexplain.metrics.verification import kfold_accuracy

@@ -36,8 +36,8 @@ from tqdm import tqdm
 
 from facexplain import settings
 from facexplain.align import warp_face
-from facexplain.benchmarks.lfw import _check_images_exist, locate_all
 from facexplain.cache import DiskCache
+from facexplain.datasets.faces import check_images_exist, locate_all
 from facexplain.datasets.lfw import LfwPair, read_pairs, unique_images
 from facexplain.errors import InvalidArgument
 from facexplain.explain.base import Explainer
@@ -150,7 +150,7 @@ def select_heldout_pairs(pairs: list[LfwPair], n_pairs: int, folds: tuple[int, .
 
 def study_pairs_as_lfw(path: Path) -> list[LfwPair]:
     """A study pair set (paths 'Name/Name_0003.jpg' under the LFW folder) as LFW pairs."""
-    from facexplain.study.pairs import read_pairs_file
+    from facexplain.benchmarks.lookalike import read_pairs_file
 
     def parse(rel: str) -> tuple[str, int]:
         name, file = rel.split("/")[-2:]
@@ -302,7 +302,7 @@ def run_faithfulness(cfg: FaithfulnessConfig, pipeline: FacePipeline | None = No
     infos: dict[str, MethodInfo] = {m: get_method(m) for m in cfg.methods if m in all_methods()}
     pairs = interleaved(select_pairs(cfg))
     paths = unique_images(pairs, cfg.images)
-    _check_images_exist(paths)
+    check_images_exist(paths)
     pipe = pipeline or FacePipeline(cfg.backbone)
     _check_config(cfg, pipe.spec.input_size)
     for info in infos.values():

@@ -14,21 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from facexplain import settings
-from facexplain.align import warp_face
-from facexplain.cache import DiskCache, image_key
+from facexplain.cache import DiskCache
+from facexplain.datasets.faces import check_images_exist, embed_all, locate_all
 from facexplain.datasets.lfw import LfwPair, read_pairs, unique_images
-from facexplain.errors import InputNotFound
-from facexplain.io import load_image
 from facexplain.metrics.verification import auc, kfold_accuracy, roc, tar_at_far
-from facexplain.pipeline import FacePipeline, LocatedFace
+from facexplain.pipeline import FacePipeline
 from facexplain.scoring import cosine
-from facexplain.types import Detection
-
-DETECTION_VERSION = "det-v1"
-EMBEDDING_VERSION = "emb-v1"
 
 
 @dataclass(frozen=True)
@@ -50,73 +43,6 @@ class LfwBenchmarkResult:
     folds: np.ndarray
 
 
-def _check_images_exist(paths: list[Path]) -> None:
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise InputNotFound(f"image listed in the pairs file not found: {missing[0]}{more}")
-
-
-def locate_all(
-    pipe: FacePipeline, paths: list[Path], cache: DiskCache, progress: bool
-) -> dict[Path, LocatedFace]:
-    """The LFW-convention face (closest to centre) of every image, cached on disk."""
-    located: dict[Path, LocatedFace] = {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # MTCNN's small convs only lose time to thread hand-offs
-    try:
-        for path in tqdm(paths, desc="detect", unit="img", disable=not progress):
-            located[path] = _locate_cached(pipe, path, cache)
-    finally:
-        torch.set_num_threads(threads)
-    return located
-
-
-def _locate_cached(pipe: FacePipeline, path: Path, cache: DiskCache) -> LocatedFace:
-    key = f"{DETECTION_VERSION}:{image_key(path)}"
-    hit = cache.get(key)
-    if hit is not None:
-        det = Detection(hit["box"], hit["landmarks"], float(hit["score"]))
-        return LocatedFace(det, int(hit["n_faces"]), bool(hit["fallback"]))
-    face = pipe.locate(load_image(path), policy="center", allow_fallback=True, source=str(path))
-    d = face.detection
-    cache.put(key, box=np.asarray(d.box, dtype=np.float64),
-              landmarks=np.asarray(d.landmarks, dtype=np.float64),
-              score=np.float64(d.score), n_faces=np.int64(face.n_faces),
-              fallback=np.bool_(face.fallback))
-    return face
-
-
-def embed_all(
-    pipe: FacePipeline, located: dict[Path, LocatedFace], cache: DiskCache, flip: bool,
-    batch_size: int, progress: bool,
-) -> dict[Path, np.ndarray]:
-    """Embeddings of every image's chosen face, cached per (image, weights, flip)."""
-    tag = f"{EMBEDDING_VERSION}:{pipe.spec.name}@{pipe.embedding_key()}:flip={int(flip)}"
-    embeddings: dict[Path, np.ndarray] = {}
-    todo: list[Path] = []
-    for path in located:
-        hit = cache.get(f"{tag}:{image_key(path)}")
-        if hit is None:
-            todo.append(path)
-        else:
-            embeddings[path] = hit["embedding"]
-    bar = tqdm(total=len(todo), desc=f"embed {pipe.spec.name}", unit="img", disable=not progress)
-    for start in range(0, len(todo), batch_size):
-        chunk = todo[start : start + batch_size]
-        pixels = torch.stack([
-            warp_face(load_image(p), located[p].detection.landmarks, pipe.spec.alignment)
-            for p in chunk
-        ])
-        emb = pipe.embed(pixels, flip=flip, batch_size=batch_size).numpy()
-        for p, e in zip(chunk, emb, strict=True):
-            cache.put(f"{tag}:{image_key(p)}", embedding=e.astype(np.float32))
-            embeddings[p] = e
-        bar.update(len(chunk))
-    bar.close()
-    return embeddings
-
-
 def pair_scores(
     pairs: list[LfwPair], images: Path, embeddings: dict[Path, np.ndarray]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -134,7 +60,7 @@ def run_lfw_benchmark(
     started = time.perf_counter()
     pairs = read_pairs(cfg.pairs)
     paths = unique_images(pairs, cfg.images)
-    _check_images_exist(paths)
+    check_images_exist(paths)
     pipe = pipeline or FacePipeline(cfg.backbone)
     cache = DiskCache(cfg.cache_dir)
     located = locate_all(pipe, paths, cache, cfg.progress)

@@ -39,17 +39,19 @@ from facexplain.analysis.neurons import (
     split_within_groups,
 )
 from facexplain.analysis.robustness import LayerProbe, RobustnessCurve, robustness_curve
-from facexplain.benchmarks.lfw import embed_all, locate_all, pair_scores
+from facexplain.benchmarks.lfw import pair_scores
 from facexplain.benchmarks.search import search_benchmark, synthetic_like
 from facexplain.cache import DiskCache, image_key
+from facexplain.datasets.faces import embed_all, locate_all
 from facexplain.datasets.lfw import LfwPair, read_pairs
 from facexplain.datasets.lfw_people import LfwPeople, load_lfw_people
 from facexplain.datasets.occlusion import face_region
 from facexplain.errors import InvalidArgument
 from facexplain.io import load_image
 from facexplain.metrics.verification import kfold_accuracy
-from facexplain.pipeline import FacePipeline, LocatedFace
+from facexplain.pipeline import FacePipeline
 from facexplain.search.binary import encode, hamming, hamming_similarity
+from facexplain.types import LocatedFace
 
 LBP_VERSION = "lbp-v1"
 

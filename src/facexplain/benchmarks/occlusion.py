@@ -25,8 +25,8 @@ from facexplain import settings
 from facexplain.align import warp_face
 from facexplain.align.templates import TEMPLATES
 from facexplain.backbones.registry import get_spec
-from facexplain.benchmarks.lfw import _check_images_exist, locate_all
 from facexplain.cache import DiskCache, image_key
+from facexplain.datasets.faces import check_images_exist, locate_all
 from facexplain.datasets.lfw import LfwPair, read_pairs, unique_images
 from facexplain.errors import InvalidArgument
 from facexplain.explain.fills import DEFAULT_FILL, FILLS, mean_face_digest
@@ -173,7 +173,7 @@ def run_occlusion_stats(
     pairs = select_pairs(read_pairs(cfg.pairs), cfg.pairs_per_class)
     pipe = pipeline or FacePipeline(cfg.backbone)
     paths = unique_images(pairs, cfg.images)
-    _check_images_exist(paths)
+    check_images_exist(paths)
     cache = DiskCache(cfg.cache_dir)
     located = locate_all(pipe, paths, cache, progress=False)
     pipe.model.to(device)

@@ -115,8 +115,8 @@ def yale_inputs(data_dir: Path, backbone: str, cache_dir: Path,
                 progress: bool) -> tuple[list[Path], HeadInputs]:
     """Head inputs of every Yale photo (the face nearest the centre of each)."""
     from facexplain.backbones.registry import get_spec
-    from facexplain.benchmarks.lfw import locate_all
     from facexplain.cache import DiskCache
+    from facexplain.datasets.faces import locate_all
     from facexplain.errors import InputNotFound
     from facexplain.heads.parts import nodes_for
     from facexplain.pipeline import FacePipeline

@@ -43,10 +43,10 @@ from facexplain.datasets.occlusion import (
 )
 from facexplain.heads.xcos import ATTENTION_KINDS, XCosHead, checkpoint_path, load_head
 from facexplain.metrics.verification import kfold_accuracy
-from facexplain.pipeline import LocatedFace
 from facexplain.scoring import cosine
 from facexplain.train.features import aligned_batch, maps_and_embeddings
 from facexplain.train.xcos import LfwFeatures, XCosTrainConfig, load_lfw_features
+from facexplain.types import LocatedFace
 
 OCCLUSION_VERSION = "occ-v1"
 TEMPLATES = "templates"
@@ -306,8 +306,8 @@ def run_xcos_benchmark(
 def _backbone_and_detections(
     cfg: XCosBenchmarkConfig, feats: LfwFeatures
 ) -> tuple[FaceModel, dict[Path, LocatedFace]]:
-    from facexplain.benchmarks.lfw import locate_all
     from facexplain.cache import DiskCache
+    from facexplain.datasets.faces import locate_all
     from facexplain.pipeline import FacePipeline
 
     pipe = FacePipeline(cfg.backbone)

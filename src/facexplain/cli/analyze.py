@@ -97,7 +97,7 @@ def filters_command(
     seed: Annotated[int, typer.Option(help="Seed of the photo sample.")] = 0,
 ) -> None:
     """Where the part filters of trained heads respond (the paper's Figs. 5, 6, 8, 9)."""
-    from facexplain.analysis.filter_study import FilterStudyConfig, run_filter_study
+    from facexplain.benchmarks.filter_study import FilterStudyConfig, run_filter_study
 
     cfg = FilterStudyConfig(
         backbone=backbone, fold=fold, n_images=images, seed=seed,

@@ -31,7 +31,7 @@ def pairs_command(
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Mine similar-looking pairs (SLLFW-style) and pick a subset near a target accuracy."""
-    from facexplain.study.pairs import mine_pairs, model_accuracy, write_pairs
+    from facexplain.benchmarks.lookalike import mine_pairs, model_accuracy, write_pairs
 
     if not 1 <= folds <= 10:
         raise InvalidArgument(f"--folds must be 1..10, got {folds}")

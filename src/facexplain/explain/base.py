@@ -10,7 +10,6 @@ and says so in its type (``LayerExplainer``). For a registered backbone the pair
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -18,9 +17,11 @@ import torch
 
 from facexplain.backbones.base import FaceModel
 from facexplain.explain.scorer import PairScorer
+from facexplain.types import PairScore
 
-# (N, 3, H, W) faces A, (N, 3, H, W) faces B  ->  (N,) similarity of each pair.
-PairScore = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+__all__ = ["Explainer", "ExplanationMaps", "LayerExplainer", "MethodDetails", "PairScore",
+           "backbone_pair_score"]
+
 
 
 def backbone_pair_score(model: FaceModel) -> PairScorer:

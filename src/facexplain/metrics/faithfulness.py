@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from facexplain.errors import InvalidArgument
-from facexplain.explain.base import PairScore
+from facexplain.types import PairScore
 
 DEFAULT_FRACTIONS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(11))
 KINDS = ("difference", "similarity")

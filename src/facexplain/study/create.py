@@ -20,12 +20,12 @@ import torch
 from PIL import Image
 
 from facexplain import settings
+from facexplain.benchmarks.lookalike import read_pairs_file
 from facexplain.errors import InputNotFound, InvalidArgument
 from facexplain.io import load_image
 from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo
 from facexplain.methods.registry import method_names
 from facexplain.pipeline import FacePipeline
-from facexplain.study.pairs import read_pairs_file
 from facexplain.study.store import DB_NAME, SCALES, Participant, StudyStore, token_hash
 
 NONE = "none"  # the control condition: the second round shows the pair again, without help

@@ -22,7 +22,7 @@ from facexplain.backbones.base import EMBEDDING, FaceModel
 from facexplain.backbones.spec import BackboneSpec
 from facexplain.cache import image_key
 from facexplain.io import load_image
-from facexplain.pipeline import LocatedFace
+from facexplain.types import LocatedFace
 
 FEATURE_VERSION = "feat-v1"
 

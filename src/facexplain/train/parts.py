@@ -144,8 +144,8 @@ def rectangle_assignment(n_images: int, n_rectangles: int, seed: int) -> np.ndar
 def load_parts_data(cfg: PartsTrainConfig, progress: bool = True) -> PartsData:
     """Detections from the LFW cache, then the head inputs of clean and occluded faces."""
     from facexplain.backbones.registry import get_spec
-    from facexplain.benchmarks.lfw import locate_all
     from facexplain.cache import DiskCache
+    from facexplain.datasets.faces import locate_all
     from facexplain.pipeline import FacePipeline
     from facexplain.train.parts_features import (
         aligned_landmarks,

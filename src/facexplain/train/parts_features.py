@@ -22,8 +22,8 @@ from facexplain.backbones.spec import BackboneSpec
 from facexplain.datasets.occlusion import apply_mask
 from facexplain.datasets.warped_occlusion import RectangleWarper
 from facexplain.heads.parts import head_inputs
-from facexplain.pipeline import LocatedFace
 from facexplain.train.features import _shard_file, aligned_batch, read_shard, write_shard
+from facexplain.types import LocatedFace
 
 KEYS = ("early", "middle", "late", "embedding")
 

@@ -348,8 +348,8 @@ class LfwFeatures:
 def load_lfw_features(cfg: XCosTrainConfig, progress: bool = True) -> LfwFeatures:
     """Detections from the LFW cache, then backbone maps (cached) and teacher embeddings."""
     from facexplain.backbones.registry import get_spec
-    from facexplain.benchmarks.lfw import embed_all, locate_all
     from facexplain.cache import DiskCache
+    from facexplain.datasets.faces import embed_all, locate_all
     from facexplain.pipeline import FacePipeline
     from facexplain.train.features import extract_features
 

@@ -197,7 +197,7 @@ def create_app(config: WebConfig, pipelines: Pipelines | None = None) -> FastAPI
             "Content-Disposition": f'attachment; filename="facexplain-{job.id}.zip"'})
 
     if config.study_dir is not None:
-        from facexplain.study.web import study_router
+        from facexplain.web.study_routes import study_router
 
         app.include_router(study_router(config.study_dir, pages))
     return app

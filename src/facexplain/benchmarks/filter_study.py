@@ -121,8 +121,8 @@ def _spread_filters(stats: PeakStats, k: int) -> list[int]:
 @torch.no_grad()
 def run_filter_study(cfg: FilterStudyConfig, out: Path) -> dict[str, object]:
     """Run the study, write the figures and ``filters.json`` under ``out``; return the JSON."""
-    from facexplain.benchmarks.lfw import locate_all
     from facexplain.cache import DiskCache
+    from facexplain.datasets.faces import locate_all
     from facexplain.datasets.warped_occlusion import RectangleWarper
     from facexplain.pipeline import FacePipeline
     from facexplain.train.features import aligned_batch

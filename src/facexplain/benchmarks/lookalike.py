@@ -40,8 +40,8 @@ class StudyPair:
 
 def embed_images(backbone: str, paths: list[Path], progress: bool) -> np.ndarray:
     """Unit embeddings (N, D) of the LFW-convention face of each image (disk-cached)."""
-    from facexplain.benchmarks.lfw import embed_all, locate_all
     from facexplain.cache import DiskCache
+    from facexplain.datasets.faces import embed_all, locate_all
     from facexplain.pipeline import FacePipeline
 
     pipe = FacePipeline(backbone)
