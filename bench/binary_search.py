@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from facexplain import assets
-from facexplain.benchmarks.neurons import NeuronAnalysisConfig, outside_pair_medians, search_lfw
+from facexplain.benchmarks.neuron_codes import outside_pair_medians, search_lfw
+from facexplain.benchmarks.neurons import NeuronAnalysisConfig
 from facexplain.cache import DiskCache
 from facexplain.datasets.faces import embed_all, locate_all
 from facexplain.datasets.lfw import read_pairs

@@ -19,7 +19,7 @@ import numpy as np
 
 from facexplain import settings
 from facexplain.api import explain_pair
-from facexplain.benchmarks.faithfulness import HELDOUT_FOLDS, select_heldout_pairs
+from facexplain.benchmarks.pair_sets import HELDOUT_FOLDS, select_heldout_pairs
 from facexplain.datasets.lfw import read_pairs
 from facexplain.explain.gradients import GradientDetails
 from facexplain.method_info import ExplainOptions

@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from facexplain import settings
-from facexplain.benchmarks.faithfulness import HELDOUT_FOLDS, select_heldout_pairs
+from facexplain.benchmarks.pair_sets import HELDOUT_FOLDS, select_heldout_pairs
 from facexplain.datasets.lfw import read_pairs
 from facexplain.explain.xcos import load_xcos
 from facexplain.heads.xcos import default_checkpoint

@@ -27,13 +27,8 @@ from sklearn.metrics import roc_auc_score
 from facexplain.datasets.lfw import read_pairs
 from facexplain.heads.xcos import ATTENTION_KINDS
 from facexplain.scoring import best_threshold
-from facexplain.train.xcos import (
-    XCosTrainConfig,
-    head_config_for,
-    load_lfw_features,
-    train_head,
-    training_subset,
-)
+from facexplain.train.xcos import head_config_for, train_head
+from facexplain.train.xcos_data import XCosTrainConfig, load_lfw_features, training_subset
 
 
 def parse_setting(text: str) -> tuple[str, dict[str, object]]:

@@ -44,6 +44,11 @@ class MapSpec:
     reading: str = ""
 
 
+def delta_map(caption: str) -> MapSpec:
+    """The signed Δ map most methods return (not drawn; saved for the benchmarks)."""
+    return MapSpec("delta", caption, signed=True, vrange=None, cmap="RdBu_r", show=False)
+
+
 @dataclass(frozen=True)
 class ExplainOptions:
     """Settings shared by the methods (each reads the ones it needs; paper defaults)."""

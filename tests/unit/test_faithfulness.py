@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from facexplain.benchmarks.faithfulness import interleaved, select_heldout_pairs
+from facexplain.benchmarks.pair_sets import interleaved, select_heldout_pairs
 from facexplain.datasets.lfw import LfwPair
 from facexplain.errors import InvalidArgument
 from facexplain.metrics.faithfulness import (

@@ -24,7 +24,8 @@ from facexplain.heads.xcos import (
 )
 from facexplain.losses.margins import MarginSoftmax, margin_logits
 from facexplain.losses.xcos import xcos_loss
-from facexplain.train.xcos import PairSampler, TrainingData, XCosTrainConfig, train_head
+from facexplain.train.xcos import train_head
+from facexplain.train.xcos_data import PairSampler, TrainingData, XCosTrainConfig
 
 CFG = XCosHeadConfig(in_channels=8, height=4, width=3, grid_channels=6, reduced_channels=4)
 

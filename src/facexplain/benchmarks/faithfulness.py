@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 import platform
 import time
 from dataclasses import asdict, dataclass, field
@@ -36,6 +35,13 @@ from tqdm import tqdm
 
 from facexplain import settings
 from facexplain.align import warp_face
+from facexplain.benchmarks.pair_sets import (
+    HELDOUT_FOLDS,
+    interleaved,
+    pair_id,
+    select_heldout_pairs,
+    study_pairs_as_lfw,
+)
 from facexplain.cache import DiskCache
 from facexplain.datasets.faces import check_images_exist, locate_all
 from facexplain.datasets.lfw import LfwPair, read_pairs, unique_images
@@ -64,7 +70,6 @@ def ranked_methods() -> tuple[str, ...]:
     return tuple(name for name, info in all_methods().items() if info.rankings)
 
 
-HELDOUT_FOLDS = (5, 6, 7, 8, 9)  # folds 6-10 of pairs.txt
 RANDOM_SHARED = "random-shared"  # same random positions in both faces
 RANDOM_PER_FACE = "random-per-face"  # independent random positions per face
 BASELINES = (RANDOM_SHARED, RANDOM_PER_FACE)
@@ -123,50 +128,6 @@ class FaithfulnessResult:
     curves: dict[str, dict[str, dict[str, np.ndarray]]]
 
 
-def select_heldout_pairs(pairs: list[LfwPair], n_pairs: int, folds: tuple[int, ...]
-                         ) -> list[LfwPair]:
-    """n/2 genuine and n/2 impostor pairs spread evenly over ``folds``, taken from the end of
-    each fold's class block (disjoint from selections that take each block's first pairs)."""
-    if n_pairs < 2 or n_pairs % 2:
-        raise InvalidArgument(f"--pairs must be an even number >= 2, got {n_pairs}")
-    present = sorted({p.fold for p in pairs})
-    missing = [f + 1 for f in folds if f not in present]
-    if missing:
-        raise InvalidArgument(f"pairs file has no fold(s) {missing}")
-    half = n_pairs // 2
-    per_fold = math.ceil(half / len(folds))
-    chosen: dict[bool, list[LfwPair]] = {True: [], False: []}
-    for same in (True, False):
-        pools = [[p for p in pairs if p.fold == f and p.same == same] for f in folds]
-        for i in range(per_fold):  # round-robin over folds, from each block's end
-            for pool in pools:
-                if i < len(pool) and len(chosen[same]) < half:
-                    chosen[same].append(pool[len(pool) - 1 - i])
-        if len(chosen[same]) < half:
-            raise InvalidArgument(f"only {len(chosen[same])} {'genuine' if same else 'impostor'}"
-                                  f" pairs in folds {[f + 1 for f in folds]}, need {half}")
-    return chosen[True] + chosen[False]
-
-
-def study_pairs_as_lfw(path: Path) -> list[LfwPair]:
-    """A study pair set (paths 'Name/Name_0003.jpg' under the LFW folder) as LFW pairs."""
-    from facexplain.benchmarks.lookalike import read_pairs_file
-
-    def parse(rel: str) -> tuple[str, int]:
-        name, file = rel.split("/")[-2:]
-        return name, int(file.rsplit("_", 1)[1].split(".")[0])
-
-    out = []
-    for sp in read_pairs_file(path)[0]:
-        try:
-            (na, ia), (nb, ib) = parse(sp.a), parse(sp.b)
-        except (ValueError, IndexError):
-            raise InvalidArgument(f"{path}: '{sp.a}' / '{sp.b}' are not LFW image paths "
-                                  "(Name/Name_NNNN.jpg)") from None
-        out.append(LfwPair(na, ia, nb, ib, sp.same, -1))
-    return out
-
-
 def select_pairs(cfg: FaithfulnessConfig) -> list[LfwPair]:
     """The run's pairs: n/2 genuine and n/2 impostor from the held-out folds, or the first n
     of each class from a study pair set."""
@@ -179,18 +140,6 @@ def select_pairs(cfg: FaithfulnessConfig) -> list[LfwPair]:
     if not genuine or not impostor:
         raise InvalidArgument(f"{cfg.pairs_file} needs genuine and impostor pairs")
     return genuine + impostor
-
-
-def interleaved(pairs: list[LfwPair]) -> list[LfwPair]:
-    """Genuine and impostor pairs alternating, so the first 2k pairs of a long run are exactly
-    the selection of ``--pairs 2k``: an interrupted run already answers a smaller one."""
-    genuine = [p for p in pairs if p.same]
-    impostor = [p for p in pairs if not p.same]
-    return [p for two in zip(genuine, impostor, strict=True) for p in two]
-
-
-def pair_id(p: LfwPair) -> str:
-    return f"{p.name_a}_{p.index_a:04d}|{p.name_b}_{p.index_b:04d}"
 
 
 def _explainers(cfg: FaithfulnessConfig, pipe: FacePipeline, fill: torch.Tensor

@@ -64,7 +64,7 @@ def heldout_images(images: Path, pairs: Path, fold: str) -> list[Path]:
     """LFW photos not seen by heads of ``fold`` (module doc), sorted."""
     from facexplain.datasets.lfw import read_pairs
     from facexplain.train.parts import HALVES
-    from facexplain.train.xcos import lfw_images
+    from facexplain.train.xcos_data import lfw_images
 
     if fold not in HALVES:
         raise InvalidArgument(f"unknown fold '{fold}'; valid: {', '.join(HALVES)}")

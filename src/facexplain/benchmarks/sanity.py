@@ -32,7 +32,7 @@ from torch.overrides import TorchFunctionMode
 from tqdm import tqdm
 
 from facexplain import settings
-from facexplain.benchmarks.faithfulness import HELDOUT_FOLDS, select_heldout_pairs
+from facexplain.benchmarks.pair_sets import HELDOUT_FOLDS, select_heldout_pairs
 from facexplain.datasets.lfw import read_pairs
 from facexplain.method_info import ExplainOptions
 from facexplain.methods.registry import all_methods, get_method

@@ -45,7 +45,7 @@ from facexplain.heads.xcos import ATTENTION_KINDS, XCosHead, checkpoint_path, lo
 from facexplain.metrics.verification import kfold_accuracy
 from facexplain.scoring import cosine
 from facexplain.train.features import aligned_batch, maps_and_embeddings
-from facexplain.train.xcos import LfwFeatures, XCosTrainConfig, load_lfw_features
+from facexplain.train.xcos_data import LfwFeatures, XCosTrainConfig, load_lfw_features
 from facexplain.types import LocatedFace
 
 OCCLUSION_VERSION = "occ-v1"

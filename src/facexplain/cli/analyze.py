@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +9,7 @@ import typer
 
 from facexplain import settings
 from facexplain.backbones.registry import DEFAULT_BACKBONE
-from facexplain.cli.verify import BackboneOpt
+from facexplain.cli.options import BackboneOpt, command_line
 
 app = typer.Typer(help="Analyses of a face model on LFW.", no_args_is_help=True)
 
@@ -66,7 +64,7 @@ def neurons_command(
         areas=tuple(sorted(set(area_list) | {0.0})), lbp_identities=lbp_identities, seed=seed,
         codes=codes,
     )
-    command = "facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line()
     doc = write_neuron_report(run_neuron_analysis(cfg), out, command)
     row = table_row(doc)
     typer.echo(
@@ -105,7 +103,7 @@ def filters_command(
         occlusions=tuple(o.strip() for o in occlusions.split(",") if o.strip()),
         lfw_images=lfw / "lfw-deepfunneled", lfw_pairs=lfw / "pairs.txt",
         cache_dir=settings.current().cache,
-        command="facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command=command_line(),
     )
     doc = run_filter_study(cfg, out)
     typer.echo(f"{backbone}, fold {fold}, {doc['n_images']} held-out photos "

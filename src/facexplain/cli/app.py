@@ -8,6 +8,7 @@ import warnings
 
 import typer
 
+import facexplain.cli.benchmark_maps as benchmark_maps
 import facexplain.cli.codes_bench as codes_bench
 import facexplain.cli.parts as parts_cli
 import facexplain.cli.search as search
@@ -38,6 +39,8 @@ app.add_typer(analyze.app, name="analyze")
 app.add_typer(train.app, name="train")
 app.add_typer(study.app, name="study")
 app.add_typer(batch_cli.app, name="batch")
+benchmark.app.command("faithfulness")(benchmark_maps.faithfulness_command)
+benchmark.app.command("xcos")(benchmark_maps.xcos_command)
 benchmark.app.command("codes")(codes_bench.codes_command)
 benchmark.app.command("interpretable")(parts_cli.benchmark_command)
 train.app.command("parts")(parts_cli.train_command)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from facexplain.cli.options import command_line
 
 app = typer.Typer(help="List the face models; add or remove your own ONNX model.",
                   invoke_without_command=True)
@@ -97,7 +97,7 @@ def add_command(
         mean=_floats(mean, "--mean"), std=_floats(std, "--std"), bgr=bgr, output=output,
         feature_nodes=[n.strip() for n in feature_nodes.split(",") if n.strip()],
         description=description, check_images=images, skip_check=skip_check,
-        command="facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        command=command_line(),
         log=lambda m: typer.echo(m, err=True))
     if check is not None:
         typer.echo(f"check: torch vs {check.runtime} on {check.faces} LFW faces: max abs diff "

@@ -9,11 +9,9 @@ from typing import Annotated
 
 import typer
 
-from facexplain import settings
 from facexplain.backbones.registry import DEFAULT_BACKBONE
-from facexplain.cli.verify import BackboneOpt
+from facexplain.cli.options import LFW_IMAGES, BackboneOpt
 
-LFW_IMAGES = settings.current().lfw_images  # a CLI run is one process: its environment decides
 app = typer.Typer(help="Verify or explain many pairs on Ray; a rerun resumes.",
                   no_args_is_help=True)
 

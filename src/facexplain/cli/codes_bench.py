@@ -5,44 +5,30 @@ Registered on the `benchmark` group by ``cli.app``; each prints a table row and 
 
 from __future__ import annotations
 
-import json
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from facexplain import settings
 from facexplain.backbones.registry import DEFAULT_BACKBONE
-from facexplain.cli.verify import BackboneOpt
-
-LFW = settings.current().lfw  # a CLI run is one process: its environment decides
-
-JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the result as JSON here.")]
-LfwOpt = Annotated[Path, typer.Option(help="LFW root (lfw-deepfunneled/, pairs.txt).")]
-
-
-def _command() -> str:
-    return "facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+from facexplain.cli.options import (
+    LFW,
+    BackboneOpt,
+    JsonOpt,
+    LfwOpt,
+    check_inputs,
+    command_line,
+    write_json,
+)
 
 
 def _check(backbone: str, lfw: Path, json_out: Path | None) -> None:
-    from facexplain import validate
-    from facexplain.backbones.registry import get_spec
-    from facexplain.datasets.lfw import check_pairs_file
-
-    get_spec(backbone)
-    check_pairs_file(lfw / "pairs.txt", folds=10)
-    if json_out is not None:
-        validate.output_dir(json_out.parent, what=f"folder of {json_out.name}")
+    check_inputs(backbone, lfw / "pairs.txt", None, 10, json_out)
 
 
 def _write(doc: dict[str, object], json_out: Path | None) -> None:
-    doc["command"] = _command()
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(doc, indent=2) + "\n")
+    doc["command"] = command_line()
+    if write_json(doc, json_out) is not None:
         typer.echo(f"result: {json_out}")
 
 

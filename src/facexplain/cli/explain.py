@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
-from facexplain.cli.verify import BackboneOpt
+from facexplain.cli.options import BackboneOpt
 from facexplain.methods.registry import all_methods, method_names
 
 

@@ -5,9 +5,6 @@ Registered on the `train` and `benchmark` groups by ``cli.app``.
 
 from __future__ import annotations
 
-import json
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -15,9 +12,16 @@ import typer
 
 from facexplain import settings
 from facexplain.backbones.registry import DEFAULT_BACKBONE
-from facexplain.cli.verify import BackboneOpt
+from facexplain.cli.options import (
+    LFW,
+    BackboneOpt,
+    JsonOpt,
+    LfwOpt,
+    check_inputs,
+    command_line,
+    write_json,
+)
 
-LFW = settings.current().lfw  # a CLI run is one process: its environment decides
 YALE = settings.current().yale
 
 EpochsOpt = Annotated[int, typer.Option(min=1, help="Passes over the training photos.")]
@@ -25,7 +29,6 @@ FiltersOpt = Annotated[int, typer.Option(min=2, help="Part filters N_f (the pape
 KeepOpt = Annotated[float, typer.Option(
     min=0.01, max=1.0, help="FAD's τ: share of the N_f dimensions kept (the paper: 260/320).")]
 ThreadsOpt = Annotated[int | None, typer.Option(min=1, help="torch threads.")]
-LfwOpt = Annotated[Path, typer.Option(help="LFW root (lfw-deepfunneled/, pairs.txt).")]
 
 
 def _config(backbone: str, variant: str, epochs: int, filters: int, keep: float,
@@ -83,13 +86,12 @@ def benchmark_command(
     fad_keep: KeepOpt = 260 / 320,
     yale: Annotated[Path | None, typer.Option(help="Yale faces folder ('' to skip).")] = YALE,
     retrain: Annotated[bool, typer.Option(help="Retrain heads even if trained alike.")] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write JSON here.")] = None,
+    json_out: JsonOpt = None,
     lfw: LfwOpt = LFW,
     threads: ThreadsOpt = None,
 ) -> None:
     """The paper's ablation on LFW (clean and occluded, fold-honest halves), Yale EER and peak
     statistics, for every variant and the backbone's own cosine."""
-    from facexplain import validate
     from facexplain.benchmarks.parts import run_interpretable_benchmark
     from facexplain.errors import InvalidArgument
     from facexplain.heads.parts import VARIANTS
@@ -107,14 +109,12 @@ def benchmark_command(
     if any(not 0 < k <= 1 for k in keeps):
         raise InvalidArgument("--fad-keeps values must be in (0, 1]")
     if json_out is not None:
-        validate.output_dir(json_out.parent, what=f"folder of {json_out.name}")
+        check_inputs(backbone, lfw / "pairs.txt", None, 10, json_out)
     yale_dir = yale if yale is not None and str(yale) not in ("", ".") else None
     cfg = _config(backbone, chosen[0], epochs, filters, fad_keep, lfw, threads)
     assert isinstance(cfg, PartsTrainConfig)
     doc = run_interpretable_benchmark(cfg, chosen, keeps, yale_dir, retrain, log=typer.echo)
-    doc["command"] = "facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    doc["command"] = command_line()
     typer.echo(str(doc["table"]))
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(doc, indent=2) + "\n")
+    if write_json(doc, json_out) is not None:
         typer.echo(f"result: {json_out}")

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
-from facexplain.cli.verify import BackboneOpt
+from facexplain.cli.options import BackboneOpt
 from facexplain.methods.registry import method_names
 
 gallery_app = typer.Typer(help="Galleries of known faces for 1:N search.",

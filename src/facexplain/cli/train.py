@@ -9,7 +9,7 @@ import typer
 
 from facexplain import settings
 from facexplain.backbones.registry import DEFAULT_BACKBONE
-from facexplain.cli.verify import BackboneOpt
+from facexplain.cli.options import BackboneOpt
 
 app = typer.Typer(help="Train interpretable heads on frozen backbones.", no_args_is_help=True)
 
@@ -78,7 +78,8 @@ def xcos_command(
     from facexplain.datasets.lfw import N_FOLDS, check_pairs_file
     from facexplain.errors import InvalidArgument
     from facexplain.losses.margins import MARGIN_KINDS
-    from facexplain.train.xcos import XCosTrainConfig, run_xcos_training
+    from facexplain.train.xcos import run_xcos_training
+    from facexplain.train.xcos_data import XCosTrainConfig
 
     if fold is not None and all_folds:
         raise InvalidArgument("give either --fold K or --all-folds, not both")

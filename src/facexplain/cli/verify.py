@@ -8,12 +8,8 @@ from typing import Annotated
 
 import typer
 
-from facexplain.backbones.registry import DEFAULT_BACKBONE, SPECS
-
-BackboneOpt = Annotated[
-    str, typer.Option("--backbone", "-b",
-                      help=f"Face model: {', '.join(SPECS)}, or a user backbone.")
-]
+from facexplain.backbones.registry import DEFAULT_BACKBONE
+from facexplain.cli.options import BackboneOpt
 
 
 def verify_command(

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, NoteHook, RankedMap
+from facexplain.method_info import (
+    ExplainOptions,
+    MapSpec,
+    MethodInfo,
+    NoteHook,
+    RankedMap,
+    delta_map,
+)
 from facexplain.methods.registry import register_method
 
 if TYPE_CHECKING:
@@ -16,8 +23,7 @@ GRADIENT_DESCRIPTION = ("Gradient of the pair's cosine similarity with respect t
                         "pixels (Captum).")
 
 SIGNED_MAPS = (
-    MapSpec("delta", "first-order estimate of the similarity change if the pixel were removed",
-            signed=True, vrange=None, cmap="RdBu_r", show=False),
+    delta_map("first-order estimate of the similarity change if the pixel were removed"),
     MapSpec("difference", "pixels whose change would raise the similarity",
             reading="bright where a small change toward the reference would make the photos "
             "look more alike: where the model sees them disagree. Read where bright spots "

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facexplain.errors import InvalidArgument
-from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo
+from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, delta_map
 from facexplain.methods.registry import register_method
 
 if TYPE_CHECKING:
@@ -97,8 +97,7 @@ INFO = register_method(MethodInfo(
     "Difference map: where hiding a region makes the faces look more alike, i.e. where they "
     "differ. Similarity map: where hiding it makes them look less alike, i.e. where they match.",
     maps=(
-        MapSpec("delta", "signed change of the similarity when the region is hidden",
-                signed=True, vrange=None, cmap="RdBu_r", show=False),
+        delta_map("signed change of the similarity when the region is hidden"),
         MapSpec("difference", "raw difference map Δ>0 (where the faces differ)",
                 reading="bright where hiding that region in both photos makes them look more "
                 "alike: the model sees the faces differ there. Compare the brightest value "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo
+from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, delta_map
 from facexplain.methods.occlusion import check
 from facexplain.methods.registry import register_method
 
@@ -42,8 +42,7 @@ INFO = register_method(MethodInfo(
     "recomputed: a map per face. Bright where hiding that part of that face makes the pair look "
     "more alike (the faces differ there); the similarity map shows where they match.",
     maps=(
-        MapSpec("delta", "signed change of the similarity when the region of this face is hidden",
-                signed=True, vrange=None, cmap="RdBu_r", show=False),
+        delta_map("signed change of the similarity when the region of this face is hidden"),
         MapSpec("difference", "difference map per face (Δ>0: this face differs here)",
                 reading="one map per photo: bright in a photo where hiding that region of "
                 "that photo alone makes the pair look more alike. Compare the two maps to see "

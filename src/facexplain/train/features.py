@@ -98,6 +98,48 @@ def write_shard(file: Path, shard: dict[str, torch.Tensor]) -> dict[str, torch.T
     return shard
 
 
+@dataclass(frozen=True)
+class ShardPlan:
+    """Where and under what name a feature set's shards are cached, and how they are computed:
+    ``compute`` maps aligned faces (N, 3, S, S) to named tensors with N rows; ``check`` is the
+    key whose row count tells a complete shard; ``key`` names the node(s) in the file hash."""
+
+    directory: Path
+    key: str
+    tag: str
+    weights: str
+    compute: Callable[[torch.Tensor], dict[str, torch.Tensor]]
+    check: str
+
+
+def cached_shards(plan: ShardPlan, spec: BackboneSpec, paths: list[Path],
+                  located: dict[Path, LocatedFace], transform: FaceTransform | None,
+                  shard_size: int, desc: str, progress: bool) -> dict[str, torch.Tensor]:
+    """Every tensor of ``plan`` for all ``paths``, in order: read from the shard cache or
+    computed a shard at a time and stored (an interrupted run resumes where it stopped)."""
+    plan.directory.mkdir(parents=True, exist_ok=True)
+    out: dict[str, torch.Tensor] = {}
+    bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress)
+    for start in range(0, len(paths), shard_size):
+        chunk = paths[start : start + shard_size]
+        file = _shard_file(plan.directory, spec, plan.key, chunk, plan.tag, plan.weights)
+        shard = read_shard(file, plan.check, len(chunk))
+        if shard is None:
+            faces = aligned_batch(chunk, located, spec)
+            if transform is not None:
+                faces = transform(faces, np.arange(start, start + len(chunk)))
+            shard = write_shard(file, plan.compute(faces))
+        for key, value in shard.items():  # preallocated: a concatenation would hold all twice
+            if key not in out:
+                out[key] = torch.empty((len(paths), *value.shape[1:]), dtype=value.dtype)
+            out[key][start : start + len(chunk)] = value
+        bar.update(len(chunk))
+    bar.close()
+    if not out:
+        raise ValueError("no images to extract features from")
+    return out
+
+
 def extract_features(
     model: FaceModel, spec: BackboneSpec, node: str, paths: list[Path],
     located: dict[Path, LocatedFace], cache_dir: Path, shard_size: int = 256,
@@ -113,33 +155,13 @@ def extract_features(
         raise ValueError("a face transform needs a tag naming it in the cache")
     from facexplain.explain.scorer import model_fingerprint
 
-    weights = model_fingerprint(model)
+    def compute(faces: torch.Tensor) -> dict[str, torch.Tensor]:
+        m, e = maps_and_embeddings(model, faces, node, batch_size)
+        return {"maps": m.half().contiguous(), "embeddings": e.contiguous()}
+
     directory = feature_dir(cache_dir, spec.name, node)
-    if tag:
-        directory = directory / tag
-    directory.mkdir(parents=True, exist_ok=True)
-    maps: torch.Tensor | None = None
-    embs: torch.Tensor | None = None
-    bar = tqdm(total=len(paths), desc=f"features {spec.name}:{node}", unit="img",
-               disable=not progress)
-    for start in range(0, len(paths), shard_size):
-        chunk = paths[start : start + shard_size]
-        file = _shard_file(directory, spec, node, chunk, tag, weights)
-        shard = read_shard(file, "maps", len(chunk))
-        if shard is None:
-            faces = aligned_batch(chunk, located, spec)
-            if transform is not None:
-                faces = transform(faces, np.arange(start, start + len(chunk)))
-            m, e = maps_and_embeddings(model, faces, node, batch_size)
-            shard = write_shard(file, {"maps": m.half().contiguous(),
-                                       "embeddings": e.contiguous()})
-        if maps is None or embs is None:
-            maps = torch.empty((len(paths), *shard["maps"].shape[1:]), dtype=torch.float16)
-            embs = torch.empty((len(paths), shard["embeddings"].shape[1]), dtype=torch.float32)
-        maps[start : start + len(chunk)] = shard["maps"]
-        embs[start : start + len(chunk)] = shard["embeddings"]
-        bar.update(len(chunk))
-    bar.close()
-    if maps is None or embs is None:
-        raise ValueError("no images to extract features from")
-    return FeatureSet(list(paths), maps, embs)
+    plan = ShardPlan(directory / tag if tag else directory, node, tag,
+                     model_fingerprint(model), compute, "maps")
+    out = cached_shards(plan, spec, paths, located, transform, shard_size,
+                        f"features {spec.name}:{node}", progress)
+    return FeatureSet(list(paths), out["maps"], out["embeddings"])

@@ -46,6 +46,7 @@ from facexplain.heads.parts import (
 from facexplain.losses.diversity import fad_loss, fad_mask, sad_filter_loss, sad_response_loss
 from facexplain.losses.margins import MarginSoftmax
 from facexplain.train.parts_features import HeadInputs
+from facexplain.train.result import TrainResult
 
 HALVES: dict[str, tuple[int, ...]] = {"half1": (0, 1, 2, 3, 4), "half2": (5, 6, 7, 8, 9),
                                       "all": (), "quick": ()}
@@ -122,7 +123,7 @@ class PartsData:
 
 def parts_images(images: Path, pairs: list[LfwPair]) -> list[Path]:
     """Photos of people with at least two (the identity classes) plus every pair photo."""
-    from facexplain.train.xcos import lfw_images
+    from facexplain.train.xcos_data import lfw_images
 
     every = lfw_images(images)
     counts: dict[str, int] = {}
@@ -159,7 +160,7 @@ def load_parts_data(cfg: PartsTrainConfig, progress: bool = True) -> PartsData:
     if cfg.max_images is None:
         paths = parts_images(cfg.images, pairs)
     else:
-        from facexplain.train.xcos import lfw_images
+        from facexplain.train.xcos_data import lfw_images
 
         paths = lfw_images(cfg.images, cfg.max_images)
     pipe = FacePipeline(cfg.backbone)
@@ -205,13 +206,7 @@ def epoch_batches(subset: np.ndarray, rectangle_of: np.ndarray, batch: int,
     return [out[i] for i in order]
 
 
-@dataclass(frozen=True)
-class PartsTrainResult:
-    head: PartsHead
-    history: list[dict[str, float]]
-    n_train_images: int
-    n_classes: int
-    seconds: float
+PartsTrainResult = TrainResult[PartsHead]
 
 
 def train_parts_head(data: PartsData, subset: np.ndarray, cfg: PartsTrainConfig,

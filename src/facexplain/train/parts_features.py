@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from facexplain.align.warp import alignment_matrix, transform_points
 from facexplain.backbones.base import FaceModel
@@ -22,7 +21,7 @@ from facexplain.backbones.spec import BackboneSpec
 from facexplain.datasets.occlusion import apply_mask
 from facexplain.datasets.warped_occlusion import RectangleWarper
 from facexplain.heads.parts import head_inputs
-from facexplain.train.features import _shard_file, aligned_batch, read_shard, write_shard
+from facexplain.train.features import ShardPlan, cached_shards
 from facexplain.types import LocatedFace
 
 KEYS = ("early", "middle", "late", "embedding")
@@ -78,35 +77,18 @@ def extract_head_inputs(
     """Maps and embeddings of every path, from the shard cache or computed."""
     from facexplain.explain.scorer import model_fingerprint
 
-    directory = cache_dir / "parts" / "features" / spec.name / (tag or "clean")
-    directory.mkdir(parents=True, exist_ok=True)
-    weights = model_fingerprint(model)
-    node_key = "+".join(nodes) + f"@{grid}"
-    out: dict[str, torch.Tensor] = {}
-    bar = tqdm(total=len(paths), desc=f"head inputs {spec.name} {tag or 'clean'}", unit="img",
-               disable=not progress)
-    for start in range(0, len(paths), shard_size):
-        chunk = paths[start : start + shard_size]
-        file = _shard_file(directory, spec, node_key, chunk, tag, weights)
-        shard = read_shard(file, "embedding", len(chunk))
-        if shard is None:
-            faces = aligned_batch(chunk, located, spec)
-            if transform is not None:
-                faces = transform(faces, np.arange(start, start + len(chunk)))
-            outs: dict[str, list[torch.Tensor]] = {k: [] for k in KEYS}
-            for b in range(0, len(chunk), batch_size):
-                for key, value in zip(KEYS, head_inputs(model, faces[b : b + batch_size], nodes,
-                                                        grid), strict=True):
-                    outs[key].append(value)
-            shard = write_shard(file, {k: torch.cat(v).half().contiguous() if k != "embedding"
-                                       else torch.cat(v).contiguous() for k, v in outs.items()})
-        for key in KEYS:  # preallocated: a concatenation would hold every map twice
-            if key not in out:
-                out[key] = torch.empty((len(paths), *shard[key].shape[1:]),
-                                       dtype=shard[key].dtype)
-            out[key][start : start + len(chunk)] = shard[key]
-        bar.update(len(chunk))
-    bar.close()
-    if not out:
-        raise ValueError("no images to extract head inputs from")
+    def compute(faces: torch.Tensor) -> dict[str, torch.Tensor]:
+        outs: dict[str, list[torch.Tensor]] = {k: [] for k in KEYS}
+        for b in range(0, faces.shape[0], batch_size):
+            for key, value in zip(KEYS, head_inputs(model, faces[b : b + batch_size], nodes,
+                                                    grid), strict=True):
+                outs[key].append(value)
+        return {k: torch.cat(v).half().contiguous() if k != "embedding"
+                else torch.cat(v).contiguous() for k, v in outs.items()}
+
+    plan = ShardPlan(cache_dir / "parts" / "features" / spec.name / (tag or "clean"),
+                     "+".join(nodes) + f"@{grid}", tag, model_fingerprint(model), compute,
+                     "embedding")
+    out = cached_shards(plan, spec, paths, located, transform, shard_size,
+                        f"head inputs {spec.name} {tag or 'clean'}", progress)
     return HeadInputs(*(out[k] for k in KEYS))

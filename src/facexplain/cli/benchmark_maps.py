@@ -1,0 +1,212 @@
+"""`facexplain benchmark faithfulness | xcos`: how well maps predict score changes, and xCos vs
+cosine on LFW.
+
+Registered on the `benchmark` group by ``cli.app``; each prints its table and writes JSON.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facexplain.backbones.registry import DEFAULT_BACKBONE
+from facexplain.cli.options import (
+    LFW_IMAGES,
+    LFW_PAIRS,
+    BackboneOpt,
+    ImagesOpt,
+    JsonOpt,
+    PairsOpt,
+    check_inputs,
+    command_line,
+    int_list,
+    write_json,
+)
+
+
+def faithfulness_command(
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    n_pairs: Annotated[
+        int, typer.Option("--pairs", help="Held-out pairs (half genuine), folds 6-10.")
+    ] = 300,
+    methods: Annotated[
+        str, typer.Option(help="Comma-separated method names, or all (every registered method "
+                          "with a ranking map).")
+    ] = "all",
+    fill: Annotated[
+        str, typer.Option(help="What removed pixels become: mean-face, channel-mean, zero, blur.")
+    ] = "mean-face",
+    patch: Annotated[int, typer.Option("--patch", "-k", help="Occlusion patch size k.")] = 16,
+    stride: Annotated[int, typer.Option("--stride", "-s", help="Occlusion stride s.")] = 8,
+    ig_steps: Annotated[
+        int, typer.Option(min=0, help="Integrated-gradients steps (0: adaptive, as explain).")
+    ] = 0,
+    modes: Annotated[
+        str, typer.Option(help="Curves: deletion, insertion or both (comma-separated).")
+    ] = "deletion,insertion",
+    blocks: Annotated[
+        str, typer.Option(help="Units, comma-separated: 1 = single pixels, B = BxB blocks.")
+    ] = "1,8",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    seed: Annotated[int, typer.Option(help="Seed of the random order and tie-breaks.")] = 0,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Ignore finished pairs of an earlier run.")
+    ] = False,
+    write_record: Annotated[
+        bool, typer.Option("--write-record", help="Store each map's rank for the report.")
+    ] = False,
+    json_out: JsonOpt = None,
+    plot: Annotated[Path | None, typer.Option(help="Mean-curves PNG path.")] = None,
+    pairs_file: PairsOpt = LFW_PAIRS,
+    images: ImagesOpt = LFW_IMAGES,
+    study_pairs: Annotated[Path | None, typer.Option(
+        help="A study pair set (`facexplain study pairs`: look-alike impostors) instead of "
+        "LFW's folds 6-10.")] = None,
+) -> None:
+    """Deletion and insertion faithfulness of every explanation map against random order
+    (resumes an interrupted run)."""
+    from facexplain.benchmarks.faithfulness import FaithfulnessConfig, ranked_methods
+    from facexplain.benchmarks.faithfulness import run_faithfulness as run
+    from facexplain.benchmarks.faithfulness_report import (
+        format_table,
+        plot_curves,
+        ranking_markdown,
+        ranks,
+    )
+
+    chosen = ranked_methods() if methods.strip() == "all" else tuple(
+        m.strip() for m in methods.split(",") if m.strip())
+    check_inputs(backbone, pairs_file, images, 10, json_out, plot)
+    if study_pairs is not None and write_record:
+        from facexplain.errors import InvalidArgument
+
+        raise InvalidArgument("--write-record stores the LFW ranks the report shows; "
+                              "run it without --study-pairs")
+    cfg = FaithfulnessConfig(
+        backbone=backbone, n_pairs=n_pairs, methods=chosen, fill=fill,
+        patch=patch, stride=stride, ig_steps=ig_steps or None,
+        modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+        blocks=int_list(blocks, "--blocks"), seed=seed, device=device,
+        pairs=pairs_file, images=images, resume=not fresh, pairs_file=study_pairs,
+    )
+    result = run(cfg)
+    s = dict(result.summary)
+    s["command"] = command_line()
+    s["ranking"] = {row: r.to_dict() for row, r in ranks(result).items()}
+    s["ranking_markdown"] = ranking_markdown(result)
+    plot_path = plot or (json_out.with_suffix(".png") if json_out else
+                         Path(f"out/benchmarks/faithfulness-{backbone}-{fill}.png"))
+    s["plot"] = str(plot_curves(result, plot_path))
+    write_json(s, json_out)
+    typer.echo(f"{backbone}, fill {fill}: {s['n_genuine']} genuine + {s['n_impostor']} impostor "
+               f"pairs ({s['pair_selection']}), {s['seconds']} s ({s['resumed_pairs']} resumed), "
+               f"{s['device']}")
+    typer.echo(format_table(result))
+    typer.echo(f"plot: {s['plot']}")
+    if write_record:
+        from facexplain.explain.trust import save_faithfulness_records
+
+        typer.echo(f"ranks stored: {save_faithfulness_records(s)}")
+
+
+def xcos_command(
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    json_out: JsonOpt = None,
+    areas: Annotated[
+        str, typer.Option(help="Brush-stroke occlusion fractions of the face, comma-separated.")
+    ] = "0.1,0.2,0.3,0.4",
+    templates: Annotated[
+        bool, typer.Option("--templates/--no-templates", help="Also occlude with mask pictures.")
+    ] = True,
+    timing_pairs: Annotated[int, typer.Option(min=0, help="Pairs timed for cost (0: skip).")] = 30,
+    seed: int = 0,
+    pairs: PairsOpt = LFW_PAIRS,
+    images: ImagesOpt = LFW_IMAGES,
+    checkpoint_root: Annotated[
+        Path | None, typer.Option(help="Root of the xcos/<backbone>/fold<K> heads.")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="torch threads (default: torch's choice).")
+    ] = None,
+    development_folds: Annotated[
+        str, typer.Option(help="Folds used to choose training settings (reported apart).")
+    ] = "1,2",
+) -> None:
+    """xCos vs cosine on LFW: 10-fold accuracy (U/P/L), Pearson r, occlusion, cost per pair.
+
+    Needs the ten fold heads: `facexplain train xcos --backbone NAME --all-folds`.
+    """
+    from facexplain.benchmarks.xcos import XCosBenchmarkConfig, run_xcos_benchmark
+    from facexplain.errors import InvalidArgument
+
+    try:
+        fractions = tuple(float(a) for a in areas.split(",") if a.strip())
+    except ValueError:
+        raise InvalidArgument(f"--areas must be comma-separated fractions, got {areas!r}") from None
+    if any(not 0 < a < 1 for a in fractions):
+        raise InvalidArgument("--areas fractions must lie strictly between 0 and 1")
+    try:
+        dev = tuple(int(f) for f in development_folds.split(",") if f.strip())
+    except ValueError:
+        raise InvalidArgument("--development-folds must be comma-separated fold numbers") from None
+    if any(not 1 <= f <= 10 for f in dev) or len(set(dev)) >= 10:
+        raise InvalidArgument("--development-folds must name some (not all) of folds 1-10")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    check_inputs(backbone, pairs, images, 10, json_out)
+    cfg = XCosBenchmarkConfig(backbone=backbone, images=images, pairs=pairs, areas=fractions,
+                              templates=templates, timing_pairs=timing_pairs, seed=seed,
+                              checkpoint_root=checkpoint_root, development_folds=dev)
+    s = run_xcos_benchmark(cfg, log=typer.echo)
+    s["command"] = command_line()
+    out = json_out or Path(f"out/benchmarks/xcos-{backbone}.json")
+    write_json(s, out)
+    for line in _xcos_table(s):
+        typer.echo(line)
+    typer.echo(f"JSON: {out}")
+
+
+def _fold_list(s: dict[str, object]) -> str:
+    dev = s["development_folds"]
+    assert isinstance(dev, list)
+    return ",".join(str(f) for f in range(1, 11) if f not in dev)
+
+
+def _xcos_table(s: dict[str, object]) -> list[str]:
+    """Markdown tables of a `benchmark xcos` result (the ones docs/BENCHMARKS.md records)."""
+    acc, r = s["accuracy"], s["pearson_r_vs_teacher"]
+    occ, timing = s["occlusion_accuracy"], s["timing"]
+    untouched = s["accuracy_untouched_folds"]
+    assert isinstance(acc, dict) and isinstance(r, dict) and isinstance(untouched, dict)
+    assert isinstance(occ, dict) and isinstance(timing, dict)
+    cols = ["cosine", "xcos_U", "xcos_P", "xcos_L"]
+    lines = [
+        f"| {s['backbone']} (teacher {s['teacher']}) | teacher | " + " | ".join(cols[1:]) + " |",
+        "|---|---|---|---|---|",
+        "| LFW 10-fold accuracy (%) | " + f"{100 * acc['teacher']:.2f} | "
+        + " | ".join(f"{100 * acc[c]:.2f}" for c in cols[1:]) + " |",
+        f"| folds {_fold_list(s)} only (%) | "
+        + " | ".join(f"{100 * untouched[c]:.2f}" for c in ["teacher", *cols[1:]]) + " |",
+        "| Pearson r vs teacher | 1 | "
+        + " | ".join(f"{r[c.removeprefix('xcos_')]:.4f}" for c in cols[1:]) + " |",
+        "",
+        "| occlusion of face B | " + " | ".join(cols) + " |",
+        "|---|---|---|---|---|",
+        "| none | " + " | ".join(f"{100 * acc[c]:.2f}" for c in cols) + " |",
+    ]
+    for cond, row in occ.items():
+        name = "mask templates" if cond == "templates" else f"strokes {100 * float(cond):.0f}%"
+        lines.append(f"| {name} | " + " | ".join(
+            f"{100 * row[c]:.2f} ({100 * (row[c] - acc[c]):+.2f})" for c in cols) + " |")
+    if timing:
+        lines += [
+            "",
+            f"cost per pair (ms, one pair per call, torch threads {timing['threads']:.0f}): cosine "
+            f"{timing['cosine_ms']:.1f}, xCos-L {timing['xcos_ms']:.1f}, xCos-L + cosine "
+            f"{timing['xcos_and_cosine_ms']:.1f}, head alone {timing['head_only_ms']:.2f}",
+        ]
+    return lines

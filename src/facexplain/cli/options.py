@@ -1,0 +1,75 @@
+"""Options and helpers every command shares: declared once, so their names, help and checks
+read the same everywhere (``--backbone``, ``--json``, ``--pairs``/``--images``, ``--plot``).
+
+Also the small steps each benchmark command repeats: checking what it reads and writes before
+any model loads, recording its own command line in the result, writing the JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from facexplain import settings, validate
+from facexplain.backbones.registry import SPECS
+
+LFW = settings.current().lfw  # a CLI run is one process: its environment decides
+LFW_PAIRS = settings.current().lfw_pairs
+LFW_IMAGES = settings.current().lfw_images
+
+BackboneOpt = Annotated[
+    str, typer.Option("--backbone", "-b",
+                      help=f"Face model: {', '.join(SPECS)}, or a user backbone.")
+]
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the result as JSON here.")]
+PairsOpt = Annotated[Path, typer.Option(help="Pair list in pairs.txt format.")]
+ImagesOpt = Annotated[Path, typer.Option(help="Image root (Name/Name_0001.jpg).")]
+LfwOpt = Annotated[Path, typer.Option(help="LFW root (lfw-deepfunneled/, pairs.txt).")]
+
+
+def command_line() -> str:
+    """This run's command, quoted so it can be pasted back (stored with every result)."""
+    return "facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def check_inputs(backbone: str, pairs: Path, images: Path | None, folds: int | None,
+                 *outputs: Path | None) -> None:
+    """What a benchmark reads and writes, checked before any model loads (fail fast)."""
+    from facexplain.backbones.registry import get_spec
+    from facexplain.datasets.lfw import check_pairs_file
+    from facexplain.errors import InputNotFound
+
+    get_spec(backbone)
+    check_pairs_file(pairs, folds=folds)
+    if images is not None and not images.is_dir():
+        raise InputNotFound(f"image folder {images}: no such directory")
+    for out in outputs:
+        if out is not None:
+            validate.output_dir(out.parent, what=f"folder of {out.name}")
+
+
+def write_json(doc: object, path: Path | None) -> Path | None:
+    """Write ``doc`` as indented JSON at ``path`` (folders made); nothing when ``path`` is None."""
+    if path is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+    return path
+
+
+def int_list(text: str, flag: str) -> tuple[int, ...]:
+    """'1,8' -> (1, 8); a one-line error naming ``flag`` otherwise."""
+    from facexplain.errors import InvalidArgument
+
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise InvalidArgument(f"{flag} must be comma-separated integers, got '{text}'") from None
+    if not values:
+        raise InvalidArgument(f"{flag} is empty")
+    return values
