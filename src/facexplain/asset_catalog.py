@@ -13,7 +13,7 @@ from pathlib import Path
 from facexplain import assets
 from facexplain.align import mtcnn_files
 from facexplain.assets import AssetFile, DerivedFile
-from facexplain.backbones.registry import SPECS
+from facexplain.backbones.builtin import builtin_specs
 from facexplain.onnxrt import runtime_name
 
 RUNTIME_BUILDER = "facexplain.backbones.runtime:build_runtime"
@@ -21,13 +21,13 @@ RUNTIME_BUILDER = "facexplain.backbones.runtime:build_runtime"
 
 def fetched_files() -> tuple[AssetFile, ...]:
     """Files taken from registry packages, with their pinned sha256."""
-    return (*mtcnn_files.WEIGHTS.values(), *(f for s in SPECS.values() for f in s.files))
+    return (*mtcnn_files.WEIGHTS.values(), *(f for s in builtin_specs().values() for f in s.files))
 
 
 def derived_files() -> tuple[DerivedFile, ...]:
     """Files built at set-up, in the order they must be built."""
     out: list[DerivedFile] = []
-    for spec in SPECS.values():
+    for spec in builtin_specs().values():
         out += spec.derived
         if spec.runtime:
             out.append(DerivedFile(runtime_name(spec.name), RUNTIME_BUILDER))

@@ -23,13 +23,14 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_BACKBONE", "SPECS", "BackboneSpec", "all_specs", "get_spec",
            "list_backbones", "load_backbone"]
 
+# The built-in rows at import (for option help and listings); lookups call ``builtin_specs()``.
 SPECS: dict[str, BackboneSpec] = builtin_specs()
 
 
 def all_specs() -> dict[str, BackboneSpec]:
     """Built-in rows, then modules registered in this process, then the user's ONNX models
     (records under the model home, read on every call so a new one is seen at once)."""
-    return {**SPECS, **user.registered_specs(), **user.onnx_specs()}
+    return {**builtin_specs(), **user.registered_specs(), **user.onnx_specs()}
 
 
 def list_backbones() -> list[str]:
@@ -37,8 +38,9 @@ def list_backbones() -> list[str]:
 
 
 def get_spec(name: str) -> BackboneSpec:
-    if name in SPECS:
-        return SPECS[name]
+    builtin = builtin_specs()
+    if name in builtin:
+        return builtin[name]
     specs = all_specs()
     try:
         return specs[name]

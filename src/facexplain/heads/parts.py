@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from facexplain.backbones.base import EMBEDDING, FaceModel
-from facexplain.backbones.registry import SPECS, get_spec
+from facexplain.backbones.builtin import builtin_specs
+from facexplain.backbones.registry import get_spec
 from facexplain.errors import InvalidArgument
 from facexplain.heads.store import HeadStore
 
@@ -35,7 +36,7 @@ def nodes_for(backbone: str) -> tuple[str, str, str]:
     grid is the middle map's size."""
     layers = get_spec(backbone).part_layers
     if len(layers) != 3:
-        known = [name for name, spec in SPECS.items() if len(spec.part_layers) == 3]
+        known = [name for name, spec in builtin_specs().items() if len(spec.part_layers) == 3]
         raise InvalidArgument(f"no part-filter nodes known for backbone '{backbone}'; built in: "
                               f"{', '.join(known)}")
     return layers[0], layers[1], layers[2]

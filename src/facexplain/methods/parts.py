@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from facexplain.backbones.registry import SPECS
+from facexplain.backbones.builtin import builtin_specs
 from facexplain.errors import InvalidArgument
 from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, RankedMap
 from facexplain.methods.registry import register_method
@@ -32,7 +32,7 @@ def check(options: ExplainOptions, spec: BackboneSpec) -> None:
     """Fail fast, before any model loads, on a backbone the head has no nodes for."""
     del options
     if not _has_nodes(spec):
-        known = ", ".join(name for name, row in SPECS.items() if _has_nodes(row))
+        known = ", ".join(name for name, row in builtin_specs().items() if _has_nodes(row))
         raise InvalidArgument(f"the part-filter method has no head layout for backbone "
                               f"'{spec.name}'; it works with: {known}")
 

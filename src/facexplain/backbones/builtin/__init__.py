@@ -11,6 +11,7 @@ and is imported only when a model is loaded, so reading the rows costs no torch 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 
@@ -19,8 +20,9 @@ from facexplain.backbones.spec import BackboneSpec
 DEFAULT_BACKBONE = "sface"
 
 
+@functools.cache
 def builtin_specs() -> dict[str, BackboneSpec]:
-    """Every built-in row by name: the default first, then by name."""
+    """Every built-in row by name: the default first, then by name (read once per process)."""
     rows: list[BackboneSpec] = []
     for module in pkgutil.iter_modules(__path__):
         if not module.name.startswith("_"):
