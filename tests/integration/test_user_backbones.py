@@ -21,8 +21,9 @@ from torch import nn
 from facexplain import settings
 from facexplain.api import explain_pair, verify
 from facexplain.backbones.registry import get_spec, list_backbones, load_backbone
-from facexplain.backbones.user import register_backbone, remove_backbone, user_spec
+from facexplain.backbones.user import register_backbone
 from facexplain.backbones.user_add import add_onnx
+from facexplain.backbones.user_records import remove_backbone, user_spec
 from facexplain.errors import InvalidArgument, UnknownBackbone, UserModelError
 from facexplain.method_info import ExplainOptions
 from facexplain.scoring import get_calibration, save_calibration

@@ -182,7 +182,7 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
 
 def test_altered_or_unrecorded_checkpoint_is_refused(tmp_path: Path) -> None:
     from facexplain.errors import AssetCorrupt
-    from facexplain.heads.xcos import digest_file
+    from facexplain.heads.store import digest_file
 
     path = save_head(XCosHead(CFG), checkpoint_path("tiny", None, tmp_path))
     data = bytearray(path.read_bytes())

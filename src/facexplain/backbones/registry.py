@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facexplain import assets
-from facexplain.backbones import user
+from facexplain.backbones import user_records
 from facexplain.backbones.builtin import DEFAULT_BACKBONE, builtin_specs
 from facexplain.backbones.spec import BackboneSpec
 from facexplain.errors import UnknownBackbone
@@ -30,7 +30,7 @@ SPECS: dict[str, BackboneSpec] = builtin_specs()
 def all_specs() -> dict[str, BackboneSpec]:
     """Built-in rows, then modules registered in this process, then the user's ONNX models
     (records under the model home, read on every call so a new one is seen at once)."""
-    return {**builtin_specs(), **user.registered_specs(), **user.onnx_specs()}
+    return {**builtin_specs(), **user_records.registered_specs(), **user_records.onnx_specs()}
 
 
 def list_backbones() -> list[str]:

@@ -21,14 +21,8 @@ import torch
 
 from facexplain import assets, settings
 from facexplain.align.templates import TEMPLATES
-from facexplain.backbones.user import (
-    Normalised,
-    build_onnx_model,
-    check_name,
-    read_records,
-    spec_from_record,
-    user_dir,
-)
+from facexplain.backbones.user import Normalised, build_onnx_model
+from facexplain.backbones.user_records import check_name, read_records, spec_from_record, user_dir
 from facexplain.errors import InputNotFound, InvalidArgument, UserModelError
 
 Log = Callable[[str], None]

@@ -127,7 +127,7 @@ def run_pairs(job: BatchJob, todo: Sequence[BatchPair], kind: str, record: Recor
     import ray
     from ray.exceptions import RayError
 
-    from facexplain.backbones.user import registered_module
+    from facexplain.backbones.user_records import registered_module
 
     started_at = time.perf_counter()
     if not todo:

@@ -112,7 +112,7 @@ def add_command(
 @app.command("remove")
 def remove_command(name: Annotated[str, typer.Argument(help="A user backbone.")]) -> None:
     """Forget a user model (its record and stored copy)."""
-    from facexplain.backbones.user import remove_backbone
+    from facexplain.backbones.user_records import remove_backbone
 
     removed = remove_backbone(name)
     typer.echo(f"removed '{name}' ({len(removed)} files)")
