@@ -40,6 +40,13 @@ class FaceModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_nodes(x, (EMBEDDING,))[EMBEDDING]
 
+    def forget_compiled(self) -> None:
+        """Drop anything computed from the weights and kept for speed (fused copies, plans).
+
+        Called by ``PairScorer`` when the weights' *values* changed in a way torch's version
+        counters do not see (``p.data.mul_``, ``p.data = ...``, ``vector_to_parameters``).
+        """
+
     def stages(self) -> list[Stage]:
         """``forward`` as a chain of callables, split where one tensor carries everything on.
 

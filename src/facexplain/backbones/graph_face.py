@@ -37,5 +37,8 @@ class GraphFaceModel(FaceModel):
         out = self.graph.forward_nodes(x, list(dict.fromkeys(names)))
         return {n: out[name] for n, name in zip(nodes, names, strict=True)}
 
+    def forget_compiled(self) -> None:
+        self.graph.forget_plans()
+
     def stages(self) -> list[Stage]:
         return self.graph.stages(self.embedding_node)

@@ -50,6 +50,10 @@ class GraphModule(GraphExecutor):
         """Every computed node (constants and inputs left out), in file order."""
         return self._names
 
+    def forget_plans(self) -> None:
+        """Plans hold folded copies of the weights: drop them (the next call recompiles)."""
+        self._plans = {}
+
     def _apply(self, *args: Any, **kwargs: Any) -> GraphModule:
         self._plans = {}  # plans hold folded copies of the weights: rebuild on .to()/.double()
         super()._apply(*args, **kwargs)

@@ -33,9 +33,14 @@ def tensor_digest(t: torch.Tensor) -> str:
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
-    """sha256 of a module's class and weights: the cache key of anything computed with it."""
+    """sha256 of a module's class and the values of every parameter and buffer (persistent or
+    not): the key of anything computed with these weights (caches, Θ, calibration records).
+
+    Values, not torch's version counters: edits through ``p.data`` or ``vector_to_parameters``
+    do not bump those, and a result of the old weights must never come back.
+    """
     h = hashlib.sha256(type(model).__qualname__.encode())
-    for name, t in model.state_dict().items():
+    for name, t in (*model.named_parameters(), *model.named_buffers()):
         h.update(name.encode())
         h.update(tensor_digest(t).encode())
     return h.hexdigest()
@@ -54,8 +59,8 @@ class PairScorer:
         self.spec = spec
         self.geometry: Geometry = {}
         self.crop_checks: CropChecks = {}
-        self._last: tuple[tuple[str, tuple[int, ...]], torch.Tensor] | None = None
-        self._fingerprint: tuple[tuple[int, ...], str] | None = None
+        self._last: tuple[tuple[str, str], torch.Tensor] | None = None
+        self._weights: str | None = None
         self.clean_embeddings = 0  # how many clean pairs were embedded (tests check reuse)
 
     def require_spec(self) -> BackboneSpec:
@@ -70,14 +75,23 @@ class PairScorer:
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return cosine(self.model(a), self.model(b))
 
-    def _weight_versions(self) -> tuple[int, ...]:
-        """In-place edits of any weight bump these: a remembered result is then stale."""
-        return tuple(int(t._version) for t in self.model.state_dict().values())
+    def fingerprint(self) -> str:
+        """sha256 of the model's weight values, checked on every call (tens of ms): when they
+        changed since the last call, everything remembered from the old weights is dropped."""
+        current = model_fingerprint(self.model)
+        if current != self._weights:
+            if self._weights is not None:
+                self._last = None
+                forget = getattr(self.model, "forget_compiled", None)
+                if forget is not None:
+                    forget()
+            self._weights = current
+        return current
 
     def embed_pair(self, pair: torch.Tensor) -> torch.Tensor:
         """(2, D) embeddings of a clean (2, 3, H, W) pair, computed once per distinct pair and
         state of the weights (re-initialised or fine-tuned weights embed it again)."""
-        key = (tensor_digest(pair), self._weight_versions())
+        key = (tensor_digest(pair), self.fingerprint())
         if self._last is None or self._last[0] != key:
             with torch.inference_mode():
                 emb = self.model(pair.detach().float().clone())
@@ -94,16 +108,10 @@ class PairScorer:
         (``cap``: the approximate mode's projective-field threshold; None is exact)."""
         from facexplain.explain.incremental import IncrementalPairScore
 
+        self.fingerprint()  # weights edited since the last pair: drop what they computed
         with torch.inference_mode():
             return IncrementalPairScore(self.model, pair.detach().float(), self.geometry, cap,
                                         self.crop_checks)
-
-    def fingerprint(self) -> str:
-        """sha256 of the model's class and weights (state_dict), recomputed after any edit."""
-        versions = self._weight_versions()
-        if self._fingerprint is None or self._fingerprint[0] != versions:
-            self._fingerprint = (versions, model_fingerprint(self.model))
-        return self._fingerprint[1]
 
 
 def clean_score(score_fn: object, pair: torch.Tensor) -> float:
