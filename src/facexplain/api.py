@@ -10,48 +10,114 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+
 from facexplain.backbones.registry import DEFAULT_BACKBONE, get_spec
 from facexplain.backbones.spec import BackboneSpec
+from facexplain.confidence.scope import ScopeProfile, face_traits, out_of_scope
 from facexplain.method_info import ExplainOptions, MethodInfo
 from facexplain.methods.registry import parse_methods
 from facexplain.pipeline import FacePipeline
 from facexplain.results import MethodResult, PairExplanation
-from facexplain.scoring import get_calibration
+from facexplain.scoring import Calibration, calibration_for, get_calibration
 from facexplain.types import FacePair, Verdict
 
 Log = Callable[[str], None]
 
 
+def calibration_of(pipeline: FacePipeline, forward_only: bool = False) -> Calibration:
+    """The calibration of the pipeline's weights. The torch path names its weights by their
+    values (an edited model gets no other model's numbers); the forward-only path runs the
+    verified runtime file of the registered weights. No record: a user model must calibrate
+    first; a built-in with other weights gets its provisional threshold and no confidence."""
+    spec = pipeline.spec
+    weights = None if forward_only and pipeline.runtime() is not None else (
+        pipeline.scorer.fingerprint())
+    cal = calibration_for(spec.name, weights)
+    if cal is not None:
+        return cal
+    if spec.user:
+        return get_calibration(spec.name, weights=weights)  # one-line error naming the command
+    return Calibration.uncalibrated(
+        spec.name, spec.threshold, f"not calibrated for these weights of {spec.name}: the "
+        "threshold is the backbone's provisional value and no confidence is given")
+
+
+def _scope(cal: Calibration, pair: FacePair, embeddings: np.ndarray) -> tuple[str, ...]:
+    """Why either photo is unlike the calibration photos (empty: both in scope)."""
+    if cal.scope is None:
+        return ()
+    profile = ScopeProfile(**cal.scope)
+    notes = []
+    for label, face, emb in (("photo A", pair.a, embeddings[0]), ("photo B", pair.b,
+                                                                  embeddings[1])):
+        det = face.detection
+        traits = face_traits(face.array, None if det is None else det.landmarks,
+                             None if det is None else det.score, emb)
+        notes += [f"{label}: {n}" for n in out_of_scope(traits, profile)]
+    return tuple(notes)
+
+
 def verdict_for_pair(pipeline: FacePipeline, pair: FacePair, path_a: str, path_b: str,
-                     forward_only: bool = False) -> Verdict:
+                     forward_only: bool = False, max_error: float | None = None,
+                     population: str | None = None) -> Verdict:
     """Score an aligned pair with the pipeline's backbone and its calibrated threshold.
 
     ``forward_only`` lets the score come from the forward-only runtime (verification alone);
     otherwise it is the torch module's, the very number the explanation maps explain.
+    ``max_error`` asks for a selective verdict: "not sure" unless the stored rule of that
+    error rate (for ``population``) answers.
     """
-    cal = get_calibration(pipeline.spec.name)
+    cal = calibration_of(pipeline, forward_only)
+    embeddings = (pipeline.embeddings(pair) if forward_only
+                  else pipeline.scorer.embed_pair(pair.tensor).numpy())
     similarity = (pipeline.similarity(pair) if forward_only
                   else pipeline.scorer.similarity(pair.tensor))
+    confidence = cal.confidence(similarity)
+    answered, rule_text = True, ""
+    if max_error is not None:
+        rule = cal.selective_rule(max_error, population)
+        if rule is None or confidence is None:
+            answered, rule_text = False, (f"no rule keeps errors at or below {max_error:g} for "
+                                          f"{spec_words(cal)}")
+        else:
+            answered = confidence >= float(rule["min_confidence"])
+            rule_text = (f"answers when confidence >= {float(rule['min_confidence']):.4f}: at "
+                         f"most {float(rule['target']):g} errors among answered "
+                         f"{rule['population']} pairs, {100 * float(rule['coverage']):.0f}% "
+                         "of them answered")
     return Verdict(
         similarity=similarity,
         threshold=cal.threshold,
         same=similarity >= cal.threshold,
-        confidence=cal.confidence(similarity),
+        confidence=confidence,
         backbone=pipeline.spec.name,
         path_a=path_a,
         path_b=path_b,
         warnings=pair.a.warnings + pair.b.warnings,
+        population=cal.command if cal.provisional else cal.population,
+        scope=_scope(cal, pair, embeddings),
+        max_error=max_error,
+        rule=rule_text,
+        answered=answered,
     )
+
+
+def spec_words(cal: Calibration) -> str:
+    return "these weights" if cal.provisional else f"{cal.backbone} on {cal.population}"
 
 
 def verify(
     path_a: str | Path, path_b: str | Path, backbone: str = DEFAULT_BACKBONE,
-    pipeline: FacePipeline | None = None,
+    pipeline: FacePipeline | None = None, max_error: float | None = None,
+    population: str | None = None,
 ) -> Verdict:
-    """Are the faces in two photos the same person? Detects, aligns, embeds and decides."""
+    """Are the faces in two photos the same person? Detects, aligns, embeds and decides;
+    with ``max_error``, answers "not sure" where the stored selective rule would not answer."""
     pipe = pipeline or FacePipeline(backbone)
     pair = pipe.pair(path_a, path_b)
-    return verdict_for_pair(pipe, pair, str(path_a), str(path_b), forward_only=True)
+    return verdict_for_pair(pipe, pair, str(path_a), str(path_b), forward_only=True,
+                            max_error=max_error, population=population)
 
 
 def resolve_methods(methods: str | Sequence[str], options: ExplainOptions,
@@ -85,7 +151,6 @@ def explain_pair(
     options = options or ExplainOptions()
     spec = pipeline.spec if pipeline is not None else get_spec(backbone)
     infos = resolve_methods(methods, options, spec)
-    calibration = get_calibration(spec.name)
     pipe = pipeline or FacePipeline(spec.name)
     for info in infos:
         if info.prepare is not None:
@@ -93,9 +158,11 @@ def explain_pair(
     explainers = [(info, info.build(pipe.scorer, options)) for info in infos]
     pair = pipe.pair(photo_a, photo_b)
     verdict = verdict_for_pair(pipe, pair, str(photo_a), str(photo_b))
+    calibration = calibration_of(pipe)
     results = []
     for info, explainer in explainers:
         if log is not None:
             log(f"explaining with {info.name} ...")
         results.append(MethodResult(info, explainer.explain(pair.tensor)))
-    return PairExplanation(verdict, pair, spec, calibration, tuple(results))
+    return PairExplanation(verdict, pair, spec, calibration, tuple(results),
+                           pipe.scorer.fingerprint())

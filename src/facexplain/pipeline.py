@@ -120,6 +120,14 @@ class FacePipeline:
                 out.append(e)
         return torch.cat(out)
 
+    def embeddings(self, pair: FacePair) -> np.ndarray:
+        """(2, D) embeddings of a clean aligned pair, forward-only: on the runtime where there
+        is one (no torch), else the scorer's (remembered per pair and weights)."""
+        runtime = self.runtime()
+        if runtime is None:
+            return self.scorer.embed_pair(pair.tensor).numpy()
+        return np.asarray(runtime(pair.array))
+
     def similarity(self, pair: FacePair) -> float:
         """Cosine similarity of a clean aligned pair: what the verdict thresholds (forward-only:
         on the runtime, where there is one, without loading torch)."""

@@ -64,6 +64,7 @@ class PairExplanation:
     spec: BackboneSpec
     calibration: Calibration
     results: tuple[MethodResult, ...]
+    weights: str | None = None  # fingerprint of the weights explained (records must match)
 
     @property
     def faces(self) -> torch.Tensor:

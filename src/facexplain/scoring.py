@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,7 +27,16 @@ CALIBRATION_FILE = "calibration.json"
 
 @dataclass(frozen=True)
 class Calibration:
-    """A backbone's decision rule on cosine similarity, with where it came from."""
+    """A backbone's decision rule on cosine similarity, with where it came from and its scope.
+
+    ``threshold`` decides same / different; ``calibrator`` (parameters of a fitted map, see
+    ``confidence.calibrators``; None: the Platt pair) turns a similarity into P(same);
+    ``heldout`` is that map's quality on pairs it was not fitted on; ``selective`` holds the
+    "not sure" rules by population and target error; ``scope`` the calibration photos'
+    profile; ``weights`` the fingerprint (``explain.scorer.model_fingerprint``) of the weights
+    measured: a model with other weights never uses this record. ``provisional``: no measured
+    calibration (a threshold without a confidence).
+    """
 
     backbone: str
     threshold: float
@@ -36,15 +45,46 @@ class Calibration:
     command: str
     date: str
     lfw_accuracy: float | None = None
+    weights: str | None = None
+    calibrator: dict[str, Any] | None = None
+    population: str = "LFW View 2 (pairs.txt)"
+    heldout: dict[str, Any] | None = None
+    selective: dict[str, dict[str, dict[str, Any]]] | None = None
+    scope: dict[str, Any] | None = None
+    provisional: bool = False
 
-    def probability_same(self, similarity: float) -> float:
+    @classmethod
+    def uncalibrated(cls, backbone: str, threshold: float, reason: str) -> Calibration:
+        """A threshold with no measured confidence (``reason`` says why, for the report)."""
+        return cls(backbone, threshold, 0.0, 0.0, reason, "", provisional=True,
+                   population="none")
+
+    def probability_same(self, similarity: float) -> float | None:
+        if self.provisional:
+            return None
+        if self.calibrator is not None:
+            from facexplain.confidence.calibrators import probability_same
+
+            return probability_same(self.calibrator, similarity)
         z = self.platt_slope * similarity + self.platt_intercept
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
-    def confidence(self, similarity: float) -> float:
-        """Probability of the verdict given (same or not same), from the Platt fit."""
+    def confidence(self, similarity: float) -> float | None:
+        """Probability of the verdict given (same or not same); None when uncalibrated."""
         p = self.probability_same(similarity)
+        if p is None:
+            return None
         return p if similarity >= self.threshold else 1.0 - p
+
+    def selective_rule(self, max_error: float, population: str | None = None
+                       ) -> dict[str, Any] | None:
+        """The stored "not sure" rule of the largest target at or below ``max_error`` for
+        ``population`` (default: the first stored), or None when there is none."""
+        rules = (self.selective or {}).get(population or next(iter(self.selective or {}), ""))
+        if not rules:
+            return None
+        fitting = [r for r in rules.values() if float(r["target"]) <= max_error + 1e-12]
+        return max(fitting, key=lambda r: float(r["target"])) if fitting else None
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -61,8 +101,10 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a64 * b64).sum(-1) / norms
 
 
-def confidence_text(confidence: float) -> str:
+def confidence_text(confidence: float | None) -> str:
     """A percentage that never claims certainty: a fitted probability is not 100%."""
+    if confidence is None:
+        return "not calibrated"
     pct = 100 * confidence
     if pct > 99.9:
         return "> 99.9%"
@@ -109,12 +151,27 @@ def load_calibrations(path: Path | None = None) -> dict[str, Calibration]:
             calibration_store(path).load().items()}
 
 
-def get_calibration(backbone: str, path: Path | None = None) -> Calibration:
+def calibration_for(backbone: str, weights: str | None = None,
+                    path: Path | None = None) -> Calibration | None:
+    """The stored calibration of ``backbone``, or None. With ``weights`` (the fingerprint of the
+    weights in use), only a record measured on those very weights counts: an edited or
+    re-trained model never reads another's threshold and confidence."""
     cal = load_calibrations(path).get(backbone)
+    if cal is None or (weights is not None and cal.weights != weights):
+        return None
+    return cal
+
+
+def get_calibration(backbone: str, path: Path | None = None,
+                    weights: str | None = None) -> Calibration:
+    cal = calibration_for(backbone, weights, path)
     if cal is None:
+        stored = load_calibrations(path).get(backbone)
+        why = ("the stored calibration was measured on other weights" if stored is not None
+               else "it has no calibrated threshold")
         raise InvalidArgument(
-            f"backbone '{backbone}' has no calibrated threshold; run "
-            f"`facexplain benchmark lfw --backbone {backbone} --write-calibration`"
+            f"backbone '{backbone}': {why}; run "
+            f"`facexplain benchmark calibration --backbone {backbone} --write-calibration`"
         )
     return cal
 

@@ -87,25 +87,48 @@ class FacePair:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The answer to 'same person?': cosine similarity against a calibrated threshold."""
+    """The answer to 'same person?': cosine similarity against a calibrated threshold.
+
+    ``confidence`` is P(verdict) from the backbone's calibration (None: not calibrated for
+    these weights); ``population`` says what it was calibrated on, ``scope`` why either photo
+    is unlike those photos. With a selective rule (``max_error``), ``answer`` is "not sure"
+    when the confidence is below what keeps errors among answered pairs at that rate.
+    """
 
     similarity: float
     threshold: float
     same: bool
-    confidence: float
+    confidence: float | None
     backbone: str
     path_a: str
     path_b: str
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    population: str = ""
+    scope: tuple[str, ...] = ()
+    max_error: float | None = None
+    rule: str = ""
+    answered: bool = True
+
+    @property
+    def answer(self) -> str:
+        """'same', 'different' or (selective verdicts only) 'not sure'."""
+        if not self.answered:
+            return "not sure"
+        return "same" if self.same else "different"
 
     def to_dict(self) -> dict[str, object]:
         return {
             "similarity": self.similarity,
             "threshold": self.threshold,
             "same": self.same,
+            "answer": self.answer,
             "confidence": self.confidence,
             "backbone": self.backbone,
             "path_a": self.path_a,
             "path_b": self.path_b,
             "warnings": list(self.warnings),
+            "calibration_population": self.population,
+            "out_of_scope": list(self.scope),
+            "max_error": self.max_error,
+            "rule": self.rule,
         }

@@ -141,6 +141,9 @@ class GraphExecutor(nn.Module):
         """Every constant of the graph by its graph name (parameters and buffers, live)."""
         return {name: self.weight(name) for name in self._attr_of}
 
+    def forget_plans(self) -> None:
+        """Drop whatever was compiled from the weights (nothing here; see ``GraphModule``)."""
+
     def weights_version(self) -> tuple[int, ...]:
         """Changes whenever a weight is changed in place (``load_state_dict``, ``init``)."""
         return tuple(t._version for t in (*self.parameters(), *self.buffers()))

@@ -287,8 +287,10 @@ def run_faithfulness(cfg: FaithfulnessConfig, pipeline: FacePipeline | None = No
         log.add({"pair": pair_id(p), **rec})
         bar.set_postfix(kind=str(rec["kind"])[:3], sim=f"{float(rec['original']):.3f}")  # type: ignore[arg-type]
     records = [log.done[pair_id(p)] for p in pairs]
-    return _assemble(cfg, infos, pairs, records, resumed, time.perf_counter() - started, device,
-                     log.path)
+    result = _assemble(cfg, infos, pairs, records, resumed, time.perf_counter() - started,
+                       device, log.path)
+    result.summary["weights"] = pipe.scorer.fingerprint()
+    return result
 
 
 def _assemble(cfg: FaithfulnessConfig, infos: dict[str, MethodInfo], pairs: list[LfwPair],

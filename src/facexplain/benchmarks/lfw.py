@@ -69,6 +69,7 @@ def run_lfw_benchmark(
     kf = kfold_accuracy(scores, same, folds)
     summary: dict[str, object] = {
         "backbone": cfg.backbone,
+        "weights": pipe.scorer.fingerprint(),
         "flip": cfg.flip,
         "pairs_file": str(cfg.pairs),
         "n_pairs": len(pairs),

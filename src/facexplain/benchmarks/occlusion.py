@@ -209,6 +209,7 @@ def run_occlusion_stats(
     sep = max_delta_separation(max_delta, same, folds)
     summary: dict[str, object] = {
         "backbone": pipe.spec.name,
+        "weights": pipe.scorer.fingerprint(),
         "patch": cfg.patch,
         "stride": cfg.stride,
         "fill": cfg.fill,

@@ -171,6 +171,7 @@ def run_sanity(cfg: SanityConfig, pipeline: FacePipeline | None = None) -> dict[
         rows.append(row)
     return {
         "backbone": cfg.backbone, "n_pairs": len(pairs), "methods": list(cfg.methods),
+        "weights": pipe.scorer.fingerprint(),
         "states": [st for st, _ in states], "cascade_fractions": list(cfg.cascade),
         "n_parameter_tensors": len(order), "margin": cfg.margin,
         "options": {"patch": cfg.patch, "stride": cfg.stride, "ig_steps": cfg.ig_steps},

@@ -76,6 +76,7 @@ def _write_calibration(backbone: str, result: object, command: str) -> None:
         command=command,
         date=str(result.summary["date"]),
         lfw_accuracy=round(float(result.summary["accuracy_mean"]), 6),  # type: ignore[arg-type]
+        weights=str(result.summary["weights"]),
     )
     typer.echo(f"calibration stored in {save_calibration(cal)}")
 
@@ -138,7 +139,7 @@ def occlusion_stats_command(
             backbone=backbone, patch=patch, stride=stride, fill=fill,
             theta=round(sep.theta_mean, 6), fold_thetas=sep.fold_thetas,
             heldout_auc=round(sep.heldout_auc_mean, 6), n_pairs=len(result.same),
-            command=str(s["command"]), date=str(s["date"]),
+            command=str(s["command"]), date=str(s["date"]), weights=str(s["weights"]),
         )
         typer.echo(f"Θ stored in {save_theta(record)}")
 

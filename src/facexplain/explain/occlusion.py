@@ -113,8 +113,9 @@ class PairwiseOcclusion(Explainer):
         same as with full re-evaluation up to float rounding.
         """
         spec = get_spec(backbone)
-        record = get_theta(backbone, patch, stride, fill) if isinstance(fill, str) else None
         score = scorer if isinstance(scorer, PairScorer) else PairScorer(scorer)
+        record = (get_theta(backbone, patch, stride, fill, weights=score.fingerprint())
+                  if isinstance(fill, str) else None)
         return cls(score, patch, stride, fill, template=spec.template, batch_size=batch_size,
                    theta=record.theta if record else None, progress=progress,
                    incremental=incremental, approx=approx)

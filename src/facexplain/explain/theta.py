@@ -53,6 +53,7 @@ class ThetaRecord:
     n_pairs: int
     command: str
     date: str
+    weights: str | None = None  # fingerprint of the weights measured (None: unknown)
 
     @property
     def key(self) -> str:
@@ -70,9 +71,13 @@ def load_thetas(path: Path | None = None) -> dict[str, ThetaRecord]:
 
 
 def get_theta(backbone: str, patch: int, stride: int, fill: str = DEFAULT_FILL,
-              path: Path | None = None) -> ThetaRecord | None:
-    """The stored Θ for this setting, or None (callers then show raw Δ)."""
-    return load_thetas(path).get(theta_key(backbone, patch, stride, fill))
+              path: Path | None = None, weights: str | None = None) -> ThetaRecord | None:
+    """The stored Θ for this setting, or None (callers then show raw Δ). With ``weights``,
+    only a Θ measured on those very weights counts (an edited model gets none)."""
+    record = load_thetas(path).get(theta_key(backbone, patch, stride, fill))
+    if record is None or (weights is not None and record.weights != weights):
+        return None
+    return record
 
 
 def save_theta(record: ThetaRecord, path: Path | None = None) -> Path:

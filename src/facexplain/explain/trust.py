@@ -33,15 +33,26 @@ def save_sanity_records(result: dict[str, object], path: Path | None = None) -> 
             "full": row["full"], "chance": row["chance"], "pass": row["pass"],
             "n_pairs": result["n_pairs"], "margin": result["margin"],
             "command": result.get("command", ""), "date": result["date"],
+            "weights": result.get("weights"),
         })
     return written
 
 
-def sanity_note(backbone: str, method: str) -> str:
+def _for_weights(row: dict[str, object] | None, weights: str | None
+                 ) -> dict[str, object] | None:
+    """A record counts only for the weights it was measured on (when they are known)."""
+    if row is None or (weights is not None and row.get("weights") != weights):
+        return None
+    return row
+
+
+def sanity_note(backbone: str, method: str, weights: str | None = None) -> str:
     """One sentence for the report: this method's stored sanity verdict on this backbone."""
-    row = sanity_store().get(f"{backbone}:{method}")
+    stored = sanity_store().get(f"{backbone}:{method}")
+    row = _for_weights(stored, weights)
     if row is None:
-        return (f" Sanity check: not run for {backbone} (`facexplain benchmark sanity "
+        which = "these weights of " if stored is not None else ""
+        return (f" Sanity check: not run for {which}{backbone} (`facexplain benchmark sanity "
                 f"--backbone {backbone} --write-record`).")
     verdict = row["pass"]
     assert isinstance(verdict, dict)
@@ -72,18 +83,21 @@ def save_faithfulness_records(result: dict[str, object], path: Path | None = Non
             "place": r.get("place"), "of": r.get("of"), "mean_rank": r["mean_rank"],
             "ranks": r["ranks"], "gains": r["gains"], "n_pairs": result["n_pairs"],
             "command": result.get("command", ""), "date": result["date"],
+            "weights": result.get("weights"),
         })
     return written
 
 
-def faithfulness_note(backbone: str, method: str, rows: list[str]) -> str:
+def faithfulness_note(backbone: str, method: str, rows: list[str],
+                      weights: str | None = None) -> str:
     """One sentence for the report: where this method's ranked maps stand on this backbone."""
     store = faithfulness_store()
-    found = [(row, store.get(f"{backbone}:{row}")) for row in rows]
+    found = [(row, _for_weights(store.get(f"{backbone}:{row}"), weights)) for row in rows]
     parts = [f"{'this map' if row == method else row.removeprefix(method + '-') + ' map'} "
              f"{rec['place']} of {rec['of']}" for row, rec in found if rec and rec.get("place")]
     if not parts:
-        return (f" Faithfulness: not measured for {backbone} (`facexplain benchmark "
+        which = "these weights of " if any(store.get(f"{backbone}:{r}") for r in rows) else ""
+        return (f" Faithfulness: not measured for {which}{backbone} (`facexplain benchmark "
                 f"faithfulness --backbone {backbone} --write-record`).")
     rec = next(r for _, r in found if r)
     return (f" Faithfulness (deletion and insertion, pixels and 8x8 blocks, {rec['n_pairs']} "

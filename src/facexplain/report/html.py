@@ -63,7 +63,8 @@ def write_explanation(explanation: PairExplanation, out_dir: Path) -> Path:
     methods: dict[str, object] = {}
     for result in explanation.results:
         info, maps = result.method, result.explanation
-        sections.append(render_method(info, maps, faces, out_dir, explanation.spec.name))
+        sections.append(render_method(info, maps, faces, out_dir, explanation.spec.name,
+                                      explanation.weights))
         methods[info.name] = {
             "title": info.title, "family": info.family, "score": maps.score,
             "maps": [{"name": m.name, "file": f"{info.name}_{m.name}.npy",

@@ -41,7 +41,8 @@ def draw_map(spec: MapSpec, method: str, values: torch.Tensor, faces: torch.Tens
 
 
 def render_method(info: MethodInfo, result: ExplanationMaps, faces: torch.Tensor,
-                  out_dir: Path, backbone: str | None = None) -> Section:
+                  out_dir: Path, backbone: str | None = None,
+                  weights: str | None = None) -> Section:
     """Save the raw maps and the pictures of one method; return its report section (with the
     method's stored sanity verdict on ``backbone`` when given)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -58,8 +59,9 @@ def render_method(info: MethodInfo, result: ExplanationMaps, faces: torch.Tensor
     if backbone is not None:
         from facexplain.explain.trust import faithfulness_note, sanity_note
 
-        text += sanity_note(backbone, info.name)
-        text += faithfulness_note(backbone, info.name, [r.row(info.name) for r in info.rankings])
+        text += sanity_note(backbone, info.name, weights)
+        text += faithfulness_note(backbone, info.name, [r.row(info.name) for r in info.rankings],
+                                  weights)
     if seconds is not None:
         text += f" Computed in {seconds} s."
     return Section(info.title, text, tuple(figures))

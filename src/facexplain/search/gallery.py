@@ -153,12 +153,13 @@ class Candidate:
     similarity: float
     photo: str
     same: bool
-    confidence: float
+    confidence: float | None
 
     def to_dict(self) -> dict[str, object]:
         return {"rank": self.rank, "identity": self.identity,
                 "similarity": round(self.similarity, 6), "photo": self.photo,
-                "same": self.same, "confidence": round(self.confidence, 6)}
+                "same": self.same,
+                "confidence": None if self.confidence is None else round(self.confidence, 6)}
 
 
 class GallerySearch:
