@@ -208,3 +208,44 @@ def sanity_command(
     if write_record:
         typer.echo(f"sanity verdicts stored in {save_sanity_records(result)}")
     write_json(result, json_out)
+
+
+@app.command("calibration")
+def calibration_command(
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    mining: Annotated[str, typer.Option(
+        help="Model that mines the look-alike impostors (default: another built-in).")] = "",
+    json_out: JsonOpt = None,
+    plot: Annotated[Path | None, typer.Option(help="Reliability-diagram PNG path.")] = None,
+    write_calibration: Annotated[bool, typer.Option(
+        help="Store the kept calibrator, threshold, selective rules and scope profile.")] = False,
+) -> None:
+    """Held-out calibration of the verdict's confidence on LFW folds, look-alike pairs and Yale
+    (logistic, isotonic, beta), and "not sure" rules per error target."""
+    from facexplain.benchmarks.calibration import CalibrationConfig, run_calibration
+    from facexplain.benchmarks.calibration_report import (
+        calibration_table,
+        plot_reliability,
+        selective_table,
+    )
+    from facexplain.scoring import save_calibration
+
+    check_inputs(backbone, LFW_PAIRS, LFW_IMAGES, 10, json_out, plot)
+    if mining:
+        check_inputs(mining, LFW_PAIRS, LFW_IMAGES, 10)
+    doc, record = run_calibration(CalibrationConfig(backbone=backbone, mining=mining))
+    doc["command"] = command_line()
+    plot_path = plot or (json_out.with_suffix(".png") if json_out else
+                         Path(f"out/benchmarks/reliability-{backbone}.png"))
+    doc["plot"] = str(plot_reliability(doc, plot_path))
+    doc["table"] = calibration_table(doc)
+    doc["selective_table"] = selective_table(doc)
+    write_json(doc, json_out)
+    typer.echo(doc["table"])
+    typer.echo(doc["selective_table"])
+    typer.echo(f"kept: {doc['chosen']}; plot: {doc['plot']}")
+    if write_calibration:
+        from dataclasses import replace
+
+        typer.echo(f"calibration stored in "
+                   f"{save_calibration(replace(record, command=str(doc['command'])))}")
