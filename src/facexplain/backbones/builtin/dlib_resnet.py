@@ -47,7 +47,8 @@ SPEC = BackboneSpec(
 
 def load(spec: BackboneSpec, root: Path) -> FaceModel:
     """Build the module from the fetched face-api weight files (everything else is fixed)."""
-    from facexplain.backbones.dlib_resnet import DlibResNet, read_tfjs_weights
+    from facexplain.backbones.dlib_resnet import DlibResNet
+    from facexplain.tfjs_weights import read_tfjs_weights
 
     del spec
     weights = read_tfjs_weights(assets.asset_path(WEIGHTS, root),
