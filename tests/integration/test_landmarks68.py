@@ -1,8 +1,9 @@
 """face-api's 68-point landmark net on real aligned LFW faces: the port against face-api's own
-runtime (tfjs CPU in node) and agreement with MTCNN's five points."""
+runtime (tfjs CPU in node), agreement with MTCNN's five points, and the region masks."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import numpy as np
@@ -14,6 +15,7 @@ from facexplain.align import MTCNN, align_image, transform_points
 from facexplain.align.landmarks68 import Landmarks68Net, load_landmarks68, resize_to_input
 from facexplain.align.templates import ARCFACE_112, DLIB_150, Template
 from facexplain.align.warp import alignment_matrix
+from facexplain.datasets.face_regions import REGIONS, overlap, region_masks
 from facexplain.errors import AssetMissing
 from tests.conftest import lfw_image
 from tests.reference_runtime import reference_available, run_node
@@ -132,3 +134,28 @@ def test_points_in_face_order(net: Landmarks68Net, arcface: tuple[np.ndarray, np
     assert np.all(y[:, 30] < y[:, 48:68].mean(axis=1))  # nose tip above the mouth
     assert np.all(y[:, 48:68].mean(axis=1) < y[:, 8])  # the mouth above the chin
     assert np.all(marks[:, 36:42, 0].mean(axis=1) < marks[:, 42:48, 0].mean(axis=1))
+
+
+@pytest.mark.parametrize("template", ["arcface", "dlib"])
+def test_region_masks_on_real_faces(template: str, net: Landmarks68Net,
+                                    request: pytest.FixtureRequest) -> None:
+    crops = request.getfixturevalue(template)[0]
+    size = crops.shape[-1]
+    marks = net.locate(torch.from_numpy(crops)).detach().numpy()
+    worst = dict.fromkeys(itertools.combinations(REGIONS, 2), 0.0)
+    for face in marks:
+        masks = region_masks(face, size)
+        grown = region_masks(face, size, exclusive=False)
+        for region in REGIONS:
+            assert masks[region].any(), region
+            assert not (grown[region] & ~masks["face"]).any(), f"{region} outside the face"
+        for a, b in worst:
+            assert overlap(masks[a], masks[b]) == 0.0
+            worst[a, b] = max(worst[a, b], overlap(grown[a], grown[b]))
+        rows = {r: np.nonzero(masks[r])[0].mean() for r in REGIONS}
+        assert rows["brows"] < rows["eyes"] < rows["nose"] < rows["mouth"]
+        cols = np.nonzero(masks["eyes"])[1]
+        assert (cols < face[27, 0]).any() and (cols > face[27, 0]).any()  # both eyes
+    print(f"{template}: worst overlap before the split: "
+          + ", ".join(f"{a}/{b} {v:.3f}" for (a, b), v in worst.items()))
+    assert max(worst.values()) < 0.10
