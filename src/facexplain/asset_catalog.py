@@ -1,8 +1,9 @@
 """Every model file facexplain uses, read from the modules that own them; ``python -m`` fetches.
 
-Why: each built-in backbone declares its files in its own module (``backbones.builtin``) and the
-detector in ``align.mtcnn_files``; set-up needs the whole list, in build order (a backbone's own
-derived files, then its exported runtime, which loads them). Nothing is downloaded at run time.
+Why: each built-in backbone declares its files in its own module (``backbones.builtin``), the
+detector in ``align.mtcnn_files`` and the 68-point landmark net in ``align.landmarks68_files``;
+set-up needs the whole list, in build order (a backbone's own derived files, then its exported
+runtime, which loads them). Nothing is downloaded at run time.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from facexplain import assets
-from facexplain.align import mtcnn_files
+from facexplain.align import landmarks68_files, mtcnn_files
 from facexplain.assets import AssetFile, DerivedFile
 from facexplain.backbones.builtin import builtin_specs
 from facexplain.onnxrt import runtime_name
@@ -21,7 +22,8 @@ RUNTIME_BUILDER = "facexplain.backbones.runtime:build_runtime"
 
 def fetched_files() -> tuple[AssetFile, ...]:
     """Files taken from registry packages, with their pinned sha256."""
-    return (*mtcnn_files.WEIGHTS.values(), *(f for s in builtin_specs().values() for f in s.files))
+    return (*mtcnn_files.WEIGHTS.values(), *landmarks68_files.FILES,
+            *(f for s in builtin_specs().values() for f in s.files))
 
 
 def derived_files() -> tuple[DerivedFile, ...]:

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from facexplain.backbones.base import EMBEDDING
-from facexplain.backbones.dlib_resnet import BLOCKS, NODES, DlibResNet, read_tfjs_weights
+from facexplain.backbones.dlib_resnet import BLOCKS, NODES, DlibResNet
 from facexplain.backbones.registry import get_spec
 from facexplain.errors import UnknownNode
+from facexplain.tfjs_weights import read_tfjs_weights
 
 EXPECTED = {
     "conv32": (32, 35, 35),

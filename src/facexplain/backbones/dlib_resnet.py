@@ -11,10 +11,7 @@ a slight deviation from the model dlib trained, so the reference check rescales 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +20,6 @@ from torch import nn
 
 from facexplain.backbones.base import EMBEDDING, FaceModel, Stage, unknown_nodes
 from facexplain.backbones.padding import grow_to
-from facexplain.backbones.tfjs_format import decode_group
 
 MEAN_RGB = (122.782, 117.001, 104.298)
 SCALE_DIVISOR = 256.0
@@ -46,13 +42,6 @@ NODE_AFTER_BLOCK: dict[str, str] = {
     "conv256_out": "conv256_down_out",  # 256 x 2 x 2
 }
 NODES: tuple[str, ...] = (*NODE_AFTER_BLOCK, EMBEDDING)
-
-
-def read_tfjs_weights(bin_path: Path, manifest_path: Path) -> dict[str, np.ndarray]:
-    """Decode face-api's weights manifest + its single shard into float32 arrays (HWIO kept)."""
-    groups: list[dict[str, Any]] = json.loads(manifest_path.read_text())
-    specs = [entry for group in groups for entry in group["weights"]]
-    return decode_group(specs, bin_path.read_bytes(), bin_path.name)
 
 
 def _scaled_conv(

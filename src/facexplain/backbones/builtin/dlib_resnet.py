@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facexplain import assets
-from facexplain.assets import AssetFile, RegistryPackage
+from facexplain.align.landmarks68_files import FACE_API
+from facexplain.assets import AssetFile
 from facexplain.backbones.spec import BackboneSpec
 
 if TYPE_CHECKING:
     from facexplain.backbones.base import FaceModel
 
-FACE_API = RegistryPackage("npm", "@vladmandic/face-api", "1.7.15")
 WEIGHTS = AssetFile(
     "dlib-resnet/face_recognition_model.bin", FACE_API,
     "package/model/face_recognition_model.bin",
@@ -47,7 +47,8 @@ SPEC = BackboneSpec(
 
 def load(spec: BackboneSpec, root: Path) -> FaceModel:
     """Build the module from the fetched face-api weight files (everything else is fixed)."""
-    from facexplain.backbones.dlib_resnet import DlibResNet, read_tfjs_weights
+    from facexplain.backbones.dlib_resnet import DlibResNet
+    from facexplain.tfjs_weights import read_tfjs_weights
 
     del spec
     weights = read_tfjs_weights(assets.asset_path(WEIGHTS, root),
