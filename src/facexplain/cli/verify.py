@@ -17,8 +17,15 @@ def verify_command(
     photo_b: Annotated[Path, typer.Argument(help="Second photo.")],
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+    max_error: Annotated[float | None, typer.Option(
+        min=0.0001, max=0.5, help="Answer 'not sure' unless the stored rule for this error rate "
+        "among answered pairs (at or below it: 0.05 0.02 0.01 0.005 0.002 0.001) answers.")] = None,
+    population: Annotated[str | None, typer.Option(
+        help="Population the --max-error rule was calibrated on: lfw or lookalike "
+        "(harder: look-alike impostors).")] = None,
 ) -> None:
-    """Say whether two photos show the same person, with similarity, threshold and confidence."""
+    """Say whether two photos show the same person, with similarity, threshold and confidence
+    (and with --max-error, 'not sure' where the calibrated rule would not answer)."""
     from facexplain import validate
     from facexplain.api import verify
     from facexplain.backbones.registry import get_spec
@@ -26,7 +33,12 @@ def verify_command(
     get_spec(backbone)
     validate.readable_file(photo_a)
     validate.readable_file(photo_b)
-    verdict = verify(photo_a, photo_b, backbone=backbone)
+    if population is not None and population not in ("lfw", "lookalike"):
+        from facexplain.errors import InvalidArgument
+
+        raise InvalidArgument(f"--population must be lfw or lookalike, got '{population}'")
+    verdict = verify(photo_a, photo_b, backbone=backbone, max_error=max_error,
+                     population=population)
     for w in verdict.warnings:
         typer.echo(f"warning: {w}", err=True)
     if as_json:
@@ -34,11 +46,18 @@ def verify_command(
         return
     from facexplain.scoring import confidence_text
 
-    word = "SAME person" if verdict.same else "DIFFERENT people"
+    word = {"same": "SAME person", "different": "DIFFERENT people",
+            "not sure": "NOT SURE"}[verdict.answer]
     typer.echo(
         f"{word}: similarity {verdict.similarity:.4f} vs threshold {verdict.threshold:.4f} "
         f"({backbone}), confidence {confidence_text(verdict.confidence)}"
     )
+    if verdict.population:
+        typer.echo(f"  calibrated on: {verdict.population}")
+    if verdict.rule:
+        typer.echo(f"  rule: {verdict.rule}")
+    for note in verdict.scope:
+        typer.echo(f"  out of scope: {note} (the confidence may not hold)")
 
 
 def setup_command(

@@ -20,8 +20,33 @@ if TYPE_CHECKING:
 
 
 def verdict_text(verdict: Verdict) -> str:
-    word = "Same person" if verdict.same else "Different people"
+    word = {"same": "Same person", "different": "Different people",
+            "not sure": "Not sure"}[verdict.answer]
     return f"{word} ({confidence_text(verdict.confidence)} confidence)"
+
+
+def confidence_facts(verdict: Verdict, calibration: Calibration) -> list[str]:
+    """The confidence with what it is worth: its calibration population and held-out quality,
+    the photos that are outside that population, and the selective rule when one was asked."""
+    if calibration.provisional:
+        facts = [f"{calibration.command}."]
+    else:
+        kind = (calibration.calibrator or {}).get("kind", "logistic")
+        facts = [f"P(same) from a {kind} fit on {calibration.population} ({calibration.date})."]
+        for pop, words in (("lfw", "held out on LFW folds"),
+                           ("lookalike", "on look-alike pairs")):
+            q = (calibration.heldout or {}).get(pop)
+            if q:
+                facts.append(f"Calibration error (ECE) {words}: {q['ece']:.4f} "
+                             f"[95% CI {q['ece_ci'][0]:.4f}-{q['ece_ci'][1]:.4f}], "
+                             f"{q['n_pairs']:,} pairs.")
+        if calibration.heldout is None:
+            facts.append("Its held-out quality was not measured (`facexplain benchmark "
+                         "calibration --write-calibration`).")
+    facts += [f"Out of scope: {n}; the confidence may not hold." for n in verdict.scope]
+    if verdict.rule:
+        facts.append(f"Selective verdict at max error {verdict.max_error:g}: {verdict.rule}.")
+    return facts
 
 
 def write_report(
@@ -38,8 +63,10 @@ def write_report(
     html = env.get_template("report.html").render(
         verdict=verdict,
         verdict_text=verdict_text(verdict),
-        calibration_note=f"calibrated on LFW {calibration.date}",
+        calibration_note=("provisional: not calibrated for these weights"
+                          if calibration.provisional else f"calibrated on LFW {calibration.date}"),
         confidence=confidence_text(verdict.confidence),
+        confidence_facts=confidence_facts(verdict, calibration),
         faces_png=faces.name,
         template=template_name,
         sections=sections,
