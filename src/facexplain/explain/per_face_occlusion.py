@@ -72,3 +72,19 @@ class PerFaceOcclusion(PairwiseOcclusion):
             max_delta=float(delta.max()), seconds=round(time.perf_counter() - started, 3),
         )
         return ExplanationMaps(self.name, maps, score, meta)
+
+
+class PerFaceSubstitution(PerFaceOcclusion):
+    """Per-face occlusion whose fill is the *other* face: the patch of face A is replaced by
+    the same patch of face B (and vice versa), so Δ_A(p) = sim(A with B's p, B) − sim(A, B).
+
+    Why: hiding a region behind a neutral fill asks "does this region of A matter?", and on a
+    pair whose face B carries a foreign region the answer is often "yes, in A" (A's genuine
+    region is hidden, the foreign one stays). Substituting asks "do the faces disagree here?"
+    without a fill the model never saw.
+    """
+
+    name = "substitution-per-face"
+
+    def fill_for(self, pair: torch.Tensor) -> torch.Tensor:
+        return pair.detach().float().flip(0).clone()

@@ -73,8 +73,8 @@ def all_methods() -> dict[str, MethodInfo]:
     return dict(sorted(_REGISTRY.methods.items(), key=lambda kv: (_order(kv[0]), kv[0])))
 
 
-BUILTIN_ORDER = ("occlusion", "occlusion-per-face", "saliency", "deconv", "guided", "ig",
-                 "gradcam", "xcos", "parts")
+BUILTIN_ORDER = ("occlusion", "occlusion-per-face", "substitution-per-face", "saliency",
+                 "deconv", "guided", "ig", "gradcam", "xcos", "parts")
 
 
 def _order(name: str) -> int:

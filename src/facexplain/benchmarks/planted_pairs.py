@@ -1,0 +1,176 @@
+"""Planted differences: genuine LFW pairs in which exactly one region of one face is replaced,
+seamlessly, by the same region of a look-alike person, so the ground truth of "where do these
+faces differ, and in which photo" is known.
+
+Our counterpart of the field's inpainting game (XFR, Mery et al.) and patch-swap sets: instead of
+an inpainting network we transplant a real person's region (68-point landmarks of both aligned
+faces, a similarity fit of the region's points, Poisson blending), and instead of keeping the
+alterations a second model calls non-mates we keep those that lower the explained model's
+similarity by at least ``MIN_DROP``, so the model demonstrably reacts to the planted region.
+Controls: the same region transplanted from another photo of the *same* person (nothing should
+light up beyond a genuine pair's usual differences) and the untouched pairs.
+
+Pairs come from LFW's held-out folds (6-10); the altered face alternates between A and B and the
+region cycles through eyes, brows, nose and mouth; the donor is the altered person's most
+similar other person of the same gender label among all LFW photos, by a mining model other
+than the explained one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from facexplain.align import warp_face
+from facexplain.align.landmarks68 import landmarks68, load_landmarks68
+from facexplain.benchmarks.pair_sets import HELDOUT_FOLDS
+from facexplain.benchmarks.populations import embed_photos
+from facexplain.cache import DiskCache
+from facexplain.datasets.blend import align_donor, poisson_blend
+from facexplain.datasets.face_regions import REGIONS, region_masks
+from facexplain.datasets.faces import locate_all
+from facexplain.datasets.lfw import LfwPair, unique_images
+from facexplain.io import load_image
+from facexplain.pipeline import FacePipeline
+
+PLANTED_VERSION = "planted-v1"
+MIN_DROP = 0.1  # keep an alteration only if it lowers the explained model's cosine this much
+REGION_POINTS = {"eyes": range(36, 48), "brows": range(17, 27), "nose": range(27, 36),
+                 "mouth": range(48, 68)}
+KINDS = ("altered", "same-person", "untouched")
+
+
+@dataclass(frozen=True)
+class PlantedPair:
+    """One pair of the game. ``face``: 0 or 1, the photo whose region was replaced (-1: none)."""
+
+    pair_id: str
+    kind: str
+    face: int
+    region: str
+    donor: str
+    original: float
+    similarity: float
+
+    @property
+    def drop(self) -> float:
+        return self.original - self.similarity
+
+
+@dataclass
+class PlantedSet:
+    """The pairs, their aligned faces (N, 2, 3, S, S) uint8 and region masks (N, S, S) bool."""
+
+    pairs: list[PlantedPair]
+    faces: np.ndarray
+    masks: np.ndarray
+
+    def tensor(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(self.faces[i].astype(np.float32))
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(tmp, faces=self.faces, masks=self.masks,
+                            pairs=json.dumps([asdict(p) for p in self.pairs]))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> PlantedSet:
+        with np.load(path) as data:
+            pairs = [PlantedPair(**row) for row in json.loads(str(data["pairs"]))]
+            return cls(pairs, data["faces"], data["masks"])
+
+
+def _crop(pipe: FacePipeline, path: Path, landmarks: np.ndarray) -> np.ndarray:
+    return warp_face(load_image(path), landmarks, pipe.spec.alignment).numpy()
+
+
+def lookalike_donors(paths: list[Path], female_names: set[str],
+                     mining: dict[Path, np.ndarray]) -> dict[str, Path]:
+    """Each person's look-alike photo: the most similar photo of another person with the same
+    gender label (cosine of the mining model's embeddings, averaged over the person's photos)."""
+    unit = np.stack([mining[p] for p in paths]).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    ids = np.array([p.parent.name for p in paths])
+    fem = np.array([p.name in female_names for p in paths])
+    donors = {}
+    for person in np.unique(ids):
+        own = ids == person
+        sim = unit @ unit[own].mean(axis=0)
+        sim[own | (fem != fem[own][0])] = -2.0
+        donors[str(person)] = paths[int(sim.argmax())]
+    return donors
+
+
+def transplant(target: np.ndarray, donor: np.ndarray, region: str, marks_t: np.ndarray,
+               marks_d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``target`` with ``region`` taken from ``donor`` (both aligned crops), and the mask."""
+    mask = region_masks(marks_t, target.shape[-1])[region]
+    pts = list(REGION_POINTS[region])
+    moved = align_donor(donor, marks_d[pts], marks_t[pts])
+    return poisson_blend(target, moved, mask), mask
+
+
+def build_planted_set(pipe: FacePipeline, mining_pipe: FacePipeline, pairs: list[LfwPair],
+                      female_names: set[str], images: Path, cache: DiskCache,
+                      n_altered: int = 300, n_controls: int = 100,
+                      progress: bool = True) -> PlantedSet:
+    """Alter held-out genuine pairs until ``n_altered`` pass ``MIN_DROP``; add ``n_controls``
+    same-person transplants and untouched pairs (from the same pairs, first come). Donors and
+    same-person photos come from the photos of LFW's pair list."""
+    genuine = [p for p in pairs if p.same and p.fold in HELDOUT_FOLDS]
+    genuine.sort(key=lambda p: (p.fold, p.name_a, p.index_a, p.index_b))
+    photos = unique_images(pairs, images)
+    mining, _ = embed_photos(mining_pipe, photos, cache, progress)
+    donors = lookalike_donors(photos, female_names, mining)
+    located = locate_all(pipe, photos, cache, progress)
+    net = load_landmarks68()
+    out: list[PlantedPair] = []
+    faces: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    counts = dict.fromkeys(KINDS, 0)
+    bar = tqdm(total=n_altered, desc=f"planting ({pipe.spec.name})", disable=not progress)
+    for i, p in enumerate(genuine):
+        if counts["altered"] >= n_altered:
+            break
+        paths = (p.path_a(images), p.path_b(images))
+        crops = np.stack([_crop(pipe, q, located[q].detection.landmarks) for q in paths])
+        face, region = i % 2, REGIONS[(i // 2) % len(REGIONS)]
+        person = paths[face].parent.name
+        own = [q for q in photos if q.parent.name == person and q not in paths]
+        candidates = [("altered", donors[person])] + ([("same-person", own[0])] if own else [])
+        base = float(pipe.scorer.similarity(torch.from_numpy(crops)))
+        kept = False
+        for kind, donor_path in candidates:
+            if kind != "altered" and counts[kind] >= n_controls:
+                continue
+            donor = _crop(pipe, donor_path, located[donor_path].detection.landmarks)
+            marks = landmarks68(torch.from_numpy(np.stack([crops[face], donor])), net).numpy()
+            new, mask = transplant(crops[face], donor, region, marks[0], marks[1])
+            altered = crops.copy()
+            altered[face] = new
+            sim = float(pipe.scorer.similarity(torch.from_numpy(altered.round())))
+            if kind == "altered" and base - sim < MIN_DROP:
+                break  # this pair's control would have no altered counterpart: skip both
+            out.append(PlantedPair(f"{paths[0].stem}|{paths[1].stem}", kind, face, region,
+                                   str(donor_path.relative_to(images)), base, sim))
+            faces.append(np.clip(altered.round(), 0, 255).astype(np.uint8))
+            masks.append(mask)
+            counts[kind] += 1
+            kept = True
+            if kind == "altered":
+                bar.update(1)
+        if kept and counts["untouched"] < n_controls:
+            out.append(PlantedPair(out[-1].pair_id, "untouched", -1, region, "", base, base))
+            faces.append(np.clip(crops.round(), 0, 255).astype(np.uint8))
+            masks.append(masks[-1])
+            counts["untouched"] += 1
+    bar.close()
+    return PlantedSet(out, np.stack(faces), np.stack(masks))

@@ -1,0 +1,85 @@
+"""The planted-difference game's table and its picture of a few altered pairs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facexplain.benchmarks.planted_pairs import PlantedSet
+
+
+def _cell(c: dict[str, Any] | None, key: str) -> str:
+    if not c or key not in c:
+        return "-"
+    v = c[key]
+    return f"{v['mean']:.2f} [{v['ci'][0]:.2f}, {v['ci'][1]:.2f}]"
+
+
+def planted_table(doc: dict[str, Any]) -> str:
+    """Markdown: per map, on altered pairs share in region, pointing, AUC, which face; on the
+    same-person control the share in region and the in-region mean relative to altered."""
+    lines = [f"| {doc['backbone']} map | share in region | pointing game | AUC | which face | "
+             "same-person control: share | control in-region mean / altered | s/pair |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row, cells in doc["rows"].items():
+        alt, ctl = cells.get("altered"), cells.get("same-person")
+        ratio = "-"
+        if alt and ctl and abs(alt["in_region_mean"]["mean"]) > 1e-12:
+            ratio = f"{ctl['in_region_mean']['mean'] / alt['in_region_mean']['mean']:.2f}"
+        lines.append(f"| {row} | {_cell(alt, 'share')} | {_cell(alt, 'pointing')} | "
+                     f"{_cell(alt, 'auc')} | {_cell(alt, 'which')} | {_cell(ctl, 'share')} | "
+                     f"{ratio} | {cells.get('seconds_per_pair') or '-'} |")
+    area = doc.get("region_area_share")
+    if area is not None:
+        lines.append(f"| uniform map (chance) | {area:.2f} | {area:.2f} | 0.50 | 0.50 | "
+                     f"{area:.2f} | 1.00 | 0 |")
+    return "\n".join(lines)
+
+
+def region_area_share(game: PlantedSet) -> float:
+    """Mean share of the face crop the altered regions cover (a uniform map's score)."""
+    alt = [i for i, p in enumerate(game.pairs) if p.kind == "altered"]
+    return float(np.mean([game.masks[i].mean() for i in alt]))
+
+
+def plot_examples(game: PlantedSet, maps: list[dict[str, np.ndarray]], indices: list[int],
+                  path: Path) -> Path:
+    """Rows: altered pairs; columns: the two faces (region outlined on the altered one), then
+    each map on the altered face."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(maps[0])
+    fig, axes = plt.subplots(len(indices), 2 + len(names),
+                             figsize=(1.6 * (2 + len(names)), 1.8 * len(indices)), dpi=100)
+    for r, (i, m) in enumerate(zip(indices, maps, strict=True)):
+        p = game.pairs[i]
+        for c in (0, 1):
+            ax = axes[r, c]
+            ax.imshow(game.faces[i, c].transpose(1, 2, 0))
+            if c == p.face:
+                ax.contour(game.masks[i], levels=[0.5], colors="yellow", linewidths=0.8)
+            ax.set_title(f"{'AB'[c]}{' (altered)' if c == p.face else ''}", fontsize=7)
+        for k, name in enumerate(names):
+            ax = axes[r, 2 + k]
+            v = m[name][p.face]
+            ax.imshow(game.faces[i, p.face].mean(axis=0), cmap="gray")
+            ax.imshow(np.clip(v, 0, None), cmap="jet", alpha=0.55)
+            ax.contour(game.masks[i], levels=[0.5], colors="white", linewidths=0.6)
+            if r == 0:
+                ax.set_title(name, fontsize=6)
+        axes[r, 0].set_ylabel(f"{p.region}, drop {p.drop:.2f}", fontsize=7)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("Planted differences: one region of one face replaced by a look-alike's "
+                 "(outlined); each map on the altered face", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
