@@ -136,6 +136,9 @@ class MethodInfo:
     note: NoteHook | None = None
     prepare: Callable[[str, bool], None] | None = None
     supports: Callable[[BackboneSpec], bool] | None = None
+    # the note says which photo carries the difference: the report prints it only where the
+    # planted-difference game measured that the method names the altered photo (>= 0.8)
+    names_face: bool = False
 
     def map_spec(self, name: str) -> MapSpec | None:
         return next((m for m in self.maps if m.name == name), None)

@@ -87,3 +87,5 @@ class Section:
     title: str
     text: str = ""
     figures: tuple[Figure, ...] = field(default_factory=tuple)
+    # (measure, result with its interval, what it was measured on): the method's trust table
+    trust: tuple[tuple[str, str, str], ...] = field(default_factory=tuple)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 from torch import nn
 
-from facexplain.benchmarks.sanity import (
-    parameters_in_forward_order,
-    randomize_top,
+from facexplain.benchmarks.sanity import parameters_in_forward_order, randomize_top
+from facexplain.benchmarks.sanity_stats import (
+    excess_with_ci,
+    identical_groups,
+    pairing_matrix,
     spearman,
     ssim,
+    verdict,
 )
 
 
@@ -64,3 +69,32 @@ def test_report_states_the_stored_sanity_verdict(tmp_path, monkeypatch) -> None:
     save_sanity_records({"backbone": "sface", "rows": [row], "n_pairs": 2, "margin": 0.2,
                          "date": "2026-12-01"})  # a user's run overrides the packaged one
     assert "FAILED for the signed map" in sanity_note("sface", "occlusion")
+
+
+def _planted_maps(n: int, tied: float, seed: int) -> tuple[list[torch.Tensor], np.ndarray]:
+    """Real maps of ``n`` pairs, and randomised maps that keep ``tied`` of each real map."""
+    gen = torch.Generator().manual_seed(seed)
+    real = [torch.rand(2, 12, 12, generator=gen) for _ in range(n)]
+    rand = [tied * r + (1 - tied) * torch.rand(2, 12, 12, generator=gen) for r in real]
+    own = np.array([spearman(a, b) for a, b in zip(real, rand, strict=True)])
+    return real, own
+
+
+@pytest.mark.parametrize(("tied", "expected"), [(0.0, "pass"), (0.95, "fail")])
+def test_verdict_needs_the_interval_to_clear_the_margin(tied: float, expected: str) -> None:
+    real, own = _planted_maps(30, tied, seed=0)
+    ex = excess_with_ci(own, pairing_matrix(real, spearman), n_boot=300)
+    assert ex["ci"][0] <= ex["value"] <= ex["ci"][1] and ex["n_pairings"] == 435
+    assert verdict(ex, margin=0.2, n_pairs=30) == expected
+    assert verdict(ex, margin=0.2, n_pairs=6) == "inconclusive"  # too few pairs for a verdict
+    straddling = {**ex, "ci": [0.1, 0.3]}
+    assert verdict(straddling, margin=0.2, n_pairs=30) == "inconclusive"
+
+
+def test_identical_maps_are_merged_and_different_ones_kept_apart() -> None:
+    gen = torch.Generator().manual_seed(0)
+    a = [torch.rand(2, 8, 8, generator=gen) for _ in range(3)]
+    b = [t * 1.0 for t in a]
+    c = [t + 0.1 for t in a]
+    assert identical_groups({"saliency": a, "deconv": b, "ig": c, "guided": b}) == [
+        ["saliency", "deconv", "guided"], ["ig"]]

@@ -17,10 +17,18 @@ from facexplain.errors import InvalidArgument
 HELDOUT_FOLDS = (5, 6, 7, 8, 9)  # folds 6-10 of pairs.txt (0-based)
 
 
-def select_heldout_pairs(pairs: list[LfwPair], n_pairs: int, folds: tuple[int, ...]
-                         ) -> list[LfwPair]:
+def select_heldout_pairs(pairs: list[LfwPair], n_pairs: int, folds: tuple[int, ...],
+                         offset: int = 0) -> list[LfwPair]:
     """n/2 genuine and n/2 impostor pairs spread evenly over ``folds``, taken from the end of
-    each fold's class block (disjoint from selections that take each block's first pairs)."""
+    each fold's class block (disjoint from selections that take each block's first pairs).
+    ``offset`` (even) skips the first offset/2 of each class: the pairs a selection of
+    ``offset`` pairs took, so two selections with offsets 0 and n share no pair."""
+    if offset < 0 or offset % 2:
+        raise InvalidArgument(f"the pair offset must be an even number >= 0, got {offset}")
+    if offset:
+        both = select_heldout_pairs(pairs, n_pairs + offset, folds)
+        half, skip = (n_pairs + offset) // 2, offset // 2
+        return both[skip:half] + both[half + skip:]
     if n_pairs < 2 or n_pairs % 2:
         raise InvalidArgument(f"--pairs must be an even number >= 2, got {n_pairs}")
     present = sorted({p.fold for p in pairs})

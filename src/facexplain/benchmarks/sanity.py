@@ -20,7 +20,7 @@ import datetime as dt
 import math
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,16 @@ from tqdm import tqdm
 
 from facexplain import settings
 from facexplain.benchmarks.pair_sets import HELDOUT_FOLDS, select_heldout_pairs
+from facexplain.benchmarks.sanity_stats import (
+    MEASURES,
+    MIN_PAIRS,
+    excess_with_ci,
+    identical_groups,
+    pairing_matrix,
+    verdict,
+)
 from facexplain.datasets.lfw import read_pairs
-from facexplain.method_info import ExplainOptions
+from facexplain.method_info import ExplainOptions, MethodInfo
 from facexplain.methods.registry import all_methods, get_method
 from facexplain.pipeline import FacePipeline
 
@@ -44,13 +52,15 @@ CASCADE = (0.25, 0.5, 0.75)
 @dataclass(frozen=True)
 class SanityConfig:
     backbone: str = "sface"
-    n_pairs: int = 6
+    n_pairs: int = MIN_PAIRS
+    offset: int = 0  # skip the pairs a selection of this size takes (a disjoint second set)
     methods: tuple[str, ...] = field(default_factory=lambda: tuple(all_methods()))
     cascade: tuple[float, ...] = CASCADE
     margin: float = 0.2
     patch: int = 16
     stride: int = 8
     ig_steps: int = 32  # fixed: random weights need not converge, and time must stay bounded
+    n_boot: int = 1000
     seed: int = 0
     progress: bool = True
 
@@ -93,39 +103,25 @@ def randomize_top(model: nn.Module, order: list[str], fraction: float, seed: int
     return k
 
 
-def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Rank correlation of two maps (flattened)."""
-    from scipy.stats import spearmanr
-
-    r = spearmanr(a.flatten().double().numpy(), b.flatten().double().numpy()).statistic
-    return 0.0 if not np.isfinite(r) else float(r)
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Mean SSIM over the two faces of two (2, H, W) maps, each scaled to [0, 1]."""
-    from skimage.metrics import structural_similarity
-
-    def unit(m: torch.Tensor) -> np.ndarray:
-        v = m.double().numpy()
-        span = v.max() - v.min()
-        return (v - v.min()) / span if span > 0 else np.zeros_like(v)
-
-    return float(np.mean([structural_similarity(unit(a[i]), unit(b[i]), data_range=1.0)
-                          for i in range(a.shape[0])]))
-
-
-MEASURES: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
-    "spearman_signed": spearman,
-    "spearman_abs": lambda a, b: spearman(a.abs(), b.abs()),
-    "ssim_abs": lambda a, b: ssim(a.abs(), b.abs()),
-}
+def _maps(infos: list[MethodInfo], pipe: FacePipeline, faces: list[torch.Tensor],
+          options: ExplainOptions, bar: Any) -> dict[str, list[torch.Tensor]]:
+    """Each method's signed ranking map of every pair under the model's current weights."""
+    out = {}
+    for info in infos:
+        explainer = info.build(pipe.scorer, options)
+        key = (info.rankings[0].map if info.rankings
+               else next(m.name for m in info.maps if m.signed))
+        out[info.name] = [explainer.explain(f).maps[key].detach().float() for f in faces]
+        bar.update(len(faces))
+    return out
 
 
 def run_sanity(cfg: SanityConfig, pipeline: FacePipeline | None = None) -> dict[str, object]:
-    """Similarity of each method's maps to its real maps under each randomisation."""
+    """Similarity of each method's maps to its real maps under each randomisation, with the
+    excess over chance and a verdict (or "inconclusive") from its bootstrap interval."""
     started = time.perf_counter()
     s = settings.current()
-    pairs = select_heldout_pairs(read_pairs(s.lfw_pairs), cfg.n_pairs, HELDOUT_FOLDS)
+    pairs = select_heldout_pairs(read_pairs(s.lfw_pairs), cfg.n_pairs, HELDOUT_FOLDS, cfg.offset)
     pipe = pipeline or FacePipeline(cfg.backbone, forward_runtime=False)  # edits weights
     faces = [pipe.pair(p.path_a(s.lfw_images), p.path_b(s.lfw_images)).tensor for p in pairs]
     infos = [get_method(m) for m in cfg.methods]
@@ -137,61 +133,85 @@ def run_sanity(cfg: SanityConfig, pipeline: FacePipeline | None = None) -> dict[
     order = parameters_in_forward_order(pipe.model, faces[0])
     states = [("real", 0.0), *((f"cascade-{round(100 * f)}%", f) for f in cfg.cascade),
               ("full", 1.0)]
-    maps: dict[str, dict[str, list[torch.Tensor]]] = {i.name: {} for i in infos}
-    bar = tqdm(total=len(states) * len(infos) * len(faces), desc=f"sanity {cfg.backbone}",
+    bar = tqdm(total=len(faces) * len(infos) * len(states), desc=f"sanity {cfg.backbone}",
                disable=not cfg.progress)
     try:
-        for state, fraction in states:
+        real = _maps(infos, pipe, faces, options, bar)
+        groups = identical_groups(real)
+        leaders = [get_method(g[0]) for g in groups]
+        maps: dict[str, dict[str, list[torch.Tensor]]] = {
+            g[0]: {"real": real[g[0]]} for g in groups}
+        for state, fraction in states[1:]:
             pipe.model.load_state_dict(original)
-            if fraction:
-                randomize_top(pipe.model, order, fraction, cfg.seed)
-            for info in infos:
-                explainer = info.build(pipe.scorer, options)
-                key = (info.rankings[0].map if info.rankings
-                       else next(m.name for m in info.maps if m.signed))
-                maps[info.name][state] = [explainer.explain(f).maps[key].detach().float()
-                                          for f in faces]
-                bar.update(len(faces))
+            randomize_top(pipe.model, order, fraction, cfg.seed)
+            for name, ms in _maps(leaders, pipe, faces, options, bar).items():
+                maps[name][state] = ms
     finally:
         pipe.model.load_state_dict(original)
         bar.close()
-    rows = []
-    for name, by_state in maps.items():
-        real = by_state["real"]
-        chance = {m: float(np.mean([fn(real[i], real[(i + 1) % len(real)])
-                                    for i in range(len(real))])) for m, fn in MEASURES.items()}
-        row: dict[str, object] = {"method": name, "chance": chance}
-        for state, _ in states[1:]:
-            row[state] = {m: float(np.mean([fn(real[i], by_state[state][i])
-                                            for i in range(len(real))]))
-                          for m, fn in MEASURES.items()}
-        full = row["full"]
-        assert isinstance(full, dict)
-        row["pass"] = {m: bool(full[m] <= chance[m] + cfg.margin) for m in MEASURES}
-        rows.append(row)
+    rows = [_row(g, maps[g[0]], states, cfg) for g in groups]
     return {
-        "backbone": cfg.backbone, "n_pairs": len(pairs), "methods": list(cfg.methods),
-        "weights": pipe.scorer.fingerprint(),
+        "backbone": cfg.backbone, "n_pairs": len(pairs), "offset": cfg.offset,
+        "methods": list(cfg.methods), "weights": pipe.scorer.fingerprint(),
         "states": [st for st, _ in states], "cascade_fractions": list(cfg.cascade),
         "n_parameter_tensors": len(order), "margin": cfg.margin,
         "options": {"patch": cfg.patch, "stride": cfg.stride, "ig_steps": cfg.ig_steps},
         "pairs": [f"{p.name_a}_{p.index_a:04d}|{p.name_b}_{p.index_b:04d}" for p in pairs],
+        "identical": [g for g in groups if len(g) > 1],
         "rows": rows, "seconds": round(time.perf_counter() - started, 1),
         "date": dt.date.today().isoformat(),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
     }
 
 
+def _row(group: list[str], by_state: dict[str, list[torch.Tensor]],
+         states: list[tuple[str, float]], cfg: SanityConfig) -> dict[str, Any]:
+    real = by_state["real"]
+    pairings = {m: pairing_matrix(real, fn) for m, fn in MEASURES.items()}
+    row: dict[str, Any] = {"method": group[0], "same_as": group[1:]}
+    for state, _ in states[1:]:
+        row[state] = {m: float(np.mean([fn(real[i], by_state[state][i])
+                                        for i in range(len(real))]))
+                      for m, fn in MEASURES.items()}
+    own = {m: np.array([fn(real[i], by_state["full"][i]) for i in range(len(real))])
+           for m, fn in MEASURES.items()}
+    row["excess"] = {m: excess_with_ci(own[m], pairings[m], cfg.n_boot, cfg.seed)
+                     for m in MEASURES}
+    row["chance"] = {m: row["excess"][m]["chance"] for m in MEASURES}
+    row["verdict"] = {m: verdict(row["excess"][m], cfg.margin, len(real)) for m in MEASURES}
+    row["pass"] = {m: row["verdict"][m] == "pass" for m in MEASURES}
+    return row
+
+
 def format_sanity_table(result: dict[str, object]) -> str:
-    """One line per method: Spearman (signed, |.|) and SSIM per state, chance, pass/fail."""
+    """One line per method and measure: similarity per state, chance, excess over chance
+    with its 95% CI, and the verdict (pass, FAIL or inconclusive)."""
     states = [s for s in result["states"] if s != "real"]  # type: ignore[attr-defined]
-    head = f"{'method':<20}{'measure':<17}" + "".join(f"{s:>14}" for s in states)
-    lines = [head + f"{'chance':>9}  verdict", "-" * (len(head) + 18)]
+    head = f"{'method':<22}{'measure':<16}" + "".join(f"{s:>13}" for s in states)
+    lines = [head + f"{'chance':>8}  {'excess [95% CI]':<24}verdict", "-" * (len(head) + 45)]
     for row in result["rows"]:  # type: ignore[attr-defined]
+        name = " = ".join([row["method"], *row.get("same_as", [])])
         for m in MEASURES:
-            cells = "".join(f"{row[s][m]:>14.3f}" for s in states)
-            verdict = "pass" if row["pass"][m] else "FAIL"
-            lines.append(f"{row['method']:<20}{m:<17}{cells}{row['chance'][m]:>9.3f}  {verdict}")
+            cells = "".join(f"{row[s][m]:>13.3f}" for s in states)
+            ex = row["excess"][m]
+            ci = f"{ex['value']:+.3f} [{ex['ci'][0]:+.3f}, {ex['ci'][1]:+.3f}]"
+            word = {"pass": "pass", "fail": "FAIL"}.get(row["verdict"][m], "inconclusive")
+            lines.append(f"{name:<22}{m:<16}{cells}{row['chance'][m]:>8.3f}  {ci:<24}{word}")
+    return "\n".join(lines)
+
+
+def sanity_markdown(result: dict[str, object]) -> str:
+    """The verdicts as a markdown table (docs/BENCHMARKS.md)."""
+    lines = [f"| {result['backbone']} method | " + " | ".join(MEASURES) + " |",
+             "|---|" + "---|" * len(MEASURES)]
+    for row in result["rows"]:  # type: ignore[attr-defined]
+        name = " = ".join([row["method"], *row.get("same_as", [])])
+        cells = []
+        for m in MEASURES:
+            ex = row["excess"][m]
+            cells.append(f"{row['verdict'][m]}: {ex['value']:+.2f} "
+                         f"[{ex['ci'][0]:+.2f}, {ex['ci'][1]:+.2f}]")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

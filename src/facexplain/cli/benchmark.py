@@ -177,8 +177,13 @@ def mean_face_command(
 @app.command("sanity")
 def sanity_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
-    n_pairs: Annotated[int, typer.Option("--pairs", help="Held-out LFW pairs (half genuine).")]
-    = 6,
+    n_pairs: Annotated[int, typer.Option(
+        "--pairs", help="Held-out LFW pairs (half genuine); fewer than 30: no verdicts.")] = 30,
+    offset: Annotated[int, typer.Option(
+        min=0, help="Skip the pairs a run of this size takes (a disjoint pair set).")] = 0,
+    cascade: Annotated[bool, typer.Option(
+        "--cascade/--no-cascade", help="Also randomise from the top down (3 more states).")]
+    = True,
     methods: Annotated[str, typer.Option(help="Comma-separated method names, or all.")] = "all",
     margin: Annotated[float, typer.Option(help="Pass: randomised similarity <= chance + this.")]
     = 0.2,
@@ -188,19 +193,23 @@ def sanity_command(
 ) -> None:
     """Model-randomisation sanity check of every method (cascade from the top, and full)."""
     from facexplain.benchmarks.sanity import (
+        CASCADE,
         SanityConfig,
         format_sanity_table,
         plot_sanity,
         run_sanity,
+        sanity_markdown,
     )
     from facexplain.explain.trust import save_sanity_records
     from facexplain.methods.registry import parse_methods
 
     check_inputs(backbone, LFW_PAIRS, LFW_IMAGES, 10, json_out)
     chosen = tuple(info.name for info in parse_methods(methods))
-    result = run_sanity(SanityConfig(backbone=backbone, n_pairs=n_pairs, methods=chosen,
-                                     margin=margin))
+    result = run_sanity(SanityConfig(backbone=backbone, n_pairs=n_pairs, offset=offset,
+                                     methods=chosen, margin=margin,
+                                     cascade=CASCADE if cascade else ()))
     result["command"] = command_line()
+    result["table"] = sanity_markdown(result)
     typer.echo(format_sanity_table(result))
     plot_path = json_out.with_suffix(".png") if json_out else Path(
         f"out/benchmarks/sanity-{backbone}.png")

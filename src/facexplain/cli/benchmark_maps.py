@@ -222,6 +222,8 @@ def planted_command(
     mining: Annotated[str, typer.Option(
         help="Model that picks the look-alike donors (default: another built-in).")] = "",
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore finished pairs.")] = False,
+    write_record: Annotated[bool, typer.Option(
+        "--write-record", help="Store each map's scores; the report shows them.")] = False,
     json_out: JsonOpt = None,
     figure: Annotated[Path | None, typer.Option(help="Example-pairs PNG path.")] = None,
 ) -> None:
@@ -255,3 +257,7 @@ def planted_command(
                f"{doc['seconds']} s")
     typer.echo(doc["table"])
     typer.echo(f"figure: {doc['figure']}")
+    if write_record:
+        from facexplain.explain.trust_game import save_planted_records
+
+        typer.echo(f"game scores stored in {save_planted_records(doc)}")

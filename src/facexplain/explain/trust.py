@@ -24,21 +24,29 @@ def sanity_store(path: Path | None = None) -> RecordStore:
 
 
 def save_sanity_records(result: dict[str, object], path: Path | None = None) -> Path:
-    """One record per method of ``result``: full-randomisation similarity, chance and verdict,
-    with the command and date that measured them (what the report shows beside each map)."""
+    """One record per method of ``result`` (methods whose maps were identical share a row):
+    the excess over chance with its 95% CI, the verdict, the pairs, command and date."""
     store = sanity_store(path)
     written = store.user
     for row in result["rows"]:  # type: ignore[attr-defined]
-        written = store.save(f"{result['backbone']}:{row['method']}", {
-            "full": row["full"], "chance": row["chance"], "pass": row["pass"],
-            "n_pairs": result["n_pairs"], "margin": result["margin"],
-            "command": result.get("command", ""), "date": result["date"],
-            "weights": result.get("weights"),
-        })
+        group = [row["method"], *row.get("same_as", [])]
+        for name in group:
+            written = store.save(f"{result['backbone']}:{name}", {
+                "full": row["full"], "chance": row["chance"], "pass": row["pass"],
+                "verdict": row.get("verdict"), "excess": row.get("excess"),
+                "same_as": [m for m in group if m != name],
+                "n_pairs": result["n_pairs"], "margin": result["margin"],
+                "command": result.get("command", ""), "date": result["date"],
+                "weights": result.get("weights"),
+            })
     return written
 
 
-def _for_weights(row: dict[str, object] | None, weights: str | None
+WORDS = {"spearman_signed": "signed map", "spearman_abs": "magnitude",
+         "ssim_abs": "magnitude (SSIM)"}
+
+
+def for_weights(row: dict[str, object] | None, weights: str | None
                  ) -> dict[str, object] | None:
     """A record counts only for the weights it was measured on (when they are known)."""
     if row is None or (weights is not None and row.get("weights") != weights):
@@ -46,24 +54,40 @@ def _for_weights(row: dict[str, object] | None, weights: str | None
     return row
 
 
+def sanity_verdicts(row: dict[str, object]) -> dict[str, str]:
+    """'pass' / 'fail' / 'inconclusive' per measure (old records: pass or fail only)."""
+    verdicts = row.get("verdict")
+    if isinstance(verdicts, dict):
+        return {str(k): str(v) for k, v in verdicts.items()}
+    passed = row["pass"]
+    assert isinstance(passed, dict)
+    return {str(k): "pass" if ok else "fail" for k, ok in passed.items()}
+
+
 def sanity_note(backbone: str, method: str, weights: str | None = None) -> str:
     """One sentence for the report: this method's stored sanity verdict on this backbone."""
     stored = sanity_store().get(f"{backbone}:{method}")
-    row = _for_weights(stored, weights)
+    row = for_weights(stored, weights)
     if row is None:
         which = "these weights of " if stored is not None else ""
         return (f" Sanity check: not run for {which}{backbone} (`facexplain benchmark sanity "
                 f"--backbone {backbone} --write-record`).")
-    verdict = row["pass"]
-    assert isinstance(verdict, dict)
-    words = {"spearman_signed": "signed map", "spearman_abs": "magnitude",
-             "ssim_abs": "magnitude (SSIM)"}
-    failed = [words[m] for m, ok in verdict.items() if not ok]
-    state = ("passed: with random weights the map falls to chance" if not failed else
-             f"FAILED for the {', '.join(failed)}: with random weights the map stays close to "
-             "this one, so it shows the image more than the model")
-    return (f" Sanity check (model randomisation, {row['n_pairs']} LFW pairs, {row['date']}): "
-            f"{state}.")
+    verdicts = sanity_verdicts(row)
+    failed = [WORDS.get(m, m) for m, v in verdicts.items() if v == "fail"]
+    unsure = [WORDS.get(m, m) for m, v in verdicts.items() if v == "inconclusive"]
+    if failed:
+        state = (f"FAILED for the {', '.join(failed)}: with random weights the map stays close "
+                 "to this one, so it shows the image more than the model")
+    elif unsure:
+        state = (f"inconclusive for the {', '.join(unsure)} (the 95% interval of the excess "
+                 "over chance straddles the margin)")
+    else:
+        state = "passed: with random weights the map falls to chance (95% intervals)"
+    same = row.get("same_as")
+    twin = (f"; its maps equal {', '.join(same)}'s on this backbone"  # type: ignore[arg-type]
+            if same else "")
+    return (f" Sanity check (model randomisation, {row['n_pairs']} held-out LFW pairs, "
+            f"{row['date']}): {state}{twin}.")
 
 
 def faithfulness_store(path: Path | None = None) -> RecordStore:
@@ -92,7 +116,7 @@ def faithfulness_note(backbone: str, method: str, rows: list[str],
                       weights: str | None = None) -> str:
     """One sentence for the report: where this method's ranked maps stand on this backbone."""
     store = faithfulness_store()
-    found = [(row, _for_weights(store.get(f"{backbone}:{row}"), weights)) for row in rows]
+    found = [(row, for_weights(store.get(f"{backbone}:{row}"), weights)) for row in rows]
     parts = [f"{'this map' if row == method else row.removeprefix(method + '-') + ' map'} "
              f"{rec['place']} of {rec['of']}" for row, rec in found if rec and rec.get("place")]
     if not parts:

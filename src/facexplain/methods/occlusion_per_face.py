@@ -54,4 +54,5 @@ INFO = register_method(MethodInfo(
     build=build,
     check=check,
     note=note,
+    names_face=True,
 ))

@@ -46,6 +46,7 @@ def render_method(info: MethodInfo, result: ExplanationMaps, faces: torch.Tensor
     """Save the raw maps and the pictures of one method; return its report section (with the
     method's stored sanity verdict on ``backbone`` when given)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    trust: tuple[tuple[str, str, str], ...] = ()
     save_raw_maps(result, out_dir)
     figures = list(info.figures(result, faces, out_dir)) if info.figures else []
     for name, values in result.maps.items():
@@ -53,16 +54,26 @@ def render_method(info: MethodInfo, result: ExplanationMaps, faces: torch.Tensor
         if spec.show:
             figures.append(draw_map(spec, info.name, values, faces, out_dir))
     seconds = result.meta.seconds
-    text = info.description + (info.note(result) if info.note else "")
+    text = info.description
+    if info.note and info.names_face and backbone is not None:
+        from facexplain.explain.trust_game import which_face_verified
+
+        verified, sentence = which_face_verified(backbone, info.name, weights)
+        text += (info.note(result) if verified else "") + sentence
+    elif info.note:
+        text += info.note(result)
     if result.meta.note:
         text += f" Note: {result.meta.note}."
     if backbone is not None:
         from facexplain.explain.trust import faithfulness_note, sanity_note
+        from facexplain.explain.trust_game import trust_rows
 
+        rows = [r.row(info.name) for r in info.rankings]
+        trust = tuple((t.measure, t.value, t.population)
+                      for t in trust_rows(backbone, info.name, rows, weights))
         text += sanity_note(backbone, info.name, weights)
-        text += faithfulness_note(backbone, info.name, [r.row(info.name) for r in info.rankings],
-                                  weights)
+        text += faithfulness_note(backbone, info.name, rows, weights)
     if seconds is not None:
         text += f" Computed in {seconds} s."
-    return Section(info.title, text, tuple(figures))
+    return Section(info.title, text, tuple(figures), trust)
 

@@ -1,0 +1,120 @@
+"""The planted-difference game's scores beside each map, and the per-method trust table.
+
+Why: "which of these maps to believe" is answered by three measurements, each with its
+interval and the pairs it was measured on: does the map find a known planted difference (the
+game), does its ranking predict what changes the score (faithfulness), does it depend on the
+model at all (sanity). The report shows the three as one small table per method; each comes
+from a record measured on the same weights as the model being explained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from facexplain.explain.fills import data_dir
+from facexplain.explain.trust import (
+    faithfulness_store,
+    for_weights,
+    sanity_store,
+    sanity_verdicts,
+)
+from facexplain.records import RecordStore, store_for
+
+PLANTED_RECORDS = "planted.json"
+
+
+def planted_store(path: Path | None = None) -> RecordStore:
+    """Stored game scores (``<backbone>:<row>``): packaged defaults, user runs override."""
+    return store_for(PLANTED_RECORDS, data_dir(), path)
+
+
+def save_planted_records(doc: dict[str, object], path: Path | None = None) -> Path:
+    """One record per map row of a game run: its altered-pair scores with CIs, the control's
+    share, pair counts, command, date and weights."""
+    store = planted_store(path)
+    written = store.user
+    rows = doc["rows"]
+    assert isinstance(rows, dict)
+    for row, cells in rows.items():
+        written = store.save(f"{doc['backbone']}:{row}", {
+            "altered": cells.get("altered"), "same_person": cells.get("same-person"),
+            "seconds_per_pair": cells.get("seconds_per_pair"), "pairs": doc["pairs"],
+            "region_area_share": doc.get("region_area_share"),
+            "command": doc.get("command", ""), "date": doc["date"],
+            "weights": doc.get("weights"),
+        })
+    return written
+
+
+@dataclass(frozen=True)
+class TrustRow:
+    """One line of a method's trust table."""
+
+    measure: str
+    value: str
+    population: str
+
+
+def _ci(cell: dict[str, object]) -> str:
+    ci = cell["ci"]
+    assert isinstance(ci, list)
+    return f"{float(cell['mean']):.2f} [95% CI {ci[0]:.2f}-{ci[1]:.2f}]"  # type: ignore[arg-type]
+
+
+def trust_rows(backbone: str, method: str, rows: list[str], weights: str | None
+               ) -> list[TrustRow]:
+    """The game, faithfulness and sanity lines of one method on these weights."""
+    out: list[TrustRow] = []
+    for row in rows:
+        rec = for_weights(planted_store().get(f"{backbone}:{row}"), weights)
+        alt = rec.get("altered") if rec else None
+        if isinstance(alt, dict):
+            label = "" if row == method else f" ({row.removeprefix(method + '-')} map)"
+            pop = f"{alt['n']} planted LFW pairs, {rec['date']}"  # type: ignore[index]
+            out.append(TrustRow(f"finds a planted difference{label}: share in region",
+                                _ci(alt["share"]), pop))
+            out.append(TrustRow(f"peak inside the planted region{label}",
+                                _ci(alt["pointing"]), pop))
+            if "which" in alt:
+                out.append(TrustRow(f"names the altered photo{label}", _ci(alt["which"]), pop))
+        faith = for_weights(faithfulness_store().get(f"{backbone}:{row}"), weights)
+        if faith and faith.get("place"):
+            out.append(TrustRow("faithfulness rank (deletion/insertion)",
+                                f"{faith['place']} of {faith['of']}",
+                                f"{faith['n_pairs']} held-out LFW pairs, {faith['date']}"))
+    sanity = for_weights(sanity_store().get(f"{backbone}:{method}"), weights)
+    if sanity:
+        verdicts = sanity_verdicts(sanity)
+        excess = sanity.get("excess") or {}
+        parts = []
+        for m, v in verdicts.items():
+            ex = excess.get(m) if isinstance(excess, dict) else None
+            ci = (f" ({ex['value']:+.2f} [{ex['ci'][0]:+.2f}, {ex['ci'][1]:+.2f}])"
+                  if isinstance(ex, dict) else "")
+            parts.append(f"{m} {v}{ci}")
+        out.append(TrustRow("sanity (model randomisation)", "; ".join(parts),
+                            f"{sanity['n_pairs']} held-out LFW pairs, {sanity['date']}"))
+    return out
+
+
+WHICH_FACE_BAR = 0.8  # the share of planted pairs a method must blame the right photo in
+
+
+def which_face_verified(backbone: str, row: str, weights: str | None) -> tuple[bool, str]:
+    """Whether the game showed this map names the altered photo (mean >= the bar), and a
+    sentence for the report either way."""
+    rec = for_weights(planted_store().get(f"{backbone}:{row}"), weights)
+    alt = rec.get("altered") if rec else None
+    which = alt.get("which") if isinstance(alt, dict) else None
+    if not isinstance(which, dict):
+        return False, (" Which photo carries the difference is not shown: it was not measured "
+                       f"on planted pairs for these weights of {backbone} (`facexplain "
+                       f"benchmark planted --backbone {backbone} --write-record`).")
+    words = f"{_ci(which)} of {which['n']} planted LFW pairs"
+    if float(which["mean"]) >= WHICH_FACE_BAR:
+        return True, f" On planted pairs this map named the altered photo {words}."
+    return False, (f" Which photo carries the difference is not shown: on planted pairs "
+                   f"(one region of one photo replaced by a look-alike's) this map named the "
+                   f"altered photo only {words}; read where the photos differ, not which "
+                   "one.")
