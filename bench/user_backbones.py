@@ -110,8 +110,9 @@ def main() -> None:
             _, check = add_onnx(user, onnx_file, template=get_spec(builtin).template,
                                 log=lambda m: tqdm.write(m))
             assert check is not None
-            save_calibration(get_calibration(builtin).__class__(
-                **{**get_calibration(builtin).__dict__, "backbone": user}))
+            weights = FacePipeline(user, forward_runtime=False).scorer.fingerprint()
+            save_calibration(get_calibration(builtin).__class__(  # keyed by the user's weights
+                **{**get_calibration(builtin).__dict__, "backbone": user, "weights": weights}))
             row: dict[str, object] = {
                 "backbone": label, "check_runtime": check.runtime,
                 "check_max_abs_diff": check.max_abs_diff, "check_min_cosine": check.min_cosine,

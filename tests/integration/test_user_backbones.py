@@ -69,7 +69,13 @@ def export(name: str, path: Path) -> Path:
 
 
 def borrow_calibration(user: str, builtin: str) -> None:
-    save_calibration(replace(get_calibration(builtin), backbone=user, command="test"))
+    """The built-in's calibration, stored for the user model's own weights (records are keyed
+    by the weights: the user model would not read the built-in's record otherwise)."""
+    from facexplain.pipeline import FacePipeline
+
+    weights = FacePipeline(user, forward_runtime=False).scorer.fingerprint()
+    save_calibration(replace(get_calibration(builtin), backbone=user, command="test",
+                             weights=weights))
 
 
 def test_exported_backbone_registers_and_explains_like_the_builtin(home: Path,
