@@ -21,13 +21,13 @@ def planted_table(doc: dict[str, Any]) -> str:
     """Markdown: per map, on altered pairs share in region, pointing, AUC, which face; on the
     same-person control the share in region and the in-region mean relative to altered."""
     lines = [f"| {doc['backbone']} map | share in region | pointing game | AUC | which face | "
-             "same-person control: share | control in-region mean / altered | s/pair |",
+             "same-person control: share | control peak / altered peak | s/pair |",
              "|---|---|---|---|---|---|---|---|"]
     for row, cells in doc["rows"].items():
         alt, ctl = cells.get("altered"), cells.get("same-person")
         ratio = "-"
-        if alt and ctl and abs(alt["in_region_mean"]["mean"]) > 1e-12:
-            ratio = f"{ctl['in_region_mean']['mean'] / alt['in_region_mean']['mean']:.2f}"
+        if alt and ctl and alt["peak"]["mean"] > 1e-12:
+            ratio = f"{ctl['peak']['mean'] / alt['peak']['mean']:.2f}"
         lines.append(f"| {row} | {_cell(alt, 'share')} | {_cell(alt, 'pointing')} | "
                      f"{_cell(alt, 'auc')} | {_cell(alt, 'which')} | {_cell(ctl, 'share')} | "
                      f"{ratio} | {cells.get('seconds_per_pair') or '-'} |")

@@ -20,8 +20,9 @@ def align_donor(donor: np.ndarray, donor_points: np.ndarray, target_points: np.n
                 ) -> np.ndarray:
     """The (3, S, S) donor crop moved so that ``donor_points`` land on ``target_points``
     (a least-squares similarity transform, e.g. of one region's landmarks)."""
-    tform = SimilarityTransform()
-    if not tform.estimate(np.asarray(target_points, float), np.asarray(donor_points, float)):
+    tform = SimilarityTransform.from_estimate(np.asarray(target_points, float),
+                                              np.asarray(donor_points, float))
+    if not tform:
         raise InvalidArgument("cannot fit a similarity transform between the two regions")
     chans = [warp(c.astype(np.float64) / 255.0, tform, order=1, mode="edge", preserve_range=True)
              for c in np.asarray(donor, dtype=np.float32)]
