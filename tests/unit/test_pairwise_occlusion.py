@@ -405,4 +405,4 @@ def test_report_text_states_max_delta_against_theta() -> None:
     assert "Max Δ = 0.0500" in note(lit) and "lit: above" in note(lit)
     assert "dark: below" in note(dark)
     missing = ExplanationMaps("occlusion", {"delta": delta}, 0.2, _details(0.05, None, 32, 16))
-    assert "No Θ is stored" in note(missing) and "k=32" in note(missing)
+    assert "No Θ: none is stored" in note(missing) and "k=32" in note(missing)

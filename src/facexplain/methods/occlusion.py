@@ -53,13 +53,15 @@ def note(result: ExplanationMaps) -> str:
     d = result.meta
     assert isinstance(d, OcclusionDetails)
     if d.theta is None:
-        text = (f" No Θ is stored for this backbone at k={d.k}, s={d.s}, so only raw maps are "
-                "shown (calibrate one with `facexplain benchmark occlusion-stats "
-                "--write-theta`).")
+        text = (f" No Θ: none is stored for these weights at k={d.k}, s={d.s}, so the raw map "
+                "is drawn stretched to its own maximum and even a small difference (noise) "
+                f"looks bright; read its values (max Δ = {d.max_delta:.4f}), not its colours "
+                "(calibrate Θ with `facexplain benchmark occlusion-stats --write-theta`).")
     else:
         state = "lit: above" if d.max_delta >= d.theta else "dark: below"
         text = (f" Max Δ = {d.max_delta:.4f}, Θ = {d.theta} ({state} the level most genuine "
-                "LFW pairs stay under).")
+                "LFW pairs stay under; Θ was calibrated on LFW pairs, so a pair of photos "
+                "unlike LFW's can light up without differing).")
     if d.approx is not None:
         text += (f" APPROXIMATE map (--approx: {d.approx}): {d.n_windows} patches; the "
                  f"largest error of the sampled patches was {d.approx_error or 0.0:.1%} of the "
