@@ -81,11 +81,14 @@ def verdict_for_pair(pipeline: FacePipeline, pair: FacePair, path_a: str, path_b
             answered, rule_text = False, (f"no rule keeps errors at or below {max_error:g} for "
                                           f"{spec_words(cal)}")
         else:
-            answered = confidence >= float(rule["min_confidence"])
-            rule_text = (f"answers when confidence >= {float(rule['min_confidence']):.4f}: at "
-                         f"most {float(rule['target']):g} errors among answered "
-                         f"{rule['population']} pairs, {100 * float(rule['coverage']):.0f}% "
-                         "of them answered")
+            says_same = similarity >= cal.threshold
+            needed = float(rule["min_same" if says_same else "min_different"])
+            answered = confidence >= needed
+            rule_text = (f"answers a '{'same' if says_same else 'different'}' verdict when its "
+                         f"confidence is at least {needed:.6f}: at most "
+                         f"{float(rule['target']):g} errors among answered pairs of "
+                         f"{rule['population']}, {100 * float(rule['coverage']):.0f}% of "
+                         "them answered (held-out figures: docs/BENCHMARKS.md)")
     return Verdict(
         similarity=similarity,
         threshold=cal.threshold,

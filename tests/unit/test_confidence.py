@@ -62,16 +62,16 @@ def test_selective_rule_keeps_the_error_among_answered_pairs_at_the_target(targe
     rule answers is at most the target, while it still answers a useful share."""
     rng = np.random.default_rng(3)
 
-    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         _, y, p = _planted(n, rng)
         conf, says = reliability.verdict_confidence(p)
-        return conf, says == y
+        return conf, says == y, says
 
     errors, coverage = [], []
     for _ in range(150):
-        conf, ok = draw(4000)
-        rule = fit_selective(conf, ok, target, "planted")
-        n, wrong = apply_rule(rule.min_confidence, *draw(20_000))
+        conf, ok, says = draw(4000)
+        rule = fit_selective(conf, ok, says, target, "planted")
+        n, wrong = apply_rule(rule, *draw(20_000))
         errors.append(wrong / max(n, 1))
         coverage.append(n / 20_000)
     base_error = 1 - float(np.mean(draw(100_000)[1]))
@@ -83,8 +83,20 @@ def test_selective_rule_keeps_the_error_among_answered_pairs_at_the_target(targe
 def test_selective_rule_answers_nothing_when_no_threshold_is_safe() -> None:
     conf = np.full(50, 0.99)
     ok = np.zeros(50, dtype=bool)
-    rule = fit_selective(conf, ok, 0.01)
-    assert rule.coverage == 0 and not rule.answers(0.999999)
+    rule = fit_selective(conf, ok, np.ones(50, dtype=bool), 0.01)
+    assert rule.coverage == 0 and not rule.answers(0.999999, True)
+
+
+def test_selective_rule_answers_the_safe_side_only() -> None:
+    """Confident "same" verdicts that are often wrong (look-alike impostors) and reliable
+    "different" ones: the rule keeps answering "different" and abstains on "same"."""
+    rng = np.random.default_rng(4)
+    conf = rng.uniform(0.9, 1.0, 4000)
+    says = np.arange(4000) % 2 == 0
+    ok = np.where(says, rng.random(4000) > 0.05, True)
+    rule = fit_selective(conf, ok, says, 0.01)
+    assert rule.min_same > 1 and rule.min_different <= 0.9
+    assert rule.coverage == pytest.approx(0.5) and rule.calibration_error == 0
     assert clopper_pearson(0, 100)[1] == pytest.approx(0.0362, abs=1e-3)
 
 

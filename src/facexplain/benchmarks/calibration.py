@@ -102,8 +102,8 @@ def selective_heldout(p: np.ndarray, pop: Population, targets: tuple[float, ...]
         answered = wrong = 0
         for k in np.unique(pop.folds):
             test = pop.folds == k
-            rule = fit_selective(conf[~test], correct[~test], t, pop.name)
-            n, w = apply_rule(rule.min_confidence, conf[test], correct[test])
+            rule = fit_selective(conf[~test], correct[~test], says[~test], t, pop.name)
+            n, w = apply_rule(rule, conf[test], correct[test], says[test])
             answered, wrong = answered + n, wrong + w
         lo, hi = clopper_pearson(wrong, answered)
         out[str(t)] = {"target": t, "answered": answered, "wrong": wrong,
@@ -171,9 +171,9 @@ def _cross_rule(oof: dict[str, np.ndarray], pops: dict[str, Population], t: floa
                 ) -> dict[str, Any]:
     """The rule fitted on all LFW pairs, applied to the look-alike pairs (out of its scope)."""
     conf, says = reliability.verdict_confidence(oof["lfw"])
-    rule = fit_selective(conf, says == pops["lfw"].same, t, "lfw")
+    rule = fit_selective(conf, says == pops["lfw"].same, says, t, "lfw")
     c2, s2 = reliability.verdict_confidence(oof["lookalike"])
-    n, w = apply_rule(rule.min_confidence, c2, s2 == pops["lookalike"].same)
+    n, w = apply_rule(rule, c2, s2 == pops["lookalike"].same, s2)
     return {"answered": n, "wrong": w, "error": round(w / n, 5) if n else None,
             "coverage": round(n / len(pops["lookalike"]), 4)}
 
@@ -186,8 +186,9 @@ def _record(cfg: CalibrationConfig, pipe: FacePipeline, lfw: Population, look: P
     for pop in (lfw, look):
         p = calibrators.predictor(params)(pop.scores)
         conf, says = reliability.verdict_confidence(p)
-        rules[pop.name] = {str(t): fit_selective(conf, says == pop.same, t, pop.description
-                                                 ).to_json() for t in cfg.targets}
+        rules[pop.name] = {str(t): fit_selective(conf, says == pop.same, says, t,
+                                                 pop.description).to_json()
+                           for t in cfg.targets}
     kf = kfold_accuracy(lfw.scores, lfw.same, lfw.folds)
     return Calibration(
         backbone=cfg.backbone, threshold=round(float(kf.threshold_mean), 6),
