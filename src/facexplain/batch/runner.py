@@ -116,9 +116,12 @@ class _StopOnSigint:
 def run_pairs(job: BatchJob, todo: Sequence[BatchPair], kind: str, record: Record,
               workers: int = 2, address: str | None = None, chunk: int = 1,
               retries: int = 3, skipped: int = 0, progress: bool = True,
-              on_workers: Callable[[list[int]], None] | None = None) -> BatchStats:
+              on_workers: Callable[[list[int]], None] | None = None,
+              worker: tuple[type, tuple[Any, ...]] | None = None) -> BatchStats:
     """Hand ``todo`` to ``workers`` actors (``kind``: 'explain' one pair per task, 'verify'
-    ``chunk`` pairs per task) and pass each finished task's rows to ``record``.
+    ``chunk`` pairs per task) and pass each finished task's rows to ``record``. ``worker``:
+    another actor class with its constructor arguments (default ``PairWorker(job, ...)``);
+    it needs ``pid`` and the ``kind`` method.
 
     A task whose actor died (Ray reports ``ActorUnavailableError`` while it restarts) goes back
     to the queue; that actor gets work again once a ping answers. A pair in flight at more than
@@ -133,9 +136,9 @@ def run_pairs(job: BatchJob, todo: Sequence[BatchPair], kind: str, record: Recor
     if not todo:
         return BatchStats(0, 0, 0, skipped, 0, 0.0)
     started = start_ray(address, workers)
-    actor_cls: Any = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(PairWorker)
-    registered = registered_module(job.backbone)
-    pool = _Pool([actor_cls.remote(job, registered) for _ in range(workers)], kind)
+    cls, args = worker or (PairWorker, (job, registered_module(job.backbone)))
+    actor_cls: Any = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(cls)
+    pool = _Pool([actor_cls.remote(*args) for _ in range(workers)], kind)
     queue = deque([list(todo[i:i + chunk]) for i in range(0, len(todo), chunk)])
     attempts: dict[str, int] = {}
     computed = failed = retried = 0

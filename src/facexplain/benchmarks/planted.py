@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from facexplain.benchmarks.planted_report import region_area_share
 from facexplain.cache import DiskCache
 from facexplain.datasets.lfw import read_pairs
 from facexplain.datasets.lfw_people import read_female_names
+from facexplain.errors import FacexplainError
 from facexplain.method_info import ExplainOptions, MethodInfo
 from facexplain.methods.registry import all_methods, get_method
 from facexplain.pipeline import FacePipeline
@@ -65,10 +67,15 @@ class PlantedConfig:
         return self.mining or ("sface" if self.backbone == "dlib-resnet" else "dlib-resnet")
 
 
+def planted_path(cfg: PlantedConfig, pipe: FacePipeline) -> Path:
+    """Where the backbone's planted set is cached (named by what it depends on)."""
+    key = f"{PLANTED_VERSION}-{cfg.backbone}-{cfg.mining_model()}-{cfg.n_altered}-{cfg.n_controls}"
+    return cfg.cache_dir / "planted" / f"{key}-{pipe.scorer.fingerprint()[:12]}.npz"
+
+
 def planted_set(cfg: PlantedConfig, pipe: FacePipeline) -> tuple[PlantedSet, Path]:
     """The backbone's planted set, built once and cached under the cache folder."""
-    key = f"{PLANTED_VERSION}-{cfg.backbone}-{cfg.mining_model()}-{cfg.n_altered}-{cfg.n_controls}"
-    path = cfg.cache_dir / "planted" / f"{key}-{pipe.scorer.fingerprint()[:12]}.npz"
+    path = planted_path(cfg, pipe)
     if path.is_file():
         return PlantedSet.load(path), path
     built = build_planted_set(
@@ -111,14 +118,44 @@ def explain_planted(pipe: FacePipeline, explainers: dict[str, Any], infos: dict[
     return maps, seconds
 
 
-def run_planted(cfg: PlantedConfig) -> dict[str, Any]:
-    """Play the game on ``cfg.backbone``; the summary per map row and pair kind."""
-    started = time.perf_counter()
+@dataclass
+class GameRun:
+    """One backbone's game in progress: its set, explainers and the log of finished pairs."""
+
+    cfg: PlantedConfig
+    pipe: FacePipeline
+    game: PlantedSet
+    path: Path
+    infos: dict[str, MethodInfo]
+    explainers: dict[str, Any]
+    log: PairLog
+
+    def key(self, i: int) -> str:
+        p = self.game.pairs[i]
+        return f"{i}:{p.kind}:{p.pair_id}"
+
+    def todo(self) -> list[int]:
+        return [i for i in range(len(self.game.pairs)) if self.key(i) not in self.log.done]
+
+    def play(self, i: int) -> dict[str, Any]:
+        """Every map of pair ``i``, scored: the record the log keeps."""
+        p = self.game.pairs[i]
+        maps, seconds = explain_planted(self.pipe, self.explainers, self.infos,
+                                        self.game.tensor(i))
+        face = p.face if p.face >= 0 else int(i % 2)  # untouched: the region on one face
+        return {"pair": self.key(i), "kind": p.kind, "region": p.region, "face": p.face,
+                "drop": round(p.drop, 5), "seconds": seconds,
+                "scores": {row: map_scores(v, self.game.masks[i], face)
+                           for row, v in maps.items()}}
+
+
+def start_game(cfg: PlantedConfig, prepare: bool = True) -> GameRun:
+    """The planted set (built once), the methods (heads made where missing) and the log."""
     pipe = FacePipeline(cfg.backbone, forward_runtime=False)
     game, path = planted_set(cfg, pipe)
     infos = {name: get_method(name) for name in cfg.methods}
     for info in infos.values():
-        if info.prepare is not None:
+        if prepare and info.prepare is not None:
             info.prepare(cfg.backbone, cfg.progress)
     options = ExplainOptions(patch=cfg.patch, stride=cfg.stride, ig_steps=cfg.ig_steps)
     explainers = {name: info.build(pipe.scorer, options) for name, info in infos.items()}
@@ -127,26 +164,38 @@ def run_planted(cfg: PlantedConfig) -> dict[str, Any]:
                                                             "ig_steps")},
            "methods": sorted(cfg.methods), "set": digest, "weights": pipe.scorer.fingerprint()}
     log = PairLog(cfg.cache_dir / "planted" / f"log-{cfg.backbone}-{digest}.jsonl", key,
-                  cfg.resume)
-    for i, p in enumerate(tqdm(game.pairs, desc=f"game {cfg.backbone}", disable=not cfg.progress)):
-        pid = f"{i}:{p.kind}:{p.pair_id}"
-        if pid in log.done:
-            continue
-        maps, seconds = explain_planted(pipe, explainers, infos, game.tensor(i))
-        face = p.face if p.face >= 0 else int(i % 2)  # untouched: score the region on one face
-        log.add({"pair": pid, "kind": p.kind, "region": p.region, "face": p.face,
-                 "drop": round(p.drop, 5), "seconds": seconds,
-                 "scores": {row: map_scores(v, game.masks[i], face) for row, v in maps.items()}})
-    records: list[dict[str, Any]] = [log.done[f"{i}:{p.kind}:{p.pair_id}"]
-                                     for i, p in enumerate(game.pairs)]
-    rows = _rows(infos)
+                  cfg.resume and prepare)
+    return GameRun(cfg, pipe, game, path, infos, explainers, log)
+
+
+Player = Callable[[GameRun, list[int]], None]
+
+
+def play_here(run: GameRun, todo: list[int]) -> None:
+    """The pairs one after another in this process (``batch.game`` spreads them on Ray)."""
+    for i in tqdm(todo, desc=f"game {run.cfg.backbone}", disable=not run.cfg.progress):
+        run.log.add(run.play(i))
+
+
+def run_planted(cfg: PlantedConfig, player: Player = play_here) -> dict[str, Any]:
+    """Play the game on ``cfg.backbone`` (the pairs not in the log yet); the summary per map
+    row and pair kind."""
+    started = time.perf_counter()
+    run = start_game(cfg)
+    player(run, run.todo())
+    if run.todo():
+        raise FacexplainError(f"{len(run.todo())} planted pairs could not be explained (their "
+                              "workers failed); run the same command again to retry them")
+    game = run.game
+    records: list[dict[str, Any]] = [run.log.done[run.key(i)] for i in range(len(game.pairs))]
+    rows = _rows(run.infos)
     # per-face rows: maps that differ between the faces (a pairwise map never decides)
     per_face = {r for r in rows if sum(rec["scores"][r]["which"] >= 0 for rec in records
                                        if rec["kind"] == "altered") > 0}
     kinds = {k: sum(1 for p in game.pairs if p.kind == k) for k in ("altered", "same-person",
                                                                      "untouched")}
     return {
-        "backbone": cfg.backbone, "mining_model": cfg.mining_model(), "set": str(path),
+        "backbone": cfg.backbone, "mining_model": cfg.mining_model(), "set": str(run.path),
         "region_area_share": round(region_area_share(game), 4),
         "pairs": kinds, "regions": {r: sum(1 for p in game.pairs if p.kind == "altered" and
                                             p.region == r) for r in ("eyes", "brows", "nose",
@@ -156,7 +205,8 @@ def run_planted(cfg: PlantedConfig) -> dict[str, Any]:
         "options": {"patch": cfg.patch, "stride": cfg.stride, "ig_steps": cfg.ig_steps},
         "rows": summarise(records, rows, per_face, cfg.n_boot),
         "per_face_rows": sorted(per_face),
-        "weights": pipe.scorer.fingerprint(), "seconds": round(time.perf_counter() - started, 1),
+        "weights": run.pipe.scorer.fingerprint(),
+        "seconds": round(time.perf_counter() - started, 1),
         "date": dt.date.today().isoformat(),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
     }

@@ -224,6 +224,10 @@ def planted_command(
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore finished pairs.")] = False,
     write_record: Annotated[bool, typer.Option(
         "--write-record", help="Store each map's scores; the report shows them.")] = False,
+    workers: Annotated[int, typer.Option(
+        min=0, help="Ray actors playing pairs (0: in this process).")] = 0,
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster address (with --workers; default: local Ray).")] = None,
     json_out: JsonOpt = None,
     figure: Annotated[Path | None, typer.Option(help="Example-pairs PNG path.")] = None,
 ) -> None:
@@ -245,7 +249,12 @@ def planted_command(
         check_inputs(mining, LFW_PAIRS, LFW_IMAGES, 10)
     cfg = PlantedConfig(backbone=backbone, mining=mining, methods=chosen, n_altered=altered,
                         n_controls=controls, resume=not fresh)
-    doc = run_planted(cfg)
+    if workers:
+        from facexplain.batch.game import ray_player
+
+        doc = run_planted(cfg, ray_player(workers, address))
+    else:
+        doc = run_planted(cfg)
     doc["command"] = command_line()
     doc["table"] = planted_table(doc)
     fig_path = figure or (json_out.with_suffix(".png") if json_out else
