@@ -127,6 +127,24 @@ def scope_effect(p: np.ndarray, pop: Population, prof: ScopeProfile, n_boot: int
     return out
 
 
+def planted_population(cfg: CalibrationConfig, pipe: FacePipeline) -> Population | None:
+    """The planted-difference set of this backbone (``benchmark planted`` builds it), if built:
+    every pair is one person's two photos, altered pairs with one region from a look-alike."""
+    from facexplain.benchmarks.planted import PlantedConfig, planted_path
+    from facexplain.benchmarks.planted_pairs import PlantedSet
+
+    path = planted_path(PlantedConfig(backbone=cfg.backbone, mining=cfg.mining,
+                                      cache_dir=cfg.cache_dir), pipe)
+    if not path.is_file():
+        return None
+    pairs = PlantedSet.load(path).pairs
+    n = len(pairs)
+    return Population("planted", "planted LFW pairs (one person's two photos; altered ones "
+                      "carry one region of a look-alike), labelled same person",
+                      np.array([p.similarity for p in pairs]), np.ones(n, dtype=bool),
+                      np.full(n, -1), [])
+
+
 def run_calibration(cfg: CalibrationConfig) -> tuple[dict[str, Any], Calibration]:
     """Held-out quality of every calibrator on every population, the selective rules, and
     the record to store (fitted on all folds)."""
@@ -140,6 +158,9 @@ def run_calibration(cfg: CalibrationConfig) -> tuple[dict[str, Any], Calibration
                                 cfg.lfw / "female_names.txt", cache, cfg.progress)
     yale = yale_population(pipe, cfg.yale, cache, cfg.progress)
     populations = {"lfw": lfw, "lookalike": look, "yale": yale}
+    planted = planted_population(cfg, pipe)
+    if planted is not None:
+        populations["planted"] = planted
     heldout: dict[str, dict[str, Any]] = {}
     for kind in calibrators.KINDS:
         heldout[kind] = {name: quality(out_of_fold(kind, lfw, None if name == "lfw" else pop),
@@ -152,7 +173,7 @@ def run_calibration(cfg: CalibrationConfig) -> tuple[dict[str, Any], Calibration
                  for name in ("lfw", "lookalike")}
     cross = {str(t): _cross_rule(oof, populations, t) for t in cfg.targets}
     scope = {name: scope_effect(oof[name], pop, prof, cfg.n_boot)
-             for name, pop in populations.items()}
+             for name, pop in populations.items() if pop.traits}
     record = _record(cfg, pipe, lfw, look, chosen, heldout[chosen], prof)
     doc = {
         "backbone": cfg.backbone, "mining_model": cfg.mining_model(), "chosen": chosen,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-POPULATION_WORDS = {"lfw": "LFW folds", "lookalike": "look-alike pairs", "yale": "Yale (grey)"}
+POPULATION_WORDS = {"lfw": "LFW folds", "lookalike": "look-alike pairs", "yale": "Yale (grey)",
+                    "planted": "planted pairs (all same person)"}
 
 
 def calibration_table(doc: dict[str, Any]) -> str:
