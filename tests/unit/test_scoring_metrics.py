@@ -77,4 +77,8 @@ def test_stored_calibrations_are_well_formed() -> None:
     for name, cal in load_calibrations().items():
         assert 0.0 < cal.threshold < 1.0, name
         assert cal.platt_slope > 0, name
-        assert "benchmark lfw" in cal.command, name
+        assert "benchmark lfw" in cal.command or "benchmark calibration" in cal.command, name
+        assert cal.weights is not None, name  # keyed by the weights it was measured on
+        if cal.calibrator is not None:  # a full calibration: held-out quality, rules, scope
+            assert cal.heldout and cal.selective and cal.scope, name
+            assert cal.heldout["lfw"]["ece"] <= 0.01, name
