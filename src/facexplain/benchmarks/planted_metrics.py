@@ -59,7 +59,7 @@ def summarise(records: list[dict[str, Any]], rows: list[str], per_face: set[str]
             for key in ("share", "pointing", "auc", "in_region_mean", "peak"):
                 mean, lo, hi = bootstrap([s[key] for s in recs], n_boot)
                 cell[key] = {"mean": round(mean, 4), "ci": [round(lo, 4), round(hi, 4)]}
-            if row in per_face and kind == "altered":
+            if row in per_face and kind in ("altered", "same-person"):
                 decided = [s["which"] for s in recs if s["which"] >= 0]
                 mean, lo, hi = bootstrap(decided, n_boot)
                 cell["which"] = {"mean": round(mean, 4), "ci": [round(lo, 4), round(hi, 4)],

@@ -21,8 +21,8 @@ def planted_table(doc: dict[str, Any]) -> str:
     """Markdown: per map, on altered pairs share in region, pointing, AUC, which face; on the
     same-person control the share in region and the in-region mean relative to altered."""
     lines = [f"| {doc['backbone']} map | share in region | pointing game | AUC | which face | "
-             "same-person control: share | control peak / altered peak | s/pair |",
-             "|---|---|---|---|---|---|---|---|"]
+             "same-person control: share | control: which face | control peak / altered peak "
+             "| s/pair |", "|---|---|---|---|---|---|---|---|---|"]
     for row, cells in doc["rows"].items():
         alt, ctl = cells.get("altered"), cells.get("same-person")
         ratio = "-"
@@ -30,11 +30,11 @@ def planted_table(doc: dict[str, Any]) -> str:
             ratio = f"{ctl['peak']['mean'] / alt['peak']['mean']:.2f}"
         lines.append(f"| {row} | {_cell(alt, 'share')} | {_cell(alt, 'pointing')} | "
                      f"{_cell(alt, 'auc')} | {_cell(alt, 'which')} | {_cell(ctl, 'share')} | "
-                     f"{ratio} | {cells.get('seconds_per_pair') or '-'} |")
+                     f"{_cell(ctl, 'which')} | {ratio} | {cells.get('seconds_per_pair') or '-'} |")
     area = doc.get("region_area_share")
     if area is not None:
         lines.append(f"| uniform map (chance) | {area:.2f} | {area:.2f} | 0.50 | 0.50 | "
-                     f"{area:.2f} | 1.00 | 0 |")
+                     f"{area:.2f} | 0.50 | 1.00 | 0 |")
     return "\n".join(lines)
 
 
