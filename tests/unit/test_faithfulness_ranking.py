@@ -41,6 +41,18 @@ def test_ranks_share_ties_and_order_by_mean_rank() -> None:
     assert md.splitlines()[2].startswith("| **b** |") and "+0.300 (1)" in md
 
 
+def test_identical_maps_are_one_entry_of_the_ranking() -> None:
+    """saliency = deconv on a network without ReLU: ranked once, the others not pushed down."""
+    result = _result({"sal": (0.2, 0.2), "dec": (0.2, 0.2), "occ": (0.1, 0.1)})
+    same = np.array([[0.1, 0.2]])
+    for by_kind in result.curves.values():
+        by_kind["difference"].update(sal=same, dec=same.copy(), occ=same + 0.05)
+    table = ranks(result)
+    assert table["sal"].same_as == ["dec"] and table["dec"].same_as == ["sal"]
+    assert table["occ"].place == 2 and table["occ"].of == 2  # not 3 of 3
+    assert "| **sal = dec** |" in ranking_markdown(result)
+
+
 def test_pair_log_resumes_finished_pairs_and_drops_a_cut_line(tmp_path: Path) -> None:
     path = tmp_path / "log.jsonl"
     log = PairLog(path, {"cfg": 1}, enabled=True)

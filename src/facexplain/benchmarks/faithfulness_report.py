@@ -35,31 +35,59 @@ class RowRank:
     mean_rank: float | None = None
     place: int | None = None
     of: int | None = None
+    same_as: list[str] = field(default_factory=list)  # rows with the very same curves
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
 def ranks(result: FaithfulnessResult) -> dict[str, RowRank]:
-    """Every row's ``RowRank`` over the families of ``result``."""
+    """Every row's ``RowRank`` over the families of ``result``. Rows with identical curves are
+    one entry (ranked once, the others counted once), each listing its twins."""
     by = {(s.method, s.protocol, s.kind): s for s in result.rows}
     rows: list[str] = list(result.summary["rows"])  # type: ignore[call-overload]
+    twins = identical_rows(result, rows)
     table = {r: RowRank() for r in rows}
     for cid, kind in columns(result):
-        gains = {r: by[(r, cid, kind)].gain for r in rows if (r, cid, kind) in by}
+        gains = {r: by[(r, cid, kind)].gain for r in twins if (r, cid, kind) in by}
         for r, g in gains.items():
             table[r].ranks[f"{cid}/{kind}"] = 1 + sum(o > g + 1e-12 for o in gains.values())
             table[r].gains[f"{cid}/{kind}"] = round(g, 5)
     for t in table.values():
         if t.ranks:
             t.mean_rank = round(float(np.mean(list(t.ranks.values()))), 2)
-    standing = sorted((r for r in rows if table[r].mean_rank is not None),
+    standing = sorted((r for r in twins if table[r].mean_rank is not None),
                       key=lambda r: table[r].mean_rank or 0.0)
     for r in standing:
         mean = table[r].mean_rank or 0.0
         table[r].place = 1 + sum((table[o].mean_rank or 0.0) < mean for o in standing)
         table[r].of = len(standing)
+        for member in twins[r]:
+            table[member] = RowRank(dict(table[r].ranks), dict(table[r].gains),
+                                    table[r].mean_rank, table[r].place, table[r].of)
+        for member in (r, *twins[r]):
+            table[member].same_as = [m for m in (r, *twins[r]) if m != member]
     return table
+
+
+def identical_rows(result: FaithfulnessResult, rows: list[str]) -> dict[str, list[str]]:
+    """First row of each group of rows whose curves are the same on every pair and family
+    (saliency, deconv and guided on a network without ReLU) -> the other rows of its group."""
+    def curves(r: str) -> list[np.ndarray]:
+        return [by_kind[r] for by_cid in result.curves.values() for by_kind in by_cid.values()
+                if r in by_kind]
+
+    groups: dict[str, list[str]] = {}
+    for r in rows:
+        mine = curves(r)
+        lead = next((g for g in groups if mine and len(curves(g)) == len(mine) and all(
+            a.shape == b.shape and np.allclose(a, b, rtol=1e-6, atol=1e-9)
+            for a, b in zip(curves(g), mine, strict=True))), None)
+        if lead is None:
+            groups[r] = []
+        else:
+            groups[lead].append(r)
+    return groups
 
 
 def ranking_markdown(result: FaithfulnessResult) -> str:
@@ -69,14 +97,19 @@ def ranking_markdown(result: FaithfulnessResult) -> str:
     head = ["map", *(f"{cid} {'imp' if kind == 'difference' else 'gen'}" for cid, kind in cols),
             "mean rank", "place"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    shown: set[str] = set()
     for r in sorted(table, key=lambda r: table[r].place or 999):
         t = table[r]
+        if r in shown:
+            continue
+        shown.update([r, *t.same_as])
         cells = []
         for cid, kind in cols:
             key = f"{cid}/{kind}"
             gain = t.gains.get(key)
             cells.append("–" if gain is None else f"{gain:+.3f} ({t.ranks[key]})")
-        name = f"**{r}**" if t.place == 1 else r
+        name = " = ".join([r, *t.same_as])
+        name = f"**{name}**" if t.place == 1 else name
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {t.mean_rank} | {t.place} |")
     return "\n".join(lines)
 
