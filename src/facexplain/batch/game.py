@@ -25,7 +25,7 @@ class GameWorker:
 
     def __init__(self, cfg: PlantedConfig, threads: int = 1) -> None:
         torch.set_num_threads(max(1, threads))
-        self.run = start_game(replace(cfg, progress=False), prepare=False)
+        self.run = start_game(replace(cfg, progress=False), worker=True)
 
     def pid(self) -> int:
         return os.getpid()
@@ -44,9 +44,10 @@ def ray_player(workers: int, address: str | None = None, threads: int = 1
         def record(rows: list[dict[str, Any]]) -> None:
             for row in rows:
                 if row.get("status") == "done":
-                    run.log.add(row["record"])
+                    run.record(row["record"])
 
-        job = BatchJob(out=run.log.path.parent, backbone=run.cfg.backbone, threads=threads)
+        job = BatchJob(out=run.cfg.cache_dir / "planted", backbone=run.cfg.backbone,
+                       threads=threads)
         run_pairs(job, pairs, "explain", record, workers, address,
                   progress=run.cfg.progress,
                   worker=(GameWorker, (run.cfg, threads)))

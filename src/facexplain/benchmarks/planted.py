@@ -128,14 +128,25 @@ class GameRun:
     path: Path
     infos: dict[str, MethodInfo]
     explainers: dict[str, Any]
-    log: PairLog
+    log: PairLog | None  # the driver's; a Ray worker has none (the driver records)
 
     def key(self, i: int) -> str:
         p = self.game.pairs[i]
         return f"{i}:{p.kind}:{p.pair_id}"
 
+    @property
+    def done(self) -> dict[str, dict[str, Any]]:
+        if self.log is None:
+            raise RuntimeError("a worker's game run keeps no log")
+        return self.log.done
+
+    def record(self, rec: dict[str, Any]) -> None:
+        if self.log is None:
+            raise RuntimeError("a worker's game run keeps no log")
+        self.log.add(rec)
+
     def todo(self) -> list[int]:
-        return [i for i in range(len(self.game.pairs)) if self.key(i) not in self.log.done]
+        return [i for i in range(len(self.game.pairs)) if self.key(i) not in self.done]
 
     def play(self, i: int) -> dict[str, Any]:
         """Every map of pair ``i``, scored: the record the log keeps."""
@@ -149,13 +160,14 @@ class GameRun:
                            for row, v in maps.items()}}
 
 
-def start_game(cfg: PlantedConfig, prepare: bool = True) -> GameRun:
-    """The planted set (built once), the methods (heads made where missing) and the log."""
+def start_game(cfg: PlantedConfig, worker: bool = False) -> GameRun:
+    """The planted set (built once), the methods (heads made where missing) and the log; a
+    Ray ``worker`` neither makes heads nor touches the driver's log."""
     pipe = FacePipeline(cfg.backbone, forward_runtime=False)
     game, path = planted_set(cfg, pipe)
     infos = {name: get_method(name) for name in cfg.methods}
     for info in infos.values():
-        if prepare and info.prepare is not None:
+        if not worker and info.prepare is not None:
             info.prepare(cfg.backbone, cfg.progress)
     options = ExplainOptions(patch=cfg.patch, stride=cfg.stride, ig_steps=cfg.ig_steps)
     explainers = {name: info.build(pipe.scorer, options) for name, info in infos.items()}
@@ -163,8 +175,8 @@ def start_game(cfg: PlantedConfig, prepare: bool = True) -> GameRun:
     key = {**{k: v for k, v in asdict(cfg).items() if k in ("backbone", "patch", "stride",
                                                             "ig_steps")},
            "methods": sorted(cfg.methods), "set": digest, "weights": pipe.scorer.fingerprint()}
-    log = PairLog(cfg.cache_dir / "planted" / f"log-{cfg.backbone}-{digest}.jsonl", key,
-                  cfg.resume and prepare)
+    log = None if worker else PairLog(
+        cfg.cache_dir / "planted" / f"log-{cfg.backbone}-{digest}.jsonl", key, cfg.resume)
     return GameRun(cfg, pipe, game, path, infos, explainers, log)
 
 
@@ -174,7 +186,7 @@ Player = Callable[[GameRun, list[int]], None]
 def play_here(run: GameRun, todo: list[int]) -> None:
     """The pairs one after another in this process (``batch.game`` spreads them on Ray)."""
     for i in tqdm(todo, desc=f"game {run.cfg.backbone}", disable=not run.cfg.progress):
-        run.log.add(run.play(i))
+        run.record(run.play(i))
 
 
 def run_planted(cfg: PlantedConfig, player: Player = play_here) -> dict[str, Any]:
@@ -187,7 +199,7 @@ def run_planted(cfg: PlantedConfig, player: Player = play_here) -> dict[str, Any
         raise FacexplainError(f"{len(run.todo())} planted pairs could not be explained (their "
                               "workers failed); run the same command again to retry them")
     game = run.game
-    records: list[dict[str, Any]] = [run.log.done[run.key(i)] for i in range(len(game.pairs))]
+    records: list[dict[str, Any]] = [run.done[run.key(i)] for i in range(len(game.pairs))]
     rows = _rows(run.infos)
     # per-face rows: maps that differ between the faces (a pairwise map never decides)
     per_face = {r for r in rows if sum(rec["scores"][r]["which"] >= 0 for rec in records
