@@ -187,7 +187,9 @@ def format_sanity_table(result: dict[str, object]) -> str:
     """One line per method and measure: similarity per state, chance, excess over chance
     with its 95% CI, and the verdict (pass, FAIL or inconclusive)."""
     states = [s for s in result["states"] if s != "real"]  # type: ignore[attr-defined]
-    head = f"{'method':<22}{'measure':<16}" + "".join(f"{s:>13}" for s in states)
+    width = 2 + max(len(" = ".join([r["method"], *r.get("same_as", [])]))
+                    for r in result["rows"])  # type: ignore[attr-defined]
+    head = f"{'method':<{width}}{'measure':<16}" + "".join(f"{s:>13}" for s in states)
     lines = [head + f"{'chance':>8}  {'excess [95% CI]':<24}verdict", "-" * (len(head) + 45)]
     for row in result["rows"]:  # type: ignore[attr-defined]
         name = " = ".join([row["method"], *row.get("same_as", [])])
@@ -196,7 +198,7 @@ def format_sanity_table(result: dict[str, object]) -> str:
             ex = row["excess"][m]
             ci = f"{ex['value']:+.3f} [{ex['ci'][0]:+.3f}, {ex['ci'][1]:+.3f}]"
             word = {"pass": "pass", "fail": "FAIL"}.get(row["verdict"][m], "inconclusive")
-            lines.append(f"{name:<22}{m:<16}{cells}{row['chance'][m]:>8.3f}  {ci:<24}{word}")
+            lines.append(f"{name:<{width}}{m:<16}{cells}{row['chance'][m]:>8.3f}  {ci:<24}{word}")
     return "\n".join(lines)
 
 
@@ -216,32 +218,36 @@ def sanity_markdown(result: dict[str, object]) -> str:
 
 
 def plot_sanity(result: dict[str, object], path: Path) -> Path:
-    """Similarity to the real map along the cascade, one panel per measure; dotted: chance."""
+    """Per measure, each method's excess over chance (fully randomised map vs real map) with
+    its 95% CI and the margin; colours: pass, FAIL, inconclusive."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    states = [s for s in result["states"] if s != "real"]  # type: ignore[attr-defined]
     rows: list[dict[str, Any]] = result["rows"]  # type: ignore[assignment]
-    fig, axes = plt.subplots(1, len(MEASURES), figsize=(13, 3.8), dpi=110, sharey=True)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    names = [" = ".join([r["method"], *r.get("same_as", [])]) for r in rows]
+    colour = {"pass": "#2e7d32", "fail": "#c62828", "inconclusive": "#f9a825"}
+    fig, axes = plt.subplots(1, len(MEASURES), figsize=(13, 0.5 * len(rows) + 1.6), dpi=110,
+                             sharey=True)
     for ax, measure in zip(axes, MEASURES, strict=True):
-        for j, row in enumerate(rows):
-            color = colors[j % len(colors)]
-            ax.plot(range(len(states)), [row[s][measure] for s in states], "o-", color=color,
-                    label=row["method"])
-            ax.axhline(row["chance"][measure], color=color, ls=":", lw=0.8)
-        ax.set_xticks(range(len(states)), states, fontsize=7)
+        for y, row in enumerate(rows):
+            ex = row["excess"][measure]
+            ax.errorbar(ex["value"], y, xerr=[[ex["value"] - ex["ci"][0]],
+                                              [ex["ci"][1] - ex["value"]]], fmt="o", capsize=3,
+                        color=colour[row["verdict"][measure]])
+        ax.axvline(float(result["margin"]), color="grey", ls="--", lw=0.8)  # type: ignore[arg-type]
+        ax.axvline(0.0, color="grey", lw=0.5)
         ax.set_title(measure, fontsize=9)
         ax.grid(True, alpha=0.3)
-    axes[0].set_ylabel("similarity to the real map")
-    axes[-1].legend(fontsize=6)
-    fig.suptitle(f"{result['backbone']}: model randomisation (cascade from the top, then full); "
-                 f"dotted = chance (unrelated pairs), n={result['n_pairs']}", fontsize=9)
+        ax.set_xlabel("excess over chance")
+    axes[0].set_yticks(range(len(rows)), names, fontsize=7)
+    axes[0].invert_yaxis()
+    fig.suptitle(f"{result['backbone']}: model randomisation, n={result['n_pairs']} held-out "
+                 "pairs; dashed = margin (pass left of it, with the whole 95% CI); green pass, "
+                 "red FAIL, amber inconclusive", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return path
-
