@@ -55,7 +55,8 @@ def main() -> None:
             "region": p.region,
             "hide_altered": edit(alt, fill), "hide_unaltered": edit(other, fill),
             "hide_both": edit(alt, fill, both=True),
-            "swap_into_altered": edit(alt, x.flip(0)), "swap_into_unaltered": edit(other, x.flip(0)),
+            "swap_into_altered": edit(alt, x.flip(0)),
+            "swap_into_unaltered": edit(other, x.flip(0)),
         })
     keys = [k for k in rows[0] if k != "region"]
     summary = {k: round(float(np.mean([r[k] for r in rows])), 4) for k in keys}
