@@ -86,6 +86,10 @@ def test_upload_a_real_pair_and_see_verdict_and_maps(server: Server, page: objec
     assert figure.evaluate("img => img.complete && img.naturalWidth > 0")
     p.wait_for_timeout(500)  # type: ignore[attr-defined]
     p.screenshot(path=str(shots / "web-result.png"), full_page=False)  # type: ignore
+    trust = report.locator(".trust")  # the verdict's trust block, with its population
+    assert "How far to trust this verdict" in trust.inner_text()
+    assert "LFW" in trust.inner_text()
+    trust.screenshot(path=str(shots / "web-result-trust.png"))
     with p.expect_download() as dl:  # type: ignore[attr-defined]
         p.click("#zip")  # type: ignore[attr-defined]
     assert dl.value.suggested_filename.endswith(".zip")
