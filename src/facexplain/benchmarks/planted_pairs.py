@@ -10,8 +10,9 @@ similarity by at least ``MIN_DROP``, so the model demonstrably reacts to the pla
 Controls: the same region transplanted from another photo of the *same* person (nothing should
 light up beyond a genuine pair's usual differences) and the untouched pairs.
 
-Pairs come from LFW's held-out folds (6-10); the altered face alternates between A and B and the
-region cycles through eyes, brows, nose and mouth; the donor is the altered person's most
+Pairs come from LFW's held-out folds (6-10); the altered face alternates between A and B, the
+regions are tried in an order that rotates from pair to pair (eyes, brows, nose, mouth) and the
+first one that passes is kept (one altered version per pair); the donor is the altered person's most
 similar other person of the same gender label among all LFW photos, by a mining model other
 than the explained one.
 """
@@ -27,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from facexplain.align import warp_face
-from facexplain.align.landmarks68 import landmarks68, load_landmarks68
+from facexplain.align.landmarks68 import Landmarks68Net, landmarks68, load_landmarks68
 from facexplain.benchmarks.pair_sets import HELDOUT_FOLDS
 from facexplain.benchmarks.populations import embed_photos
 from facexplain.cache import DiskCache
@@ -37,9 +38,10 @@ from facexplain.datasets.faces import locate_all
 from facexplain.datasets.lfw import LfwPair, unique_images
 from facexplain.io import load_image
 from facexplain.pipeline import FacePipeline
+from facexplain.types import LocatedFace
 
-PLANTED_VERSION = "planted-v1"
-MIN_DROP = 0.1  # keep an alteration only if it lowers the explained model's cosine this much
+PLANTED_VERSION = "planted-v2"
+MIN_DROP = 0.05  # keep an alteration only if it lowers the explained model's cosine this much
 REGION_POINTS = {"eyes": range(36, 48), "brows": range(17, 27), "nose": range(27, 36),
                  "mouth": range(48, 68)}
 KINDS = ("altered", "same-person", "untouched")
@@ -122,9 +124,11 @@ def build_planted_set(pipe: FacePipeline, mining_pipe: FacePipeline, pairs: list
                       female_names: set[str], images: Path, cache: DiskCache,
                       n_altered: int = 300, n_controls: int = 100,
                       progress: bool = True) -> PlantedSet:
-    """Alter held-out genuine pairs until ``n_altered`` pass ``MIN_DROP``; add ``n_controls``
-    same-person transplants and untouched pairs (from the same pairs, first come). Donors and
-    same-person photos come from the photos of LFW's pair list."""
+    """Alter held-out genuine pairs until ``n_altered`` pass ``MIN_DROP`` (one altered version
+    per pair: the regions are tried in an order that rotates from pair to pair, the first that
+    lowers the similarity enough is kept); add ``n_controls`` same-person transplants of that
+    region and untouched pairs (first come). Donors and same-person photos come from the photos
+    of LFW's pair list."""
     genuine = [p for p in pairs if p.same and p.fold in HELDOUT_FOLDS]
     genuine.sort(key=lambda p: (p.fold, p.name_a, p.index_a, p.index_b))
     photos = unique_images(pairs, images)
@@ -132,45 +136,66 @@ def build_planted_set(pipe: FacePipeline, mining_pipe: FacePipeline, pairs: list
     donors = lookalike_donors(photos, female_names, mining)
     located = locate_all(pipe, photos, cache, progress)
     net = load_landmarks68()
-    out: list[PlantedPair] = []
-    faces: list[np.ndarray] = []
-    masks: list[np.ndarray] = []
-    counts = dict.fromkeys(KINDS, 0)
+    built = _Built()
     bar = tqdm(total=n_altered, desc=f"planting ({pipe.spec.name})", disable=not progress)
     for i, p in enumerate(genuine):
-        if counts["altered"] >= n_altered:
+        if built.counts["altered"] >= n_altered:
             break
         paths = (p.path_a(images), p.path_b(images))
         crops = np.stack([_crop(pipe, q, located[q].detection.landmarks) for q in paths])
-        face, region = i % 2, REGIONS[(i // 2) % len(REGIONS)]
+        face = i % 2
         person = paths[face].parent.name
-        own = [q for q in photos if q.parent.name == person and q not in paths]
-        candidates = [("altered", donors[person])] + ([("same-person", own[0])] if own else [])
         base = float(pipe.scorer.similarity(torch.from_numpy(crops)))
-        kept = False
-        for kind, donor_path in candidates:
-            if kind != "altered" and counts[kind] >= n_controls:
+        start = (i // 2) % len(REGIONS)
+        for region in REGIONS[start:] + REGIONS[:start]:
+            altered, mask = _alter(pipe, net, crops, face, region, donors[person], located)
+            sim = float(pipe.scorer.similarity(torch.from_numpy(altered)))
+            if base - sim < MIN_DROP:
                 continue
-            donor = _crop(pipe, donor_path, located[donor_path].detection.landmarks)
-            marks = landmarks68(torch.from_numpy(np.stack([crops[face], donor])), net).numpy()
-            new, mask = transplant(crops[face], donor, region, marks[0], marks[1])
-            altered = crops.copy()
-            altered[face] = new
-            sim = float(pipe.scorer.similarity(torch.from_numpy(altered.round())))
-            if kind == "altered" and base - sim < MIN_DROP:
-                break  # this pair's control would have no altered counterpart: skip both
-            out.append(PlantedPair(f"{paths[0].stem}|{paths[1].stem}", kind, face, region,
-                                   str(donor_path.relative_to(images)), base, sim))
-            faces.append(np.clip(altered.round(), 0, 255).astype(np.uint8))
-            masks.append(mask)
-            counts[kind] += 1
-            kept = True
-            if kind == "altered":
-                bar.update(1)
-        if kept and counts["untouched"] < n_controls:
-            out.append(PlantedPair(out[-1].pair_id, "untouched", -1, region, "", base, base))
-            faces.append(np.clip(crops.round(), 0, 255).astype(np.uint8))
-            masks.append(masks[-1])
-            counts["untouched"] += 1
+            pid = f"{paths[0].stem}|{paths[1].stem}"
+            donor = str(donors[person].relative_to(images))
+            built.add(PlantedPair(pid, "altered", face, region, donor, base, sim), altered, mask)
+            bar.update(1)
+            own = [q for q in photos if q.parent.name == person and q not in paths]
+            if own and built.counts["same-person"] < n_controls:
+                same, mask = _alter(pipe, net, crops, face, region, own[0], located)
+                sim = float(pipe.scorer.similarity(torch.from_numpy(same)))
+                built.add(PlantedPair(pid, "same-person", face, region,
+                                      str(own[0].relative_to(images)), base, sim), same, mask)
+            if built.counts["untouched"] < n_controls:
+                built.add(PlantedPair(pid, "untouched", -1, region, "", base, base),
+                          np.clip(crops.round(), 0, 255), mask)
+            break
     bar.close()
-    return PlantedSet(out, np.stack(faces), np.stack(masks))
+    return built.set()
+
+
+def _alter(pipe: FacePipeline, net: Landmarks68Net, crops: np.ndarray, face: int, region: str,
+           donor_path: Path, located: dict[Path, LocatedFace]) -> tuple[np.ndarray, np.ndarray]:
+    """The pair with ``region`` of ``face`` transplanted from ``donor_path``'s photo, rounded
+    to whole pixel values as a saved photo would be, and the region's mask."""
+    donor = _crop(pipe, donor_path, located[donor_path].detection.landmarks)
+    marks = landmarks68(torch.from_numpy(np.stack([crops[face], donor])), net).numpy()
+    new, mask = transplant(crops[face], donor, region, marks[0], marks[1])
+    altered = crops.copy()
+    altered[face] = new
+    return np.clip(altered.round(), 0, 255), mask
+
+
+class _Built:
+    """The set under construction."""
+
+    def __init__(self) -> None:
+        self.pairs: list[PlantedPair] = []
+        self.faces: list[np.ndarray] = []
+        self.masks: list[np.ndarray] = []
+        self.counts = dict.fromkeys(KINDS, 0)
+
+    def add(self, pair: PlantedPair, faces: np.ndarray, mask: np.ndarray) -> None:
+        self.pairs.append(pair)
+        self.faces.append(faces.astype(np.uint8))
+        self.masks.append(mask)
+        self.counts[pair.kind] += 1
+
+    def set(self) -> PlantedSet:
+        return PlantedSet(self.pairs, np.stack(self.faces), np.stack(self.masks))
