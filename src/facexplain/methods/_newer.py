@@ -11,9 +11,37 @@ from facexplain.errors import InvalidArgument
 from facexplain.method_info import ExplainOptions
 
 if TYPE_CHECKING:
+    import torch
+
     from facexplain.backbones.spec import BackboneSpec
     from facexplain.explain.base import ExplanationMaps
     from facexplain.explain.scorer import PairScorer
+
+SLOW = (" Not in --method all (it samples: name it to run it).")
+
+
+def black_fill(options: ExplainOptions) -> str | torch.Tensor:
+    """RISE, CorrRISE and x-face hide pixels with black, as their papers; the faithfulness
+    benchmark's shared fill (``gradient_fill``) replaces it so every method removes alike."""
+    return options.gradient_fill if options.gradient_fill is not None else "zero"
+
+
+def check_sampling(options: ExplainOptions, spec: BackboneSpec) -> None:
+    """Samples and seed, before any model loads."""
+    del spec
+    if options.samples is not None and options.samples < 3:
+        raise InvalidArgument(f"--samples must be at least 3, got {options.samples}")
+    if options.seed < 0:
+        raise InvalidArgument(f"--seed must be non-negative, got {options.seed}")
+
+
+def check_fill(options: ExplainOptions, spec: BackboneSpec) -> None:
+    """A named --fill must be one of the fills (a tensor is checked when it is used)."""
+    del spec
+    from facexplain.explain.fills import FILLS
+
+    if isinstance(options.fill, str) and options.fill not in FILLS:
+        raise InvalidArgument(f"unknown fill '{options.fill}'; valid: {', '.join(FILLS)}")
 
 
 def check_threshold(options: ExplainOptions, spec: BackboneSpec) -> None:
@@ -34,6 +62,24 @@ def decision_threshold(scorer: PairScorer, options: ExplainOptions) -> tuple[flo
         if cal is not None and not cal.provisional:
             return float(cal.threshold), "calibrated for these weights"
     return 0.0, "none calibrated for these weights, so 0"
+
+
+def sampling_note(result: ExplanationMaps) -> str:
+    """How many samples each face took and whether its map had settled."""
+    from facexplain.explain.sampling import SamplingDetails
+
+    d = result.meta
+    assert isinstance(d, SamplingDetails)
+    (a, b), (ra, rb) = d.samples, d.agreement
+    text = f" {a} samples for face A and {b} for face B ({d.n_forward} pair scores, seed {d.seed})"
+    if d.converged is None:
+        return text + "."
+    if all(d.converged):
+        return text + (f"; each map correlates at >= {d.target} with its map from half the "
+                       "samples.")
+    shown = ", ".join(f"{r:.3f}" if r is not None else "n/a" for r in (ra, rb))
+    return text + (f"; stopped at the cap of {d.max_samples} before every map settled "
+                   f"(correlation with the half-sample map: {shown}): read it with caution.")
 
 
 def threshold_note(result: ExplanationMaps) -> str:
