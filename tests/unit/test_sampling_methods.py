@@ -68,7 +68,8 @@ def test_corrrise_is_the_pearson_correlation_of_mask_and_score() -> None:
                                    atol=1e-5)
     meta = result.meta
     assert isinstance(meta, SamplingDetails)
-    assert meta.samples == (70, 70) and meta.n_forward == 141 and meta.converged is None
+    assert (meta.samples_a, meta.samples_b) == (70, 70)
+    assert meta.n_forward == 141 and meta.converged is None
 
 
 def test_corrrise_masks_follow_the_released_code() -> None:
@@ -98,12 +99,12 @@ def test_rise_stops_once_its_map_has_settled() -> None:
     result = explainer.explain(pair)
     meta = result.meta
     assert isinstance(meta, SamplingDetails)
-    assert meta.converged == (True, True)
-    assert all(r is not None and r >= 0.99 for r in meta.agreement)
-    assert all(128 <= n < 4000 for n in meta.samples)
-    assert meta.n_forward == sum(meta.samples) + 1 == score.calls
+    assert meta.converged is True
+    assert all(r is not None and r >= 0.99 for r in (meta.agreement_a, meta.agreement_b))
+    assert all(128 <= n < 4000 for n in (meta.samples_a, meta.samples_b))
+    assert meta.n_forward == meta.samples_a + meta.samples_b + 1 == score.calls
     # the map is the estimator of exactly the samples reported
-    n = meta.samples[0]
+    n = meta.samples_a
     masks = first_masks(explainer.draw(S, S), 0, n).double()
     s = _scores(ToyScore(2), pair, 0, masks.unsqueeze(1).float() * pair[0])
     centred = np.tensordot(s - s.mean(), masks.numpy(), axes=1) / (n * 0.5)
@@ -111,7 +112,7 @@ def test_rise_stops_once_its_map_has_settled() -> None:
     capped = Rise(ToyScore(2), max_samples=100, fill="zero",
                   stop=StopRule(target=0.999999, min_samples=64)).explain(pair).meta
     assert isinstance(capped, SamplingDetails)
-    assert capped.samples == (100, 100) and capped.converged == (False, False)
+    assert (capped.samples_a, capped.samples_b, capped.converged) == (100, 100, False)
 
 
 class PlantedScore:
@@ -142,7 +143,7 @@ def test_lime_recovers_planted_superpixel_weights() -> None:
                                rtol=0.05, atol=5e-3)
     settled = Lime(score, max_samples=1000, n_segments=6, alpha=1e-9, fill="zero").explain(pair)
     assert isinstance(settled.meta, SamplingDetails)
-    assert settled.meta.samples[0] == 128  # an exact fit settles at the first check
+    assert settled.meta.samples_a == 128  # an exact fit settles at the first check
 
 
 class TinyFace(FaceModel):
@@ -178,8 +179,8 @@ def test_all_leaves_out_the_slow_sampling_methods() -> None:
 
     spec = get_spec("sface")
     every = {m.name for m in resolve_methods("all", ExplainOptions(), spec)}
-    assert {"xssab", "fggb"} <= every
-    assert not every & {"corrrise", "rise", "lime", "xface-occlusion"}
+    assert "xssab" in every
+    assert not every & {"fggb", "corrrise", "rise", "lime", "xface-occlusion"}
     named = resolve_methods("rise,lime", ExplainOptions(samples=50), spec)
     assert [m.name for m in named] == ["rise", "lime"]
     from facexplain.errors import InvalidArgument

@@ -55,8 +55,8 @@ def explain_command(
     if method.strip() == "all":
         slow = [m.name for m in all_methods().values() if not m.in_all]
         if slow:
-            typer.echo(f"note: --method all leaves out the slow sampling methods "
-                       f"{', '.join(slow)}; name them to run them", err=True)
+            typer.echo(f"note: --method all leaves out the slow methods {', '.join(slow)}; "
+                       "name them to run them", err=True)
     validate.readable_file(photo_a)
     validate.readable_file(photo_b)
     validate.output_dir(out)

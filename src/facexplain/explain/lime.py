@@ -32,6 +32,7 @@ from facexplain.explain.sampling import (
     StopRule,
     blend,
     sample,
+    sampling_details,
 )
 from facexplain.explain.scorer import clean_score
 
@@ -40,7 +41,8 @@ from facexplain.explain.scorer import clean_score
 class LimeDetails(SamplingDetails):
     """Sampling details plus the superpixels of each face and the regression's settings."""
 
-    superpixels: tuple[int, int]
+    superpixels_a: int
+    superpixels_b: int
     kernel_width: float
     alpha: float
 
@@ -127,13 +129,10 @@ class Lime(Explainer):
         maps = signed_maps(torch.from_numpy(np.stack([f[0] for f in faces])).float())
         runs = [f[1] for f in faces]
         meta = LimeDetails(
-            samples=(runs[0].samples, runs[1].samples), max_samples=self.max_samples,
-            converged=None if self.stop is None else (bool(runs[0].converged),
-                                                      bool(runs[1].converged)),
-            agreement=(runs[0].agreement, runs[1].agreement),
-            target=None if self.stop is None else self.stop.target,
+            **sampling_details(runs, self.max_samples, self.stop),  # type: ignore[arg-type]
             n_forward=faces[0][2] + faces[1][2] + 1, seed=self.seed,
             fill=self.fill if isinstance(self.fill, str) else "custom",
-            superpixels=(faces[0][3], faces[1][3]), kernel_width=self.kernel_width,
-            alpha=self.alpha, seconds=round(time.perf_counter() - started, 3))
+            superpixels_a=faces[0][3], superpixels_b=faces[1][3],
+            kernel_width=self.kernel_width, alpha=self.alpha,
+            seconds=round(time.perf_counter() - started, 3))
         return ExplanationMaps(self.name, maps, score, meta)

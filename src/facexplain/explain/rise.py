@@ -40,6 +40,7 @@ from facexplain.explain.sampling import (
     mask_blocks,
     patch_masks,
     sample,
+    sampling_details,
 )
 from facexplain.explain.scorer import clean_score
 
@@ -98,11 +99,7 @@ class MaskSampling(Explainer):
         out.update(maps)
         runs = [f[1] for f in faces]
         meta = SamplingDetails(
-            samples=(runs[0].samples, runs[1].samples), max_samples=self.max_samples,
-            converged=None if self.stop is None else (bool(runs[0].converged),
-                                                      bool(runs[1].converged)),
-            agreement=(runs[0].agreement, runs[1].agreement),
-            target=None if self.stop is None else self.stop.target,
+            **sampling_details(runs, self.max_samples, self.stop),  # type: ignore[arg-type]
             n_forward=faces[0][2] + faces[1][2] + 1, seed=self.seed,
             fill=self.fill if isinstance(self.fill, str) else "custom",
             seconds=round(time.perf_counter() - started, 3))

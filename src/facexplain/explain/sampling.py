@@ -30,16 +30,20 @@ BLOCK = 32  # masks drawn, scored and checked together; fixed so the masks do no
 class SamplingDetails(MethodDetails):
     """How many samples each face took and why sampling stopped.
 
-    ``samples``: per face (A, B); ``agreement``: Pearson correlation of each face's map with
-    its map from half the samples when sampling stopped (None: not measured);
-    ``n_forward``: pair scores computed, the clean pair included (on a backbone, each is one
-    masked face through the network).
+    ``samples_a``/``samples_b``: per face; ``converged``: both faces' maps settled before
+    ``max_samples`` (None: a fixed count, no stopping rule); ``agreement_a``/``_b``: Pearson
+    correlation of the face's map with its map from half the samples when sampling stopped
+    (None: not measured); ``n_forward``: pair scores computed, the clean pair included (on a
+    backbone, each is one masked face through the network). Scalars, so the report's JSON
+    keeps them.
     """
 
-    samples: tuple[int, int]
+    samples_a: int
+    samples_b: int
     max_samples: int
-    converged: tuple[bool, bool] | None
-    agreement: tuple[float | None, float | None]
+    converged: bool | None
+    agreement_a: float | None
+    agreement_b: float | None
     target: float | None
     n_forward: int
     seed: int
@@ -157,6 +161,16 @@ class Sampled:
     samples: int
     converged: bool | None
     agreement: float | None
+
+
+def sampling_details(runs: list[Sampled], max_samples: int, stop: StopRule | None
+                     ) -> dict[str, object]:
+    """The ``SamplingDetails`` fields of the two faces' runs."""
+    a, b = runs
+    return {"samples_a": a.samples, "samples_b": b.samples, "max_samples": max_samples,
+            "converged": None if stop is None else bool(a.converged and b.converged),
+            "agreement_a": a.agreement, "agreement_b": b.agreement,
+            "target": None if stop is None else stop.target}
 
 
 def sample(step: Callable[[int], None], estimate: Callable[[int], np.ndarray],

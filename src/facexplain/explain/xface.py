@@ -48,9 +48,9 @@ def scaled(value: int, size: int) -> int:
 
 @dataclass(frozen=True, kw_only=True)
 class XFaceDetails(MethodDetails):
-    """Patch sizes, stride, fill and counts of one x-face map."""
+    """Patch sizes (e.g. "7/14/28", px), stride, fill and counts of one x-face map."""
 
-    patches: tuple[int, ...]
+    patches: str
     stride: int
     pairing: str
     fill: str
@@ -145,7 +145,7 @@ class XFaceOcclusion(Explainer):
         out = signed_maps(maps.pop("delta"))
         out.update(maps)
         meta = XFaceDetails(
-            patches=tuple(patches), stride=stride, pairing="all",
+            patches="/".join(str(k) for k in patches), stride=stride, pairing="all",
             fill=self.fill if isinstance(self.fill, str) else "custom", n_windows=n_windows,
             n_forward=2 * n_windows + 2, incremental=self.incremental,
             seconds=round(time.perf_counter() - started, 3))

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from facexplain.explain.base import ExplanationMaps
     from facexplain.explain.scorer import PairScorer
 
-SLOW = (" Not in --method all (it samples: name it to run it).")
+SLOW = " Not in --method all (slow on a CPU): name it to run it."
 
 
 def black_fill(options: ExplainOptions) -> str | torch.Tensor:
@@ -70,14 +70,15 @@ def sampling_note(result: ExplanationMaps) -> str:
 
     d = result.meta
     assert isinstance(d, SamplingDetails)
-    (a, b), (ra, rb) = d.samples, d.agreement
-    text = f" {a} samples for face A and {b} for face B ({d.n_forward} pair scores, seed {d.seed})"
+    text = (f" {d.samples_a} samples for face A and {d.samples_b} for face B ({d.n_forward} "
+            f"pair scores, seed {d.seed})")
     if d.converged is None:
         return text + "."
-    if all(d.converged):
+    if d.converged:
         return text + (f"; each map correlates at >= {d.target} with its map from half the "
                        "samples.")
-    shown = ", ".join(f"{r:.3f}" if r is not None else "n/a" for r in (ra, rb))
+    shown = ", ".join(f"{r:.3f}" if r is not None else "n/a"
+                      for r in (d.agreement_a, d.agreement_b))
     return text + (f"; stopped at the cap of {d.max_samples} before every map settled "
                    f"(correlation with the half-sample map: {shown}): read it with caution.")
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, delta_map
-from facexplain.methods._newer import check_threshold, decision_threshold, threshold_note
+from facexplain.methods._newer import (
+    SLOW,
+    check_threshold,
+    decision_threshold,
+    threshold_note,
+)
 from facexplain.methods.registry import register_method
 
 if TYPE_CHECKING:
@@ -26,7 +31,7 @@ def note(result: ExplanationMaps) -> str:
     d = result.meta
     assert isinstance(d, FGGBDetails)
     return (threshold_note(result) + f" {d.channels} channel gradients per photo "
-            f"({d.n_forward} face forward and backward passes).")
+            f"({d.n_forward} face forward and backward passes).{SLOW}")
 
 
 INFO = register_method(MethodInfo(
@@ -47,4 +52,5 @@ INFO = register_method(MethodInfo(
     build=build,
     check=check_threshold,
     note=note,
+    in_all=False,  # 2N forward and backward passes: minutes on a CPU for a 1024-d embedding
 ))

@@ -45,8 +45,7 @@ def note(result: ExplanationMaps) -> str:
 
     d = result.meta
     assert isinstance(d, XFaceDetails)
-    sizes = "/".join(str(k) for k in d.patches)
-    return (f" Patches of {sizes} px, stride {d.stride} px, filled with {d.fill}: "
+    return (f" Patches of {d.patches} px, stride {d.stride} px, filled with {d.fill}: "
             f"{d.n_windows} positions per face, {d.n_forward} face embeddings.{SLOW}")
 
 
