@@ -45,9 +45,12 @@ INFO = register_method(MethodInfo(
         delta_map("−Σ_k normalised |∂F_k/∂I| · (w_k − threshold/N)"),
         MapSpec("difference", "dissimilarity map S⁻",
                 reading="bright where the pixels drive the embedding channels that pull the "
-                "similarity below the threshold's share: the photos disagree there."),
+                "similarity below the threshold's share: the photos disagree there. It "
+                "explains a rejection; on a pair well above the threshold it is often empty."),
         MapSpec("similarity", "similarity map S⁺",
-                reading="bright where the pixels drive the channels that carry the match."),
+                reading="bright where the pixels drive the channels that carry the match. It "
+                "explains an acceptance; on a pair well below the threshold it is often "
+                "empty (every pixel's weighted sum is negative)."),
     ),
     build=build,
     check=check_threshold,
