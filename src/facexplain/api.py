@@ -131,8 +131,8 @@ def resolve_methods(methods: str | Sequence[str], options: ExplainOptions,
     """
     spec_text = methods if isinstance(methods, str) else ",".join(methods)
     infos = parse_methods(spec_text)
-    if spec_text.strip() == "all":  # every method this backbone can run; named ones must run
-        infos = tuple(i for i in infos if i.supports is None or i.supports(spec))
+    if spec_text.strip() == "all":  # every method this backbone can run, but the slow ones
+        infos = tuple(i for i in infos if i.in_all and (i.supports is None or i.supports(spec)))
     for info in infos:
         info.check(options, spec)
     return infos

@@ -70,6 +70,18 @@ class ExplainOptions:
     approx: bool = False
     batch_size: int = 32
     progress: bool = False
+    # The sampling methods (CorrRISE, RISE, LIME): samples per face (None: each method's
+    # default; RISE and LIME stop earlier once their map converges) and the seed of their
+    # random masks, so a map is reproducible.
+    samples: int | None = None
+    seed: int = 0
+    # xSSAB and FGGB split the similarity at the decision threshold: None = the backbone's
+    # calibrated threshold for these weights (0 when there is none).
+    threshold: float | None = None
+    # x-face occlusion's patch sizes and stride in pixels (None: the paper's 7/14/28 px and
+    # 5 px on a 112 px crop, scaled to the backbone's crop).
+    xface_patches: tuple[int, ...] | None = None
+    xface_stride: int | None = None
 
 
 Orientation = Literal["difference", "similarity", "magnitude"]
@@ -120,7 +132,9 @@ class MethodInfo:
     faithfulness benchmark orders pixels by, one row each (empty: not ranked);
     ``figures``/``note`` add method-specific pictures and text to its report section;
     ``prepare`` makes a missing asset (a trained head); ``supports`` says whether the method
-    can run on a backbone at all (``--method all`` skips it where not; None: everywhere).
+    can run on a backbone at all (``--method all`` skips it where not; None: everywhere);
+    ``in_all`` False leaves a slow method out of ``--method all`` (it runs when named, and the
+    benchmarks still rank it; ``facexplain methods`` and ``explain`` say so).
     """
 
     name: str
@@ -139,6 +153,7 @@ class MethodInfo:
     # the note says which photo carries the difference: the report prints it only where the
     # planted-difference game measured that the method names the altered photo (>= 0.8)
     names_face: bool = False
+    in_all: bool = True
 
     def map_spec(self, name: str) -> MapSpec | None:
         return next((m for m in self.maps if m.name == name), None)

@@ -18,7 +18,10 @@ from facexplain.methods.registry import all_methods
 from facexplain.pipeline import FacePipeline
 from tests.conftest import lfw_image
 
-FAST = ExplainOptions(patch=32, stride=16, ig_steps=8)
+# small settings for the slow methods: 64 samples per face for the sampling ones, two
+# coarse patch sizes for x-face occlusion
+FAST = ExplainOptions(patch=32, stride=16, ig_steps=8, samples=64, xface_patches=(28, 56),
+                      xface_stride=14)
 METHODS = list(all_methods().values())
 
 

@@ -33,6 +33,11 @@ def explain_command(
     approx: Annotated[bool, typer.Option(
         "--approx", help="Approximate pairwise occlusion (much faster at small strides; its "
         "measured error is printed in the report).")] = False,
+    samples: Annotated[int | None, typer.Option(
+        "--samples", help="Samples per face of corrrise, rise and lime (default: each "
+        "method's own; rise and lime stop earlier once their map has settled).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sampling methods' "
+                                      "random masks.")] = 0,
 ) -> None:
     """Verify a pair and explain it: maps (.npy), overlays (PNG), explanation.json and
     report.html in --out."""
@@ -44,9 +49,14 @@ def explain_command(
 
     # Everything a person can get wrong is checked before a model file is opened.
     options = ExplainOptions(patch=patch, stride=stride, fill=fill, attention=attention,
-                             approx=approx, progress=True)
+                             approx=approx, progress=True, samples=samples, seed=seed)
     spec = get_spec(backbone)
     resolve_methods(method, options, spec)
+    if method.strip() == "all":
+        slow = [m.name for m in all_methods().values() if not m.in_all]
+        if slow:
+            typer.echo(f"note: --method all leaves out the slow methods {', '.join(slow)}; "
+                       "name them to run them", err=True)
     validate.readable_file(photo_a)
     validate.readable_file(photo_b)
     validate.output_dir(out)
@@ -65,4 +75,5 @@ def methods_command() -> None:
     """List the registered explanation methods, their family and maps."""
     for info in all_methods().values():
         maps = ", ".join(m.name for m in info.maps)
-        typer.echo(f"{info.name} ({info.family}): {info.title}; maps: {maps}")
+        slow = "" if info.in_all else " (slow: not in --method all)"
+        typer.echo(f"{info.name} ({info.family}): {info.title}; maps: {maps}{slow}")

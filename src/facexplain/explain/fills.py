@@ -75,11 +75,15 @@ def mean_face_digest(template: str, directory: Path | None = None) -> str:
     return hashlib.sha1(mean_face_path(template, directory).read_bytes()).hexdigest()[:12]
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (N, C, H, W) images, reflect-padded so edges keep their tone."""
+def gaussian_blur(x: torch.Tensor, sigma: float, radius: int | None = None) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W) images, reflect-padded so edges keep their tone.
+
+    ``radius``: half the kernel width (default 3 sigma); a method that follows a paper's
+    kernel size (x-face occlusion, FGGB) passes it.
+    """
     if sigma <= 0:
         raise InvalidArgument(f"blur sigma must be positive, got {sigma}")
-    radius = max(1, math.ceil(3 * sigma))
+    radius = max(1, math.ceil(3 * sigma)) if radius is None else max(1, radius)
     radius = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)  # reflect padding needs pad < size
     t = torch.arange(-radius, radius + 1, dtype=torch.float64)
     kernel = torch.exp(-0.5 * (t / sigma) ** 2)

@@ -74,7 +74,8 @@ def all_methods() -> dict[str, MethodInfo]:
 
 
 BUILTIN_ORDER = ("occlusion", "occlusion-per-face", "substitution-per-face", "saliency",
-                 "deconv", "guided", "ig", "gradcam", "xcos", "parts")
+                 "deconv", "guided", "ig", "gradcam", "xcos", "parts", "xssab", "fggb",
+                 "corrrise", "xface-occlusion", "rise", "lime")
 
 
 def _order(name: str) -> int:
