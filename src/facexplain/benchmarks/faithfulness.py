@@ -66,8 +66,9 @@ from facexplain.pipeline import FacePipeline
 
 
 def ranked_methods() -> tuple[str, ...]:
-    """Every registered method with at least one map that ranks pixels (``rankings``)."""
-    return tuple(name for name, info in all_methods().items() if info.rankings)
+    """Every method of ``--method all`` with at least one map that ranks pixels (``rankings``);
+    the slow sampling methods run when named."""
+    return tuple(name for name, info in all_methods().items() if info.rankings and info.in_all)
 
 
 RANDOM_SHARED = "random-shared"  # same random positions in both faces

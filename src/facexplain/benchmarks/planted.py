@@ -43,8 +43,8 @@ SHAPLEY = "occlusion-shapley"
 
 
 def game_methods() -> tuple[str, ...]:
-    """Every registered method with a ranking map."""
-    return tuple(name for name, info in all_methods().items() if info.rankings)
+    """Every method of ``--method all`` with a ranking map (the slow ones run when named)."""
+    return tuple(name for name, info in all_methods().items() if info.rankings and info.in_all)
 
 
 @dataclass(frozen=True)

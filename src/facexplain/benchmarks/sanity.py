@@ -54,7 +54,8 @@ class SanityConfig:
     backbone: str = "sface"
     n_pairs: int = MIN_PAIRS
     offset: int = 0  # skip the pairs a selection of this size takes (a disjoint second set)
-    methods: tuple[str, ...] = field(default_factory=lambda: tuple(all_methods()))
+    methods: tuple[str, ...] = field(default_factory=lambda: tuple(
+        name for name, info in all_methods().items() if info.in_all))
     cascade: tuple[float, ...] = CASCADE
     margin: float = 0.2
     patch: int = 16
