@@ -63,11 +63,13 @@ def add_command(
     points: Annotated[str | None, typer.Option(
         help="Five custom points 'x,y;x,y;...' (eyes, nose, mouth corners) in the crop.")
     ] = None,
-    mean: Annotated[str, typer.Option(
-        help="Subtracted from [0, 255] pixels: one value or R,G,B.")] = "0",
-    std: Annotated[str, typer.Option(help="Then divided by: one value or R,G,B.")] = "1",
-    bgr: Annotated[bool, typer.Option("--bgr", help="The model takes BGR channel order.")
-                   ] = False,
+    mean: Annotated[str | None, typer.Option(
+        help="Subtracted from [0, 255] pixels: one value or R,G,B (default: found on real "
+        "faces, with --std and --bgr).")] = None,
+    std: Annotated[str | None, typer.Option(help="Then divided by: one value or R,G,B.")
+                   ] = None,
+    bgr: Annotated[bool | None, typer.Option(
+        "--bgr/--rgb", help="The model takes BGR (or RGB) channel order.")] = None,
     output: Annotated[str | None, typer.Option(
         help="The graph output (or node) that is the embedding (default: the first output).")
     ] = None,
@@ -94,7 +96,8 @@ def add_command(
                         if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:6]
     row, check = add_onnx(
         name, onnx_file, template=template, size=input_size, points=_points(points),
-        mean=_floats(mean, "--mean"), std=_floats(std, "--std"), bgr=bgr, output=output,
+        mean=None if mean is None else _floats(mean, "--mean"),
+        std=None if std is None else _floats(std, "--std"), bgr=bgr, output=output,
         feature_nodes=[n.strip() for n in feature_nodes.split(",") if n.strip()],
         description=description, check_images=images, skip_check=skip_check,
         command=command_line(),
