@@ -88,3 +88,45 @@ def test_normalisation_is_found_for_every_builtin_runtime_file(home: Path,  # no
     others = [d for name, d in scores.items() if not name.startswith("[0, 255]")]
     assert identity > 1.5 * max(others)  # the scale is not a close call
     assert any("separates people best" in m for m in said)
+
+
+class FixedBatch(nn.Module):
+    """A built-in exported as mobile converters do: batch fixed to 2, a hard-coded Reshape."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x).reshape(2, 256)
+
+
+def test_a_fixed_batch_graph_registers_and_scores_like_the_builtin(home: Path,  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    from facexplain.api import verify
+    from facexplain.backbones.registry import load_backbone
+    from facexplain.scoring import get_calibration, save_calibration
+    from tests.integration.test_user_backbones import A, B
+
+    path = tmp_path / "fixed.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(FixedBatch(load_backbone("mobileface")).eval(),
+                          (torch.rand(2, 3, 112, 112) * 255,), str(path), dynamo=False,
+                          input_names=["input"], output_names=["embedding"])
+    import onnx
+
+    assert onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[0].dim_value == 2
+    said: list[str] = []
+    row, check = add_onnx("fixed-batch", path, check_images=CHECK, log=said.append)
+    assert row["fixed_batch"] == 2 and any("fixed batch of 2" in m for m in said)
+    assert check is not None and check.min_cosine > 0.9999
+    from dataclasses import replace
+
+    from facexplain.pipeline import FacePipeline
+
+    weights = FacePipeline("fixed-batch", forward_runtime=False).scorer.fingerprint()
+    save_calibration(replace(get_calibration("mobileface"), backbone="fixed-batch",
+                             weights=weights, command="test"))
+    ours, theirs = verify(A, B, backbone="fixed-batch"), verify(A, B, backbone="mobileface")
+    assert ours.similarity == pytest.approx(theirs.similarity, abs=1e-4)

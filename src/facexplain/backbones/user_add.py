@@ -224,6 +224,26 @@ def _csv(values: Sequence[float]) -> str:
     return ",".join(f"{v:g}" for v in values) if len(set(values)) > 1 else f"{values[0]:g}"
 
 
+def _with_dynamic_batch(proto: Any, onnx_file: Path, row: dict[str, Any], say: Log) -> Path:
+    """The file itself, or a copy whose fixed batch was made free (checked on onnxruntime)."""
+    import tempfile
+
+    import onnx
+
+    from facexplain.backbones.onnx_batch import dynamic_batch
+
+    new, batch = dynamic_batch(proto, onnx_file, row["output"], int(row["size"]))
+    if batch is None:
+        return onnx_file
+    folder = Path(tempfile.mkdtemp(prefix="facexplain-batch-"))
+    rewritten = folder / onnx_file.name
+    onnx.save(new, str(rewritten))
+    row["fixed_batch"] = batch
+    say(f"{onnx_file.name} takes a fixed batch of {batch}: made it take any batch (same outputs "
+        "on onnxruntime); the registered copy is the rewritten graph")
+    return rewritten
+
+
 def add_onnx(name: str, onnx_file: Path, template: str = "arcface-112", size: int | None = None,
              points: Sequence[tuple[float, float]] | None = None,
              mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
@@ -244,6 +264,7 @@ def add_onnx(name: str, onnx_file: Path, template: str = "arcface-112", size: in
     proto = _load_proto(onnx_file)
     row = _draft(name, onnx_file, proto, template, size, points, mean or (0.0,), std or (1.0,),
                  bool(bgr), output, feature_nodes)
+    onnx_file = _with_dynamic_batch(proto, onnx_file, row, say)
     outputs = [o.name for o in proto.graph.output]
     if output is None and len(outputs) > 1:
         say(f"several outputs {outputs}; using '{row['output']}' as the embedding (--output)")
