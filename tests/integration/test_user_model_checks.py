@@ -127,6 +127,61 @@ def test_a_fixed_batch_graph_registers_and_scores_like_the_builtin(home: Path,  
 
     weights = FacePipeline("fixed-batch", forward_runtime=False).scorer.fingerprint()
     save_calibration(replace(get_calibration("mobileface"), backbone="fixed-batch",
-                             weights=weights, command="test"))
+                             weights=weights, source_sha256=row["sha256"], command="test"))
     ours, theirs = verify(A, B, backbone="fixed-batch"), verify(A, B, backbone="mobileface")
     assert ours.similarity == pytest.approx(theirs.similarity, abs=1e-4)
+
+
+def test_registered_model_verifies_at_once_and_a_new_one_under_its_name_inherits_nothing(
+        home: Path, tmp_path: Path) -> None:  # noqa: F811
+    """The CLI registers with a provisional calibration (LFW folds 1-2), verify works and says
+    so; after remove, a different model under the same name has no calibration at all."""
+    from facexplain.api import verify
+    from facexplain.backbones.user_records import remove_backbone
+    from facexplain.errors import InvalidArgument
+    from tests.integration.test_user_backbones import A, B, _cli
+
+    mobile = REAL_HOME / "runtime" / "mobileface-v1.onnx"
+    sface = REAL_HOME / "runtime" / "sface-v1.onnx"
+    if not (mobile.is_file() and sface.is_file()):
+        pytest.skip("no exported runtime files in the model home; run make setup")
+    added = _cli("backbones", "add", "reused-name", "--onnx", str(mobile), home=home)
+    assert added.returncode == 0, added.stderr
+    assert "provisional threshold" in added.stdout
+    first = verify(A, B, backbone="reused-name")
+    assert first.confidence is not None and first.population.startswith("provisional")
+    remove_backbone("reused-name")
+    again = _cli("backbones", "add", "reused-name", "--onnx", str(sface), "--no-calibrate",
+                 home=home)
+    assert again.returncode == 0, again.stderr
+    with pytest.raises(InvalidArgument, match="measured on other weights"):
+        verify(A, B, backbone="reused-name")
+
+
+def test_method_all_says_what_it_leaves_out_on_a_user_model(home: Path,  # noqa: F811
+                                                            tmp_path: Path) -> None:
+    from facexplain.api import explain_pair
+    from facexplain.backbones.user import register_backbone
+    from facexplain.backbones.user_records import remove_backbone, user_spec
+    from facexplain.method_info import ExplainOptions
+    from facexplain.report.html import write_explanation
+    from tests.integration.test_user_backbones import A, B
+
+    torch.manual_seed(0)
+    tiny = nn.Sequential(nn.Conv2d(3, 8, 8, stride=8), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(8 * 14 * 14, 32))
+    register_backbone("tiny-user", tiny, user_spec("tiny-user"))
+    from tests.integration.test_user_backbones import borrow_calibration
+
+    borrow_calibration("tiny-user", "sface")
+    try:
+        result = explain_pair(A, B, methods="all", backbone="tiny-user",
+                              options=ExplainOptions(patch=32, stride=32, ig_steps=4))
+        skipped = dict(result.skipped)
+        assert {"gradcam", "xcos", "parts"} <= set(skipped)  # no feature maps named
+        assert "cannot run on tiny-user" in skipped["xcos"] and "slow" in skipped["rise"]
+        assert {r.method.name for r in result.results}.isdisjoint(skipped)
+        report = write_explanation(result, tmp_path / "r").read_text()
+        assert "Methods not run" in report and "xcos (cannot run on tiny-user" in report
+    finally:
+        remove_backbone("tiny-user")

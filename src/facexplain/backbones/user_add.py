@@ -22,8 +22,14 @@ import torch
 from facexplain import assets, settings
 from facexplain.align.templates import TEMPLATES
 from facexplain.backbones.normalisation import CONVENTIONS, Convention
-from facexplain.backbones.user import Normalised, _three, build_onnx_model
-from facexplain.backbones.user_records import check_name, read_records, spec_from_record, user_dir
+from facexplain.backbones.user import Normalised, build_onnx_model
+from facexplain.backbones.user_records import (
+    check_name,
+    read_records,
+    spec_from_record,
+    three_values,
+    user_dir,
+)
 from facexplain.errors import InputNotFound, InvalidArgument, UserModelError
 
 Log = Callable[[str], None]
@@ -270,8 +276,8 @@ def add_onnx(name: str, onnx_file: Path, template: str = "arcface-112", size: in
         say(f"several outputs {outputs}; using '{row['output']}' as the embedding (--output)")
     spec = spec_from_record({**row, "embedding_dim": 1})
     given = None if mean is None and std is None and bgr is None else Convention(
-        "the given normalisation", tuple(_three(mean or (0.0,))),  # type: ignore[arg-type]
-        tuple(_three(std or (1.0,))), bool(bgr))  # type: ignore[arg-type]
+        "the given normalisation", tuple(three_values(mean or (0.0,))),  # type: ignore[arg-type]
+        tuple(three_values(std or (1.0,))), bool(bgr))  # type: ignore[arg-type]
     try:
         chosen = choose_normalisation(onnx_file, row, spec.alignment, given, say)
     except InputNotFound:  # no LFW photos to tell people apart: as given, or none

@@ -73,3 +73,20 @@ def int_list(text: str, flag: str) -> tuple[int, ...]:
     if not values:
         raise InvalidArgument(f"{flag} is empty")
     return values
+
+
+def fold_list(text: str) -> tuple[int, ...]:
+    """'1-3' or '1,4' -> fold numbers (1-10, at least two); one-line errors otherwise."""
+    from facexplain.errors import InvalidArgument
+
+    folds: list[int] = []
+    try:
+        for part in (t.strip() for t in text.split(",") if t.strip()):
+            lo, _, hi = part.partition("-")
+            folds += list(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise InvalidArgument(f"--folds takes 1-3 or 1,4 style fold numbers, got '{text}'"
+                              ) from None
+    if len(set(folds)) < 2 or not all(1 <= f <= 10 for f in folds):
+        raise InvalidArgument(f"--folds needs at least two folds among 1-10, got '{text}'")
+    return tuple(sorted(set(folds)))
