@@ -15,6 +15,8 @@ from facexplain.cli.options import (
     ImagesOpt,
     JsonOpt,
     PairsOpt,
+    SamplesOpt,
+    XfaceStrideOpt,
     check_inputs,
     command_line,
     fold_list,
@@ -179,6 +181,8 @@ def sanity_command(
         "--cascade/--no-cascade", help="Also randomise from the top down (3 more states).")]
     = True,
     methods: Annotated[str, typer.Option(help="Comma-separated method names, or all.")] = "all",
+    samples: SamplesOpt = None,
+    xface_stride: XfaceStrideOpt = None,
     margin: Annotated[float, typer.Option(help="Pass: randomised similarity <= chance + this.")]
     = 0.2,
     write_record: Annotated[bool, typer.Option(
@@ -202,7 +206,8 @@ def sanity_command(
               else tuple(info.name for info in parse_methods(methods)))
     result = run_sanity(SanityConfig(backbone=backbone, n_pairs=n_pairs, offset=offset,
                                      methods=chosen, margin=margin,
-                                     cascade=CASCADE if cascade else ()))
+                                     cascade=CASCADE if cascade else (), samples=samples,
+                                     xface_stride=xface_stride))
     result["command"] = command_line()
     result["table"] = sanity_markdown(result)
     typer.echo(format_sanity_table(result))

@@ -30,6 +30,11 @@ JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the result a
 PairsOpt = Annotated[Path, typer.Option(help="Pair list in pairs.txt format.")]
 ImagesOpt = Annotated[Path, typer.Option(help="Image root (Name/Name_0001.jpg).")]
 LfwOpt = Annotated[Path, typer.Option(help="LFW root (lfw-deepfunneled/, pairs.txt).")]
+SamplesOpt = Annotated[int | None, typer.Option(
+    min=8, help="Samples per face of the sampling methods (corrrise, rise, lime); default: "
+    "each method's own.")]
+XfaceStrideOpt = Annotated[int | None, typer.Option(
+    "--xface-stride", min=1, help="Stride of x-face occlusion (default: the paper's).")]
 
 
 def command_line() -> str:
