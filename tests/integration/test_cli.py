@@ -102,7 +102,7 @@ def test_explain_writes_report(capsys: pytest.CaptureFixture[str], tmp_path: Pat
 
 @pytest.mark.parametrize(
     ("extra", "pattern"),
-    [(["--method", "lime"], "unknown method"), (["--patch", "0"], "must be positive"),
+    [(["--method", "no-such-method"], "unknown method"), (["--patch", "0"], "must be positive"),
      (["--patch", "500"], "larger than"), (["--fill", "pink"], "unknown fill")],
 )
 def test_explain_bad_options(
