@@ -25,8 +25,9 @@ def free_port() -> int:
 class Server:
     """``facexplain serve`` in a child process; ``start`` waits until it answers."""
 
-    def __init__(self, study: Path | None, work: Path, preload: str = "") -> None:
-        self.study, self.work, self.preload = study, work, preload
+    def __init__(self, study: Path | None, work: Path, preload: str = "",
+                 extra: tuple[str, ...] = ()) -> None:
+        self.study, self.work, self.preload, self.extra = study, work, preload, extra
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -35,7 +36,7 @@ class Server:
         self.proc = subprocess.Popen(
             [str(FACEXPLAIN), "serve", "--port", str(self.port), "--preload", self.preload,
              "--work-dir", str(self.work),
-             *(["--study", str(self.study)] if self.study is not None else [])],
+             *(["--study", str(self.study)] if self.study is not None else []), *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -11,13 +11,14 @@ from fastapi.testclient import TestClient
 
 from facexplain.study.create import CreatedStudy
 from facexplain.study.store import Participant
-from facexplain.web.app import WebConfig, create_app
+from facexplain.web.app import create_app
 from facexplain.web.jobs import Pipelines
+from tests.web.conftest import web_config
 
 
 @pytest.fixture()
 def client(tmp_path: Path, mapped_study: CreatedStudy) -> Iterator[TestClient]:
-    app = create_app(WebConfig(tmp_path / "work", study_dir=mapped_study.folder), Pipelines())
+    app = create_app(web_config(tmp_path / "work", study_dir=mapped_study.folder), Pipelines())
     with TestClient(app) as c:
         yield c
 
