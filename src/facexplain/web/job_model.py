@@ -88,6 +88,8 @@ class Job:
     finished: float | None = None
     seconds: float | None = None
     eta_s: float | None = None
+    # Seconds per stage (decode, queued, detect_align, maps, report), for the latency bench.
+    timings: dict[str, float] = field(default_factory=dict)
     stop_reason: str | None = None  # set by cancel, shutdown: the worker stops at its next tick
     stop_state: State = "failed"  # the state a stopped job ends in
 
@@ -99,6 +101,7 @@ class Job:
                 "message": self.message, "error": self.error, "verdict": self.verdict,
                 "files": self.files, "queue_position": position, "seconds": self.seconds,
                 "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
+                "timings": {k: round(v, 3) for k, v in self.timings.items()},
                 "label": self.request.label, "backbone": self.request.backbone,
                 "methods": list(self.request.methods)}
 

@@ -44,6 +44,7 @@ class JobProgress:
         """explain_pair calls this before each method (the faces are aligned by then)."""
         self.check()
         if self.step == 0:
+            self.job.timings["detect_align"] = time.monotonic() - self.started
             self.on_aligned()
         self.step += 1
         self.step_started = time.monotonic()
@@ -72,6 +73,7 @@ def run_job(job: Job, pipe: FacePipeline, time_limit_s: float,
 
     req = job.request
     progress = JobProgress(job, time_limit_s, drop_uploads)
+    job.timings["queued"] = max(0.0, time.time() - job.created)
     job.state = "running"
     job.message = "aligning the faces ..."
     try:
@@ -84,11 +86,14 @@ def run_job(job: Job, pipe: FacePipeline, time_limit_s: float,
                 result = explain_pair(req.photo_a, req.photo_b, req.methods, req.backbone,
                                       req.options, pipeline=pipe, log=progress.next_step)
                 progress.check()
+                drawing = time.monotonic()
+                job.timings["maps"] = drawing - progress.started - job.timings["detect_align"]
                 job.message, job.eta_s = "drawing the report ...", None
                 if all(req.names):  # the report names what the user gave, not temp paths
                     shown = replace(result.verdict, path_a=req.names[0], path_b=req.names[1])
                     result = replace(result, verdict=shown)
                 write_explanation(result, job.out_dir)
+                job.timings["report"] = time.monotonic() - drawing
                 verdict = result.verdict
         if all(req.names):
             verdict = replace(verdict, path_a=req.names[0], path_b=req.names[1])

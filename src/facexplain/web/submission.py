@@ -9,6 +9,7 @@ the job's folder exists only from that point and is removed again on any refusal
 from __future__ import annotations
 
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,9 +73,11 @@ async def accept(sub: Submission, jobs: ExplainQueue, pairs: list[LfwPair],
     out_dir = jobs.work_dir / job_id
     out_dir.mkdir()
     try:
+        started = time.perf_counter()
         request = await _request(sub, out_dir, pairs, limits, options,
                                  tuple(i.name for i in infos))
-        return jobs.submit(Job(job_id, request, out_dir))
+        decode = time.perf_counter() - started
+        return jobs.submit(Job(job_id, request, out_dir, timings={"decode": decode}))
     except BaseException:
         shutil.rmtree(out_dir, ignore_errors=True)
         raise
