@@ -142,3 +142,23 @@ def test_after_sigkill_results_stay_and_queued_work_resumes_or_says_lost(
         assert resumed["state"] == "done"
     finally:
         srv.stop()
+
+
+def test_stopping_the_server_mid_job_is_quick_and_the_job_resumes(tmp_path: Path) -> None:
+    srv = Server(None, tmp_path / "work", preload="")
+    srv.start()
+    try:
+        job = httpx.post(f"{srv.url}/api/explain", data={"lfw_pair": "2", "patch": "8",
+                                                         "stride": "4"}, timeout=30).json()["id"]
+        wait_state(srv.url, job, ("running",), 120)
+        time.sleep(1.0)
+        assert srv.proc is not None
+        started = time.monotonic()
+        srv.proc.terminate()
+        srv.proc.wait(30)
+        assert time.monotonic() - started < 10.0
+        srv.start()
+        back = httpx.get(f"{srv.url}/api/jobs/{job}", timeout=30).json()
+        assert back["state"] in ("queued", "running", "done"), back  # an LFW pair: it resumes
+    finally:
+        srv.stop()
