@@ -52,7 +52,8 @@ def create_command(
         "--conditions", help="Help per group: none and/or method names, comma list.")
     ] = "occlusion,deconv,saliency",
     participants: Annotated[int, typer.Option(
-        "--participants", help="Participants per condition.")] = 30,
+        "--participants", help="Participants per condition (the study has this many times "
+        "the number of conditions).")] = 30,
     backbone: Annotated[str, typer.Option("--backbone", "-b", help="Explained model.")] = "sface",
     scale: Annotated[int, typer.Option("--scale", help="5 (the paper's) or 7 (NIST).")] = 5,
     patch: Annotated[int, typer.Option("--patch", help="Occlusion patch (px).")] = 16,
@@ -61,22 +62,31 @@ def create_command(
         "--no-maps", help="Draw no help pictures (simulation / dry run).")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the pair orders.")] = 0,
     name: Annotated[str, typer.Option("--name", help="Title shown to the admin.")] = "",
+    catch: Annotated[int, typer.Option(
+        "--catch", help="Catch trials mixed in (half the same photo twice, half obviously "
+        "different people), shown like the real pairs; the analysis keeps participants who "
+        "get all of them but one right. 0: none.")] = 4,
 ) -> None:
     """Make a study folder: images, precomputed help maps, participants; prints the admin
     token once and writes participants.csv (one link path per participant)."""
+    from tqdm import tqdm
+
     from facexplain.method_info import ExplainOptions
     from facexplain.study.create import create_study, parse_conditions
 
     conds = parse_conditions(conditions)
     made = create_study(pairs, out, conds, participants, backbone, scale, seed,
                         ExplainOptions(patch=patch, stride=stride), name=name,
-                        log=lambda m: typer.echo(m, err=True), draw_maps=not no_maps)
+                        log=lambda m: tqdm.write(m, file=sys.stderr), draw_maps=not no_maps,
+                        catch=catch, progress=True)
     with (out / "participants.csv").open("w", encoding="utf-8") as fh:
         fh.write("participant,condition,link\n")
         for p in made.participants:
             fh.write(f"{p.id},{p.condition},/p/{p.token}\n")
-    typer.echo(f"study in {out}: {len(made.participants)} participants "
-               f"({', '.join(conds)}); links in {out / 'participants.csv'}")
+    typer.echo(f"study in {out}: {participants} participants per condition x {len(conds)} "
+               f"conditions ({', '.join(conds)}) = {len(made.participants)} participants; "
+               f"{made.real_pairs} pairs + {made.catch_pairs} catch trials; links in "
+               f"{out / 'participants.csv'}")
     typer.echo(f"admin token (shown once, keep it): {made.admin_token}")
     typer.echo(f"serve it: facexplain serve --study {out}  then open /admin?token=<token>")
 
