@@ -100,14 +100,21 @@ def simulate_command(
     base: Annotated[float, typer.Option("--base", help="Mean accuracy alone.")] = 0.76,
     sd: Annotated[float, typer.Option("--sd", help="Spread of accuracy alone.")] = 0.05,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    careless: Annotated[int, typer.Option(
+        "--careless", help="Participants (in all) who answer at random, catch trials "
+        "included: the analysis's screening should remove them.")] = 0,
 ) -> None:
     """Answer the study with simulated participants (noisy observers with planted gains)."""
     from facexplain.study.simulate import parse_gains, simulate_study
 
-    planted = simulate_study(study, parse_gains(gains), base, sd, seed)
+    planted = simulate_study(study, parse_gains(gains), base, sd, seed, careless=careless)
     typer.echo(f"{len(planted)} simulated participants answered every pair twice")
+    if careless:
+        typer.echo("answering at random: " + ", ".join(p.id for p in planted if p.careless))
     for cond in dict.fromkeys(p.condition for p in planted):
-        group = [p for p in planted if p.condition == cond]
+        group = [p for p in planted if p.condition == cond and not p.careless]
+        if not group:
+            continue
         before = sum(p.accuracy_before for p in group) / len(group)
         gain = sum(p.accuracy_after - p.accuracy_before for p in group) / len(group)
         typer.echo(f"{cond}: planted (expected) accuracy alone {100 * before:.2f}%, "
@@ -147,11 +154,18 @@ def analyze_command(
     summary = json.loads((out / "analysis.json").read_text())
     typer.echo(f"model accuracy {100 * summary['model_accuracy']:.2f}% on "
                f"{summary['pairs']} pairs")
+    scr = summary["screening"]
+    typer.echo(f"screening: kept {scr['kept']} of {scr['finished']} participants who finished; "
+               f"rule: {scr['rule']}" + (f"; screened out: {', '.join(scr['screened'])}"
+                                         if scr["screened"] else ""))
+    typer.echo(f"the accuracies below are of the kept participants, on the real pairs only "
+               f"({scr['catch_pairs']} catch trials left out)")
     for c in summary["conditions"]:
         def pct(x: float | None) -> str:
             return "n/a" if x is None else f"{100 * x:.2f}%"
 
-        typer.echo(f"{c['condition']}: n={c['n']} before {pct(c['before_mean'])} ± "
+        typer.echo(f"{c['condition']}: n={c['n']} (of {c['finished']}) before "
+                   f"{pct(c['before_mean'])} ± "
                    f"{pct(c['before_std'])}, after {pct(c['after_mean'])} ± "
                    f"{pct(c['after_std'])}, gain {pct(c['gain_mean'])} "
                    f"(paired t p={c['t_p'] if c['t_p'] is None else format(c['t_p'], '.2g')})")
