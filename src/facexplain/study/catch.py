@@ -104,7 +104,7 @@ def _least_alike(photos: list[str], n: int, root: Path, embed: Embed) -> list[Ca
     order = sorted((float(sims[i, j]), i, j) for i in range(len(cand))
                    for j in range(i + 1, len(cand)) if identity(cand[i]) != identity(cand[j]))
     used: set[int] = set()
-    out = []
+    out: list[CatchPair] = []
     for s, i, j in order:
         if len(out) == n:
             break
@@ -116,7 +116,8 @@ def _least_alike(photos: list[str], n: int, root: Path, embed: Embed) -> list[Ca
 
 
 def _any_different(photos: list[str], n: int) -> list[CatchPair]:
-    out, used = [], set()
+    out: list[CatchPair] = []
+    used: set[str] = set()
     for i, a in enumerate(photos):
         for b in photos[i + 1:]:
             if len(out) < n and not {a, b} & used and identity(a) != identity(b):

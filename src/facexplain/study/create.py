@@ -238,9 +238,11 @@ def create_study(pairs_file: Path, out: Path, conditions: Sequence[str], per_con
     items = mix_in(pairs, catches, seed)
     copied = copy_photos(out, [(root / i.a, root / i.b) for i in items], pipe, progress)
     methods = [c for c in conditions if c != NONE]
+    verdicts: list[tuple[float | None, bool | None]]
     if pipe is not None:
-        verdicts, shown = draw_help_maps(out, copied, methods, pipe,
-                                         options or ExplainOptions(), log, progress)
+        drawn, shown = draw_help_maps(out, copied, methods, pipe, options or ExplainOptions(),
+                                      log, progress)
+        verdicts = list(drawn)
     else:
         verdicts = [(i.model_score, i.model_same) if isinstance(i, StudyPair) else (None, None)
                     for i in items]
