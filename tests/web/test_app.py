@@ -82,6 +82,8 @@ def test_a_photo_without_a_face_fails_the_job_with_a_reason(client: TestClient,
              "photo_b": ("b.jpg", lfw_bytes(lfw_dir, "Aaron_Peirsol", 2), "image/jpeg")}
     job = wait_for_job(client, client.post("/api/explain", data=FAST, files=files).json()["id"])
     assert job["state"] == "failed" and "no face found" in str(job["error"])
+    assert "wall.png" in str(job["error"])  # the user's name for the photo
+    assert "upload_a" not in str(job["error"]) and "/tmp" not in str(job["error"])
 
 
 def test_uploads_over_the_cap_get_413_and_non_images_415(client: TestClient,
