@@ -32,7 +32,8 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="study-shot-"))
     pairs, meta = read_pairs_file(args.pairs)
     two = [p for p in pairs if not p.same][:1] + [p for p in pairs if p.same][:1]
-    made = create_study(write_pairs(root / "p.json", two, meta), root / "s", ("occlusion",), 1)
+    made = create_study(write_pairs(root / "p.json", two, meta), root / "s", ("occlusion",), 1,
+                        catch=0)  # two pairs: too few photos for catch trials
     who = made.participants[0]
     with open_study(made.folder) as store:
         for pair in who.order1:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE, get_spec
+from facexplain.backbones.runtime import runtime_key
 from facexplain.backbones.spec import BackboneSpec
 from facexplain.confidence.scope import ScopeProfile, face_traits, out_of_scope
 from facexplain.method_info import ExplainOptions, MethodInfo
@@ -31,13 +32,17 @@ def calibration_of(pipeline: FacePipeline, forward_only: bool = False) -> Calibr
     verified runtime file of the registered weights. No record: a user model must calibrate
     first; a built-in with other weights gets its provisional threshold and no confidence."""
     spec = pipeline.spec
-    weights = None if forward_only and pipeline.runtime() is not None else (
-        pipeline.scorer.fingerprint())
-    cal = calibration_for(spec.name, weights)
+    source = None
+    if forward_only and pipeline.runtime() is not None:  # no torch: the verified file
+        weights = None
+        source = runtime_key(spec.name, pipeline.root) if spec.user else None
+    else:
+        weights = pipeline.scorer.fingerprint()
+    cal = calibration_for(spec.name, weights, source=source)
     if cal is not None:
         return cal
     if spec.user:
-        return get_calibration(spec.name, weights=weights)  # one-line error naming the command
+        return get_calibration(spec.name, weights=weights, source=source)  # a one-line error
     return Calibration.uncalibrated(
         spec.name, spec.threshold, f"not calibrated for these weights of {spec.name}: the "
         "threshold is the backbone's provisional value and no confidence is given")
@@ -123,6 +128,23 @@ def verify(
                             max_error=max_error, population=population)
 
 
+def skipped_methods(methods: str | Sequence[str], spec: BackboneSpec) -> tuple[tuple[str, str],
+                                                                              ...]:
+    """What ``--method all`` leaves out on this backbone, each with why (empty otherwise)."""
+    spec_text = methods if isinstance(methods, str) else ",".join(methods)
+    if spec_text.strip() != "all":
+        return ()
+    out = []
+    for info in parse_methods("all"):
+        if info.supports is not None and not info.supports(spec):
+            out.append((info.name, f"cannot run on {spec.name} (it needs what this backbone "
+                                   "lacks: named feature maps or a trained head layout)"))
+        elif not info.in_all:
+            out.append((info.name, "slow (a few hundred forward passes or more): name it to "
+                                   "run it"))
+    return tuple(out)
+
+
 def resolve_methods(methods: str | Sequence[str], options: ExplainOptions,
                     spec: BackboneSpec) -> tuple[MethodInfo, ...]:
     """Method names -> registered methods, each checked against the options and backbone.
@@ -168,4 +190,4 @@ def explain_pair(
             log(f"explaining with {info.name} ...")
         results.append(MethodResult(info, explainer.explain(pair.tensor)))
     return PairExplanation(verdict, pair, spec, calibration, tuple(results),
-                           pipe.scorer.fingerprint())
+                           pipe.scorer.fingerprint(), skipped_methods(methods, spec))

@@ -9,6 +9,7 @@ export is kept only if onnxruntime gives the module's outputs (``export_checked`
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -61,13 +62,20 @@ def ort_session(path: Path, threads: int):  # type: ignore[no-untyped-def]
 class ForwardRuntime:
     """An onnxruntime session of one exported backbone: (N, 3, H, W) pixels -> (N, D) embeddings."""
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, output: str = OUTPUT,
+                 preprocess: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
         self.path = path
         self.session = ort_session(path, threads)
+        self.input = self.session.get_inputs()[0].name
+        self.output = output
+        self.preprocess = preprocess
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
-        feed = {INPUT: np.ascontiguousarray(pixels, dtype=np.float32)}
-        return np.asarray(self.session.run([OUTPUT], feed)[0])
+        x = np.ascontiguousarray(pixels, dtype=np.float32)
+        if self.preprocess is not None:
+            x = np.ascontiguousarray(self.preprocess(x), dtype=np.float32)
+        out = np.asarray(self.session.run([self.output], {self.input: x})[0])
+        return out.reshape(out.shape[0], -1)
 
 
 # Bump the version when the export changes: an older file is then simply not found.

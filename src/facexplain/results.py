@@ -65,6 +65,7 @@ class PairExplanation:
     calibration: Calibration
     results: tuple[MethodResult, ...]
     weights: str | None = None  # fingerprint of the weights explained (records must match)
+    skipped: tuple[tuple[str, str], ...] = ()  # methods ``all`` left out, and why
 
     @property
     def faces(self) -> torch.Tensor:

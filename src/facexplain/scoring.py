@@ -52,6 +52,7 @@ class Calibration:
     selective: dict[str, dict[str, dict[str, Any]]] | None = None
     scope: dict[str, Any] | None = None
     provisional: bool = False
+    source_sha256: str | None = None  # a user model's file, for its forward-only runtime
 
     @classmethod
     def uncalibrated(cls, backbone: str, threshold: float, reason: str) -> Calibration:
@@ -151,20 +152,23 @@ def load_calibrations(path: Path | None = None) -> dict[str, Calibration]:
             calibration_store(path).load().items()}
 
 
-def calibration_for(backbone: str, weights: str | None = None,
-                    path: Path | None = None) -> Calibration | None:
+def calibration_for(backbone: str, weights: str | None = None, path: Path | None = None,
+                    source: str | None = None) -> Calibration | None:
     """The stored calibration of ``backbone``, or None. With ``weights`` (the fingerprint of the
     weights in use), only a record measured on those very weights counts: an edited or
-    re-trained model never reads another's threshold and confidence."""
+    re-trained model never reads another's threshold and confidence. ``source`` (a user model
+    file's sha256, for its forward-only runtime) must match the record's likewise."""
     cal = load_calibrations(path).get(backbone)
     if cal is None or (weights is not None and cal.weights != weights):
+        return None
+    if source is not None and cal.source_sha256 != source:
         return None
     return cal
 
 
 def get_calibration(backbone: str, path: Path | None = None,
-                    weights: str | None = None) -> Calibration:
-    cal = calibration_for(backbone, weights, path)
+                    weights: str | None = None, source: str | None = None) -> Calibration:
+    cal = calibration_for(backbone, weights, path, source)
     if cal is None:
         stored = load_calibrations(path).get(backbone)
         why = ("the stored calibration was measured on other weights" if stored is not None

@@ -86,6 +86,9 @@ def test_upload_a_real_pair_and_see_verdict_and_maps(server: Server, page: objec
     assert figure.evaluate("img => img.complete && img.naturalWidth > 0")
     p.wait_for_timeout(500)  # type: ignore[attr-defined]
     p.screenshot(path=str(shots / "web-result.png"), full_page=False)  # type: ignore
+    frame_height, doc_height = p.eval_on_selector(  # type: ignore[attr-defined]
+        "#report", "f => [f.clientHeight, f.contentDocument.documentElement.scrollHeight]")
+    assert frame_height >= doc_height  # the report at full height: no scroll bar of its own
     trust = report.locator(".trust")  # the verdict's trust block, with its population
     assert "How far to trust this verdict" in trust.inner_text()
     assert "LFW" in trust.inner_text()
@@ -134,3 +137,39 @@ def test_the_admin_sees_links_and_the_analysis(server: Server, page: object, sho
     for alt in ("Fig. 8", "Fig. 9", "Fig. 10"):
         assert loaded(p, f"img[alt='{alt}']"), alt
     p.screenshot(path=str(shots / "study-analysis.png"), full_page=True)  # type: ignore
+
+
+def test_an_error_page_leads_back_to_the_form(server: Server, page: object,
+                                              shots: Path) -> None:
+    p = page
+    p.goto(server.url + "/jobs/no-such-job")  # type: ignore[attr-defined]
+    assert "expired" in p.inner_text("#error-message")  # type: ignore[attr-defined]
+    p.screenshot(path=str(shots / "web-error.png"))  # type: ignore[attr-defined]
+    p.click("#back")  # type: ignore[attr-defined]
+    p.wait_for_selector("#go")  # type: ignore[attr-defined]
+    p.set_input_files("#photo_a", {"name": "notes.txt", "mimeType": "image/jpeg",  # type: ignore
+                                   "buffer": b"not a photo at all"})
+    p.set_input_files("#photo_b", str(lfw_image("Dean_Barker", 1)))  # type: ignore
+    p.click("#go")  # type: ignore[attr-defined]
+    p.wait_for_selector("#status:not(:empty)")  # type: ignore[attr-defined]
+    assert "not an image" in p.inner_text("#status")  # type: ignore[attr-defined]
+    assert "upload_a" not in p.inner_text("#status")  # type: ignore[attr-defined]
+    assert not p.is_disabled("#go")  # type: ignore[attr-defined]  # the form is usable again
+
+
+def test_the_api_with_a_key_from_the_browser(page: object, tmp_path: Path) -> None:
+    from facexplain.web.api_keys import new_api_key
+
+    keys = tmp_path / "keys.txt"
+    key = new_api_key(keys)
+    srv = Server(None, tmp_path / "work", preload="", extra=("--api-key-file", str(keys)))
+    srv.start()
+    try:
+        api = page.request  # type: ignore[attr-defined]
+        assert api.get(f"{srv.url}/api/v1/methods").status == 401
+        assert api.get(f"{srv.url}/api/v1/methods", headers={"X-API-Key": "fx_no"}).status == 401
+        ok = api.get(f"{srv.url}/api/v1/methods", headers={"X-API-Key": key})
+        assert ok.status == 200 and "occlusion" in [m["name"] for m in ok.json()]
+        assert api.get(f"{srv.url}/api/v1/openapi.json").status == 200
+    finally:
+        srv.stop()

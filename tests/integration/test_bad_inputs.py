@@ -237,6 +237,15 @@ def test_photo_without_a_face(tmp_path: Path) -> None:
     assert_one_line_error(run, "no face", "grey-wall.png", code=3)
 
 
+def test_a_failed_explain_leaves_no_empty_output_folder(tmp_path: Path) -> None:
+    wall = tmp_path / "grey-wall.png"
+    Image.fromarray(np.full((240, 240, 3), 128, np.uint8)).save(wall)
+    out = tmp_path / "new" / "report"
+    run = run_cli(["explain", GOOD, wall, "--out", out, "--method", "saliency"])
+    assert_one_line_error(run, "no face", code=3)
+    assert not out.exists() and not out.parent.exists()
+
+
 def test_unreadable_photo(tmp_path: Path) -> None:
     f = tmp_path / "locked.jpg"
     shutil.copyfile(GOOD, f)

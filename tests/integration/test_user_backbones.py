@@ -71,11 +71,13 @@ def export(name: str, path: Path) -> Path:
 def borrow_calibration(user: str, builtin: str) -> None:
     """The built-in's calibration, stored for the user model's own weights (records are keyed
     by the weights: the user model would not read the built-in's record otherwise)."""
+    from facexplain.backbones.user_records import read_records
     from facexplain.pipeline import FacePipeline
 
     weights = FacePipeline(user, forward_runtime=False).scorer.fingerprint()
+    source = read_records().get(user, {}).get("sha256")  # an ONNX file's, for its runtime
     save_calibration(replace(get_calibration(builtin), backbone=user, command="test",
-                             weights=weights))
+                             weights=weights, source_sha256=source))
 
 
 def test_exported_backbone_registers_and_explains_like_the_builtin(home: Path,
@@ -165,7 +167,7 @@ def test_cli_add_list_remove_and_one_line_errors(home: Path, tmp_path: Path) -> 
         shutil.copy2(p, faces / p.name)
     export("mobileface", tmp_path / "m.onnx")
     ok = _cli("backbones", "add", "mf-cli", "--onnx", str(tmp_path / "m.onnx"),
-              "--check-images", str(faces), home=home)
+              "--check-images", str(faces), "--no-calibrate", home=home)
     assert ok.returncode == 0, ok.stderr
     assert "max abs diff" in ok.stdout and "registered 'mf-cli'" in ok.stdout
     assert "mf-cli" in list_backbones()  # the CLI's record, seen by this process

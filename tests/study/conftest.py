@@ -41,20 +41,22 @@ MakeStudy = Callable[..., CreatedStudy]
 def make_plain_study(tmp_path: Path) -> MakeStudy:
     """A study without help pictures (no model runs): for storage, flow and load tests."""
     def make(n_pairs: int = 8, conditions: tuple[str, ...] = ("none", "occlusion"),
-             per_condition: int = 2, scale: int = 5, name: str = "s") -> CreatedStudy:
+             per_condition: int = 2, scale: int = 5, name: str = "s",
+             catch: int = 0) -> CreatedStudy:
         pairs = lfw_study_pairs(n_pairs // 2)
         pairs = [replace(p, model_same=p.same if k % 4 else not p.same)
                  for k, p in enumerate(pairs)]  # the "model" is wrong on every 4th pair
         src = write_pairs(tmp_path / f"{name}.json", pairs, {"model": "sface"})
         return create_study(src, tmp_path / name, conditions, per_condition, scale=scale,
-                            draw_maps=False)
+                            draw_maps=False, catch=catch)
     return make
 
 
 @pytest.fixture(scope="session")
 def mapped_study(tmp_path_factory: pytest.TempPathFactory) -> CreatedStudy:
-    """Four real LFW pairs with real occlusion help maps from sface (made once); three
-    participants per condition (the browser tests take the last ones)."""
+    """Four real LFW pairs and two catch trials with real occlusion help maps from sface (made
+    once); four participants per condition (the browser tests take the last ones, the
+    round-2 text test the third)."""
     root = tmp_path_factory.mktemp("mapped")
     src = write_pairs(root / "pairs.json", lfw_study_pairs(2), {"model": "sface"})
-    return create_study(src, root / "study", ("none", "occlusion"), 3, options=COARSE)
+    return create_study(src, root / "study", ("none", "occlusion"), 4, options=COARSE, catch=2)

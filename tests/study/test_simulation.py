@@ -1,5 +1,6 @@
-"""Simulated participants through the whole flow: 3 conditions x 30 participants x 200 pairs,
-analysed end to end; the planted before/after gains come back within their noise."""
+"""Simulated participants through the whole flow: 3 conditions x 30 participants x 200 pairs
+and 4 catch trials, one participant answering at random, analysed end to end: the screening
+removes exactly that one, and the planted before/after gains come back within their noise."""
 
 from __future__ import annotations
 
@@ -26,19 +27,30 @@ def test_choice_cuts_agree_with_the_same_different_reading() -> None:
 
 
 def test_planted_gains_are_recovered(make_plain_study: MakeStudy, tmp_path: Path) -> None:
-    made = make_plain_study(n_pairs=200, conditions=tuple(GAINS), per_condition=30)
-    planted = simulate_study(made.folder, GAINS, base=0.76, sd=0.05, seed=1)
+    made = make_plain_study(n_pairs=200, conditions=tuple(GAINS), per_condition=30, catch=4)
+    planted = simulate_study(made.folder, GAINS, base=0.76, sd=0.05, seed=1, careless=1)
+    careless = [p for p in planted if p.careless]
+    assert len(careless) == 1
     with open_study(made.folder) as store:
-        assert sum(store.progress().values()) == 3 * 30 * 200 * 2
+        assert sum(store.progress().values()) == 3 * 30 * (200 + 4) * 2
     analyze_study(made.folder, tmp_path / "analysis")
     summary = json.loads((tmp_path / "analysis" / "analysis.json").read_text())
     assert summary["model_accuracy"] == pytest.approx(0.75)  # every 4th pair wrong
+    assert summary["pairs"] == 200
+    scr = summary["screening"]
+    assert (scr["catch_pairs"], scr["min_correct"], scr["finished"], scr["kept"]) == (4, 7, 90, 89)
+    assert scr["screened"] == [careless[0].id]
+    people = {p["id"]: p for p in summary["participants"]}
+    assert people[careless[0].id]["catch_correct"] < 7 and not people[careless[0].id]["kept"]
+    assert all(p["catch_answered"] == 8 and p["answered"] == [200, 200] for p in people.values())
+    html = (tmp_path / "analysis" / "analysis.html").read_text()
+    assert "Kept <b>89 of 90</b>" in html and f"Screened out: {careless[0].id}" in html
     for c in summary["conditions"]:
         cond = c["condition"]
-        mine = [p for p in planted if p.condition == cond]
+        mine = [p for p in planted if p.condition == cond and not p.careless]
         want_gain = sum(p.accuracy_after - p.accuracy_before for p in mine) / len(mine)
         want_before = sum(p.accuracy_before for p in mine) / len(mine)
-        assert c["n"] == 30
+        assert (c["n"], c["finished"]) == (len(mine), 30)
         half_ci = (c["gain_ci95"][1] - c["gain_ci95"][0]) / 2
         assert 0.005 < half_ci < 0.03  # the noise of 30 x 200 binary answers
         assert abs(c["gain_mean"] - want_gain) < half_ci * 1.5, cond

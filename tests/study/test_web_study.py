@@ -9,15 +9,17 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from facexplain import settings
 from facexplain.study.create import CreatedStudy
-from facexplain.study.store import Participant
-from facexplain.web.app import WebConfig, create_app
+from facexplain.study.store import Participant, open_study
+from facexplain.web.app import create_app
 from facexplain.web.jobs import Pipelines
+from tests.web.conftest import web_config
 
 
 @pytest.fixture()
 def client(tmp_path: Path, mapped_study: CreatedStudy) -> Iterator[TestClient]:
-    app = create_app(WebConfig(tmp_path / "work", study_dir=mapped_study.folder), Pipelines())
+    app = create_app(web_config(tmp_path / "work", study_dir=mapped_study.folder), Pipelines())
     with TestClient(app) as c:
         yield c
 
@@ -28,9 +30,36 @@ def by_condition(made: CreatedStudy, cond: str) -> list[Participant]:
 
 def test_help_maps_and_cropped_photos_were_made(mapped_study: CreatedStudy) -> None:
     maps = sorted(p.name for p in (mapped_study.folder / "maps" / "occlusion").iterdir())
-    assert maps == [f"p{i:04d}.png" for i in range(4)]
+    assert maps == [f"p{i:04d}.png" for i in range(6)]  # 4 real pairs and 2 catch trials
     images = sorted((mapped_study.folder / "images").iterdir())
-    assert len(images) == 8 and all(p.stat().st_size > 1000 for p in images)
+    assert len(images) == 12 and all(p.stat().st_size > 1000 for p in images)
+
+
+def test_catch_trials_look_like_real_pairs(mapped_study: CreatedStudy) -> None:
+    """One identical and one obviously different catch pair, stored as such, named and served
+    like the real pairs (maps drawn too). These 8 photos hold no woman, so the different one
+    is the pair of different people the model finds least alike."""
+    folder = mapped_study.folder
+    with open_study(folder) as store:
+        kinds = store.pair_kinds()
+        rows = {int(r["idx"]): r for r in store.pairs()}
+    assert sorted(kinds.values()) == ["catch-different", "catch-identical"] + ["real"] * 4
+    females = set((settings.current().lfw / "female_names.txt").read_text().split())
+    for idx, kind in kinds.items():
+        a, b = (folder / rows[idx]["a"], folder / rows[idx]["b"])
+        assert (a.name, b.name) == (f"p{idx:04d}_a.jpg", f"p{idx:04d}_b.jpg")
+        assert (folder / "maps" / "occlusion" / f"p{idx:04d}.png").is_file()
+        src_a, src_b = rows[idx]["label"].split(" | ")
+        if kind == "catch-identical":
+            assert src_a == src_b and a.read_bytes() == b.read_bytes()
+            assert rows[idx]["same"] == 1 and rows[idx]["model_same"] == 1
+        elif kind == "catch-different":
+            assert rows[idx]["same"] == 0 and rows[idx]["model_same"] == 0
+            assert Path(src_a).parent != Path(src_b).parent
+            assert not {Path(src_a).name, Path(src_b).name} & females
+            genuine = [r["model_score"] for r in rows.values() if r["same"] and
+                       kinds[int(r["idx"])] == "real"]
+            assert rows[idx]["model_score"] < min(genuine) - 0.2
 
 
 def test_a_participant_answers_both_rounds_with_help_in_the_second(
@@ -44,7 +73,7 @@ def test_a_participant_answers_both_rounds_with_help_in_the_second(
     resp = client.post(f"{base}/answer", json={"phase": 2, "pair": who.order2[0], "choice": 1})
     assert resp.status_code == 409
     seen = []
-    for _ in range(8):
+    for _ in range(2 * len(who.order1)):
         nxt = client.get(f"{base}/next").json()
         seen.append((nxt["phase"], nxt["pair"]))
         img = client.get(f"{base}/img/{nxt['pair']}/a")
@@ -62,6 +91,23 @@ def test_a_participant_answers_both_rounds_with_help_in_the_second(
     assert "Thank you" in client.get(base).text
     again = client.post(f"{base}/answer", json={"phase": 1, "pair": who.order1[0], "choice": 5})
     assert again.json()["duplicate"] and again.json()["choice"] == 2
+
+
+def test_round_two_says_how_to_read_this_conditions_picture(
+        client: TestClient, mapped_study: CreatedStudy) -> None:
+    """The occlusion group reads its picture as where the faces differ (not 'what the model
+    weighed most'); the control group gets no such text."""
+    for cond in ("occlusion", "none"):
+        who = by_condition(mapped_study, cond)[2]
+        for pair in who.order1:
+            client.post(f"/p/{who.token}/answer", json={"phase": 1, "pair": pair, "choice": 3})
+        page = client.get(f"/p/{who.token}").text
+        assert "Round 2 of 2" in page and "weighed most" not in page
+        if cond == "occlusion":
+            # the difference map at this coarse patch (no Θ measured for it) reads the same way
+            assert "faces differ" in page and "which photo carries the difference" in page
+        else:
+            assert 'id="reading"' not in page and "faces differ" not in page
 
 
 def test_the_control_group_gets_no_help(client: TestClient, mapped_study: CreatedStudy) -> None:

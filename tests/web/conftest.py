@@ -9,7 +9,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from facexplain.pipeline import FacePipeline
+from facexplain.web.app import WebConfig
+from facexplain.web.guards import LOOPBACK_HOSTS
 from facexplain.web.jobs import Pipelines
+
+# TestClient sends ``Host: testserver``; a real server answers the loopback names only.
+TEST_HOSTS = (*LOOPBACK_HOSTS, "testserver")
+
+
+def web_config(work: Path, **kwargs: object) -> WebConfig:
+    """The app's defaults, but answering TestClient's host name."""
+    return WebConfig(work, allowed_hosts=TEST_HOSTS, **kwargs)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +41,7 @@ def wait_for_job(client: TestClient, job_id: str, timeout: float = 120.0) -> dic
     while time.monotonic() < deadline:
         body = client.get(f"/api/jobs/{job_id}").json()
         seen.append(float(body["progress"]))
-        if body["state"] in ("done", "failed"):
+        if body["state"] in ("done", "failed", "cancelled"):
             body["seen_progress"] = seen
             return dict(body)
         time.sleep(0.1)

@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from facexplain.web.app import WebConfig, create_app
+from facexplain.web.app import create_app
 from facexplain.web.jobs import Pipelines
-from tests.web.conftest import lfw_bytes, wait_for_job
+from tests.web.conftest import lfw_bytes, wait_for_job, web_config
 
 FAST = {"patch": "32", "stride": "16"}
 FIRST_IMPOSTOR = 300  # pairs.txt fold 1: 300 genuine lines, then 300 impostor lines
@@ -23,7 +23,7 @@ FIRST_IMPOSTOR = 300  # pairs.txt fold 1: 300 genuine lines, then 300 impostor l
 
 @pytest.fixture()
 def client(tmp_path: Path, pipelines: Pipelines) -> TestClient:
-    app = create_app(WebConfig(tmp_path / "work", max_upload_bytes=200_000), pipelines)
+    app = create_app(web_config(tmp_path / "work", max_upload_bytes=200_000), pipelines)
     with TestClient(app) as c:
         yield c
 
@@ -82,6 +82,8 @@ def test_a_photo_without_a_face_fails_the_job_with_a_reason(client: TestClient,
              "photo_b": ("b.jpg", lfw_bytes(lfw_dir, "Aaron_Peirsol", 2), "image/jpeg")}
     job = wait_for_job(client, client.post("/api/explain", data=FAST, files=files).json()["id"])
     assert job["state"] == "failed" and "no face found" in str(job["error"])
+    assert "wall.png" in str(job["error"])  # the user's name for the photo
+    assert "upload_a" not in str(job["error"]) and "/tmp" not in str(job["error"])
 
 
 def test_uploads_over_the_cap_get_413_and_non_images_415(client: TestClient,
@@ -104,7 +106,7 @@ def test_uploads_over_the_cap_get_413_and_non_images_415(client: TestClient,
 
 
 def test_bad_form_values_get_400_before_any_work(client: TestClient) -> None:
-    for data, words in (({"lfw_pair": "600"}, "lfw_pair"), ({"lfw_pair": "-1"}, "lfw_pair"),
+    for data, words in (({"lfw_pair": "600"}, "LFW pair"), ({"lfw_pair": "-1"}, "LFW pair"),
                         ({"lfw_pair": "0", "backbone": "../../etc"}, "unknown backbone"),
                         ({"lfw_pair": "0", "methods": "occlusion,nope"}, "unknown method"),
                         ({"lfw_pair": "0", "patch": "0"}, "patch"), ({}, "give two photos")):
@@ -128,13 +130,14 @@ def test_no_path_traversal_through_job_ids_or_file_names(client: TestClient,
         resp = client.get(url)
         assert resp.status_code == 404, url
         assert "root:" not in resp.text
-    saved = sorted(p.name for p in client.app.state.jobs.get(job_id).out_dir.glob("upload_*"))
-    assert saved == ["upload_a", "upload_b"]  # the client's file name is never used
+    folder = client.app.state.jobs.get(job_id).out_dir
+    assert not list(folder.glob("upload_*"))  # deleted once the faces were aligned
+    assert not any("passwd" in p.name for p in folder.parent.rglob("*"))  # name never used
 
 
 def test_concurrent_users_queue_and_the_server_keeps_answering(tmp_path: Path,
                                                                pipelines: Pipelines) -> None:
-    app = create_app(WebConfig(tmp_path / "work", max_waiting=1), pipelines)
+    app = create_app(web_config(tmp_path / "work", max_waiting=1), pipelines)
     with TestClient(app) as c:
         data = {"lfw_pair": "0", "methods": "occlusion", **FAST}
         codes = [c.post("/api/explain", data=data) for _ in range(3)]

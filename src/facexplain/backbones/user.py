@@ -29,10 +29,11 @@ from facexplain.backbones.user_records import (
     TORCH_LOADER,
     check_name,
     read_records,
+    three_values,
     user_dir,
     user_spec,
 )
-from facexplain.errors import AssetCorrupt, AssetMissing, InvalidArgument, UnknownBackbone
+from facexplain.errors import AssetCorrupt, AssetMissing, UnknownBackbone
 
 
 class Normalised(GraphFaceModel):
@@ -50,9 +51,10 @@ class Normalised(GraphFaceModel):
                  bgr: bool) -> None:
         super().__init__(graph, embedding_node, input_size, feature_nodes)
         self.bgr = bgr
-        self.register_buffer("mean", torch.tensor(_three(mean)).reshape(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(_three(std)).reshape(1, 3, 1, 1))
-        self.identity = not bgr and _three(mean) == [0.0] * 3 and _three(std) == [1.0] * 3
+        self.register_buffer("mean", torch.tensor(three_values(mean)).reshape(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(three_values(std)).reshape(1, 3, 1, 1))
+        self.identity = (not bgr and three_values(mean) == [0.0] * 3
+                         and three_values(std) == [1.0] * 3)
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         if self.identity:
@@ -73,15 +75,6 @@ class Normalised(GraphFaceModel):
             return stages
         first = stages[0]
         return [lambda x: first(self.preprocess(x)), *stages[1:]]
-
-
-def _three(values: Sequence[float]) -> list[float]:
-    vals = [float(v) for v in values]
-    if len(vals) == 1:
-        return vals * 3
-    if len(vals) != 3:
-        raise InvalidArgument(f"give one value or three (R,G,B), not {len(vals)}: {vals}")
-    return vals
 
 
 def build_onnx_model(path: Path, row: dict[str, Any]) -> Normalised:

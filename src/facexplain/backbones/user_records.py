@@ -116,3 +116,13 @@ def user_spec(name: str = "user", template: str = "arcface-112",
 def registered_module(name: str) -> tuple[BackboneSpec, FaceModel] | None:
     """The spec and module registered from Python under ``name`` (None if none)."""
     return _REGISTERED.get(name)
+
+
+def three_values(values: Sequence[float]) -> list[float]:
+    """One value or three (R, G, B) -> three."""
+    vals = [float(v) for v in values]
+    if len(vals) == 1:
+        return vals * 3
+    if len(vals) != 3:
+        raise InvalidArgument(f"give one value or three (R,G,B), not {len(vals)}: {vals}")
+    return vals

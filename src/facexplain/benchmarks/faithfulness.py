@@ -90,6 +90,8 @@ class FaithfulnessConfig:
     patch: int = 16
     stride: int = 8
     ig_steps: int | None = None  # None: adaptive, as the CLI's explain
+    samples: int | None = None  # per face, for the sampling methods (None: their defaults)
+    xface_stride: int | None = None
     modes: tuple[str, ...] = MODES
     blocks: tuple[int, ...] = (1, 8)
     fractions: tuple[float, ...] = DEFAULT_FRACTIONS
@@ -112,6 +114,9 @@ class FaithfulnessConfig:
         """What the per-pair results depend on (device aside: it only shifts the last digits;
         the number of pairs aside: a smaller selection is a subset of a larger one)."""
         d = asdict(self)
+        for k in ("samples", "xface_stride"):  # keeps the keys of runs made before they existed
+            if d[k] is None:
+                d.pop(k)
         for k in ("device", "cache_dir", "resume", "progress", "n_pairs"):
             d.pop(k)
         if self.pairs_file is None:  # keeps the keys (and caches) of runs made before it existed
@@ -148,14 +153,15 @@ def _explainers(cfg: FaithfulnessConfig, pipe: FacePipeline, fill: torch.Tensor
     """One explainer per method (from the registry), all removing pixels with the same ``fill``
     (2, 3, H, W)."""
     options = ExplainOptions(patch=cfg.patch, stride=cfg.stride, fill=fill, gradient_fill=fill,
-                             ig_steps=cfg.ig_steps)
+                             ig_steps=cfg.ig_steps, samples=cfg.samples,
+                             xface_stride=cfg.xface_stride)
     return {m: get_method(m).build(pipe.scorer, options) for m in cfg.methods}
 
 
 def _check_config(cfg: FaithfulnessConfig, size: int) -> None:
     from facexplain.explain.fills import FILLS
 
-    valid = ranked_methods()
+    valid = [name for name, info in all_methods().items() if info.rankings]  # slow ones too
     unknown = [m for m in cfg.methods if m not in valid]
     if unknown or not cfg.methods:
         raise InvalidArgument(f"unknown or unranked method(s) {unknown}; valid: "

@@ -16,12 +16,14 @@ import numpy as np
 import torch
 
 from facexplain import settings
+from facexplain.backbones import user_records
 from facexplain.cache import DiskCache
 from facexplain.datasets.faces import check_images_exist, embed_all, locate_all
 from facexplain.datasets.lfw import LfwPair, read_pairs, unique_images
+from facexplain.errors import InvalidArgument
 from facexplain.metrics.verification import auc, kfold_accuracy, roc, tar_at_far
 from facexplain.pipeline import FacePipeline
-from facexplain.scoring import cosine
+from facexplain.scoring import Calibration, cosine, fit_platt
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class LfwBenchmarkConfig:
     cache_dir: Path = field(default_factory=lambda: settings.current().cache)
     batch_size: int = 32
     progress: bool = True
+    folds: tuple[int, ...] | None = None  # 1-based folds to use (None: all)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,10 @@ def run_lfw_benchmark(
 ) -> LfwBenchmarkResult:
     started = time.perf_counter()
     pairs = read_pairs(cfg.pairs)
+    if cfg.folds is not None:
+        pairs = [p for p in pairs if p.fold + 1 in cfg.folds]
+        if len({p.fold for p in pairs}) < 2:
+            raise InvalidArgument("the k-fold protocol needs at least two folds of the pairs file")
     paths = unique_images(pairs, cfg.images)
     check_images_exist(paths)
     pipe = pipeline or FacePipeline(cfg.backbone)
@@ -89,6 +96,21 @@ def run_lfw_benchmark(
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
     }
     return LfwBenchmarkResult(summary, scores, same, folds)
+
+
+def calibration_from(result: LfwBenchmarkResult, command: str, population: str = ""
+                     ) -> Calibration:
+    """A calibration record from a benchmark run: the mean fold threshold and a Platt fit, for
+    the weights the run measured."""
+    s = result.summary
+    slope, intercept = fit_platt(result.scores, result.same)
+    return Calibration(
+        backbone=str(s["backbone"]), threshold=round(float(s["threshold_mean"]), 6),  # type: ignore[arg-type]
+        platt_slope=round(slope, 4), platt_intercept=round(intercept, 4), command=command,
+        date=str(s["date"]), lfw_accuracy=round(float(s["accuracy_mean"]), 6),  # type: ignore[arg-type]
+        weights=str(s["weights"]),
+        population=population or f"LFW View 2 (pairs.txt), {s['n_pairs']:,} pairs",
+        source_sha256=user_records.read_records().get(str(s["backbone"]), {}).get("sha256"))
 
 
 def plot_roc(result: LfwBenchmarkResult, path: Path) -> Path:

@@ -57,6 +57,9 @@ class PlantedConfig:
     patch: int = 16
     stride: int = 8
     ig_steps: int = 32
+    samples: int | None = None  # per face, for the sampling methods (None: their defaults)
+    xface_stride: int | None = None  # x-face occlusion's stride (None: the paper's)
+    max_altered: int | None = None  # play only the first K altered pairs and their controls
     n_boot: int = 1000
     lfw: Path = field(default_factory=lambda: settings.current().lfw)
     cache_dir: Path = field(default_factory=lambda: settings.current().cache)
@@ -65,6 +68,11 @@ class PlantedConfig:
 
     def mining_model(self) -> str:
         return self.mining or ("sface" if self.backbone == "dlib-resnet" else "dlib-resnet")
+
+
+def game_options(cfg: PlantedConfig) -> ExplainOptions:
+    return ExplainOptions(patch=cfg.patch, stride=cfg.stride, ig_steps=cfg.ig_steps,
+                          samples=cfg.samples, xface_stride=cfg.xface_stride)
 
 
 def planted_path(cfg: PlantedConfig, pipe: FacePipeline) -> Path:
@@ -145,8 +153,18 @@ class GameRun:
             raise RuntimeError("a worker's game run keeps no log")
         self.log.add(rec)
 
+    def played(self) -> list[int]:
+        """The pairs of this run: all, or the first ``max_altered`` altered pairs and the
+        controls made from the same genuine pairs."""
+        pairs = self.game.pairs
+        k = self.cfg.max_altered
+        if k is None:
+            return list(range(len(pairs)))
+        keep = {p.pair_id for p in [p for p in pairs if p.kind == "altered"][:k]}
+        return [i for i, p in enumerate(pairs) if p.pair_id in keep]
+
     def todo(self) -> list[int]:
-        return [i for i in range(len(self.game.pairs)) if self.key(i) not in self.done]
+        return [i for i in self.played() if self.key(i) not in self.done]
 
     def play(self, i: int) -> dict[str, Any]:
         """Every map of pair ``i``, scored: the record the log keeps."""
@@ -169,11 +187,13 @@ def start_game(cfg: PlantedConfig, worker: bool = False) -> GameRun:
     for info in infos.values():
         if not worker and info.prepare is not None:
             info.prepare(cfg.backbone, cfg.progress)
-    options = ExplainOptions(patch=cfg.patch, stride=cfg.stride, ig_steps=cfg.ig_steps)
-    explainers = {name: info.build(pipe.scorer, options) for name, info in infos.items()}
+    explainers = {name: info.build(pipe.scorer, game_options(cfg)) for name, info in
+                  infos.items()}
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     key = {**{k: v for k, v in asdict(cfg).items() if k in ("backbone", "patch", "stride",
                                                             "ig_steps")},
+           **{k: v for k, v in asdict(cfg).items() if k in ("samples", "xface_stride")
+              and v is not None},
            "methods": sorted(cfg.methods), "set": digest, "weights": pipe.scorer.fingerprint()}
     log = None if worker else PairLog(
         cfg.cache_dir / "planted" / f"log-{cfg.backbone}-{digest}.jsonl", key, cfg.resume)
@@ -199,22 +219,23 @@ def run_planted(cfg: PlantedConfig, player: Player = play_here) -> dict[str, Any
         raise FacexplainError(f"{len(run.todo())} planted pairs could not be explained (their "
                               "workers failed); run the same command again to retry them")
     game = run.game
-    records: list[dict[str, Any]] = [run.done[run.key(i)] for i in range(len(game.pairs))]
+    records: list[dict[str, Any]] = [run.done[run.key(i)] for i in run.played()]
     rows = _rows(run.infos)
     # per-face rows: maps that differ between the faces (a pairwise map never decides)
     per_face = {r for r in rows if sum(rec["scores"][r]["which"] >= 0 for rec in records
                                        if rec["kind"] == "altered") > 0}
-    kinds = {k: sum(1 for p in game.pairs if p.kind == k) for k in ("altered", "same-person",
-                                                                     "untouched")}
+    played = [game.pairs[i] for i in run.played()]
+    kinds = {k: sum(1 for p in played if p.kind == k) for k in ("altered", "same-person",
+                                                                "untouched")}
     return {
         "backbone": cfg.backbone, "mining_model": cfg.mining_model(), "set": str(run.path),
         "region_area_share": round(region_area_share(game), 4),
-        "pairs": kinds, "regions": {r: sum(1 for p in game.pairs if p.kind == "altered" and
+        "pairs": kinds, "regions": {r: sum(1 for p in played if p.kind == "altered" and
                                             p.region == r) for r in ("eyes", "brows", "nose",
                                                                      "mouth")},
-        "mean_drop": round(float(np.mean([p.drop for p in game.pairs if p.kind == "altered"])),
-                           4),
-        "options": {"patch": cfg.patch, "stride": cfg.stride, "ig_steps": cfg.ig_steps},
+        "mean_drop": round(float(np.mean([p.drop for p in played if p.kind == "altered"])), 4),
+        "options": {"patch": cfg.patch, "stride": cfg.stride, "ig_steps": cfg.ig_steps,
+                    "samples": cfg.samples, "xface_stride": cfg.xface_stride},
         "rows": summarise(records, rows, per_face, cfg.n_boot),
         "per_face_rows": sorted(per_face),
         "weights": run.pipe.scorer.fingerprint(),
@@ -235,7 +256,7 @@ def example_maps(cfg: PlantedConfig, n: int = 4) -> tuple[PlantedSet, list[int],
                    if p.kind == "altered" and p.region == region][:1]
     picked = picked[:n]
     infos = {name: get_method(name) for name in cfg.methods}
-    options = ExplainOptions(patch=cfg.patch, stride=cfg.stride, ig_steps=cfg.ig_steps)
-    explainers = {name: info.build(pipe.scorer, options) for name, info in infos.items()}
+    explainers = {name: info.build(pipe.scorer, game_options(cfg)) for name, info in
+                  infos.items()}
     return game, picked, [explain_planted(pipe, explainers, infos, game.tensor(i))[0]
                           for i in picked]

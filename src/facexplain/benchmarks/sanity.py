@@ -61,6 +61,8 @@ class SanityConfig:
     patch: int = 16
     stride: int = 8
     ig_steps: int = 32  # fixed: random weights need not converge, and time must stay bounded
+    samples: int | None = None  # per face, for the sampling methods (None: their defaults)
+    xface_stride: int | None = None
     n_boot: int = 1000
     seed: int = 0
     progress: bool = True
@@ -129,7 +131,8 @@ def run_sanity(cfg: SanityConfig, pipeline: FacePipeline | None = None) -> dict[
     for info in infos:
         if info.prepare is not None:
             info.prepare(pipe.spec.name, cfg.progress)
-    options = ExplainOptions(patch=cfg.patch, stride=cfg.stride, ig_steps=cfg.ig_steps)
+    options = ExplainOptions(patch=cfg.patch, stride=cfg.stride, ig_steps=cfg.ig_steps,
+                             samples=cfg.samples, xface_stride=cfg.xface_stride)
     original = {k: v.clone() for k, v in pipe.model.state_dict().items()}
     order = parameters_in_forward_order(pipe.model, faces[0])
     states = [("real", 0.0), *((f"cascade-{round(100 * f)}%", f) for f in cfg.cascade),

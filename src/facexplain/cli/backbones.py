@@ -63,11 +63,13 @@ def add_command(
     points: Annotated[str | None, typer.Option(
         help="Five custom points 'x,y;x,y;...' (eyes, nose, mouth corners) in the crop.")
     ] = None,
-    mean: Annotated[str, typer.Option(
-        help="Subtracted from [0, 255] pixels: one value or R,G,B.")] = "0",
-    std: Annotated[str, typer.Option(help="Then divided by: one value or R,G,B.")] = "1",
-    bgr: Annotated[bool, typer.Option("--bgr", help="The model takes BGR channel order.")
-                   ] = False,
+    mean: Annotated[str | None, typer.Option(
+        help="Subtracted from [0, 255] pixels: one value or R,G,B (default: found on real "
+        "faces, with --std and --bgr).")] = None,
+    std: Annotated[str | None, typer.Option(help="Then divided by: one value or R,G,B.")
+                   ] = None,
+    bgr: Annotated[bool | None, typer.Option(
+        "--bgr/--rgb", help="The model takes BGR (or RGB) channel order.")] = None,
     output: Annotated[str | None, typer.Option(
         help="The graph output (or node) that is the embedding (default: the first output).")
     ] = None,
@@ -80,6 +82,9 @@ def add_command(
     ] = None,
     skip_check: Annotated[bool, typer.Option(
         "--skip-check", help="Register without comparing with onnxruntime/OpenCV.")] = False,
+    calibrate: Annotated[bool, typer.Option(
+        "--calibrate/--no-calibrate", help="Fit a provisional threshold and confidence on "
+        "LFW folds 1-2 now (about a minute or two), so verify works at once.")] = True,
 ) -> None:
     """Register your ONNX face model: runs it in torch, checks it against onnxruntime on real
     faces, stores a copy (with its sha256) under the model home."""
@@ -94,7 +99,8 @@ def add_command(
                         if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:6]
     row, check = add_onnx(
         name, onnx_file, template=template, size=input_size, points=_points(points),
-        mean=_floats(mean, "--mean"), std=_floats(std, "--std"), bgr=bgr, output=output,
+        mean=None if mean is None else _floats(mean, "--mean"),
+        std=None if std is None else _floats(std, "--std"), bgr=bgr, output=output,
         feature_nodes=[n.strip() for n in feature_nodes.split(",") if n.strip()],
         description=description, check_images=images, skip_check=skip_check,
         command=command_line(),
@@ -106,7 +112,26 @@ def add_command(
         typer.echo("check: skipped (--skip-check)")
     typer.echo(f"registered '{name}': {row['embedding_dim']}-d embedding '{row['output']}', "
                f"{row['size']}px {row['template']}, sha256 {row['sha256'][:12]}...")
-    typer.echo(f"next: facexplain benchmark lfw --backbone {name} --write-calibration")
+    if calibrate:
+        _provisional_calibration(name)
+    typer.echo(f"next: facexplain benchmark calibration --backbone {name} --write-calibration "
+               "(a measured calibration)")
+
+
+def _provisional_calibration(name: str) -> None:
+    """Threshold and Platt fit on LFW folds 1-2, stored for these weights and named provisional
+    in every verdict, so a new model verifies at once."""
+    from facexplain.benchmarks.lfw import LfwBenchmarkConfig, calibration_from, run_lfw_benchmark
+    from facexplain.scoring import save_calibration
+
+    typer.echo("calibrating a provisional threshold on LFW folds 1-2 ...", err=True)
+    result = run_lfw_benchmark(LfwBenchmarkConfig(backbone=name, folds=(1, 2)))
+    cal = calibration_from(result, command_line(), population=(
+        f"provisional: LFW folds 1-2 ({result.summary['n_pairs']:,} pairs), fitted when the "
+        "model was registered"))
+    save_calibration(cal)
+    typer.echo(f"provisional threshold {cal.threshold:.4f} (accuracy on folds 1-2, held out "
+               f"fold by fold: {cal.lfw_accuracy:.4f})")
 
 
 @app.command("remove")

@@ -15,8 +15,11 @@ from facexplain.cli.options import (
     ImagesOpt,
     JsonOpt,
     PairsOpt,
+    SamplesOpt,
+    XfaceStrideOpt,
     check_inputs,
     command_line,
+    fold_list,
     write_json,
 )
 
@@ -35,6 +38,8 @@ def lfw_command(
     write_calibration: Annotated[
         bool, typer.Option(help="Store the mean fold threshold as the backbone's threshold.")
     ] = False,
+    folds: Annotated[str | None, typer.Option(
+        help="Only these folds, e.g. 1-3 or 1,4 (at least two; quicker, less precise).")] = None,
 ) -> None:
     """LFW 10-fold verification accuracy from raw photos (detect, align, embed, score)."""
     from facexplain.benchmarks.lfw import LfwBenchmarkConfig, plot_roc, run_lfw_benchmark
@@ -42,8 +47,10 @@ def lfw_command(
 
     if write_calibration and flip:
         raise InvalidArgument("--write-calibration needs scores without --flip (verify uses none)")
-    check_inputs(backbone, pairs, images, 10, json_out, plot)
-    cfg = LfwBenchmarkConfig(backbone=backbone, pairs=pairs, images=images, flip=flip)
+    chosen = None if folds is None else fold_list(folds)
+    check_inputs(backbone, pairs, images, max(chosen) if chosen else 10, json_out, plot)
+    cfg = LfwBenchmarkConfig(backbone=backbone, pairs=pairs, images=images, flip=flip,
+                             folds=chosen)
     result = run_lfw_benchmark(cfg)
     s = dict(result.summary)
     s["command"] = command_line()
@@ -63,22 +70,11 @@ def lfw_command(
 
 
 def _write_calibration(backbone: str, result: object, command: str) -> None:
-    from facexplain.benchmarks.lfw import LfwBenchmarkResult
-    from facexplain.scoring import Calibration, fit_platt, save_calibration
+    from facexplain.benchmarks.lfw import LfwBenchmarkResult, calibration_from
+    from facexplain.scoring import save_calibration
 
     assert isinstance(result, LfwBenchmarkResult)
-    slope, intercept = fit_platt(result.scores, result.same)
-    cal = Calibration(
-        backbone=backbone,
-        threshold=round(float(result.summary["threshold_mean"]), 6),  # type: ignore[arg-type]
-        platt_slope=round(slope, 4),
-        platt_intercept=round(intercept, 4),
-        command=command,
-        date=str(result.summary["date"]),
-        lfw_accuracy=round(float(result.summary["accuracy_mean"]), 6),  # type: ignore[arg-type]
-        weights=str(result.summary["weights"]),
-    )
-    typer.echo(f"calibration stored in {save_calibration(cal)}")
+    typer.echo(f"calibration stored in {save_calibration(calibration_from(result, command))}")
 
 
 @app.command("occlusion-stats")
@@ -185,6 +181,8 @@ def sanity_command(
         "--cascade/--no-cascade", help="Also randomise from the top down (3 more states).")]
     = True,
     methods: Annotated[str, typer.Option(help="Comma-separated method names, or all.")] = "all",
+    samples: SamplesOpt = None,
+    xface_stride: XfaceStrideOpt = None,
     margin: Annotated[float, typer.Option(help="Pass: randomised similarity <= chance + this.")]
     = 0.2,
     write_record: Annotated[bool, typer.Option(
@@ -208,7 +206,8 @@ def sanity_command(
               else tuple(info.name for info in parse_methods(methods)))
     result = run_sanity(SanityConfig(backbone=backbone, n_pairs=n_pairs, offset=offset,
                                      methods=chosen, margin=margin,
-                                     cascade=CASCADE if cascade else ()))
+                                     cascade=CASCADE if cascade else (), samples=samples,
+                                     xface_stride=xface_stride))
     result["command"] = command_line()
     result["table"] = sanity_markdown(result)
     typer.echo(format_sanity_table(result))

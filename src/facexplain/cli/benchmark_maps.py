@@ -19,6 +19,8 @@ from facexplain.cli.options import (
     ImagesOpt,
     JsonOpt,
     PairsOpt,
+    SamplesOpt,
+    XfaceStrideOpt,
     check_inputs,
     command_line,
     int_list,
@@ -51,6 +53,8 @@ def faithfulness_command(
     ] = "1,8",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     seed: Annotated[int, typer.Option(help="Seed of the random order and tie-breaks.")] = 0,
+    samples: SamplesOpt = None,
+    xface_stride: XfaceStrideOpt = None,
     fresh: Annotated[
         bool, typer.Option("--fresh", help="Ignore finished pairs of an earlier run.")
     ] = False,
@@ -88,6 +92,7 @@ def faithfulness_command(
         backbone=backbone, n_pairs=n_pairs, methods=chosen, fill=fill,
         patch=patch, stride=stride, ig_steps=ig_steps or None,
         modes=tuple(m.strip() for m in modes.split(",") if m.strip()),
+        samples=samples, xface_stride=xface_stride,
         blocks=int_list(blocks, "--blocks"), seed=seed, device=device,
         pairs=pairs_file, images=images, resume=not fresh, pairs_file=study_pairs,
     )
@@ -226,6 +231,10 @@ def planted_command(
         "--write-record", help="Store each map's scores; the report shows them.")] = False,
     workers: Annotated[int, typer.Option(
         min=0, help="Ray actors playing pairs (0: in this process).")] = 0,
+    max_altered: Annotated[int | None, typer.Option(
+        min=10, help="Play only the first K altered pairs and their controls.")] = None,
+    samples: SamplesOpt = None,
+    xface_stride: XfaceStrideOpt = None,
     address: Annotated[str | None, typer.Option(
         help="Ray cluster address (with --workers; default: local Ray).")] = None,
     json_out: JsonOpt = None,
@@ -248,7 +257,8 @@ def planted_command(
     if mining:
         check_inputs(mining, LFW_PAIRS, LFW_IMAGES, 10)
     cfg = PlantedConfig(backbone=backbone, mining=mining, methods=chosen, n_altered=altered,
-                        n_controls=controls, resume=not fresh)
+                        n_controls=controls, resume=not fresh, max_altered=max_altered,
+                        samples=samples, xface_stride=xface_stride)
     if workers:
         from facexplain.batch.game import ray_player
 

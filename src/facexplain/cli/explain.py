@@ -42,7 +42,7 @@ def explain_command(
     """Verify a pair and explain it: maps (.npy), overlays (PNG), explanation.json and
     report.html in --out."""
     from facexplain import validate
-    from facexplain.api import explain_pair, resolve_methods
+    from facexplain.api import explain_pair, resolve_methods, skipped_methods
     from facexplain.backbones.registry import get_spec
     from facexplain.method_info import ExplainOptions
     from facexplain.report.html import write_explanation
@@ -52,16 +52,20 @@ def explain_command(
                              approx=approx, progress=True, samples=samples, seed=seed)
     spec = get_spec(backbone)
     resolve_methods(method, options, spec)
-    if method.strip() == "all":
-        slow = [m.name for m in all_methods().values() if not m.in_all]
-        if slow:
-            typer.echo(f"note: --method all leaves out the slow methods {', '.join(slow)}; "
-                       "name them to run them", err=True)
+    for name, why in skipped_methods(method, spec):
+        typer.echo(f"note: --method all leaves out {name}: {why}", err=True)
     validate.readable_file(photo_a)
     validate.readable_file(photo_b)
+    made = [d for d in (out.absolute(), *out.absolute().parents) if not d.exists()]
     validate.output_dir(out)
-    result = explain_pair(photo_a, photo_b, method, backbone, options,
-                          log=lambda m: typer.echo(m, err=True))
+    try:
+        result = explain_pair(photo_a, photo_b, method, backbone, options,
+                              log=lambda m: typer.echo(m, err=True))
+    except BaseException:
+        for folder in made:  # a failed run leaves no empty folder behind (deepest first)
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
     for w in result.verdict.warnings:
         typer.echo(f"warning: {w}", err=True)
     report = write_explanation(result, out)

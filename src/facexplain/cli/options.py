@@ -30,6 +30,11 @@ JsonOpt = Annotated[Path | None, typer.Option("--json", help="Write the result a
 PairsOpt = Annotated[Path, typer.Option(help="Pair list in pairs.txt format.")]
 ImagesOpt = Annotated[Path, typer.Option(help="Image root (Name/Name_0001.jpg).")]
 LfwOpt = Annotated[Path, typer.Option(help="LFW root (lfw-deepfunneled/, pairs.txt).")]
+SamplesOpt = Annotated[int | None, typer.Option(
+    min=8, help="Samples per face of the sampling methods (corrrise, rise, lime); default: "
+    "each method's own.")]
+XfaceStrideOpt = Annotated[int | None, typer.Option(
+    "--xface-stride", min=1, help="Stride of x-face occlusion (default: the paper's).")]
 
 
 def command_line() -> str:
@@ -73,3 +78,20 @@ def int_list(text: str, flag: str) -> tuple[int, ...]:
     if not values:
         raise InvalidArgument(f"{flag} is empty")
     return values
+
+
+def fold_list(text: str) -> tuple[int, ...]:
+    """'1-3' or '1,4' -> fold numbers (1-10, at least two); one-line errors otherwise."""
+    from facexplain.errors import InvalidArgument
+
+    folds: list[int] = []
+    try:
+        for part in (t.strip() for t in text.split(",") if t.strip()):
+            lo, _, hi = part.partition("-")
+            folds += list(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise InvalidArgument(f"--folds takes 1-3 or 1,4 style fold numbers, got '{text}'"
+                              ) from None
+    if len(set(folds)) < 2 or not all(1 <= f <= 10 for f in folds):
+        raise InvalidArgument(f"--folds needs at least two folds among 1-10, got '{text}'")
+    return tuple(sorted(set(folds)))

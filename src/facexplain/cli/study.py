@@ -52,7 +52,8 @@ def create_command(
         "--conditions", help="Help per group: none and/or method names, comma list.")
     ] = "occlusion,deconv,saliency",
     participants: Annotated[int, typer.Option(
-        "--participants", help="Participants per condition.")] = 30,
+        "--participants", help="Participants per condition (the study has this many times "
+        "the number of conditions).")] = 30,
     backbone: Annotated[str, typer.Option("--backbone", "-b", help="Explained model.")] = "sface",
     scale: Annotated[int, typer.Option("--scale", help="5 (the paper's) or 7 (NIST).")] = 5,
     patch: Annotated[int, typer.Option("--patch", help="Occlusion patch (px).")] = 16,
@@ -61,22 +62,31 @@ def create_command(
         "--no-maps", help="Draw no help pictures (simulation / dry run).")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the pair orders.")] = 0,
     name: Annotated[str, typer.Option("--name", help="Title shown to the admin.")] = "",
+    catch: Annotated[int, typer.Option(
+        "--catch", help="Catch trials mixed in (half the same photo twice, half obviously "
+        "different people), shown like the real pairs; the analysis keeps participants who "
+        "get all of them but one right. 0: none.")] = 4,
 ) -> None:
     """Make a study folder: images, precomputed help maps, participants; prints the admin
     token once and writes participants.csv (one link path per participant)."""
+    from tqdm import tqdm
+
     from facexplain.method_info import ExplainOptions
     from facexplain.study.create import create_study, parse_conditions
 
     conds = parse_conditions(conditions)
     made = create_study(pairs, out, conds, participants, backbone, scale, seed,
                         ExplainOptions(patch=patch, stride=stride), name=name,
-                        log=lambda m: typer.echo(m, err=True), draw_maps=not no_maps)
+                        log=lambda m: tqdm.write(m, file=sys.stderr), draw_maps=not no_maps,
+                        catch=catch, progress=True)
     with (out / "participants.csv").open("w", encoding="utf-8") as fh:
         fh.write("participant,condition,link\n")
         for p in made.participants:
             fh.write(f"{p.id},{p.condition},/p/{p.token}\n")
-    typer.echo(f"study in {out}: {len(made.participants)} participants "
-               f"({', '.join(conds)}); links in {out / 'participants.csv'}")
+    typer.echo(f"study in {out}: {participants} participants per condition x {len(conds)} "
+               f"conditions ({', '.join(conds)}) = {len(made.participants)} participants; "
+               f"{made.real_pairs} pairs + {made.catch_pairs} catch trials; links in "
+               f"{out / 'participants.csv'}")
     typer.echo(f"admin token (shown once, keep it): {made.admin_token}")
     typer.echo(f"serve it: facexplain serve --study {out}  then open /admin?token=<token>")
 
@@ -90,14 +100,21 @@ def simulate_command(
     base: Annotated[float, typer.Option("--base", help="Mean accuracy alone.")] = 0.76,
     sd: Annotated[float, typer.Option("--sd", help="Spread of accuracy alone.")] = 0.05,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    careless: Annotated[int, typer.Option(
+        "--careless", help="Participants (in all) who answer at random, catch trials "
+        "included: the analysis's screening should remove them.")] = 0,
 ) -> None:
     """Answer the study with simulated participants (noisy observers with planted gains)."""
     from facexplain.study.simulate import parse_gains, simulate_study
 
-    planted = simulate_study(study, parse_gains(gains), base, sd, seed)
+    planted = simulate_study(study, parse_gains(gains), base, sd, seed, careless=careless)
     typer.echo(f"{len(planted)} simulated participants answered every pair twice")
+    if careless:
+        typer.echo("answering at random: " + ", ".join(p.id for p in planted if p.careless))
     for cond in dict.fromkeys(p.condition for p in planted):
-        group = [p for p in planted if p.condition == cond]
+        group = [p for p in planted if p.condition == cond and not p.careless]
+        if not group:
+            continue
         before = sum(p.accuracy_before for p in group) / len(group)
         gain = sum(p.accuracy_after - p.accuracy_before for p in group) / len(group)
         typer.echo(f"{cond}: planted (expected) accuracy alone {100 * before:.2f}%, "
@@ -137,11 +154,18 @@ def analyze_command(
     summary = json.loads((out / "analysis.json").read_text())
     typer.echo(f"model accuracy {100 * summary['model_accuracy']:.2f}% on "
                f"{summary['pairs']} pairs")
+    scr = summary["screening"]
+    typer.echo(f"screening: kept {scr['kept']} of {scr['finished']} participants who finished; "
+               f"rule: {scr['rule']}" + (f"; screened out: {', '.join(scr['screened'])}"
+                                         if scr["screened"] else ""))
+    typer.echo(f"the accuracies below are of the kept participants, on the real pairs only "
+               f"({scr['catch_pairs']} catch trials left out)")
     for c in summary["conditions"]:
         def pct(x: float | None) -> str:
             return "n/a" if x is None else f"{100 * x:.2f}%"
 
-        typer.echo(f"{c['condition']}: n={c['n']} before {pct(c['before_mean'])} ± "
+        typer.echo(f"{c['condition']}: n={c['n']} (of {c['finished']}) before "
+                   f"{pct(c['before_mean'])} ± "
                    f"{pct(c['before_std'])}, after {pct(c['after_mean'])} ± "
                    f"{pct(c['after_std'])}, gain {pct(c['gain_mean'])} "
                    f"(paired t p={c['t_p'] if c['t_p'] is None else format(c['t_p'], '.2g')})")

@@ -30,6 +30,7 @@ from facexplain.explain.base import Explainer, ExplanationMaps, MethodDetails
 from facexplain.explain.fills import gaussian_blur
 from facexplain.explain.gradients import check_pair, signed_maps
 from facexplain.explain.scorer import PairScorer
+from facexplain.progress import check_in
 
 REFERENCE_SIZE = 112
 SIGMA, RADIUS = 5.0, 12  # the authors' blur on 112 px crops: sigma 5, kernel 25
@@ -58,6 +59,7 @@ def channel_gradient_maps(model: torch.nn.Module, faces: torch.Tensor,
     out = torch.empty(faces.shape[0], channels, *faces.shape[2:])
     for start in range(0, len(items), batch_size):
         chunk = items[start : start + batch_size]
+        check_in("channel gradients")
         which = torch.tensor([f for f, _ in chunk])
         ks = torch.tensor([k for _, k in chunk])
         with torch.enable_grad():

@@ -11,12 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from tqdm import tqdm
 
 from facexplain.errors import InvalidArgument
 from facexplain.explain.base import PairScore
 from facexplain.explain.incremental import Window
 from facexplain.explain.scorer import PairScorer, clean_score
+from facexplain.progress import progress_bar
 
 EDGES = ("shift", "clip")
 # The (2, 3, H, W) fill and N windows -> (N,) scores of the pair with each window filled in
@@ -102,8 +102,7 @@ def window_changes(
     f = fill.detach().to(device=x.device, dtype=x.dtype)
     h, w = int(x.shape[2]), int(x.shape[3])
     out = torch.zeros(len(windows), dtype=torch.float64)
-    bar = tqdm(total=len(windows), desc="occlusion", unit="patch", disable=not progress,
-               leave=False)
+    bar = progress_bar(len(windows), "occlusion", unit="patch", enabled=progress, leave=False)
     with torch.inference_mode():
         for start in range(0, len(windows), batch_size):
             chunk = windows[start : start + batch_size]

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from facexplain.errors import InvalidArgument
 from facexplain.explain.base import MethodDetails, PairScore
 from facexplain.explain.scorer import PairScorer
+from facexplain.progress import check_in
 from facexplain.scoring import cosine
 
 BLOCK = 32  # masks drawn, scored and checked together; fixed so the masks do not depend on it
@@ -181,6 +182,7 @@ def sample(step: Callable[[int], None], estimate: Callable[[int], np.ndarray],
     n, agreement = 0, None
     while n < max_samples:
         count = min(BLOCK, max_samples - n)
+        check_in("sampling")
         step(count)
         n += count
         if stop is not None and n >= stop.min_samples and n % (2 * BLOCK) == 0:

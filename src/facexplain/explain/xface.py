@@ -34,6 +34,7 @@ from facexplain.explain.gradients import check_pair, reference_for, signed_maps
 from facexplain.explain.incremental import IncrementalEmbedder, Window
 from facexplain.explain.occlusion_loop import occlusion_windows, window_mean
 from facexplain.explain.scorer import PairScorer
+from facexplain.progress import check_in
 
 PAPER_PATCHES = (7, 14, 28)
 PAPER_STRIDE = 5
@@ -99,6 +100,7 @@ class XFaceOcclusion(Explainer):
                         if self.incremental else None)
             for start in range(0, len(windows), self.batch_size):
                 chunk = windows[start : start + self.batch_size]
+                check_in("occlusion")
                 if embedder is not None:
                     emb = embedder.embed(fill, chunk)
                 else:

@@ -33,7 +33,18 @@ SIGNED_MAPS = (
             reading="bright where a small change would make the photos look less alike: the "
             "details the match leans on. Same caveats as the difference map."),
 )
-MAGNITUDE = MapSpec("magnitude", "unsigned attribution (the classic picture)", show=False)
+SENSITIVITY = ("bright where the score is most sensitive: a small change of those pixels would "
+               "change the similarity most, toward alike or toward different. It shows where "
+               "the score would react, not whether the faces match or differ there.")
+
+
+def magnitude_map(reading: str = SENSITIVITY) -> MapSpec:
+    """The unsigned picture (not drawn in the report; the human study shows it)."""
+    return MapSpec("magnitude", "unsigned attribution (the classic picture)", show=False,
+                   reading=reading)
+
+
+MAGNITUDE = magnitude_map()
 
 
 def gradient_builder(method: str) -> Callable[[PairScorer, ExplainOptions], Explainer]:
@@ -55,11 +66,13 @@ def gradient_builder(method: str) -> Callable[[PairScorer, ExplainOptions], Expl
 
 
 def register_pixel_method(name: str, title: str, description: str = GRADIENT_DESCRIPTION,
-                          note: NoteHook | None = None) -> MethodInfo:
-    """Register one per-pixel Captum method (signed maps plus the unsigned magnitude)."""
+                          note: NoteHook | None = None,
+                          magnitude_reading: str = SENSITIVITY) -> MethodInfo:
+    """Register one per-pixel Captum method (signed maps plus the unsigned magnitude, whose
+    reading says what that method's picture means)."""
     return register_method(MethodInfo(
         name=name, title=title, family="black-box", description=description,
-        maps=(*SIGNED_MAPS, MAGNITUDE), build=gradient_builder(name),
+        maps=(*SIGNED_MAPS, magnitude_map(magnitude_reading)), build=gradient_builder(name),
         rankings=(RankedMap("delta"), RankedMap("magnitude", "magnitude", suffix="abs")),
         note=note,
     ))

@@ -27,4 +27,7 @@ INFO = register_pixel_method(
     "Path integral of the pair similarity's gradient from a reference image to "
     "each face (Captum); the attributions add up to the similarity change.",
     note=completeness,
+    magnitude_reading="bright where the pixels moved the similarity most on the way from a "
+    "blank reference image to these photos: what the score was built from, whether it made "
+    "the faces look more or less alike.",
 )

@@ -111,7 +111,11 @@ INFO = register_method(MethodInfo(
                 "the match leans on it. A dark, flat map on a same-person pair means no single "
                 "region carries the match."),
         MapSpec("difference_normalized", "Θ-normalised difference map clip(Δ/Θ, 0, 1)",
-                vrange=(0.0, 1.0), show=False),
+                vrange=(0.0, 1.0), show=False,
+                reading="bright where the two faces differ: hiding that region in both photos "
+                "makes them look more alike, by more than it does for two photos of one "
+                "person. Dark everywhere means nothing differs more than that. One picture for "
+                "both photos: it does not say which photo carries the difference."),
     ),
     build=build,
     check=check,

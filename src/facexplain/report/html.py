@@ -101,8 +101,12 @@ def write_explanation(explanation: PairExplanation, out_dir: Path) -> Path:
                         if isinstance(v, str | int | float | bool | type(None))},
         }
     summary = {"verdict": explanation.verdict.to_dict(), "backbone": explanation.spec.name,
-               "template": explanation.spec.template, "methods": methods}
+               "template": explanation.spec.template, "methods": methods,
+               "skipped": [{"method": n, "why": why} for n, why in explanation.skipped]}
     (out_dir / "explanation.json").write_text(json.dumps(summary, indent=2) + "\n",
                                               encoding="utf-8")
+    if explanation.skipped:
+        sections.append(Section("Methods not run", "--method all left out: " + "; ".join(
+            f"{name} ({why})" for name, why in explanation.skipped) + "."))
     return write_report(out_dir, explanation.pair, explanation.verdict, explanation.calibration,
                         explanation.spec.template, tuple(sections))

@@ -5,6 +5,10 @@ judgment, the rest (including "not sure") "different"; accuracy is per participa
 pairs they answered; the ROC of a participant ranks pairs by the full choice (Fig. 10). Added:
 a paired t-test and a Wilcoxon signed-rank test of after vs before per condition, the mean gain
 with its 95% confidence interval, and the explained model's accuracy on the same pairs.
+
+Screening (``study.catch``): catch trials never count in an accuracy, AUC or time; a participant
+who finished both rounds is kept when their catch answers pass the rule fixed at creation, and
+Table I and the figures use the kept participants only (the report says how many of how many).
 """
 
 from __future__ import annotations
@@ -20,24 +24,43 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from scipy import stats
 
 from facexplain.metrics.verification import auc, roc
-from facexplain.study.store import StudyStore, judged_same, open_study
+from facexplain.study.catch import default_min_correct, passes, rule_text
+from facexplain.study.store import REAL, StudyStore, judged_same, open_study
 from facexplain.version import __version__
 
 
 @dataclass(frozen=True)
 class ParticipantResult:
+    """One participant over the real pairs (catch trials only in ``catch_correct``)."""
+
     id: str
     condition: str
-    answered: tuple[int, int]
+    answered: tuple[int, int]  # real pairs answered, before and after
     accuracy: tuple[float, float]  # before, after
     auc: tuple[float, float]
     median_ms: tuple[float, float]
+    catch_correct: int = 0  # over both rounds
+    catch_answered: int = 0
+    finished: bool = False  # every pair of both rounds, catch trials included
+    kept: bool = False  # finished and passed the screening rule
+
+
+@dataclass(frozen=True)
+class Screening:
+    """Who the analysis keeps: ``kept`` of the ``finished`` participants, and the rule."""
+
+    rule: str
+    catch_pairs: int
+    min_correct: int
+    finished: int
+    kept: int
+    screened: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class ConditionResult:
     condition: str
-    n: int
+    n: int  # kept participants
     before_mean: float
     before_std: float
     after_mean: float
@@ -48,6 +71,21 @@ class ConditionResult:
     wilcoxon_p: float
     auc_before: float
     auc_after: float
+    finished: int = 0  # before screening
+
+
+@dataclass(frozen=True)
+class StudyResults:
+    """Everything the report draws, read from one study folder."""
+
+    meta: dict[str, str]
+    conditions: list[str]
+    n_pairs: int  # real pairs (catch trials excluded)
+    people: list[ParticipantResult]
+    curves: dict[str, list[np.ndarray]]
+    table: list[ConditionResult]
+    screening: Screening
+    model_acc: float
 
 
 def _nan_to_none(x: object) -> object:
@@ -62,12 +100,21 @@ def _nan_to_none(x: object) -> object:
 
 def participant_results(store: StudyStore) -> tuple[list[ParticipantResult],
                                                     dict[str, list[np.ndarray]]]:
-    """Per participant: accuracy, AUC and median time of each round; and the ROC points."""
+    """Per participant: accuracy, AUC and median time of each round over the real pairs, the
+    catch answers right, and the screening verdict; and the ROC points."""
     scale = store.scale
     truth = {int(r["idx"]): bool(r["same"]) for r in store.pairs()}
+    kinds = store.pair_kinds()
+    n_real = sum(k == REAL for k in kinds.values())
+    n_catch = len(kinds) - n_real
+    min_correct = int(store.meta.get("catch_min_correct", default_min_correct(n_catch)))
     rows: dict[tuple[str, int], list[tuple[int, int, int]]] = {}
+    catch: dict[str, list[bool]] = {}
     for who, _, phase, pair, choice, ms, _ in store.answers():
-        rows.setdefault((who, phase), []).append((pair, choice, ms))
+        if kinds[pair] == REAL:
+            rows.setdefault((who, phase), []).append((pair, choice, ms))
+        else:
+            catch.setdefault(who, []).append(judged_same(choice, scale) == truth[pair])
     out, curves = [], {}
     for p in store.participants():
         accs, aucs, times, counts = [], [], [], []
@@ -89,18 +136,29 @@ def participant_results(store: StudyStore) -> tuple[list[ParticipantResult],
             if two_kinds:
                 curves[f"{p.id}:{phase}"] = list(roc(sameness, same))
             times.append(float(np.median([m for _, _, m in got])))
+        right = catch.get(p.id, [])
+        finished = min(counts) == n_real and len(right) == 2 * n_catch
         out.append(ParticipantResult(p.id, p.condition, (counts[0], counts[1]),
                                      (accs[0], accs[1]), (aucs[0], aucs[1]),
-                                     (times[0], times[1])))
+                                     (times[0], times[1]), sum(right), len(right), finished,
+                                     finished and passes(sum(right), min_correct)))
     return out, curves
+
+
+def screening(people: list[ParticipantResult], n_catch: int, min_correct: int) -> Screening:
+    done = [p for p in people if p.finished]
+    return Screening(rule_text(n_catch, min_correct), n_catch, min_correct, len(done),
+                     sum(p.kept for p in done), tuple(p.id for p in done if not p.kept))
 
 
 def condition_results(people: list[ParticipantResult], conditions: list[str],
                       n_pairs: int) -> list[ConditionResult]:
-    """Table I per condition over participants who finished both rounds."""
+    """Table I per condition over the kept participants (finished both rounds, passed the
+    screening)."""
     out = []
     for cond in conditions:
-        done = [p for p in people if p.condition == cond and min(p.answered) == n_pairs]
+        done = [p for p in people if p.condition == cond and p.kept
+                and min(p.answered) == n_pairs]
         before = np.asarray([p.accuracy[0] for p in done])
         after = np.asarray([p.accuracy[1] for p in done])
         n = len(done)
@@ -124,13 +182,32 @@ def condition_results(people: list[ParticipantResult], conditions: list[str],
         out.append(ConditionResult(
             cond, n, m(before), sd(before), m(after), sd(after), mean_gain,
             (mean_gain - half, mean_gain + half), t_p, w_p,
-            m(np.asarray([p.auc[0] for p in done])), m(np.asarray([p.auc[1] for p in done]))))
+            m(np.asarray([p.auc[0] for p in done])), m(np.asarray([p.auc[1] for p in done])),
+            sum(p.condition == cond and p.finished for p in people)))
     return out
 
 
 def model_accuracy(store: StudyStore) -> float:
-    rows = store.pairs()
+    """The explained model's accuracy on the real pairs (catch trials are not a test of it)."""
+    kinds = store.pair_kinds()
+    rows = [r for r in store.pairs() if kinds[int(r["idx"])] == REAL]
     return float(np.mean([bool(r["model_same"]) == bool(r["same"]) for r in rows]))
+
+
+def load_results(folder: Path) -> StudyResults:
+    """Read a study folder into what the report shows (no files written)."""
+    with open_study(folder) as store:
+        meta = store.meta
+        kinds = store.pair_kinds()
+        n_pairs = sum(k == REAL for k in kinds.values())
+        n_catch = len(kinds) - n_pairs
+        people, curves = participant_results(store)
+        model_acc = model_accuracy(store)
+    conditions = json.loads(meta.get("conditions", "[]"))
+    min_correct = int(meta.get("catch_min_correct", default_min_correct(n_catch)))
+    return StudyResults(meta, conditions, n_pairs, people, curves,
+                        condition_results(people, conditions, n_pairs),
+                        screening(people, n_catch, min_correct), model_acc)
 
 
 def analyze_study(folder: Path, out: Path, link_token: str | None = None) -> Path:
@@ -139,24 +216,21 @@ def analyze_study(folder: Path, out: Path, link_token: str | None = None) -> Pat
     from facexplain.study.figures import fig8_bars, fig9_scatter, fig10_roc
 
     out.mkdir(parents=True, exist_ok=True)
-    with open_study(folder) as store:
-        meta = store.meta
-        conditions = json.loads(meta.get("conditions", "[]"))
-        n_pairs = len(store.pairs())
-        people, curves = participant_results(store)
-        model_acc = model_accuracy(store)
-    table = condition_results(people, conditions, n_pairs)
+    res = load_results(folder)
+    kept = [p for p in res.people if p.kept]
     figures = {
-        "fig8": fig8_bars(table, model_acc, out / "fig8_accuracy.png"),
-        "fig9": fig9_scatter(people, conditions, out / "fig9_before_after.png"),
-        "fig10": fig10_roc(people, curves, conditions, out / "fig10_roc.png"),
+        "fig8": fig8_bars(res.table, res.model_acc, out / "fig8_accuracy.png"),
+        "fig9": fig9_scatter(res.people, res.conditions, out / "fig9_before_after.png"),
+        "fig10": fig10_roc(kept, res.curves, res.conditions, out / "fig10_roc.png"),
     }
+    meta = res.meta
     summary = {
         "study": meta.get("name"), "backbone": meta.get("backbone"), "scale": meta.get("scale"),
-        "pairs": n_pairs, "model_accuracy": model_acc,
+        "pairs": res.n_pairs, "model_accuracy": res.model_acc,
         "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "conditions": [asdict(c) for c in table],
-        "participants": [asdict(p) for p in people],
+        "screening": asdict(res.screening),
+        "conditions": [asdict(c) for c in res.table],
+        "participants": [asdict(p) for p in res.people],
         "figures": {k: v.name for k, v in figures.items()},
     }
     (out / "analysis.json").write_text(json.dumps(_nan_to_none(summary), indent=1) + "\n",
@@ -166,7 +240,8 @@ def analyze_study(folder: Path, out: Path, link_token: str | None = None) -> Pat
     suffix = f"?token={link_token}" if link_token else ""
     prefix = "/admin/analysis/" if link_token else ""
     html = env.get_template("analysis.html").render(
-        summary=summary, table=table, model_acc=model_acc, people=people, version=__version__,
+        summary=summary, table=res.table, model_acc=res.model_acc, people=res.people,
+        screening=res.screening, version=__version__,
         figs={k: f"{prefix}{v.name}{suffix}" for k, v in figures.items()}, fmt=_pct,
         pval=_pval, num=_num)
     path = out / "analysis.html"

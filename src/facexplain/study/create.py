@@ -12,26 +12,38 @@ import json
 import random
 import secrets
 import shutil
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
+from tqdm import tqdm
 
 from facexplain import settings
-from facexplain.benchmarks.lookalike import read_pairs_file
+from facexplain.benchmarks.lookalike import StudyPair, read_pairs_file
 from facexplain.errors import InputNotFound, InvalidArgument
 from facexplain.io import load_image
 from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo
-from facexplain.methods.registry import method_names
+from facexplain.methods.registry import get_method, method_names
 from facexplain.pipeline import FacePipeline
-from facexplain.study.store import DB_NAME, SCALES, Participant, StudyStore, token_hash
+from facexplain.study.catch import (
+    CatchPair,
+    Embed,
+    choose_catch_pairs,
+    default_min_correct,
+    mix_in,
+)
+from facexplain.study.store import DB_NAME, REAL, SCALES, Participant, StudyStore, token_hash
 
 NONE = "none"  # the control condition: the second round shows the pair again, without help
 # Which map a participant sees, first present wins: the paper's Θ-normalised difference map
 # for pairwise occlusion, the classic unsigned picture for gradient methods (its Figs. 5-6).
 DISPLAY_PREFERENCE = ("difference_normalized", "magnitude", "contribution", "difference")
+# Two pictures that differ by less than half a colormap step (of 256) look the same.
+SAME_PICTURE_TOL = 1 / 512
 
 
 @dataclass(frozen=True)
@@ -39,6 +51,8 @@ class CreatedStudy:
     folder: Path
     admin_token: str
     participants: tuple[Participant, ...]
+    real_pairs: int = 0
+    catch_pairs: int = 0
 
 
 def display_map(info: MethodInfo, returned: Sequence[str]) -> MapSpec:
@@ -105,40 +119,99 @@ def draw_help(spec: MapSpec, values: torch.Tensor, faces: torch.Tensor, dest: Pa
     return save_pair_overlay(faces, values, dest, "", vmin=lo, vmax=hi, cmap=spec.cmap)
 
 
+def help_reading(spec: MapSpec) -> str:
+    """What the round-2 page tells a participant about the picture: the map's own reading
+    (its meaning differs per method: where faces differ, where the score is sensitive...)."""
+    return spec.reading or f"warm colours mark where this value is high: {spec.caption}"
+
+
+def same_picture(x: torch.Tensor, y: torch.Tensor) -> bool:
+    """Whether two maps draw the same picture (each scaled by its own largest magnitude, as
+    ``draw_help`` scales an unsigned map)."""
+    if x.shape != y.shape:
+        return False
+    x, y = x.detach().double(), y.detach().double()
+    sx, sy = float(x.abs().max()) or 1.0, float(y.abs().max()) or 1.0
+    return float((x / sx - y / sy).abs().max()) < SAME_PICTURE_TOL
+
+
+def identical_conditions(maps: dict[str, torch.Tensor]) -> list[tuple[str, ...]]:
+    """Groups of conditions (two or more) whose help pictures for the same pair are the same
+    picture, in the order given."""
+    groups: list[list[str]] = []
+    for name in maps:
+        home = next((g for g in groups if same_picture(maps[g[0]], maps[name])), None)
+        if home is None:
+            groups.append([name])
+        else:
+            home.append(name)
+    return [tuple(g) for g in groups if len(g) > 1]
+
+
+def identical_warning(groups: list[tuple[str, ...]], backbone: str) -> str:
+    """One line for the operator: two groups would see the same help, so they test one thing."""
+    names = "; ".join(", ".join(g[:-1]) + f" and {g[-1]}" for g in groups)
+    hint = ("" if backbone == "dlib-resnet" else
+            "; --backbone dlib-resnet (whose ReLUs make deconv and guided differ) avoids it")
+    return (f"warning: on {backbone}, {names} draw the same picture (first pair compared): "
+            f"their participants would see identical help{hint}")
+
+
 def draw_help_maps(folder: Path, pairs: Sequence[tuple[Path, Path]], methods: Sequence[str],
                    pipe: FacePipeline, options: ExplainOptions,
-                   log: Callable[[str], None] | None = None) -> list[tuple[float, bool]]:
+                   log: Callable[[str], None] | None = None, progress: bool = False,
+                   ) -> tuple[list[tuple[float, bool]], dict[str, MapSpec]]:
     """Explain every pair once with all help methods; save each method's display map as
-    ``maps/<method>/p<idx>.png``. Returns the explained model's (similarity, same) per pair."""
+    ``maps/<method>/p<idx>.png``. Returns the explained model's (similarity, same) per pair and
+    the map shown per method. After the first pair, warns (``log``) when two methods draw the
+    same picture: before hours of map drawing, not after."""
     from facexplain.api import explain_pair, verify
 
     verdicts = []
-    for idx, (a, b) in enumerate(pairs):
-        if log is not None:
-            log(f"pair {idx + 1}/{len(pairs)}")
+    shown: dict[str, MapSpec] = {}
+    bar = tqdm(pairs, desc="help maps", unit="pair", disable=not progress, file=sys.stderr)
+    for idx, (a, b) in enumerate(bar):
         if methods:
             result = explain_pair(a, b, list(methods), pipe.spec.name, options, pipeline=pipe)
+            first: dict[str, torch.Tensor] = {}
             for r in result.results:
                 spec = display_map(r.method, list(r.explanation.maps))
+                shown.setdefault(r.method.name, spec)
                 dest = folder / "maps" / r.method.name / f"p{idx:04d}.png"
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 draw_help(spec, r.explanation.maps[spec.name], result.faces, dest)
+                first[r.method.name] = r.explanation.maps[spec.name]
+            same = identical_conditions(first) if idx == 0 else []
+            if same and log is not None:
+                log(identical_warning(same, pipe.spec.name))
             v = result.verdict
         else:
             v = verify(a, b, pipe.spec.name, pipeline=pipe)
         verdicts.append((v.similarity, v.same))
-    return verdicts
+    return verdicts, shown
+
+
+def model_embedder(pipe: FacePipeline) -> Embed:
+    """Unit embeddings of photos (largest face), for choosing 'obviously different' catch
+    pairs where no gender labels exist."""
+    def embed(paths: list[Path]) -> np.ndarray:
+        faces = torch.stack([pipe.align_path(p).pixels for p in paths])
+        return torch.nn.functional.normalize(pipe.embed(faces), dim=1).numpy()
+    return embed
 
 
 def create_study(pairs_file: Path, out: Path, conditions: Sequence[str], per_condition: int,
                  backbone: str = "sface", scale: int = 5, seed: int = 0,
                  options: ExplainOptions | None = None, images: Path | None = None,
                  name: str = "", log: Callable[[str], None] | None = None,
-                 draw_maps: bool = True) -> CreatedStudy:
+                 draw_maps: bool = True, catch: int = 4,
+                 progress: bool = False) -> CreatedStudy:
     """Make the study folder ``out`` from a pair set; returns the admin token (shown once).
 
-    ``draw_maps=False`` (a simulation or a dry run) loads no model: no help pictures, photos
-    copied uncropped, and the model's verdicts come from the pair set."""
+    ``catch`` catch trials (``study.catch``) are mixed in among the real pairs and shown like
+    them, help pictures included. ``draw_maps=False`` (a simulation or a dry run) loads no
+    model: no help pictures, photos copied uncropped, and the model's verdicts come from the
+    pair set (none for catch trials)."""
     from facexplain.backbones.registry import get_spec
 
     get_spec(backbone)
@@ -151,33 +224,32 @@ def create_study(pairs_file: Path, out: Path, conditions: Sequence[str], per_con
     pairs, meta = read_pairs_file(pairs_file)
     if not pairs:
         raise InvalidArgument(f"{pairs_file} has no pairs")
+    if not draw_maps and meta.get("model") not in (None, backbone):
+        raise InvalidArgument(f"the pair set was scored with {meta.get('model')}, not "
+                              f"{backbone}; draw the maps or pass --backbone "
+                              f"{meta.get('model')}")
     root = images or settings.current().lfw_images
-    sources = [(root / p.a, root / p.b) for p in pairs]
-    missing = [s for ab in sources for s in ab if not s.is_file()]
+    missing = [root / f for p in pairs for f in (p.a, p.b) if not (root / f).is_file()]
     if missing:
         raise InputNotFound(f"image of the pair set not found: {missing[0]}")
-    (out / "images").mkdir(parents=True, exist_ok=True)
     pipe = FacePipeline(backbone) if draw_maps else None
-    copied = []
-    for idx, (a, b) in enumerate(sources):
-        dest = (out / "images" / f"p{idx:04d}_a.jpg", out / "images" / f"p{idx:04d}_b.jpg")
-        for src, dst in zip((a, b), dest, strict=True):
-            if pipe is not None:
-                crop_to_labelled_face(pipe, src, dst)
-            else:
-                shutil.copyfile(src, dst)
-        copied.append(dest)
-    methods = [c for c in conditions if c != "none"]
+    catches = choose_catch_pairs([f for p in pairs for f in (p.a, p.b)], catch, root, seed,
+                                 model_embedder(pipe) if pipe is not None else None, log)
+    items = mix_in(pairs, catches, seed)
+    copied = copy_photos(out, [(root / i.a, root / i.b) for i in items], pipe, progress)
+    methods = [c for c in conditions if c != NONE]
+    verdicts: list[tuple[float | None, bool | None]]
     if pipe is not None:
-        verdicts = draw_help_maps(out, copied, methods, pipe, options or ExplainOptions(), log)
+        drawn, shown = draw_help_maps(out, copied, methods, pipe, options or ExplainOptions(),
+                                      log, progress)
+        verdicts = list(drawn)
     else:
-        if meta.get("model") not in (None, backbone):
-            raise InvalidArgument(f"the pair set was scored with {meta.get('model')}, not "
-                                  f"{backbone}; draw the maps or pass --backbone "
-                                  f"{meta.get('model')}")
-        verdicts = [(p.model_score, p.model_same) for p in pairs]
+        verdicts = [(i.model_score, i.model_same) if isinstance(i, StudyPair) else (None, None)
+                    for i in items]
+        shown = {m: display_map(get_method(m), [s.name for s in get_method(m).maps])
+                 for m in methods}
     admin = secrets.token_urlsafe(24)
-    people = make_participants(conditions, per_condition, len(pairs), seed)
+    people = make_participants(conditions, per_condition, len(items), seed)
     store = StudyStore(out / DB_NAME)
     try:
         store.init({
@@ -186,16 +258,38 @@ def create_study(pairs_file: Path, out: Path, conditions: Sequence[str], per_con
             "admin_token_sha256": token_hash(admin), "seed": str(seed),
             "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "pairs_source": str(pairs_file), "pairs_meta": json.dumps(meta),
-            "maps": "drawn" if draw_maps else "none"})
+            "maps": "drawn" if draw_maps else "none", "catch": str(len(catches)),
+            "catch_min_correct": str(default_min_correct(len(catches))),
+            "help_readings": json.dumps({m: help_reading(sp) for m, sp in shown.items()})})
         with store.transaction():
             store.db.executemany(
-                "INSERT INTO pairs VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-                [(i, str(ab[0].relative_to(out)), str(ab[1].relative_to(out)), int(p.same),
-                  v[0], int(v[1]), p.mining_score, f"{p.a} | {p.b}")
-                 for i, (p, ab, v) in enumerate(zip(pairs, copied, verdicts, strict=True))])
+                "INSERT INTO pairs VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(k, str(ab[0].relative_to(out)), str(ab[1].relative_to(out)), int(i.same),
+                  v[0], None if v[1] is None else int(v[1]),
+                  i.mining_score if isinstance(i, StudyPair) else None, f"{i.a} | {i.b}",
+                  i.kind if isinstance(i, CatchPair) else REAL)
+                 for k, (i, ab, v) in enumerate(zip(items, copied, verdicts, strict=True))])
         for person in people:
             store.add_participant(person)
     finally:
         store.close()
-    return CreatedStudy(out, admin, tuple(people))
+    return CreatedStudy(out, admin, tuple(people), len(pairs), len(catches))
 
+
+def copy_photos(out: Path, sources: Sequence[tuple[Path, Path]], pipe: FacePipeline | None,
+                progress: bool) -> list[tuple[Path, Path]]:
+    """Copy each pair's photos in as ``images/p<idx>_{a,b}.jpg`` (cropped to the labelled face
+    when a model is loaded): the URL of a picture says nothing about what the pair is."""
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    copied = []
+    bar = tqdm(sources, desc="photos", unit="pair", disable=not progress or pipe is None,
+               file=sys.stderr)
+    for idx, (a, b) in enumerate(bar):
+        dest = (out / "images" / f"p{idx:04d}_a.jpg", out / "images" / f"p{idx:04d}_b.jpg")
+        for src, dst in zip((a, b), dest, strict=True):
+            if pipe is not None:
+                crop_to_labelled_face(pipe, src, dst)
+            else:
+                shutil.copyfile(src, dst)
+        copied.append(dest)
+    return copied

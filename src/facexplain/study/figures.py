@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,10 +15,25 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from facexplain.study.analyze import ConditionResult, ParticipantResult
 
 
-def fig8_bars(table: Sequence[ConditionResult], model_acc: float, path: Path) -> Path:
+def axis_range(values: Iterable[float], low: float, margin: float = 0.05) -> tuple[float, float]:
+    """Accuracy axis that shows every value: from ``low`` (the paper's look) or lower, in steps
+    of 0.1, to a little above 1 (points at 100% stay whole). Fixed limits hid a 37.5% scorer."""
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return low, 1.02
+    least = min(finite)
+    lo = min(low, math.floor((least - margin) * 10) / 10)
+    if least >= 0:
+        lo = max(lo, -margin)  # a 0% point sits just inside the frame
+    return lo, max(1.0, *finite) + 0.02
+
+
+def draw_fig8(table: Sequence[ConditionResult], model_acc: float) -> Figure:
     """Mean accuracy before and after per condition, error bars one standard deviation."""
     fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(table), 3.6))
     x = np.arange(len(table))
@@ -28,36 +44,57 @@ def fig8_bars(table: Sequence[ConditionResult], model_acc: float, path: Path) ->
     ax.bar(x + 0.2, after, 0.4, yerr=[c.after_std for c in table], capsize=4,
            label="after (with help)", color="#1f5fa8")
     ax.axhline(model_acc, color="#a33", ls="--", lw=1, label=f"model {100 * model_acc:.1f}%")
-    ax.set_xticks(x, [c.condition for c in table])
+    ax.set_xticks(x, [f"{c.condition}\nn={c.n}" for c in table])
     ax.set_ylabel("accuracy")
-    ax.set_ylim(0.5, 1.0)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_title("Fig. 8: accuracy per condition (mean ± std)", fontsize=10)
+    ends = [m + k * sd for c in table for m, sd in ((c.before_mean, c.before_std),
+                                                     (c.after_mean, c.after_std))
+            for k in (-1, 0, 1) if math.isfinite(m) and (k == 0 or math.isfinite(sd))]
+    ax.set_ylim(*axis_range([*ends, model_acc], 0.5))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title("Fig. 8: accuracy per condition (mean ± std, kept participants)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
-def fig9_scatter(people: Sequence[ParticipantResult], conditions: Sequence[str],
-                 path: Path) -> Path:
-    """Each participant's accuracy after vs before; above the diagonal = helped."""
+def fig8_bars(table: Sequence[ConditionResult], model_acc: float, path: Path) -> Path:
+    return _save(draw_fig8(table, model_acc), path)
+
+
+def draw_fig9(people: Sequence[ParticipantResult], conditions: Sequence[str]) -> Figure:
+    """Each finished participant's accuracy after vs before (above the diagonal = helped):
+    kept ones as blue circles, screened-out ones as grey crosses; the same axes in every panel,
+    wide enough for everyone."""
     fig, axes = plt.subplots(1, len(conditions), figsize=(3.2 * len(conditions), 3.3),
                              squeeze=False)
+    shown = [p for p in people if p.finished]
+    lo, hi = axis_range([a for p in shown for a in p.accuracy], 0.4)
     for ax, cond in zip(axes[0], conditions, strict=True):
-        pts = [p.accuracy for p in people if p.condition == cond]
-        if pts:
-            b, a = zip(*pts, strict=True)
-            ax.scatter(b, a, s=18, facecolors="none", edgecolors="#1f5fa8")
-        ax.plot([0.4, 1.0], [0.4, 1.0], color="#888", lw=0.8)
-        ax.set_xlim(0.4, 1.0)
-        ax.set_ylim(0.4, 1.0)
+        for kept, style in ((True, {"facecolors": "none", "edgecolors": "#1f5fa8"}),
+                            (False, {"color": "#999", "marker": "x"})):
+            pts = [p.accuracy for p in shown if p.condition == cond and p.kept == kept]
+            if pts:
+                b, a = zip(*pts, strict=True)
+                ax.scatter(b, a, s=18, label="kept" if kept else "screened out", **style)
+        ax.plot([lo, hi], [lo, hi], color="#888", lw=0.8)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
         ax.set_aspect("equal")
         ax.set_title(cond, fontsize=10)
         ax.set_xlabel("before")
     axes[0][0].set_ylabel("after")
+    if any(not p.kept for p in shown):
+        axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.suptitle("Fig. 9: each participant, before vs after", fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def fig9_scatter(people: Sequence[ParticipantResult], conditions: Sequence[str],
+                 path: Path) -> Path:
+    return _save(draw_fig9(people, conditions), path)
+
+
+def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

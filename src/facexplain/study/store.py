@@ -21,11 +21,14 @@ from typing import IO
 from facexplain.errors import FacexplainError, InputNotFound, InvalidArgument
 
 DB_NAME = "study.sqlite"
+# What a pair is for: a real trial, or a catch trial (``study.catch``) shown like the others.
+REAL, CATCH_IDENTICAL, CATCH_DIFFERENT = "real", "catch-identical", "catch-different"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pairs(
   idx INTEGER PRIMARY KEY, a TEXT NOT NULL, b TEXT NOT NULL, same INTEGER NOT NULL,
-  model_score REAL, model_same INTEGER, mining_score REAL, label TEXT);
+  model_score REAL, model_same INTEGER, mining_score REAL, label TEXT,
+  kind TEXT NOT NULL DEFAULT 'real');
 CREATE TABLE IF NOT EXISTS participants(
   id TEXT PRIMARY KEY, token TEXT NOT NULL UNIQUE, condition TEXT NOT NULL,
   order1 TEXT NOT NULL, order2 TEXT NOT NULL);
@@ -126,6 +129,13 @@ class StudyStore:
         finally:
             self.db.row_factory = None
 
+    def pair_kinds(self) -> dict[int, str]:
+        """idx -> 'real' or a catch kind (a study made before catch trials: all real)."""
+        cols = {r[1] for r in self.db.execute("PRAGMA table_info(pairs)")}
+        if "kind" not in cols:
+            return {int(r[0]): REAL for r in self.db.execute("SELECT idx FROM pairs")}
+        return {int(i): str(k) for i, k in self.db.execute("SELECT idx, kind FROM pairs")}
+
     def pair_files(self, idx: int) -> tuple[str, str]:
         row = self.db.execute("SELECT a, b FROM pairs WHERE idx=?", (idx,)).fetchone()
         if row is None:
@@ -205,17 +215,18 @@ class StudyStore:
         """Every answer with its pair's truth and the participant's condition; returns rows."""
         scale = self.scale
         truth = {int(r["idx"]): r for r in self.pairs()}
+        kinds = self.pair_kinds()
         w = csv.writer(out)
         w.writerow(["participant", "condition", "phase", "pair", "photo_a", "photo_b", "same",
                     "choice", "judged_same", "correct", "ms", "at", "model_score",
-                    "model_same"])
+                    "model_same", "kind"])
         n = 0
         for who, cond, phase, pair, choice, ms, at in self.answers():
             t = truth[pair]
             said = judged_same(choice, scale)
             w.writerow([who, cond, phase, pair, t["a"], t["b"], int(t["same"]), choice,
                         int(said), int(said == bool(t["same"])), ms, at, t["model_score"],
-                        t["model_same"]])
+                        t["model_same"], kinds[pair]])
             n += 1
         return n
 

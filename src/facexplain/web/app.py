@@ -1,9 +1,11 @@
 """The web app (FastAPI): explain a pair in the browser. A thin front end over ``explain_pair``
-and ``write_explanation``; the study pages are mounted beside it when a study folder is given.
+and ``write_explanation``; the JSON API is mounted at ``/api/v1`` and the study pages beside
+it when a study folder is given.
 
-Why the shape: explanations take seconds to minutes, so a submit only saves the photos and
-queues a job (202 + id); the page polls ``/api/jobs/{id}`` for progress and then shows the same
-report the CLI writes, served from the job's folder.
+Why the shape: explanations take seconds to minutes, so a submit only checks and saves the
+photos and queues a job (202 + id); the page polls ``/api/jobs/{id}`` for progress and then
+shows the same report the CLI writes, served from the job's folder. Jobs are stored
+(``jobs``), so a result link keeps working across restarts for the retention time.
 """
 
 from __future__ import annotations
@@ -17,40 +19,52 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from facexplain import settings
 from facexplain.backbones.registry import DEFAULT_BACKBONE, list_backbones
 from facexplain.datasets.lfw import LfwPair, read_pairs
-from facexplain.errors import FacexplainError, InvalidArgument
-from facexplain.method_info import ExplainOptions
 from facexplain.methods.registry import all_methods
 from facexplain.version import __version__
-from facexplain.web.jobs import (
-    ExplainQueue,
-    ExplainRequest,
-    Job,
-    Pipelines,
-    QueueFull,
-    new_job_id,
-    parse_patch,
+from facexplain.web.api_v1 import build_api
+from facexplain.web.errors import install_error_pages
+from facexplain.web.guards import (
+    LOOPBACK_HOSTS,
+    HostAllowList,
+    SecurityHeadersAndLog,
+    StreamingBodyLimit,
 )
-from facexplain.web.safety import MiB, check_id, child_file, save_upload
+from facexplain.web.job_model import Job
+from facexplain.web.jobs import ExplainQueue, Pipelines
+from facexplain.web.safety import MiB, check_id, child_file
+from facexplain.web.submission import Submission, accept
+from facexplain.web.uploads import PhotoLimits
 
 MAX_LFW_CHOICES = 600  # fold 1 of pairs.txt: enough to pick from, small enough for a <select>
 
 
 @dataclass(frozen=True)
 class WebConfig:
-    """Where jobs write, how big an upload may be, and the optional study folder."""
+    """Where jobs write and every limit the server enforces (see ``facexplain serve``)."""
 
     work_dir: Path
     max_upload_bytes: int = 10 * MiB
+    max_pixels: int = 40_000_000
+    max_side: int = 2048
+    max_windows: int = 1024  # occluder positions per map
     max_waiting: int = 16
+    job_time_limit_s: float = 300.0
+    retention_hours: float = 24.0
+    keep_uploads: bool = False  # keep every upload beside its result (else: deleted early)
+    allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    api_key_hashes: frozenset[str] | None = None
     study_dir: Path | None = None
+
+    @property
+    def limits(self) -> PhotoLimits:
+        return PhotoLimits(self.max_upload_bytes, self.max_pixels, self.max_side)
 
 
 def templates() -> Jinja2Templates:
@@ -58,21 +72,6 @@ def templates() -> Jinja2Templates:
                            PackageLoader("facexplain.study", "templates")])
     env = Environment(loader=loader, autoescape=select_autoescape(["html"]))
     return Jinja2Templates(env=env)
-
-
-class BodyLimit(BaseHTTPMiddleware):
-    """Refuse a request whose declared body is over the limit before reading it (413)."""
-
-    def __init__(self, app: object, limit: int) -> None:
-        super().__init__(app)  # type: ignore[arg-type]
-        self.limit = limit
-
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            return JSONResponse({"detail": f"request body over {self.limit / MiB:.1f} MiB"},
-                                status_code=413)
-        return await call_next(request)
 
 
 def lfw_choices() -> list[LfwPair]:
@@ -86,7 +85,9 @@ def lfw_choices() -> list[LfwPair]:
 def create_app(config: WebConfig, pipelines: Pipelines | None = None) -> FastAPI:
     """The app; ``pipelines`` lets a test or a warm server hand in already loaded models."""
     config.work_dir.mkdir(parents=True, exist_ok=True)
-    jobs = ExplainQueue(pipelines or Pipelines(), max_waiting=config.max_waiting)
+    jobs = ExplainQueue(pipelines or Pipelines(), config.work_dir, config.max_waiting,
+                        config.retention_hours * 3600.0, config.job_time_limit_s,
+                        config.keep_uploads)
     pages = templates()
     pairs = lfw_choices()
 
@@ -96,14 +97,15 @@ def create_app(config: WebConfig, pipelines: Pipelines | None = None) -> FastAPI
         yield
         jobs.stop()
 
-    app = FastAPI(title="facexplain", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="facexplain", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.state.jobs = jobs
-    app.add_middleware(BodyLimit, limit=2 * config.max_upload_bytes + MiB)
-
-    @app.exception_handler(FacexplainError)
-    async def _user_error(_: Request, exc: FacexplainError) -> JSONResponse:
-        status = 429 if isinstance(exc, QueueFull) else 400
-        return JSONResponse({"detail": " ".join(str(exc).split())}, status_code=status)
+    app.add_middleware(StreamingBodyLimit, limit=2 * config.max_upload_bytes + MiB)
+    app.add_middleware(SecurityHeadersAndLog)
+    app.add_middleware(HostAllowList, hosts=config.allowed_hosts)
+    install_error_pages(app, pages)
+    app.mount("/api/v1", build_api(jobs, pairs, config.limits, config.max_windows,
+                                   config.api_key_hashes))
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request) -> Response:
@@ -111,7 +113,8 @@ def create_app(config: WebConfig, pipelines: Pipelines | None = None) -> FastAPI
         return pages.TemplateResponse(request, "index.html", {
             "backbones": list_backbones(), "default_backbone": DEFAULT_BACKBONE,
             "methods": methods, "pairs": list(enumerate(pairs)), "version": __version__,
-            "max_mb": config.max_upload_bytes / MiB, "study": config.study_dir is not None})
+            "max_mb": config.max_upload_bytes / MiB, "study": config.study_dir is not None,
+            "retention_hours": config.retention_hours})
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -129,47 +132,35 @@ def create_app(config: WebConfig, pipelines: Pipelines | None = None) -> FastAPI
         methods: Annotated[str, Form()] = "occlusion",
         patch: Annotated[int, Form()] = 16,
         stride: Annotated[int, Form()] = 8,
+        keep_uploads: Annotated[bool, Form()] = False,
         lfw_pair: Annotated[int | None, Form()] = None,
         photo_a: Annotated[UploadFile | None, File()] = None,
         photo_b: Annotated[UploadFile | None, File()] = None,
     ) -> dict[str, object]:
-        from facexplain.api import resolve_methods
-        from facexplain.backbones.registry import get_spec
-
-        options = ExplainOptions(patch=parse_patch(patch, "patch"),
-                                 stride=parse_patch(stride, "stride"))
-        infos = resolve_methods(methods, options, get_spec(backbone))  # 400 before any work
-        job_id = new_job_id()
-        out_dir = config.work_dir / job_id
-        out_dir.mkdir()
+        photos = None
         if photo_a is not None and photo_b is not None and photo_a.filename:
-            a = await save_upload(photo_a, out_dir / "upload_a", config.max_upload_bytes)
-            b = await save_upload(photo_b, out_dir / "upload_b", config.max_upload_bytes)
-            label = f"{photo_a.filename} vs {photo_b.filename}"
-            names = (Path(photo_a.filename).name, Path(photo_b.filename or "").name)
-        elif lfw_pair is not None:
-            if not 0 <= lfw_pair < len(pairs):
-                raise InvalidArgument(f"lfw_pair must be between 0 and {len(pairs) - 1}")
-            images = settings.current().lfw_images
-            a, b = pairs[lfw_pair].path_a(images), pairs[lfw_pair].path_b(images)
-            label = f"LFW {a.stem} vs {b.stem}"
-            names = (f"LFW {a.parent.name}/{a.name}", f"LFW {b.parent.name}/{b.name}")
-        else:
-            raise InvalidArgument("give two photos (photo_a, photo_b) or an LFW pair (lfw_pair)")
-        request = ExplainRequest(a, b, backbone, tuple(i.name for i in infos), options, label,
-                                 names)
-        job = jobs.submit(Job(job_id, request, out_dir))
+            photos = (photo_a, photo_b)
+        job = await accept(Submission(backbone, methods or "occlusion", patch, stride,
+                                      None if photos else lfw_pair, photos, keep_uploads),
+                           jobs, pairs, config.limits, config.max_windows)
         return {"id": job.id, "url": f"/jobs/{job.id}", "status": f"/api/jobs/{job.id}"}
 
     def job_or_404(job_id: str) -> Job:
         job = jobs.get(check_id(job_id))
         if job is None:
-            raise HTTPException(404, "no such job (finished jobs are kept for a while only)")
+            raise HTTPException(404, "this result does not exist or has expired (results are "
+                                f"kept for {config.retention_hours:g} hours); please explain "
+                                "the photos again")
         return job
 
     @app.get("/api/jobs/{job_id}")
     def job_status(job_id: str) -> dict[str, object]:
         job = job_or_404(job_id)
+        return job.to_json(jobs.position(job.id))
+
+    @app.post("/api/jobs/{job_id}/cancel")
+    def job_cancel(job_id: str) -> dict[str, object]:
+        job = jobs.cancel(job_or_404(job_id).id)
         return job.to_json(jobs.position(job.id))
 
     @app.get("/jobs/{job_id}", response_class=HTMLResponse)
@@ -180,7 +171,7 @@ def create_app(config: WebConfig, pipelines: Pipelines | None = None) -> FastAPI
     @app.get("/jobs/{job_id}/files/{name}")
     def job_file(job_id: str, name: str) -> FileResponse:
         job = job_or_404(job_id)
-        if name.startswith("upload_"):
+        if name.startswith("upload_") or name not in job.files:
             raise HTTPException(404, "no such file")
         return FileResponse(child_file(job.out_dir, name))
 
@@ -199,5 +190,5 @@ def create_app(config: WebConfig, pipelines: Pipelines | None = None) -> FastAPI
     if config.study_dir is not None:
         from facexplain.web.study_routes import study_router
 
-        app.include_router(study_router(config.study_dir, pages))
+        app.include_router(study_router(config.study_dir, pages), include_in_schema=False)
     return app

@@ -1,30 +1,33 @@
-"""The explanation queue of the web app: one worker thread, jobs polled by id.
+"""The explanation queue of the web app: one worker thread, jobs kept in SQLite.
 
 Why one worker: an explanation is CPU-bound and torch already spreads one over the cores, so
 two at once only make both slower; a queue lets concurrent users wait their turn while the
 event loop keeps answering page loads and progress polls. Models load once per backbone and
-are reused by every later job (``Pipelines``).
+are reused by every later job (``Pipelines``). Jobs are stored (``job_store``) so finished
+results outlive a restart for ``retention_s`` and queued work resumes.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import queue
-import secrets
 import shutil
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
 
-from facexplain.errors import FacexplainError, InvalidArgument
-from facexplain.method_info import ExplainOptions
+from facexplain.errors import InvalidArgument
 from facexplain.pipeline import FacePipeline
+from facexplain.web.job_model import FINISHED, SHUTDOWN, Job, QueueFull
+from facexplain.web.job_run import run_job
+from facexplain.web.job_store import JobStore
 
-State = Literal["queued", "running", "done", "failed"]
 PipelineFactory = Callable[[str], FacePipeline]
+LOG = logging.getLogger("facexplain.web")
+ORPHAN_AGE_S = 3600.0  # a job folder without a row this old was left by a crash mid-submit
 
 
 class Pipelines:
@@ -43,70 +46,48 @@ class Pipelines:
                 self.loads += 1
             return self._pipes[backbone]
 
+    def warm(self, backbone: str, sample: tuple[Path, Path] | None) -> None:
+        """Load the backbone and run the first job's path once (detection, alignment, one
+        coarse occlusion map), so the first user does not pay for it."""
+        from facexplain.api import explain_pair
+        from facexplain.method_info import ExplainOptions
+
+        pipe = self.get(backbone)
+        if sample is not None:
+            explain_pair(*sample, "occlusion", backbone, ExplainOptions(patch=56, stride=56),
+                         pipeline=pipe)
+
     def put(self, pipe: FacePipeline) -> None:
         """Hand in an already built pipeline (a server warmed up at start, or a test's)."""
         with self._lock:
             self._pipes[pipe.spec.name] = pipe
 
 
-@dataclass(frozen=True)
-class ExplainRequest:
-    """What one submitted form asks for; the photos are already saved in the job's folder."""
-
-    photo_a: Path
-    photo_b: Path
-    backbone: str
-    methods: tuple[str, ...]
-    options: ExplainOptions
-    label: str = ""
-    names: tuple[str, str] = ("", "")  # what the report calls the photos (not the temp paths)
-
-
-@dataclass
-class Job:
-    """One explanation request and how far it got (read by the progress poll)."""
-
-    id: str
-    request: ExplainRequest
-    out_dir: Path
-    state: State = "queued"
-    progress: float = 0.0
-    message: str = "waiting in the queue"
-    error: str | None = None
-    verdict: dict[str, object] | None = None
-    files: list[str] = field(default_factory=list)
-    created: float = field(default_factory=time.time)
-    seconds: float | None = None
-
-    def to_json(self, position: int | None = None) -> dict[str, object]:
-        return {"id": self.id, "state": self.state, "progress": round(self.progress, 3),
-                "message": self.message, "error": self.error, "verdict": self.verdict,
-                "files": self.files, "queue_position": position, "seconds": self.seconds,
-                "label": self.request.label}
-
-
-class QueueFull(FacexplainError):
-    """Too many explanations waiting; the client should try again later (HTTP 429)."""
-
-
-def new_job_id() -> str:
-    """An unguessable id: a job's folder and results are reachable only through it."""
-    return secrets.token_urlsafe(12)
-
-
 class ExplainQueue:
-    """Runs submitted explanations one at a time in a background thread."""
+    """Runs submitted jobs one at a time in a background thread; every state change is
+    stored, finished jobs are swept after ``retention_s``."""
 
-    def __init__(self, pipelines: Pipelines, max_waiting: int = 16, keep: int = 100) -> None:
+    def __init__(self, pipelines: Pipelines, work_dir: Path, max_waiting: int = 16,
+                 retention_s: float = 24 * 3600.0, time_limit_s: float = 300.0,
+                 keep_uploads: bool = False) -> None:
         self.pipelines = pipelines
+        self.work_dir = work_dir
         self.max_waiting = max_waiting
-        self.keep = keep
+        self.retention_s = retention_s
+        self.time_limit_s = time_limit_s
+        self.keep_uploads = keep_uploads
+        self.store = JobStore(work_dir)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._waiting: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._running: Job | None = None
+        self._stopping = False
+        self._recent_seconds: list[float] = []
+        self._recover()
 
+    # -- life cycle -------------------------------------------------------------------------
     def start(self) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
@@ -114,19 +95,67 @@ class ExplainQueue:
                                                 daemon=True)
                 self._thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """Graceful shutdown: the running job stops at its next tick and resumes after a
+        restart when its photos are still there; queued jobs stay queued in the store."""
+        self._stopping = True
+        running = self._running
+        if running is not None:
+            running.request_stop(SHUTDOWN, "queued")
         thread = self._thread
         if thread is not None and thread.is_alive():
             self._queue.put(None)
             thread.join(timeout)
+        if thread is None or not thread.is_alive():
+            self.store.close()
+
+    def _recover(self) -> None:
+        """Load stored jobs: finished ones stay reachable, unfinished ones are queued again
+        when their photos are still there, else end with a message. Folders without a row
+        (a crash between folder and row) are removed."""
+        known: set[str] = set()
+        for row in self.store.rows():
+            job = Job.from_row(row, self.work_dir / row.id)
+            known.add(job.id)
+            if job.state in FINISHED:
+                self._jobs[job.id] = job
+            elif job.request.inputs_exist():
+                job.state, job.message = "queued", "resumed after a server restart"
+                self._jobs[job.id] = job
+                self._waiting.append(job.id)
+                self._queue.put(job.id)
+            else:
+                job.finish("failed", "lost", "this job was lost when the server stopped "
+                           "(its photos were already deleted); please submit it again")
+                self._jobs[job.id] = job
+            self.store.save(job.to_row())
+        for folder in self.work_dir.iterdir():
+            if folder.is_dir() and folder.name not in known:
+                shutil.rmtree(folder, ignore_errors=True)
+        self.sweep()
+
+    # -- requests ---------------------------------------------------------------------------
+    def check_capacity(self) -> None:
+        """429 before anything of a request is written, when the queue is full."""
+        with self._lock:
+            waiting = len(self._waiting)
+        if waiting >= self.max_waiting:
+            raise QueueFull(f"{waiting} explanations are waiting; please try again in a "
+                            "minute", self.retry_after_s())
+
+    def retry_after_s(self) -> int:
+        """A guess of when a place frees up: the median of the recent jobs' durations."""
+        recent = sorted(self._recent_seconds[-20:])
+        return max(5, int(recent[len(recent) // 2])) if recent else 30
 
     def submit(self, job: Job) -> Job:
         with self._lock:
             if len(self._waiting) >= self.max_waiting:
-                raise QueueFull(f"{len(self._waiting)} explanations are waiting; try again soon")
+                raise QueueFull(f"{len(self._waiting)} explanations are waiting; please try "
+                                "again in a minute", self.retry_after_s())
             self._jobs[job.id] = job
             self._waiting.append(job.id)
-            self._forget_old()
+        self.store.save(job.to_row())
         self._queue.put(job.id)
         self.start()
         return job
@@ -140,69 +169,78 @@ class ExplainQueue:
         with self._lock:
             return self._waiting.index(job_id) if job_id in self._waiting else None
 
-    def _forget_old(self) -> None:
-        """Keep the newest ``keep`` finished jobs; older results leave memory and disk."""
-        finished = [j for j in self._jobs.values() if j.state in ("done", "failed")]
-        for job in finished[: max(0, len(finished) - self.keep)]:
-            self._jobs.pop(job.id, None)
-            shutil.rmtree(job.out_dir, ignore_errors=True)
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued job at once, a running one at its next tick."""
+        job = self.get(job_id)
+        if job is None:
+            raise InvalidArgument("no such job")
+        with self._lock:
+            if job.state == "queued" and job_id in self._waiting:
+                self._waiting.remove(job_id)
+                job.finish("cancelled", "cancelled by the user", "cancelled by the user")
+                self._drop_uploads(job)
+            elif job.state == "running":
+                job.request_stop("cancelled by the user", "cancelled")
+        if job.state in FINISHED:
+            self.store.save(job.to_row())
+        return job
 
+    # -- retention --------------------------------------------------------------------------
+    def sweep(self, now: float | None = None) -> list[str]:
+        """Remove jobs finished more than ``retention_s`` ago (row, folder, memory) and job
+        folders without a row older than an hour. Returns the removed ids."""
+        gone = self.store.expired(self.retention_s, now)
+        for job_id in gone:
+            with self._lock:
+                self._jobs.pop(job_id, None)
+            shutil.rmtree(self.work_dir / job_id, ignore_errors=True)
+            self.store.delete(job_id)
+        cutoff = (time.time() if now is None else now) - ORPHAN_AGE_S
+        with self._lock:
+            known = set(self._jobs)
+        for folder in self.work_dir.iterdir():
+            if (folder.is_dir() and folder.name not in known
+                    and folder.stat().st_mtime < cutoff):
+                shutil.rmtree(folder, ignore_errors=True)
+        return gone
+
+    def _drop_uploads(self, job: Job) -> None:
+        if job.request.uploaded and not self.keep_uploads:
+            for path in (job.request.photo_a, job.request.photo_b):
+                if path.parent == job.out_dir:
+                    path.unlink(missing_ok=True)
+
+    # -- the worker -------------------------------------------------------------------------
     def _work(self) -> None:
+        last_sweep = time.monotonic()
         while True:
-            job_id = self._queue.get()
-            if job_id is None:
+            try:
+                job_id = self._queue.get(timeout=60.0)
+            except queue.Empty:
+                job_id = ""
+            if job_id is None or self._stopping:
                 return
+            if time.monotonic() - last_sweep > 60.0:
+                self.sweep()
+                last_sweep = time.monotonic()
             with self._lock:
                 job = self._jobs.get(job_id)
                 if job_id in self._waiting:
                     self._waiting.remove(job_id)
-            if job is not None:
-                self._run(job)
+            if job is None or job.state != "queued":
+                continue
+            self._running = job
+            started = time.perf_counter()
+            try:
+                run_job(job, self.pipelines.get(job.request.backbone), self.time_limit_s,
+                        functools.partial(self._drop_uploads, job))
+            except Exception as exc:  # a model that cannot load: the job says so
+                LOG.exception("job %s could not start", job.id)
+                job.finish("failed", "failed", f"the model could not be loaded "
+                           f"({type(exc).__name__}); the operator can find it in the log")
+            finally:
+                self._running = None
+                job.seconds = round(time.perf_counter() - started, 2)
+                self._recent_seconds.append(job.seconds)
+                self.store.save(job.to_row())
 
-    def _run(self, job: Job) -> None:
-        from facexplain.api import explain_pair
-        from facexplain.report.html import confidence_text, verdict_text, write_explanation
-
-        started = time.perf_counter()
-        req = job.request
-        steps = len(req.methods) + 2  # models + verdict, each method, the report
-
-        def log(message: str) -> None:  # explain_pair calls it before each method
-            job.progress = min(job.progress + 1 / steps, 1.0)
-            job.message = message
-
-        job.state = "running"
-        job.message = f"loading {req.backbone} and aligning the faces ..."
-        try:
-            pipe = self.pipelines.get(req.backbone)
-            result = explain_pair(req.photo_a, req.photo_b, req.methods, req.backbone,
-                                  req.options, pipeline=pipe, log=log)
-            job.message = "drawing the report ..."
-            job.progress = (steps - 1) / steps
-            if all(req.names):
-                shown = replace(result.verdict, path_a=req.names[0], path_b=req.names[1])
-                result = replace(result, verdict=shown)
-            write_explanation(result, job.out_dir)
-            v = result.verdict
-            job.verdict = {**v.to_dict(), "text": verdict_text(v),
-                           "confidence_text": confidence_text(v.confidence)}
-            job.files = sorted(p.name for p in job.out_dir.iterdir()
-                               if p.is_file() and not p.name.startswith("upload_"))
-            job.state, job.progress, job.message = "done", 1.0, "done"
-        except FacexplainError as exc:
-            job.state, job.error, job.message = "failed", " ".join(str(exc).split()), "failed"
-        except Exception as exc:  # a bug: say so in the page instead of a silent dead job
-            job.state, job.message = "failed", "failed"
-            job.error = f"internal error ({type(exc).__name__}); see the server log"
-            import logging
-
-            logging.getLogger("facexplain.web").exception("explanation %s failed", job.id)
-        finally:
-            job.seconds = round(time.perf_counter() - started, 2)
-
-
-def parse_patch(value: int, name: str) -> int:
-    """Occlusion sizes from a form: small positive integers (the library checks the rest)."""
-    if not 1 <= value <= 112:
-        raise InvalidArgument(f"{name} must be between 1 and 112 pixels, got {value}")
-    return value

@@ -78,11 +78,13 @@ def study_router(folder: Path, pages: Jinja2Templates) -> APIRouter:
             answered = s.answered(who.id)
             phase, pair, pos = next_item(who, answered)
             scale = s.scale
+            readings = json.loads(s.meta.get("help_readings", "{}"))
         help_shown = phase == 2 and who.condition != "none"
         return pages.TemplateResponse(request, "participant.html", {
             "token": token, "phase": phase, "pair": pair, "position": pos + 1,
             "total": len(who.order1), "choices": list(enumerate(SCALES[scale], start=1)),
-            "help": help_shown, "version": __version__})
+            "help": help_shown, "reading": readings.get(who.condition, ""),
+            "version": __version__})
 
     @router.get("/p/{token}/next")
     def participant_next(token: str) -> dict[str, object]:
