@@ -56,12 +56,13 @@ def one_job(url: str, a: Path, b: Path) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--jobs", type=int, default=5)
+    ap.add_argument("--preload", default="sface", help="'' : nothing loaded before the first job")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     pairs = read_pairs(settings.current().lfw_pairs)
     images = settings.current().lfw_images
     work = Path(tempfile.mkdtemp(prefix="web-latency-"))
-    server = Server(None, work / "work", preload="sface")
+    server = Server(None, work / "work", preload=args.preload)
     t = time.perf_counter()
     server.start()
     ready = time.perf_counter() - t
@@ -78,7 +79,8 @@ def main() -> None:
            "median_s": sorted(r["total"] for r in rows)[len(rows) // 2],
            "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
            "date": time.strftime("%Y-%m-%d"),
-           "command": f"bench/web_latency.py --jobs {args.jobs}"}
+           "preload": args.preload,
+           "command": f"bench/web_latency.py --jobs {args.jobs} --preload '{args.preload}'"}
     print(json.dumps({k: v for k, v in doc.items() if k != "jobs"}, indent=1))
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
