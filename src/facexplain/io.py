@@ -44,7 +44,7 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                     im.seek(0)
                 im.load()
                 upright = ImageOps.exif_transpose(im)
-                rgb = _to_rgb_array(upright, p)
+                rgb = to_rgb_array(upright, p)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(f"{p} is too large to decode safely ({exc})") from None
     except UnidentifiedImageError:
@@ -59,7 +59,8 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return rgb
 
 
-def _to_rgb_array(im: Image.Image, source: Path) -> np.ndarray:
+def to_rgb_array(im: Image.Image, source: Path) -> np.ndarray:
+    """Any PIL mode as RGB uint8: wide samples rescaled, transparency on white."""
     if im.mode in _WIDE_MODES:
         gray = _wide_to_uint8(np.asarray(im), im.mode, source)
         return np.repeat(gray[..., None], 3, axis=2)

@@ -215,3 +215,33 @@ def test_errors_are_pages_with_a_way_back_for_a_browser(tmp_path: Path,
         resp = c.get("/jobs/doesnotexist", headers=html)
         assert resp.status_code == 404 and "expired" in resp.text
         assert c.get("/jobs/doesnotexist").json()["detail"]  # a program still gets JSON
+
+
+def test_mangled_photos_are_refused_in_words_never_with_a_server_error(lfw_dir: Path) -> None:
+    """Seeded byte mutations of a real JPEG and PNG: each decodes or gets 413/415, nothing else."""
+    import random
+
+    from fastapi import HTTPException
+
+    from facexplain.web.uploads import PhotoLimits, decode_photo
+
+    jpeg = lfw_bytes(lfw_dir, "Aaron_Peirsol", 1)
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(jpeg)).convert("RGBA").save(buf, "PNG")
+    rng = random.Random(0)
+    outcomes = set()
+    for original in (jpeg, buf.getvalue()):
+        for _ in range(150):
+            data = bytearray(original)
+            for _ in range(rng.randint(1, 8)):
+                data[rng.randrange(len(data))] = rng.randrange(256)
+            if rng.random() < 0.3:
+                data = data[: rng.randrange(1, len(data))]
+            try:
+                photo, _ = decode_photo(bytes(data), PhotoLimits(), "the first photo")
+                assert photo.mode == "RGB"
+                outcomes.add("decoded")
+            except HTTPException as exc:
+                assert exc.status_code in (413, 415), exc.detail
+                outcomes.add(str(exc.status_code))
+    assert "decoded" in outcomes and "415" in outcomes  # both paths were exercised

@@ -126,9 +126,10 @@ def test_after_sigkill_results_stay_and_queued_work_resumes_or_says_lost(
         photos = {"photo_a": ("a.jpg", lfw_bytes(lfw_dir, "Aaron_Peirsol", 1), "image/jpeg"),
                   "photo_b": ("b.jpg", lfw_bytes(lfw_dir, "Aaron_Peirsol", 2), "image/jpeg")}
         slow = {"patch": "8", "stride": "4"}
-        running = httpx.post(f"{srv.url}/api/explain", data=slow, files=photos, timeout=30).json()["id"]
-        queued = httpx.post(f"{srv.url}/api/explain", data={"lfw_pair": "1", "patch": "32",
-                                                            "stride": "16"}, timeout=30).json()["id"]
+        running = httpx.post(f"{srv.url}/api/explain", data=slow, files=photos,
+                             timeout=30).json()["id"]
+        queued = httpx.post(f"{srv.url}/api/explain", timeout=30, data={
+            "lfw_pair": "1", "patch": "32", "stride": "16"}).json()["id"]
         wait_state(srv.url, running, ("running",), 60)
         time.sleep(2.0)  # past alignment: the uploads are gone
         srv.kill()

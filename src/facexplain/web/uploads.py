@@ -16,6 +16,7 @@ from pathlib import Path
 from fastapi import HTTPException, UploadFile
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from facexplain.io import to_rgb_array
 from facexplain.web.safety import MiB
 
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP")  # what browsers and phones send; no TIFF, no GIF
@@ -69,14 +70,14 @@ def decode_photo(data: bytes, limits: PhotoLimits, which: str) -> tuple[Image.Im
             photo = ImageOps.exif_transpose(im) or im
             if max(photo.size) > limits.max_side:
                 photo.thumbnail((limits.max_side, limits.max_side), reducing_gap=2.0)
-            return photo.convert("RGB"), fmt
+            return Image.fromarray(to_rgb_array(photo, Path(which))), fmt
     except HTTPException:
         raise
     except UnidentifiedImageError:
         raise refuse(415, f"{which} is not an image (JPEG, PNG, WebP or BMP)") from None
     except Image.DecompressionBombError:
         raise refuse(413, f"{which} has too many pixels") from None
-    except (OSError, SyntaxError, ValueError, EOFError):
+    except Exception:  # noqa: BLE001 - whatever a malformed file makes PIL raise: never a 500
         raise refuse(415, f"{which} is damaged or truncated; it could not be read "
                      "to the end") from None
 
