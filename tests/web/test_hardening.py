@@ -245,3 +245,13 @@ def test_mangled_photos_are_refused_in_words_never_with_a_server_error(lfw_dir: 
                 assert exc.status_code in (413, 415), exc.detail
                 outcomes.add(str(exc.status_code))
     assert "decoded" in outcomes and "415" in outcomes  # both paths were exercised
+
+
+def test_a_server_on_every_address_answers_its_own_names_only() -> None:
+    import socket
+
+    from facexplain.cli.serve import own_names
+
+    names = own_names("0.0.0.0")
+    assert socket.gethostname() in names and "evil.example" not in names
+    assert own_names("10.1.2.3") == ("10.1.2.3",) and own_names("127.0.0.1") == ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from pathlib import Path
@@ -78,6 +79,22 @@ def check_limits(port: int, max_upload_mb: float, max_megapixels: float, max_win
             raise InvalidArgument(f"{name} must be positive, got {value}")
 
 
+def own_names(host: str) -> tuple[str, ...]:
+    """The names a client on the network uses for this server when it binds ``host``: the
+    address itself, or for 0.0.0.0 / :: this machine's name and addresses (a page elsewhere
+    that points its own name here is still refused)."""
+    import socket
+
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return ()
+    if host not in ("0.0.0.0", "::"):
+        return (host,)
+    names = {socket.gethostname(), socket.getfqdn()}
+    with contextlib.suppress(OSError):
+        names |= {str(info[4][0]) for info in socket.getaddrinfo(socket.gethostname(), None)}
+    return tuple(sorted(n if ":" not in n else f"[{n}]" for n in names if n))
+
+
 def run_server(host: str, port: int, work_dir: Path | None, preload: str,
                study_dir: Path | None, limits: dict[str, object],
                extra_hosts: tuple[str, ...]) -> None:
@@ -97,9 +114,7 @@ def run_server(host: str, port: int, work_dir: Path | None, preload: str,
         open_study(study_dir).close()  # a wrong folder fails now, in one line
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     work = work_dir or Path(tempfile.mkdtemp(prefix="facexplain-web-"))
-    hosts = (*LOOPBACK_HOSTS, *extra_hosts)
-    if host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
-        hosts = (*hosts, host)
+    hosts = (*LOOPBACK_HOSTS, *extra_hosts, *own_names(host))
     pipelines = Pipelines()
     pairs = lfw_choices()
     settings_pair = None
@@ -115,7 +130,8 @@ def run_server(host: str, port: int, work_dir: Path | None, preload: str,
                                **limits),  # type: ignore[arg-type]
                      pipelines)
     if host not in ("127.0.0.1", "localhost", "::1"):
-        typer.echo(f"warning: binding {host}: anyone who can reach it can use the app; "
-                   "add --allow-host NAME for the names clients use", err=True)
+        typer.echo(f"warning: binding {host}: anyone who can reach it can use the app; it "
+                   f"answers the Host names {', '.join(hosts)} (more: --allow-host NAME)",
+                   err=True)
     typer.echo(f"facexplain on http://{host}:{port}/ (results in {work})", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=15)
