@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import select
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +57,8 @@ def send_chunked(port: int, total: int) -> tuple[int, int]:
     try:
         conn.send(b"%x\r\n%s\r\n" % (len(head), head))
         while sent < total:
+            if select.select([conn.sock], [], [], 0)[0]:
+                break  # the server has answered: stop sending and read it before it closes
             conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             sent += len(chunk)
     except (BrokenPipeError, ConnectionResetError):
