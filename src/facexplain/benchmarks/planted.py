@@ -234,6 +234,7 @@ def run_planted(cfg: PlantedConfig, player: Player = play_here) -> dict[str, Any
                                             p.region == r) for r in ("eyes", "brows", "nose",
                                                                      "mouth")},
         "mean_drop": round(float(np.mean([p.drop for p in played if p.kind == "altered"])), 4),
+        "margin": game.margin,
         "options": {"patch": cfg.patch, "stride": cfg.stride, "ig_steps": cfg.ig_steps,
                     "samples": cfg.samples, "xface_stride": cfg.xface_stride},
         "rows": summarise(records, rows, per_face, cfg.n_boot),

@@ -6,7 +6,10 @@ Our counterpart of the field's inpainting game (XFR, Mery et al.) and patch-swap
 an inpainting network we transplant a real person's region (68-point landmarks of both aligned
 faces, a similarity fit of the region's points, Poisson blending), and instead of keeping the
 alterations a second model calls non-mates we keep those that lower the explained model's
-similarity by at least ``MIN_DROP``, so the model demonstrably reacts to the planted region.
+similarity by at least a margin, so the model demonstrably reacts to the planted region. The
+margin is a fixed share (``MARGIN_SHARE``) of the backbone's own score spread (mean genuine minus
+mean impostor cosine on LFW folds 1-5, which the game never plays): a fixed cosine would be 9%
+of sface's spread and 43% of dlib-resnet's (``bench/score_spread.py``).
 Controls: the same region transplanted from another photo of the *same* person (nothing should
 light up beyond a genuine pair's usual differences) and the untouched pairs.
 
@@ -38,10 +41,12 @@ from facexplain.datasets.faces import locate_all
 from facexplain.datasets.lfw import LfwPair, unique_images
 from facexplain.io import load_image
 from facexplain.pipeline import FacePipeline
+from facexplain.scoring import cosine_rows
 from facexplain.types import LocatedFace
 
-PLANTED_VERSION = "planted-v2"
-MIN_DROP = 0.05  # keep an alteration only if it lowers the explained model's cosine this much
+PLANTED_VERSION = "planted-v3"  # v3: the margin scales with the backbone's score spread
+MARGIN_SHARE = 0.087  # sface's 0.05 (the margin of v2, all backbones) over its spread, 0.576
+LEGACY_MARGIN = 0.05  # sets saved before v3 kept alterations that lowered the cosine this much
 REGION_POINTS = {"eyes": range(36, 48), "brows": range(17, 27), "nose": range(27, 36),
                  "mouth": range(48, 68)}
 KINDS = ("altered", "same-person", "untouched")
@@ -71,6 +76,7 @@ class PlantedSet:
     pairs: list[PlantedPair]
     faces: np.ndarray
     masks: np.ndarray
+    margin: float = LEGACY_MARGIN  # the least similarity drop an altered pair had to show
 
     def tensor(self, i: int) -> torch.Tensor:
         return torch.from_numpy(self.faces[i].astype(np.float32))
@@ -79,7 +85,8 @@ class PlantedSet:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez_compressed(tmp, faces=self.faces, masks=self.masks,
-                            pairs=json.dumps([asdict(p) for p in self.pairs]))
+                            pairs=json.dumps([asdict(p) for p in self.pairs]),
+                            margin=np.float64(self.margin))
         tmp.replace(path)
         return path
 
@@ -87,11 +94,27 @@ class PlantedSet:
     def load(cls, path: Path) -> PlantedSet:
         with np.load(path) as data:
             pairs = [PlantedPair(**row) for row in json.loads(str(data["pairs"]))]
-            return cls(pairs, data["faces"], data["masks"])
+            margin = float(data["margin"]) if "margin" in data.files else LEGACY_MARGIN
+            return cls(pairs, data["faces"], data["masks"], margin)
 
 
 def _crop(pipe: FacePipeline, path: Path, landmarks: np.ndarray) -> np.ndarray:
     return warp_face(load_image(path), landmarks, pipe.spec.alignment).numpy()
+
+
+def planting_margin(pipe: FacePipeline, pairs: list[LfwPair], images: Path, cache: DiskCache,
+                    progress: bool = True) -> float:
+    """``MARGIN_SHARE`` of the backbone's mean genuine minus mean impostor cosine over the pairs
+    of LFW folds 1-5 (not the held-out folds the game is played on), to 0.001."""
+    fit = [p for p in pairs if p.fold not in HELDOUT_FOLDS]
+    if not any(p.same for p in fit) or all(p.same for p in fit):
+        raise ValueError("the planting margin needs genuine and impostor pairs outside the "
+                         "held-out folds")
+    emb, _ = embed_photos(pipe, unique_images(fit, images), cache, progress)
+    cos = cosine_rows(np.stack([emb[p.path_a(images)] for p in fit]),
+                      np.stack([emb[p.path_b(images)] for p in fit]))
+    same = np.array([p.same for p in fit])
+    return round(MARGIN_SHARE * float(cos[same].mean() - cos[~same].mean()), 3)
 
 
 def lookalike_donors(paths: list[Path], female_names: set[str],
@@ -124,13 +147,14 @@ def build_planted_set(pipe: FacePipeline, mining_pipe: FacePipeline, pairs: list
                       female_names: set[str], images: Path, cache: DiskCache,
                       n_altered: int = 300, n_controls: int = 100,
                       progress: bool = True) -> PlantedSet:
-    """Alter held-out genuine pairs until ``n_altered`` pass ``MIN_DROP`` (one altered version
+    """Alter held-out genuine pairs until ``n_altered`` pass the margin (one altered version
     per pair: the regions are tried in an order that rotates from pair to pair, the first that
     lowers the similarity enough is kept); add ``n_controls`` same-person transplants of that
     region and untouched pairs (first come). Donors and same-person photos come from the photos
     of LFW's pair list."""
     genuine = [p for p in pairs if p.same and p.fold in HELDOUT_FOLDS]
     genuine.sort(key=lambda p: (p.fold, p.name_a, p.index_a, p.index_b))
+    margin = planting_margin(pipe, pairs, images, cache, progress)
     photos = unique_images(pairs, images)
     mining, _ = embed_photos(mining_pipe, photos, cache, progress)
     donors = lookalike_donors(photos, female_names, mining)
@@ -150,7 +174,7 @@ def build_planted_set(pipe: FacePipeline, mining_pipe: FacePipeline, pairs: list
         for region in REGIONS[start:] + REGIONS[:start]:
             altered, mask = _alter(pipe, net, crops, face, region, donors[person], located)
             sim = float(pipe.scorer.similarity(torch.from_numpy(altered)))
-            if base - sim < MIN_DROP:
+            if base - sim < margin:
                 continue
             pid = f"{paths[0].stem}|{paths[1].stem}"
             donor = str(donors[person].relative_to(images))
@@ -167,7 +191,7 @@ def build_planted_set(pipe: FacePipeline, mining_pipe: FacePipeline, pairs: list
                           np.clip(crops.round(), 0, 255), mask)
             break
     bar.close()
-    return built.set()
+    return built.set(margin)
 
 
 def _alter(pipe: FacePipeline, net: Landmarks68Net, crops: np.ndarray, face: int, region: str,
@@ -197,5 +221,5 @@ class _Built:
         self.masks.append(mask)
         self.counts[pair.kind] += 1
 
-    def set(self) -> PlantedSet:
-        return PlantedSet(self.pairs, np.stack(self.faces), np.stack(self.masks))
+    def set(self, margin: float) -> PlantedSet:
+        return PlantedSet(self.pairs, np.stack(self.faces), np.stack(self.masks), margin)
