@@ -1,0 +1,156 @@
+"""One table of every explanation method on one backbone, drawn from the result files of the
+benchmarks that measured them (nothing is measured here): the planted-difference game (share in
+the planted region, pointing game, AUC, which face), deletion and insertion (gain over random,
+impostor pairs, per pixel), the sanity check (weights randomised) and the cost per pair
+(``bench/method_cost.py``). Each cell carries its 95% CI and the number of pairs; a method a
+benchmark has not run on reads "not measured".
+
+Inputs (docs/results/, for backbone B): planted-B.json and planted-new-B.json, faithfulness-all-B
+.json and faithfulness-new-B.json, sanity-B.json and sanity-new-B.json, method-cost-B.json.
+Usage: .venv/bin/python bench/method_table.py [--backbone sface] [--json OUT] [--markdown OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from facexplain.methods.registry import all_methods
+
+RESULTS = Path("docs/results")
+NOT_MEASURED = "not measured"
+
+
+def _load(*names: str) -> list[dict[str, Any]]:
+    return [json.loads((RESULTS / n).read_text()) for n in names if (RESULTS / n).is_file()]
+
+
+def _ci(cell: dict[str, Any], digits: int = 2) -> str:
+    lo, hi = cell["ci"]
+    return f"{cell['mean']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def game_cells(docs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Per map row: the altered pairs' share, pointing, AUC and which-face cells, and n."""
+    out: dict[str, dict[str, str]] = {}
+    for doc in docs:
+        for row, kinds in doc["rows"].items():
+            alt = kinds.get("altered")
+            if not alt or row in out:
+                continue
+            which = alt.get("which")
+            out[row] = {"share": _ci(alt["share"]), "pointing": _ci(alt["pointing"]),
+                        "auc": _ci(alt["auc"]),
+                        "which": _ci(which) if which and row in doc["per_face_rows"] else "-",
+                        "game_n": str(alt["n"])}
+    return out
+
+
+def faithfulness_cells(docs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """Per map row: deletion and insertion gain over random (impostor pairs, difference map,
+    per pixel), mean ± 1.96 standard errors over pairs."""
+    out: dict[str, dict[str, str]] = {}
+    for doc in docs:
+        for s in doc["summaries"]:
+            if s["kind"] != "difference" or s["protocol"] not in ("deletion-px", "insertion-px"):
+                continue
+            key = "deletion" if s["protocol"] == "deletion-px" else "insertion"
+            half = 1.96 * s["gain_sem"]
+            cells = out.setdefault(s["method"], {})
+            if key not in cells:
+                cells[key] = (f"{s['gain']:+.3f} [{s['gain'] - half:+.3f}, "
+                              f"{s['gain'] + half:+.3f}]")
+                cells["faith_n"] = str(s["n_pairs"])
+    return out
+
+
+def sanity_cells(docs: list[dict[str, Any]]) -> dict[str, str]:
+    """Per method: pass when every measure passes, else the first FAIL or inconclusive measure
+    with its excess over chance and CI."""
+    out: dict[str, str] = {}
+    for doc in docs:
+        for row in doc["rows"]:
+            names = [row["method"], *row.get("same_as", [])]
+            verdicts = row["verdict"]
+            bad = [(m, v) for m, v in verdicts.items() if v != "pass"]
+            if not bad:
+                text = f"pass ({len(verdicts)}/{len(verdicts)}, n={doc['n_pairs']})"
+            else:
+                m, v = next(((m, v) for m, v in bad if v == "fail"), bad[0])
+                ex = row["excess"][m]
+                text = (f"{v.upper() if v == 'fail' else v} {m} {ex['value']:+.2f} "
+                        f"[{ex['ci'][0]:+.2f}, {ex['ci'][1]:+.2f}] (n={doc['n_pairs']})")
+            for name in names:
+                out.setdefault(name, text)
+    return out
+
+
+def cost_cells(docs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for doc in docs:
+        for name, row in doc["methods"].items():
+            out.setdefault(name, {"seconds": f"{row['seconds_median']:.2f}",
+                                  "images": str(row["forward_images_median"]),
+                                  "ratio": (f"{row['ratio_to_occlusion']:.2f}"
+                                            if row["ratio_to_occlusion"] is not None else "-")})
+    return out
+
+
+def build(backbone: str) -> dict[str, Any]:
+    game = game_cells(_load(f"planted-{backbone}.json", f"planted-new-{backbone}.json"))
+    faith = faithfulness_cells(_load(f"faithfulness-all-{backbone}.json",
+                                     f"faithfulness-new-{backbone}.json"))
+    sanity = sanity_cells(_load(f"sanity-{backbone}.json", f"sanity-new-{backbone}.json"))
+    cost = cost_cells(_load(f"method-cost-{backbone}.json"))
+    maps = [(name, info.in_all, ranking.row(name)) for name, info in all_methods().items()
+            for ranking in info.rankings]
+    registered = {row for _, _, row in maps}
+    # rows the game derives from other maps (occlusion-shapley: from the two occlusions)
+    maps += [("derived", True, row) for row in game if row not in registered]
+    rows = []
+    for name, in_all, row in maps:
+        g, f, c = game.get(row, {}), faith.get(row, {}), cost.get(name, {})
+        rows.append({"method": name, "map": row, "in_all": in_all,
+                     **{k: g.get(k, NOT_MEASURED) for k in
+                        ("share", "pointing", "auc", "which", "game_n")},
+                     **{k: f.get(k, NOT_MEASURED) for k in ("deletion", "insertion", "faith_n")},
+                     "sanity": sanity.get(name, NOT_MEASURED),
+                     **{k: c.get(k, NOT_MEASURED) for k in ("seconds", "images", "ratio")}})
+    return {"backbone": backbone, "rows": rows,
+            "sources": sorted(p.name for p in RESULTS.glob(f"*-{backbone}.json")
+                              if p.name.split("-")[0] in ("planted", "faithfulness", "sanity",
+                                                          "method"))}
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    head = ("| map | game: share in region | pointing | AUC | which face | pairs | deletion "
+            "gain | insertion gain | pairs | sanity | s/pair | images/pair | x occlusion |")
+    lines = [head, "|" + "---|" * 13]
+    for r in doc["rows"]:
+        label = r["map"] if r["in_all"] else f"{r['map']} (not in all)"
+        lines.append("| " + " | ".join([label, r["share"], r["pointing"], r["auc"], r["which"],
+                                        r["game_n"], r["deletion"], r["insertion"],
+                                        r["faith_n"], r["sanity"], r["seconds"], r["images"],
+                                        r["ratio"]]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--backbone", default="sface")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--markdown", type=Path, default=None)
+    args = ap.parse_args()
+    doc = build(args.backbone)
+    text = markdown(doc)
+    print(text)
+    if args.json:
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    if args.markdown:
+        args.markdown.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
