@@ -62,10 +62,25 @@ def _ci(cell: dict[str, object]) -> str:
     return f"{float(cell['mean']):.2f} [95% CI {ci[0]:.2f}-{ci[1]:.2f}]"  # type: ignore[arg-type]
 
 
+def game_places(backbone: str, weights: str | None) -> dict[str, tuple[int, int]]:
+    """Each map row's place among every row the game scored on these weights, by mean share of
+    the map in the planted region (old and new methods alike; equal shares share a place)."""
+    prefix = f"{backbone}:"
+    shares = {}
+    for key, row in planted_store().load().items():
+        rec = for_weights(row, weights)
+        alt = rec.get("altered") if rec and key.startswith(prefix) else None
+        if isinstance(alt, dict):
+            shares[key.removeprefix(prefix)] = round(float(alt["share"]["mean"]), 4)
+    ordered = sorted(shares.values(), reverse=True)
+    return {row: (ordered.index(v) + 1, len(ordered)) for row, v in shares.items()}
+
+
 def trust_rows(backbone: str, method: str, rows: list[str], weights: str | None
                ) -> list[TrustRow]:
     """The game, faithfulness and sanity lines of one method on these weights."""
     out: list[TrustRow] = []
+    places = game_places(backbone, weights)
     for row in rows:
         rec = for_weights(planted_store().get(f"{backbone}:{row}"), weights)
         alt = rec.get("altered") if rec else None
@@ -74,6 +89,10 @@ def trust_rows(backbone: str, method: str, rows: list[str], weights: str | None
             pop = f"{alt['n']} planted LFW pairs, {rec['date']}"  # type: ignore[index]
             out.append(TrustRow(f"finds a planted difference{label}: share in region",
                                 _ci(alt["share"]), pop))
+            if row in places:
+                place, of = places[row]
+                out.append(TrustRow(f"game rank{label} (share in region, all maps)",
+                                    f"{place} of {of}", pop))
             out.append(TrustRow(f"peak inside the planted region{label}",
                                 _ci(alt["pointing"]), pop))
             if "which" in alt:
