@@ -89,3 +89,39 @@ def test_tiny_training_run_lowers_the_loss_and_round_trips(pipe: FacePipeline,
     e, m, lt = clean.take(np.arange(3))
     assert meta["split"] == "test"
     assert torch.allclose(result.head(e, m, lt)[1], again(e, m, lt)[1], atol=1e-6)
+
+
+def test_68_point_mesh_keeps_the_rectangle_on_the_eye_of_a_turned_face(pipe: FacePipeline,
+                                                                      tmp_path: Path) -> None:
+    """The paper's mesh: 68 landmarks (face-api's net) on every aligned crop, the template the
+    mean shape of four other people; a template rectangle on the left eye lands on each face's
+    own left eye (points 36-41), upright and rotated by 15 degrees, and those eye points agree
+    with the five-point detector's."""
+    from facexplain.align.landmarks68 import landmarks68, load_landmarks68
+
+    net = load_landmarks68()
+    photo = lfw_image("Colin_Powell", 1)
+    turned = tmp_path / "turned.jpg"
+    with Image.open(photo) as im:
+        im.rotate(15, resample=Image.Resampling.BILINEAR).save(turned)
+    others = [lfw_image(name, 1) for name in PEOPLE[1:]]
+    crops = torch.from_numpy(np.stack([pipe.align_path(p).array for p in
+                                       [photo, turned, *others]]).astype(np.float32))
+    marks = landmarks68(crops, net).numpy().astype(np.float64)
+    warper = RectangleWarper(marks[2:].mean(axis=0), pipe.spec.input_size)
+    assert len(warper.mesh.simplices) > 100  # the paper's mesh has 142 triangles
+    eye = marks[2:, 36:42].mean(axis=(0, 1))
+    k = pipe.spec.input_size / 96
+    corners = eye + np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [RECT_LONG * k / 2,
+                                                                      RECT_SHORT * k / 2]
+    five = {p: aligned_landmarks(loc, pipe.spec) for p, loc in
+            _locate(pipe, [photo, turned]).items()}
+    for face, path in zip(marks[:2], (photo, turned), strict=True):
+        own_eye = face[36:42].mean(axis=0)
+        eye_dist = float(np.linalg.norm(face[42:48].mean(axis=0) - own_eye))
+        quad = warper.warp(corners, face)
+        assert np.abs((quad.mean(axis=0) - own_eye) / eye_dist).max() < 0.05, path
+        assert warper.mask(corners, face)[int(own_eye[1]), int(own_eye[0])], path
+        assert np.linalg.norm(five[path][0] - own_eye) / eye_dist < 0.15  # the detector agrees
+    with pytest.raises(Exception, match="68 landmarks"):
+        warper.warp(corners, five[photo])  # five points on a 68-point mesh: refused

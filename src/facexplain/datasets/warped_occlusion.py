@@ -6,12 +6,14 @@ Why: FAD (``losses.diversity``) compares a batch of faces with the same *physica
 corner is written in barycentric coordinates of the template triangle that holds it, and the
 same coordinates in the face's own triangles give the face's quadrilateral.
 
-The paper's mesh has 142 triangles over 68 landmarks; our detector gives five. The mesh here is
-the five points, five points derived from them by fixed rules (forehead, chin, both cheeks,
-between the eyes: they follow the face's scale and roll) and the crop's corners and edge
-midpoints (fixed, so every pixel of the crop lies in a triangle). On an aligned crop the five
-points sit near the template's, so the warp mostly follows residual pose: an eye rectangle stays
-on the eye of a face turned slightly away, which a fixed crop rectangle would not.
+The paper's mesh has 142 triangles over 68 landmarks. Two meshes are built here, chosen by the
+landmarks given: with the detector's five points, the five, five points derived from them by
+fixed rules (forehead, chin, both cheeks, between the eyes: they follow the face's scale and
+roll) and the crop's corners and edge midpoints (fixed, so every pixel of the crop lies in a
+triangle), 18 points; with face-api's 68 points (``align.landmarks68``), the 68 and the same
+eight border points, the paper's mesh. On an aligned crop the points sit near the template's,
+so the warp mostly follows residual pose and expression: an eye rectangle stays on the eye of a
+face turned slightly away, which a fixed crop rectangle would not.
 """
 
 from __future__ import annotations
@@ -26,11 +28,20 @@ FRAME = 96
 RECT_LONG, RECT_SHORT = 32, 12
 
 
+def _border(size: int) -> np.ndarray:
+    s = float(size - 1)
+    return np.array([[0, 0], [s / 2, 0], [s, 0], [s, s / 2], [s, s], [s / 2, s], [0, s],
+                     [0, s / 2]])
+
+
 def mesh_points(landmarks: np.ndarray, size: int) -> np.ndarray:
-    """(18, 2): five landmarks, five derived face points and eight fixed crop border points."""
+    """(18, 2) from five landmarks (with five derived face points) or (76, 2) from 68, each with
+    eight fixed crop border points."""
     marks = np.asarray(landmarks, dtype=np.float64)
+    if marks.shape == (68, 2):
+        return np.vstack([marks, _border(size)])
     if marks.shape != (5, 2):
-        raise InvalidArgument(f"expected (5, 2) landmarks, got {marks.shape}")
+        raise InvalidArgument(f"expected (5, 2) or (68, 2) landmarks, got {marks.shape}")
     eyes, mouth = marks[:2].mean(axis=0), marks[3:].mean(axis=0)
     down = mouth - eyes
     across = marks[1] - marks[0]
@@ -41,19 +52,18 @@ def mesh_points(landmarks: np.ndarray, size: int) -> np.ndarray:
         marks[2] + 0.75 * across,  # cheek on the image's right
         eyes - 0.25 * down,  # between the eyebrows
     ])
-    s = float(size - 1)
-    border = np.array([[0, 0], [s / 2, 0], [s, 0], [s, s / 2], [s, s], [s / 2, s], [0, s],
-                       [0, s / 2]])
-    return np.vstack([marks, derived, border])
+    return np.vstack([marks, derived, _border(size)])
 
 
 class RectangleWarper:
-    """Maps template rectangles onto faces through a fixed triangulation of the template mesh."""
+    """Maps template rectangles onto faces through a fixed triangulation of the template mesh
+    (five or 68 template landmarks; each face then gives landmarks of the same kind)."""
 
     def __init__(self, template_landmarks: np.ndarray, size: int) -> None:
         self.size = size
         self.template = mesh_points(template_landmarks, size)
         self.mesh = Delaunay(self.template)
+        self.n_landmarks = int(np.asarray(template_landmarks).shape[0])
 
     def barycentric(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(triangle index, barycentric weights (n, 3)) of template points."""
@@ -68,6 +78,9 @@ class RectangleWarper:
     def warp(self, corners: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """The face's quadrilateral (4, 2) for template ``corners`` (4, 2)."""
         tri, weights = self.barycentric(corners)
+        if np.asarray(landmarks).shape[0] != self.n_landmarks:
+            raise InvalidArgument(f"this mesh is built on {self.n_landmarks} landmarks, the "
+                                  f"face gives {np.asarray(landmarks).shape[0]}")
         face = mesh_points(landmarks, self.size)
         vertices = face[self.mesh.simplices[tri]]  # (4, 3, 2)
         return np.einsum("ni,nij->nj", weights, vertices)
