@@ -1,8 +1,13 @@
-"""The paper's Fig. 4 on LFW: Θ-normalised difference maps of 3 genuine and 6 impostor pairs.
+"""The paper's Figs. 4-6 on LFW: 3 genuine and 6 impostor pairs, explained by Θ-normalised
+pairwise occlusion (Fig. 4), the gradient (Fig. 5, ``--method saliency``) or the deconvnet
+(Fig. 6, ``--method deconv``; on PReLU backbones such as sface it equals the gradient).
 
 Pairs come from the last pairs of folds 6-10 (not used to calibrate Θ). The impostors are the
-most similar-looking ones there (highest cosine), as the paper studies similar-looking faces.
-Usage: .venv/bin/python bench/occlusion_gallery.py [--backbone sface] [--out docs/figures/...]
+most similar-looking ones there (highest cosine), as the paper studies similar-looking faces;
+the same nine pairs in every figure, as in the paper. The gradient and deconvnet maps are
+magnitudes per face, each scaled to its own pair's maximum.
+Usage: .venv/bin/python bench/occlusion_gallery.py [--backbone sface]
+       [--method occlusion|saliency|deconv] [--out docs/figures/...]
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from facexplain import settings
 from facexplain.datasets.lfw import LfwPair, read_pairs
 from facexplain.explain.occlusion import PairwiseOcclusion
 from facexplain.explain.theta import get_theta
+from facexplain.method_info import ExplainOptions
+from facexplain.methods.registry import get_method
 from facexplain.pipeline import FacePipeline
 from facexplain.scoring import cosine
 
@@ -42,11 +49,14 @@ def main() -> None:
     parser.add_argument("--backbone", default="sface")
     parser.add_argument("--patch", type=int, default=16)
     parser.add_argument("--stride", type=int, default=8)
+    parser.add_argument("--method", default="occlusion",
+                        choices=("occlusion", "saliency", "deconv"))
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    out = args.out or Path(f"docs/figures/occlusion-gallery-{args.backbone}.png")
+    prefix = "occlusion" if args.method == "occlusion" else f"{args.method}"
+    out = args.out or Path(f"docs/figures/{prefix}-gallery-{args.backbone}.png")
     record = get_theta(args.backbone, args.patch, args.stride)
-    if record is None:
+    if args.method == "occlusion" and record is None:
         raise SystemExit(f"no Θ stored for {args.backbone} k={args.patch} s={args.stride}; run "
                          "facexplain benchmark occlusion-stats ... --write-theta first")
     pipe = FacePipeline(args.backbone)
@@ -60,8 +70,12 @@ def main() -> None:
             sims[p] = float(cosine(e[0:1], e[1:2])[0])
     genuine = [p for p in pool if p.same][:3]
     impostors = sorted((p for p in pool if not p.same), key=lambda p: -sims[p])[:6]
-    occ = PairwiseOcclusion.for_backbone(pipe.scorer, args.backbone, args.patch, args.stride)
     chosen = genuine + impostors
+    if args.method != "occlusion":
+        gradient_gallery(pipe, args.method, args.backbone, chosen, faces, sims, out)
+        return
+    assert record is not None
+    occ = PairwiseOcclusion.for_backbone(pipe.scorer, args.backbone, args.patch, args.stride)
     fig, axes = plt.subplots(3, 6, figsize=(12, 6.6), dpi=110, layout="constrained")
     image = None
     for i, p in enumerate(chosen):
@@ -88,6 +102,38 @@ def main() -> None:
     lit = {kind: [float(np.round(sims[p], 3)) for p in ps]
            for kind, ps in (("genuine", genuine), ("impostor", impostors))}
     print(lit)
+
+
+def gradient_gallery(pipe: FacePipeline, method: str, backbone: str, chosen: list[LfwPair],
+                     faces: dict[LfwPair, torch.Tensor], sims: dict[LfwPair, float],
+                     out: Path) -> None:
+    """Figs. 5 and 6: each face's map magnitude over the face, scaled per pair."""
+    info = get_method(method)
+    explainer = info.build(pipe.scorer, ExplainOptions(progress=False))
+    ranking = next(r for r in info.rankings if r.row(method).endswith("-abs"))
+    fig, axes = plt.subplots(3, 6, figsize=(12, 6.6), dpi=110, layout="constrained")
+    image = None
+    for i, p in enumerate(chosen):
+        pair = faces[p]
+        maps = ranking.ranking(explainer.explain(pair).maps, "difference").detach().float()
+        maps = (maps / maps.max().clamp_min(1e-12)).numpy()
+        for j in range(2):
+            ax = axes[i // 3, (i % 3) * 2 + j]
+            ax.imshow(pair[j].permute(1, 2, 0).clamp(0, 255).byte().numpy())
+            image = ax.imshow(maps[j], cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            ax.set_axis_off()
+        kind = "genuine" if p.same else "impostor"
+        axes[i // 3, (i % 3) * 2].set_title(f"{kind}: {p.name_a[:14]} / {p.name_b[:14]}\n"
+                                            f"cos {sims[p]:.3f}", fontsize=7, loc="left")
+    assert image is not None
+    fig.colorbar(image, ax=axes, shrink=0.6, label="|map| / pair max")
+    title = {"saliency": "gradient back-propagation (paper 000, Fig. 5)",
+             "deconv": "deconvnet (paper 000, Fig. 6)"}[method]
+    fig.suptitle(f"{backbone}: {title} — top row genuine, rows 2-3 the most similar-looking "
+                 "impostors", fontsize=9)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
