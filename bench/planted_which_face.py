@@ -6,7 +6,8 @@ with the region hidden (mean-face fill) in the altered photo only, in the unalte
 and in both; and with the region replaced by the other photo's pixels, in either photo. If the
 difference belonged to the altered photo, hiding it there should help most. The script prints
 how often each one-photo edit helps more in the unaltered photo, and the mean gains.
-Usage: .venv/bin/python bench/planted_which_face.py --backbone sface [--n 100] [--json OUT]
+Usage: .venv/bin/python bench/planted_which_face.py --backbone sface [--n 100] [--controls 100]
+       [--json OUT]
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--backbone", default="sface")
     ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--controls", type=int, default=100, help="the set's controls (its key)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     pipe = FacePipeline(args.backbone, forward_runtime=False)
-    game = PlantedSet.load(planted_path(PlantedConfig(backbone=args.backbone), pipe))
+    cfg = PlantedConfig(backbone=args.backbone, n_controls=args.controls)
+    game = PlantedSet.load(planted_path(cfg, pipe))
     rows = []
     altered = [i for i, p in enumerate(game.pairs) if p.kind == "altered"][:args.n]
     for i in altered:
