@@ -6,7 +6,8 @@ impostor pairs, per pixel), the sanity check (weights randomised) and the cost p
 benchmark has not run on reads "not measured".
 
 Inputs (docs/results/, for backbone B): planted-B.json and planted-new-B.json, faithfulness-all-B
-.json and faithfulness-new-B.json, sanity-B.json and sanity-new-B.json, method-cost-B.json.
+.json and faithfulness-new-B.json, sanity-B.json, sanity-new-B.json and sanity-sampling-B.json,
+method-cost-B.json.
 Usage: .venv/bin/python bench/method_table.py [--backbone sface] [--json OUT] [--markdown OUT]
 """
 
@@ -102,7 +103,8 @@ def build(backbone: str) -> dict[str, Any]:
     game = game_cells(_load(f"planted-{backbone}.json", f"planted-new-{backbone}.json"))
     faith = faithfulness_cells(_load(f"faithfulness-all-{backbone}.json",
                                      f"faithfulness-new-{backbone}.json"))
-    sanity = sanity_cells(_load(f"sanity-{backbone}.json", f"sanity-new-{backbone}.json"))
+    sanity = sanity_cells(_load(f"sanity-{backbone}.json", f"sanity-new-{backbone}.json",
+                                f"sanity-sampling-{backbone}.json"))
     cost = cost_cells(_load(f"method-cost-{backbone}.json"))
     maps = [(name, info.in_all, ranking.row(name)) for name, info in all_methods().items()
             for ranking in info.rankings]
