@@ -51,6 +51,8 @@ def test_game_here_and_on_ray_agree_and_resume(tmp_path: Path) -> None:
         tiny.save(planted_path(cfg, pipe))
         docs.append(run_planted(cfg) if name == "here" else run_planted(cfg, ray_player(1)))
         assert start_game(cfg).todo() == []  # all in the log: a second run resumes with nothing
+        other = start_game(replace(cfg, methods=("saliency",)))  # another method list, same set
+        assert len(other.todo()) == 3 and start_game(cfg).todo() == []  # neither log lost
     here, ray = docs
     assert here["pairs"] == {"altered": 2, "same-person": 0, "untouched": 1}
     for row in ("occlusion", "occlusion-per-face", "saliency", "occlusion-shapley"):

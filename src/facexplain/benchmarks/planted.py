@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import platform
 import time
 from collections.abc import Callable
@@ -195,8 +196,12 @@ def start_game(cfg: PlantedConfig, worker: bool = False) -> GameRun:
            **{k: v for k, v in asdict(cfg).items() if k in ("samples", "xface_stride")
               and v is not None},
            "methods": sorted(cfg.methods), "set": digest, "weights": pipe.scorer.fingerprint()}
+    # named by the whole configuration: another method list on the same set keeps its own log
+    # (a log named by the set alone was rewritten, losing the other run's pairs)
+    config = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
     log = None if worker else PairLog(
-        cfg.cache_dir / "planted" / f"log-{cfg.backbone}-{digest}.jsonl", key, cfg.resume)
+        cfg.cache_dir / "planted" / f"log-{cfg.backbone}-{digest}-{config}.jsonl", key,
+        cfg.resume)
     return GameRun(cfg, pipe, game, path, infos, explainers, log)
 
 
