@@ -60,3 +60,23 @@ def test_set_keeps_its_margin_and_old_sets_read_as_the_legacy_margin(tmp_path: P
     assert PlantedSet.load(old).margin == LEGACY_MARGIN
     # sface: 0.087 of its fold 1-5 spread (0.5756, bench/score_spread.py) is v2's 0.05
     assert round(MARGIN_SHARE * 0.5756, 3) == LEGACY_MARGIN
+
+
+def test_built_sets_finds_a_backbones_sets_whatever_their_counts(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from facexplain.benchmarks.planted import PlantedConfig, built_sets
+    from facexplain.benchmarks.planted_pairs import PLANTED_VERSION
+
+    pipe = SimpleNamespace(scorer=SimpleNamespace(fingerprint=lambda: "abc123def456" + "0" * 52))
+    folder = tmp_path / "planted"
+    folder.mkdir()
+    names = [f"{PLANTED_VERSION}-dlib-resnet-sface-300-60-abc123def456.npz",  # kept
+             f"{PLANTED_VERSION}-dlib-resnet-sface-300-100-abc123def456.npz",  # kept
+             f"{PLANTED_VERSION}-dlib-resnet-sface-300-60-ffffffffffff.npz",  # other weights
+             f"{PLANTED_VERSION}-dlib-resnet-mobileface-300-60-abc123def456.npz",  # donors
+             "planted-v2-dlib-resnet-sface-300-60-abc123def456.npz"]  # older version
+    for name in names:
+        (folder / name).write_bytes(b"")
+    cfg = PlantedConfig(backbone="dlib-resnet", cache_dir=tmp_path)
+    assert [p.name for p in built_sets(cfg, pipe)] == sorted(names[:2])  # type: ignore[arg-type]

@@ -130,14 +130,14 @@ def scope_effect(p: np.ndarray, pop: Population, prof: ScopeProfile, n_boot: int
 def planted_population(cfg: CalibrationConfig, pipe: FacePipeline) -> Population | None:
     """The planted-difference set of this backbone (``benchmark planted`` builds it), if built:
     every pair is one person's two photos, altered pairs with one region from a look-alike."""
-    from facexplain.benchmarks.planted import PlantedConfig, planted_path
+    from facexplain.benchmarks.planted import PlantedConfig, built_sets
     from facexplain.benchmarks.planted_pairs import PlantedSet
 
-    path = planted_path(PlantedConfig(backbone=cfg.backbone, mining=cfg.mining,
-                                      cache_dir=cfg.cache_dir), pipe)
-    if not path.is_file():
+    built = built_sets(PlantedConfig(backbone=cfg.backbone, mining=cfg.mining,
+                                     cache_dir=cfg.cache_dir), pipe)
+    if not built:
         return None
-    pairs = PlantedSet.load(path).pairs
+    pairs = PlantedSet.load(built[-1]).pairs
     n = len(pairs)
     return Population("planted", "planted LFW pairs (one person's two photos; altered ones "
                       "carry one region of a look-alike), labelled same person",

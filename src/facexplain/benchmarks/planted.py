@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import platform
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -80,6 +81,18 @@ def planted_path(cfg: PlantedConfig, pipe: FacePipeline) -> Path:
     """Where the backbone's planted set is cached (named by what it depends on)."""
     key = f"{PLANTED_VERSION}-{cfg.backbone}-{cfg.mining_model()}-{cfg.n_altered}-{cfg.n_controls}"
     return cfg.cache_dir / "planted" / f"{key}-{pipe.scorer.fingerprint()[:12]}.npz"
+
+
+def built_sets(cfg: PlantedConfig, pipe: FacePipeline) -> list[Path]:
+    """Every set already built for this backbone's weights and donors, whatever its counts
+    (``--altered``, ``--controls``), in name order."""
+    prefix = f"{PLANTED_VERSION}-{cfg.backbone}-{cfg.mining_model()}-"
+    suffix = f"-{pipe.scorer.fingerprint()[:12]}.npz"
+    folder = cfg.cache_dir / "planted"
+    counts = re.compile(r"[0-9]+-[0-9]+")
+    return sorted(p for p in folder.glob(f"{PLANTED_VERSION}-*.npz")
+                  if p.name.startswith(prefix) and p.name.endswith(suffix)
+                  and counts.fullmatch(p.name[len(prefix):-len(suffix)]))
 
 
 def planted_set(cfg: PlantedConfig, pipe: FacePipeline) -> tuple[PlantedSet, Path]:
