@@ -239,6 +239,9 @@ def planted_command(
         help="Ray cluster address (with --workers; default: local Ray).")] = None,
     json_out: JsonOpt = None,
     figure: Annotated[Path | None, typer.Option(help="Example-pairs PNG path.")] = None,
+    figure_pairs: Annotated[int, typer.Option(
+        min=0, max=4, help="Altered pairs in the figure, one per region (0: no figure; the "
+        "slow methods take minutes per pair).")] = 4,
 ) -> None:
     """The planted-difference game: one region of one face replaced by a look-alike's; which
     maps find it, and which photo they blame (resumes an interrupted run)."""
@@ -269,13 +272,15 @@ def planted_command(
     doc["table"] = planted_table(doc)
     fig_path = figure or (json_out.with_suffix(".png") if json_out else
                           Path(f"out/benchmarks/planted-{backbone}.png"))
-    game, picked, maps = example_maps(cfg)
-    doc["figure"] = str(plot_examples(game, maps, picked, fig_path))
+    if figure_pairs:
+        game, picked, maps = example_maps(cfg, figure_pairs)
+        doc["figure"] = str(plot_examples(game, maps, picked, fig_path))
     write_json(doc, json_out)
     typer.echo(f"{backbone}: {doc['pairs']} pairs, mean drop {doc['mean_drop']}, "
                f"{doc['seconds']} s")
     typer.echo(doc["table"])
-    typer.echo(f"figure: {doc['figure']}")
+    if figure_pairs:
+        typer.echo(f"figure: {doc['figure']}")
     if write_record:
         from facexplain.explain.trust_game import save_planted_records
 
