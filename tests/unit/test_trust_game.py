@@ -34,3 +34,30 @@ def test_new_methods_are_ranked_with_the_old(monkeypatch: pytest.MonkeyPatch,
     assert [t.value for t in rank] == ["2 of 4"]
     assert "12 planted LFW pairs" in rank[0].population
     assert not [t for t in trust_rows("toy", "lime", ["lime"], "w1")]  # other weights
+
+
+def _which(mean: float, n: int) -> dict[str, object]:
+    return {"mean": mean, "ci": [mean - 0.05, min(mean + 0.05, 1.0)], "n": n}
+
+
+def test_which_face_is_claimed_only_on_enough_pairs_and_not_for_edits(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from facexplain.explain.trust_game import which_face_verified
+
+    monkeypatch.setenv("FACEXPLAIN_HOME", str(tmp_path))
+
+    def store(row: str, altered: dict[str, object], control: dict[str, object] | None) -> None:
+        cells: dict[str, object] = {"altered": {**_cell(0.2), "which": altered}}
+        if control is not None:
+            cells["same-person"] = {**_cell(0.1), "which": control}
+        save_planted_records({"backbone": "toy", "rows": {row: cells}, "pairs": {},
+                              "date": "2026-12-06", "weights": "w"})
+
+    store("few", _which(1.0, 5), None)
+    store("edits", _which(0.9, 300), _which(0.9, 100))
+    store("owner", _which(0.9, 300), _which(0.5, 100))
+    verified, sentence = which_face_verified("toy", "few", "w")
+    assert not verified and "too few pairs" in sentence
+    verified, sentence = which_face_verified("toy", "edits", "w")
+    assert not verified and "finds the edit" in sentence
+    assert which_face_verified("toy", "owner", "w")[0]

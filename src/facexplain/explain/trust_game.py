@@ -118,6 +118,7 @@ def trust_rows(backbone: str, method: str, rows: list[str], weights: str | None
 
 
 WHICH_FACE_BAR = 0.8  # the share of planted pairs a method must blame the right photo in
+MIN_WHICH_PAIRS = 30  # fewer pairs (a bootstrap of 5 successes is [1, 1]): no claim
 
 
 def which_face_verified(backbone: str, row: str, weights: str | None) -> tuple[bool, str]:
@@ -131,6 +132,17 @@ def which_face_verified(backbone: str, row: str, weights: str | None) -> tuple[b
                        f"on planted pairs for these weights of {backbone} (`facexplain "
                        f"benchmark planted --backbone {backbone} --write-record`).")
     words = f"{_ci(which)} of {which['n']} planted LFW pairs"
+    control = rec.get("same_person") if rec else None
+    control_which = control.get("which") if isinstance(control, dict) else None
+    if int(which["n"]) < MIN_WHICH_PAIRS:
+        return False, (f" Which photo carries the difference is not shown: on planted pairs "
+                       f"this map named the altered photo {words}, too few pairs to rely on "
+                       f"(at least {MIN_WHICH_PAIRS}).")
+    if isinstance(control_which, dict) and float(control_which["mean"]) >= WHICH_FACE_BAR:
+        return False, (f" Which photo carries the difference is not shown: this map named the "
+                       f"altered photo {words}, but as often the photo given a region of the "
+                       f"same person ({_ci(control_which)}): it finds the edit, not the "
+                       "other person.")
     if float(which["mean"]) >= WHICH_FACE_BAR:
         return True, f" On planted pairs this map named the altered photo {words}."
     return False, (f" Which photo carries the difference is not shown: on planted pairs "
