@@ -44,7 +44,9 @@ def game_cells(docs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
             which = alt.get("which")
             out[row] = {"share": _ci(alt["share"]), "pointing": _ci(alt["pointing"]),
                         "auc": _ci(alt["auc"]),
-                        "which": _ci(which) if which and row in doc["per_face_rows"] else "-",
+                        "which": (_ci(which) + (f" (n={which['n']})" if which.get("n") not in
+                                                  (None, alt["n"]) else "")
+                                  if which and row in doc["per_face_rows"] else "-"),
                         "game_n": str(alt["n"])}
     return out
 
@@ -122,8 +124,8 @@ def build(backbone: str) -> dict[str, Any]:
                      **{k: c.get(k, NOT_MEASURED) for k in ("seconds", "images", "ratio")}})
     return {"backbone": backbone, "rows": rows,
             "sources": sorted(p.name for p in RESULTS.glob(f"*-{backbone}.json")
-                              if p.name.split("-")[0] in ("planted", "faithfulness", "sanity",
-                                                          "method"))}
+                              if p.name.startswith(("planted-", "faithfulness-", "sanity-",
+                                                    "method-cost-")))}
 
 
 def markdown(doc: dict[str, Any]) -> str:
