@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from facexplain.explain.trust import budget_of
 from facexplain.methods.registry import all_methods
 
 RESULTS = Path("docs/results")
@@ -86,7 +87,8 @@ def sanity_cells(docs: list[dict[str, Any]]) -> dict[str, str]:
                 text = (f"{v.upper() if v == 'fail' else v} {m} {ex['value']:+.2f} "
                         f"[{ex['ci'][0]:+.2f}, {ex['ci'][1]:+.2f}] (n={doc['n_pairs']})")
             for name in names:
-                out.setdefault(name, text)
+                budget = budget_of(name, doc.get("options"))
+                out.setdefault(name, text + (f", maps at {budget}" if budget else ""))
     return out
 
 

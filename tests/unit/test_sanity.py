@@ -69,6 +69,11 @@ def test_report_states_the_stored_sanity_verdict(tmp_path, monkeypatch) -> None:
     save_sanity_records({"backbone": "sface", "rows": [row], "n_pairs": 2, "margin": 0.2,
                          "date": "2026-12-01"})  # a user's run overrides the packaged one
     assert "FAILED for the signed map" in sanity_note("sface", "occlusion")
+    rise = {**row, "method": "rise"}
+    save_sanity_records({"backbone": "sface", "rows": [rise], "n_pairs": 2, "margin": 0.2,
+                         "date": "2026-12-06", "options": {"samples": 250}})
+    assert "maps at 250 samples per face" in sanity_note("sface", "rise")
+    assert "samples" not in sanity_note("sface", "occlusion")  # a budget only where it applies
 
 
 def _planted_maps(n: int, tied: float, seed: int) -> tuple[list[torch.Tensor], np.ndarray]:

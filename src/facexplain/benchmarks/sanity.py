@@ -159,7 +159,10 @@ def run_sanity(cfg: SanityConfig, pipeline: FacePipeline | None = None) -> dict[
         "methods": list(cfg.methods), "weights": pipe.scorer.fingerprint(),
         "states": [st for st, _ in states], "cascade_fractions": list(cfg.cascade),
         "n_parameter_tensors": len(order), "margin": cfg.margin,
-        "options": {"patch": cfg.patch, "stride": cfg.stride, "ig_steps": cfg.ig_steps},
+        "options": {"patch": cfg.patch, "stride": cfg.stride, "ig_steps": cfg.ig_steps,
+                    **({"samples": cfg.samples} if cfg.samples is not None else {}),
+                    **({"xface_stride": cfg.xface_stride} if cfg.xface_stride is not None
+                       else {})},
         "pairs": [f"{p.name_a}_{p.index_a:04d}|{p.name_b}_{p.index_b:04d}" for p in pairs],
         "identical": [g for g in groups if len(g) > 1],
         "rows": rows, "seconds": round(time.perf_counter() - started, 1),

@@ -36,10 +36,23 @@ def save_sanity_records(result: dict[str, object], path: Path | None = None) -> 
                 "verdict": row.get("verdict"), "excess": row.get("excess"),
                 "same_as": [m for m in group if m != name],
                 "n_pairs": result["n_pairs"], "margin": result["margin"],
+                "budget": budget_of(name, result.get("options")),
                 "command": result.get("command", ""), "date": result["date"],
                 "weights": result.get("weights"),
             })
     return written
+
+
+def budget_of(method: str, options: object) -> str | None:
+    """The sampling budget a sanity run gave ``method`` when it was not the method's default
+    (a cheaper map is noisier; the report says which map the verdict is about)."""
+    if not isinstance(options, dict):
+        return None
+    if method in ("corrrise", "rise", "lime") and options.get("samples") is not None:
+        return f"{options['samples']} samples per face"
+    if method == "xface-occlusion" and options.get("xface_stride") is not None:
+        return f"occluder stride {options['xface_stride']}"
+    return None
 
 
 WORDS = {"spearman_signed": "signed map", "spearman_abs": "magnitude",
@@ -86,8 +99,9 @@ def sanity_note(backbone: str, method: str, weights: str | None = None) -> str:
     same = row.get("same_as")
     twin = (f"; its maps equal {', '.join(same)}'s on this backbone"  # type: ignore[arg-type]
             if same else "")
-    return (f" Sanity check (model randomisation, {row['n_pairs']} held-out LFW pairs, "
-            f"{row['date']}): {state}{twin}.")
+    budget = f", maps at {row['budget']}" if row.get("budget") else ""
+    return (f" Sanity check (model randomisation, {row['n_pairs']} held-out LFW pairs"
+            f"{budget}, {row['date']}): {state}{twin}.")
 
 
 def faithfulness_store(path: Path | None = None) -> RecordStore:
