@@ -1,0 +1,69 @@
+"""The per-layer sweep (paper 002) on six real LFW faces with the real SFace model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from facexplain.backbones.base import EMBEDDING
+from facexplain.benchmarks.layer_sweep import (
+    LayerSweepConfig,
+    _bit_distance,
+    _pairs,
+    _pass,
+    _selectivity,
+    stages_of,
+)
+from facexplain.pipeline import FacePipeline
+from tests.conftest import lfw_image
+
+pytestmark = pytest.mark.slow
+
+PEOPLE = (("Colin_Powell", (1, 2, 3)), ("Serena_Williams", (1, 2, 3)))
+
+
+@pytest.fixture(scope="module")
+def pipe() -> FacePipeline:
+    return FacePipeline("sface")
+
+
+@pytest.fixture(scope="module")
+def faces(pipe: FacePipeline) -> torch.Tensor:
+    return torch.stack([pipe.align_path(lfw_image(n, i)).pixels for n, ids in PEOPLE for i in ids])
+
+
+def test_every_stage_is_measured_and_unoccluded_faces_flip_nothing(
+        pipe: FacePipeline, faces: torch.Tensor) -> None:
+    nodes = stages_of(pipe)
+    assert nodes[-1] == EMBEDDING and len(nodes) >= 5
+    clean = _pass(LayerSweepConfig(area=0.0, batch_size=4, progress=False), pipe, faces, nodes)
+    hidden = _pass(LayerSweepConfig(area=0.4, batch_size=4, progress=False), pipe, faces, nodes)
+    for name in nodes:
+        assert np.concatenate(clean[name].flipped).max() == 0.0  # nothing hidden, nothing flips
+        flips = np.concatenate(hidden[name].flipped)
+        assert (flips > 0).all() and (flips < 0.6).all()
+        active = np.concatenate(clean[name].active)
+        assert ((active > 0.05) & (active < 0.95)).all()
+        assert clean[name].units.size == min(128, clean[name].n_units)  # the embedding's size
+    top = np.concatenate(clean[EMBEDDING].sampled)
+    with torch.inference_mode():
+        want = pipe.model(faces).numpy()
+    assert np.allclose(top, want[:, clean[EMBEDDING].units], atol=1e-4)
+
+
+def test_bit_distance_pairs_and_selectivity_on_known_inputs() -> None:
+    rng = np.random.default_rng(0)
+    on = rng.random((6, 50)) > 0.5
+    bits = np.packbits(on, axis=1)
+    a, b = np.array([0, 1]), np.array([2, 5])
+    assert np.allclose(_bit_distance(bits, 50, a, b), (on[a] != on[b]).mean(axis=1))
+    identity = np.array(["x"] * 40 + ["y"] * 40)
+    i, j = _pairs(identity, 30, False, rng)
+    assert (identity[i] != identity[j]).all()
+    i, j = _pairs(identity, 30, True, rng)
+    assert (identity[i] == identity[j]).all() and (i != j).all()
+    values = rng.normal(size=(80, 5))
+    values[:, 3] += np.where(identity == "x", 5.0, -5.0)  # unit 3 tells x from y
+    train = np.arange(80) % 2 == 0
+    assert _selectivity(values, identity, ["x", "y"], train).min() == 1.0
