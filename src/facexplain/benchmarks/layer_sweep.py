@@ -152,7 +152,8 @@ def _bit_distance(bits: np.ndarray, n_units: int, a: np.ndarray, b: np.ndarray) 
 def _pairs(identity: np.ndarray, n: int, same: bool, rng: np.random.Generator
            ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` random pairs of distinct faces, of one person (``same``) or of two people."""
-    a, b = [], []
+    a: list[int] = []
+    b: list[int] = []
     while len(a) < n:
         i, j = rng.integers(0, identity.size, size=2)
         if i != j and (identity[i] == identity[j]) == same:
