@@ -17,42 +17,48 @@ from typing import Any
 from facexplain.benchmarks.layer_sweep import LayerSweepConfig, run_layer_sweep
 
 
+def _line(ax, doc: dict[str, Any], key: str, **style: Any) -> None:  # type: ignore[no-untyped-def]
+    rows = doc["rows"]
+    x = [r["depth"] / (len(rows) - 1) for r in rows]
+    if isinstance(rows[0][key], dict):
+        y = [r[key]["mean"] for r in rows]
+        ax.fill_between(x, [r[key]["ci"][0] for r in rows], [r[key]["ci"][1] for r in rows],
+                        alpha=0.2, color=style.get("color"))
+    else:
+        y = [r[key] for r in rows]
+    ax.plot(x, y, "o-", ms=3, **style)
+
+
 def draw(docs: list[dict[str, Any]], path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), dpi=110)
-    panels = [("sparsity_per_image", "share of units > 0 per image", 0.5, "half on"),
-              ("selectivity", "best single unit, identity\n(held-out balanced accuracy)", 0.5,
-               "chance"),
-              ("flipped_relative_to_impostor",
-               f"bits flipped by occlusion of {docs[0]['area']:.0%} of the face\n"
-               "relative to two people's distance", 1.0, "as far as another person")]
-    for ax, (key, label, ref, ref_label) in zip(axes, panels, strict=True):
-        for doc in docs:
-            rows = doc["rows"]
-            x = [r["depth"] / (len(rows) - 1) for r in rows]
-            if isinstance(rows[0][key], dict):
-                y = [r[key]["mean"] for r in rows]
-                lo = [r[key]["ci"][0] for r in rows]
-                hi = [r[key]["ci"][1] for r in rows]
-                ax.fill_between(x, lo, hi, alpha=0.2)
-            else:
-                y = [r[key] for r in rows]
-            ax.plot(x, y, "o-", label=doc["backbone"])
-            for xi, yi, r in zip(x, y, rows, strict=True):
-                if r["layer"] == "embedding":
-                    ax.annotate("top", (xi, yi), textcoords="offset points", xytext=(-18, 6),
-                                fontsize=7)
-        ax.axhline(ref, color="grey", ls="--", lw=0.8, label=ref_label)
-        ax.set_xlabel("depth (first stage 0, embedding 1)")
-        ax.set_title(label, fontsize=9)
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.2), dpi=110)
+    colours = ["#3b6ea5", "#c0504d", "#4f8a3c", "#8064a2"]
+    area = f"{docs[0]['area']:.0%}"
+    for doc, colour in zip(docs, colours, strict=False):
+        name = doc["backbone"]
+        _line(axes[0], doc, "sparsity_per_image", color=colour, label=name)
+        _line(axes[1], doc, "selectivity", color=colour, label=name)
+        _line(axes[2], doc, "verification_auc_clean", color=colour, label=f"{name}, clean")
+        _line(axes[2], doc, "verification_auc_occluded", color=colour, ls="--",
+              label=f"{name}, face B {area} occluded")
+        _line(axes[3], doc, "flipped_relative_to_impostor", color=colour, label=name)
+    titles = [("share of units > 0 per image", 0.5, "half on"),
+              ("best single unit for an identity\n(held-out balanced accuracy)", 0.5, "chance"),
+              ("verification from the layer's bits (AUC)", 0.5, "chance"),
+              (f"bits flipped by occluding {area} of the face,\nrelative to two people's "
+               "distance", 1.0, "as far as another person")]
+    for ax, (title, ref, ref_label) in zip(axes, titles, strict=True):
+        ax.axhline(ref, color="grey", ls=":", lw=0.8, label=ref_label)
+        ax.set_xlabel("depth (first stage 0 ... embedding 1)")
+        ax.set_title(title, fontsize=9)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle("DeepID2+'s properties layer by layer on LFW (identities with >= "
-                 f"{docs[0]['min_images']} photos; 95% bootstrap CIs)", fontsize=9)
+                 f"{docs[0]['min_images']} photos; bands: 95% bootstrap CIs)", fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -79,7 +85,8 @@ def main() -> None:
         print(f"{r['layer']:>14} units {r['n_units']:>7}  on/image "
               f"{r['sparsity_per_image']['mean']:.3f}  select {r['selectivity']['mean']:.3f}  "
               f"flip {r['flipped']['mean']:.3f}  impostor {r['impostor_distance']:.3f}  "
-              f"rel {r['flipped_relative_to_impostor']:.3f}")
+              f"rel {r['flipped_relative_to_impostor']:.3f}  auc {r['verification_auc_clean']:.3f} "
+              f"-> {r['verification_auc_occluded']:.3f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=1))

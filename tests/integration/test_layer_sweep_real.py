@@ -13,6 +13,7 @@ from facexplain.benchmarks.layer_sweep import (
     _pairs,
     _pass,
     _selectivity,
+    _verification_auc,
     stages_of,
 )
 from facexplain.pipeline import FacePipeline
@@ -41,6 +42,8 @@ def test_every_stage_is_measured_and_unoccluded_faces_flip_nothing(
     hidden = _pass(LayerSweepConfig(area=0.4, batch_size=4, progress=False), pipe, faces, nodes)
     for name in nodes:
         assert np.concatenate(clean[name].flipped).max() == 0.0  # nothing hidden, nothing flips
+        assert np.array_equal(np.concatenate(clean[name].bits),
+                              np.concatenate(clean[name].hidden_bits))
         flips = np.concatenate(hidden[name].flipped)
         assert (flips > 0).all() and (flips < 0.6).all()
         active = np.concatenate(clean[name].active)
@@ -67,3 +70,5 @@ def test_bit_distance_pairs_and_selectivity_on_known_inputs() -> None:
     values[:, 3] += np.where(identity == "x", 5.0, -5.0)  # unit 3 tells x from y
     train = np.arange(80) % 2 == 0
     assert _selectivity(values, identity, ["x", "y"], train).min() == 1.0
+    assert _verification_auc(np.array([0.1, 0.2]), np.array([0.3, 0.4])) == 1.0
+    assert _verification_auc(np.array([0.3]), np.array([0.3])) == 0.5  # a tie counts half

@@ -16,10 +16,11 @@ Protocol (one seed, everything on the same images):
   averaged over identities. Every layer offers the same number of candidate units, ``units``
   (default: the embedding's size) drawn at random, so a wide early map does not win by having
   more units to pick from;
-- robustness: face B of itself, occluded by random brush strokes over ``area`` of the face
-  ellipse: the share of the layer's bits (unit > 0) that flip, alone and relative to the bit
-  distance between two *different* people's clean faces (a flip share near that distance means
-  the occlusion made the face as different as another person).
+- robustness: each face occluded by random brush strokes over ``area`` of the face ellipse:
+  the share of the layer's bits (unit > 0) that flip, alone and relative to the bit distance
+  between two *different* people's clean faces; and verification from the layer's bits (AUC of
+  the bit distance, random genuine against random impostor pairs) with face B clean and with
+  face B occluded: the paper's "robust in face verification" read per layer.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ class _Layer:
     flipped: list[np.ndarray] = field(default_factory=list)
     sampled: list[np.ndarray] = field(default_factory=list)
     bits: list[np.ndarray] = field(default_factory=list)
+    hidden_bits: list[np.ndarray] = field(default_factory=list)
 
 
 def stages_of(pipe: FacePipeline) -> tuple[str, ...]:
@@ -142,11 +144,23 @@ def _pass(cfg: LayerSweepConfig, pipe: FacePipeline, faces: torch.Tensor,
             layer.flipped.append((on[:b] != on[b:]).float().mean(1).numpy())
             layer.sampled.append(x[:b, layer.units].numpy())
             layer.bits.append(np.packbits(on[:b].numpy(), axis=1))
+            layer.hidden_bits.append(np.packbits(on[b:].numpy(), axis=1))
     return layers
 
 
-def _bit_distance(bits: np.ndarray, n_units: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.unpackbits(bits[a] ^ bits[b], axis=1, count=n_units).mean(axis=1)
+def _bit_distance(bits: np.ndarray, n_units: int, a: np.ndarray, b: np.ndarray,
+                  bits_b: np.ndarray | None = None) -> np.ndarray:
+    """Share of differing bits between faces ``a`` and ``b`` (``b`` from ``bits_b`` if given)."""
+    other = bits if bits_b is None else bits_b
+    return np.unpackbits(bits[a] ^ other[b], axis=1, count=n_units).mean(axis=1)
+
+
+def _verification_auc(genuine: np.ndarray, impostor: np.ndarray) -> float:
+    """P(a genuine pair's bit distance < an impostor pair's), ties counting half."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = np.r_[np.ones(genuine.size), np.zeros(impostor.size)]
+    return float(roc_auc_score(labels, -np.r_[genuine, impostor]))
 
 
 def _pairs(identity: np.ndarray, n: int, same: bool, rng: np.random.Generator
@@ -199,8 +213,13 @@ def run_layer_sweep(cfg: LayerSweepConfig, pipeline: FacePipeline | None = None
         flipped = np.concatenate(layer.flipped)
         sampled = np.concatenate(layer.sampled)
         bits = np.concatenate(layer.bits)
+        hidden = np.concatenate(layer.hidden_bits)
         between = _bit_distance(bits, layer.n_units, *impostor)
         within = _bit_distance(bits, layer.n_units, *genuine)
+        # Verification from the layer's bits with face B clean, then with face B occluded.
+        clean_auc = _verification_auc(within, between)
+        hidden_auc = _verification_auc(_bit_distance(bits, layer.n_units, *genuine, hidden),
+                                       _bit_distance(bits, layer.n_units, *impostor, hidden))
         select = _selectivity(sampled, identity, names, train)
         rows.append({
             "layer": name, "depth": depth, "n_units": layer.n_units,
@@ -213,6 +232,8 @@ def run_layer_sweep(cfg: LayerSweepConfig, pipeline: FacePipeline | None = None
             "genuine_distance": round(float(within.mean()), 4),
             "flipped_relative_to_impostor": round(float(flipped.mean() / max(between.mean(),
                                                                               1e-12)), 4),
+            "verification_auc_clean": round(clean_auc, 4),
+            "verification_auc_occluded": round(hidden_auc, 4),
         })
     return {
         "backbone": pipe.spec.name, "weights": pipe.scorer.fingerprint(),
