@@ -22,23 +22,11 @@ from tqdm import tqdm
 
 from facexplain import settings
 from facexplain.benchmarks.pair_sets import HELDOUT_FOLDS, select_heldout_pairs
+from facexplain.benchmarks.xcos import cell_masks
 from facexplain.datasets.lfw import read_pairs
 from facexplain.explain.xcos import load_xcos
 from facexplain.heads.xcos import default_checkpoint
 from facexplain.pipeline import FacePipeline
-
-
-def cell_masks(points: np.ndarray, size: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """(face cells, border ring) boolean (h, w) masks for a template's landmarks in pixels."""
-    ch, cw = size / h, size / w
-    cy = (np.arange(h) + 0.5) * ch
-    cx = (np.arange(w) + 0.5) * cw
-    x0, y0 = points.min(axis=0) - (cw / 2, ch / 2)
-    x1, y1 = points.max(axis=0) + (cw / 2, ch / 2)
-    face = ((cy[:, None] >= y0) & (cy[:, None] <= y1)) & ((cx[None] >= x0) & (cx[None] <= x1))
-    border = np.zeros((h, w), dtype=bool)
-    border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
-    return face, border
 
 
 def main() -> None:

@@ -24,8 +24,10 @@ import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
+from facexplain.backbones.registry import get_spec
+from facexplain.benchmarks.xcos import cell_masks
 from facexplain.datasets.lfw import read_pairs
-from facexplain.heads.xcos import ATTENTION_KINDS
+from facexplain.heads.xcos import ATTENTION_KINDS, XCosHead
 from facexplain.scoring import best_threshold
 from facexplain.train.xcos import head_config_for, train_head
 from facexplain.train.xcos_data import XCosTrainConfig, load_lfw_features, training_subset
@@ -44,6 +46,26 @@ def parse_setting(text: str) -> tuple[str, dict[str, object]]:
         else:
             overrides[key] = type(default)(value)
     return name, overrides
+
+
+def attention_shares(head: XCosHead, fa: torch.Tensor, fb: torch.Tensor,
+                     masks: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
+    """Where L's W goes on the fold's pairs (face cells, border ring, the four corners, each as
+    a share of W and against its share of the area), and how much of it position alone
+    explains: W of the fold's *mean* features in both faces (no face's content), correlated
+    over cells with the mean W of the real pairs."""
+    face, border = masks
+    corners = np.zeros_like(face)
+    corners[0, 0] = corners[0, -1] = corners[-1, 0] = corners[-1, -1] = True
+    w = head.weights(fa, fb, "L").double().numpy()
+    mean = torch.cat([fa, fb]).mean(dim=0, keepdim=True)
+    content_free = head.weights(mean, mean, "L")[0].double().numpy()
+    mean_w = w.mean(axis=0)
+    return {"w_face": float(w[:, face].sum(1).mean()), "area_face": float(face.mean()),
+            "w_border": float(w[:, border].sum(1).mean()), "area_border": float(border.mean()),
+            "w_corners": float(w[:, corners].sum(1).mean()), "area_corners": float(corners.mean()),
+            "w_max_cell": float(mean_w.max()),
+            "r_position_only": float(np.corrcoef(mean_w.ravel(), content_free.ravel())[0, 1])}
 
 
 def best_accuracy(scores: np.ndarray, same: np.ndarray) -> float:
@@ -65,6 +87,8 @@ def main() -> None:
     feats = load_lfw_features(base)
     pairs = read_pairs(base.pairs)
     index = {p: i for i, p in enumerate(feats.paths)}
+    spec = get_spec(args.backbone)
+    masks = cell_masks(spec.alignment.as_array(), spec.input_size, *feats.data.maps.shape[2:])
     results: dict[str, dict[str, float]] = {}
     for text in args.setting:
         name, overrides = parse_setting(text)
@@ -89,14 +113,18 @@ def main() -> None:
                     row[kind] = best_accuracy(s, same)
                     row[f"auc_{kind}"] = float(roc_auc_score(same, s))
                     row[f"r_{kind}"] = float(np.corrcoef(s, teacher)[0, 1])
+                row.update(attention_shares(head, fa, fb, masks))
             rows.append(row)
             print(name, fold, json.dumps({k: round(v, 4) for k, v in row.items()}), flush=True)
         results[name] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
         results[name]["overrides"] = overrides  # type: ignore[assignment]
-    print("\n| setting | teacher | U | P | L | AUC L | r L |\n|---|---|---|---|---|---|---|")
+    print("\n| setting | teacher | U | P | L | AUC L | r L | W face cells | W border | W corners "
+          "| r with position-only W |\n|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         print(f"| {name} | {r['teacher']:.4f} | {r['U']:.4f} | {r['P']:.4f} | {r['L']:.4f} | "
-              f"{r['auc_L']:.5f} | {r['r_L']:.4f} |")
+              f"{r['auc_L']:.5f} | {r['r_L']:.4f} | {r['w_face']:.3f} ({r['area_face']:.3f}) | "
+              f"{r['w_border']:.3f} ({r['area_border']:.3f}) | {r['w_corners']:.3f} "
+              f"({r['area_corners']:.3f}) | {r['r_position_only']:.3f} |")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"folds": folds, "results": results}, indent=1))

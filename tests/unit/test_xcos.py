@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -195,16 +196,18 @@ def test_altered_or_unrecorded_checkpoint_is_refused(tmp_path: Path) -> None:
         load_head(path)
 
 
-def test_split_attention_equals_conv_on_concatenation() -> None:
+@pytest.mark.parametrize("padding", ["zeros", "replicate"])
+def test_split_attention_equals_conv_on_concatenation(padding: str) -> None:
     torch.manual_seed(2)
-    head = XCosHead(CFG).eval()
+    head = XCosHead(dataclasses.replace(CFG, attention_padding=padding)).eval()
     net = head.attention
     torch.nn.init.normal_(net.fuse2.weight)  # the head starts at L = U; make L non-trivial
     fa, fb = torch.randn(3, 6, 4, 3), torch.randn(3, 6, 4, 3)
+    mode = "constant" if padding == "zeros" else padding
 
     def concat_logits(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        fused = torch.cat([net.reduce(x), net.reduce(y)], dim=1)
-        return net.fuse2(F.relu(net.fuse1(fused)))[:, 0]
+        fused = F.pad(torch.cat([net.reduce(x), net.reduce(y)], dim=1), (1, 1, 1, 1), mode=mode)
+        return net.fuse2(F.relu(F.conv2d(fused, net.fuse1.weight, net.fuse1.bias)))[:, 0]
 
     with torch.no_grad():
         expected = (concat_logits(fa, fb) + concat_logits(fb, fa)) / 2
@@ -227,6 +230,27 @@ def test_batch_sampler_pairs_within_the_step() -> None:
     same = ids[images[ia]] == ids[images[ib]]
     assert same[:20].all() and not same[20:].any()
     assert (images[ia] != images[ib]).all()
+
+
+def test_zero_padding_lets_attention_find_the_border_and_replicate_does_not() -> None:
+    """The same features in every cell: any unevenness of W comes from position alone."""
+    torch.manual_seed(3)
+    flat = torch.randn(2, 6, 1, 1).expand(2, 6, 5, 5).contiguous()  # grid features
+    spread = {}
+    for padding in ("zeros", "replicate"):
+        torch.manual_seed(4)
+        head = XCosHead(dataclasses.replace(CFG, height=5, width=5,
+                                            attention_padding=padding)).eval()
+        torch.nn.init.normal_(head.attention.fuse2.weight)
+        with torch.no_grad():
+            w = head.attention(flat, flat.flip(0))
+        spread[padding] = float(w.max() - w.min())
+    assert spread["zeros"] > 1e-3 and spread["replicate"] < 1e-6
+
+
+def test_unknown_attention_padding_is_refused() -> None:
+    with pytest.raises(InvalidArgument, match="padding"):
+        XCosHead(dataclasses.replace(CFG, attention_padding="reflect-ish"))
 
 
 def test_untrained_learned_attention_is_uniform() -> None:

@@ -318,3 +318,17 @@ def _backbone_and_detections(
 def _fmt_row(name: str, row: dict[str, float]) -> str:
     cells = ", ".join(f"{k} {100 * v:.2f}" for k, v in row.items())
     return f"{name}: {cells}"
+
+
+def cell_masks(points: np.ndarray, size: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """(face cells, border ring) boolean (h, w) masks for a template's landmarks in pixels:
+    face cells have their centre in the landmarks' box widened by half a cell."""
+    ch, cw = size / h, size / w
+    cy = (np.arange(h) + 0.5) * ch
+    cx = (np.arange(w) + 0.5) * cw
+    x0, y0 = points.min(axis=0) - (cw / 2, ch / 2)
+    x1, y1 = points.max(axis=0) + (cw / 2, ch / 2)
+    face = ((cy[:, None] >= y0) & (cy[:, None] <= y1)) & ((cx[None] >= x0) & (cx[None] <= x1))
+    border = np.zeros((h, w), dtype=bool)
+    border[0, :] = border[-1, :] = border[:, 0] = border[:, -1] = True
+    return face, border

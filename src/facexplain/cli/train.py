@@ -57,6 +57,11 @@ def xcos_command(
                      help="One 1x1 projection per cell (fits a frozen backbone's FC better) "
                      "or one shared by all cells (the paper's 1x1 conv)."),
     ] = True,
+    attention_padding: Annotated[
+        str,
+        typer.Option(help="How the learned attention's 3x3 convs pad the grid: zeros (the "
+                     "paper's; lets W find border cells by position) or replicate."),
+    ] = "zeros",
     seed: int = 0,
     threads: Annotated[
         int | None, typer.Option(min=1, help="torch threads (default: torch's choice).")
@@ -77,6 +82,7 @@ def xcos_command(
     from facexplain.backbones.registry import get_spec
     from facexplain.datasets.lfw import N_FOLDS, check_pairs_file
     from facexplain.errors import InvalidArgument
+    from facexplain.heads.xcos import PADDINGS
     from facexplain.losses.margins import MARGIN_KINDS
     from facexplain.train.xcos import run_xcos_training
     from facexplain.train.xcos_data import XCosTrainConfig
@@ -89,6 +95,8 @@ def xcos_command(
         raise InvalidArgument(f"image folder {images}: no such directory")
     if identity_loss not in MARGIN_KINDS:
         raise InvalidArgument(f"--identity-loss must be one of {', '.join(MARGIN_KINDS)}")
+    if attention_padding not in PADDINGS:
+        raise InvalidArgument(f"--attention-padding must be one of {', '.join(PADDINGS)}")
     if threads:
         torch.set_num_threads(threads)
     cfg = XCosTrainConfig(
@@ -96,7 +104,7 @@ def xcos_command(
         pairs_per_epoch=pairs_per_epoch, batch_pairs=batch_pairs, lr=lr,
         identity_loss=identity_loss, identity_weight=identity_weight, kl_weight=kl_weight,
         occlusion_prob=occlusion_prob, hard_fraction=hard_fraction, seed=seed,
-        cell_specific_grid=cell_specific_grid,
+        cell_specific_grid=cell_specific_grid, attention_padding=attention_padding,
         images=images, pairs=pairs, out_root=out_root,
     )
     folds: list[int | None] = (

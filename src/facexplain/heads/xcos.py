@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +32,9 @@ from facexplain.errors import InvalidArgument
 from facexplain.heads.store import HeadStore
 
 ATTENTION_KINDS = ("U", "P", "L")
+# How the attention's 3x3 convs pad the grid. Zeros let them tell border and corner cells from
+# the rest by position alone; "replicate" repeats the edge cells' own features instead.
+PADDINGS = ("zeros", "replicate")
 
 
 def cell_cosine(fa: torch.Tensor, fb: torch.Tensor) -> torch.Tensor:
@@ -80,12 +84,17 @@ class AttentionNet(nn.Module):
     """
 
     def __init__(self, grid_channels: int = 32, reduced_channels: int = 16,
-                 symmetric: bool = True) -> None:
+                 symmetric: bool = True, padding: str = "zeros") -> None:
         super().__init__()
+        if padding not in PADDINGS:
+            raise InvalidArgument(f"unknown attention padding '{padding}'; valid: "
+                                  f"{', '.join(PADDINGS)}")
         self.symmetric = symmetric
-        self.reduce = nn.Conv2d(grid_channels, reduced_channels, 3, padding=1)
+        self.padding = padding
+        mode = cast(Literal["zeros", "replicate"], padding)
+        self.reduce = nn.Conv2d(grid_channels, reduced_channels, 3, padding=1, padding_mode=mode)
         self.fuse1 = nn.Conv2d(2 * reduced_channels, 2 * reduced_channels, 3, padding=1)
-        self.fuse2 = nn.Conv2d(2 * reduced_channels, 1, 3, padding=1)
+        self.fuse2 = nn.Conv2d(2 * reduced_channels, 1, 3, padding=1, padding_mode=mode)
         # L starts as U: training moves attention only where that fits the teacher better.
         nn.init.zeros_(self.fuse2.weight)
         assert self.fuse2.bias is not None
@@ -96,6 +105,9 @@ class AttentionNet(nn.Module):
         r = self.reduce(f)
         k = r.shape[1]
         w = self.fuse1.weight
+        if self.padding != "zeros":  # pad once, then the split convs run unpadded
+            r = F.pad(r, (1, 1, 1, 1), mode=self.padding)
+            return (F.conv2d(r, w[:, :k], self.fuse1.bias), F.conv2d(r, w[:, k:], None))
         first = F.conv2d(r, w[:, :k], self.fuse1.bias, padding=1)
         second = F.conv2d(r, w[:, k:], None, padding=1)
         return first, second
@@ -152,6 +164,7 @@ class XCosHeadConfig:
     symmetric: bool = True
     # One 1x1 projection per cell instead of one shared by all cells (see CellwiseConv1x1).
     cell_specific: bool = False
+    attention_padding: str = "zeros"
     backbone: str = ""
     node: str = ""
     teacher: str = ""
@@ -177,7 +190,7 @@ class XCosHead(nn.Module):
                             config.width)
             if config.cell_specific else nn.Conv2d(config.in_channels, config.grid_channels, 1))
         self.attention = AttentionNet(config.grid_channels, config.reduced_channels,
-                                      config.symmetric)
+                                      config.symmetric, config.attention_padding)
         self.register_buffer("pearson", uniform_attention(config.height, config.width))
 
     @property

@@ -156,6 +156,7 @@ def head_config_for(cfg: XCosTrainConfig, maps: torch.Tensor, node: str) -> XCos
     return XCosHeadConfig(in_channels=int(c), height=int(h), width=int(w),
                           grid_channels=cfg.grid_channels, reduced_channels=cfg.reduced_channels,
                           cell_specific=cfg.cell_specific_grid,
+                          attention_padding=cfg.attention_padding,
                           backbone=cfg.backbone, node=node, teacher=cfg.teacher_name)
 
 

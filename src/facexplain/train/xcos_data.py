@@ -57,6 +57,9 @@ class XCosTrainConfig:
     # A per-cell 1x1 projection (heads.xcos.CellwiseConv1x1). Chosen on development folds 1-2
     # (r with the teacher 0.967 -> 0.976); 10-fold xCos-L 98.88 -> 99.13 (docs/BENCHMARKS).
     cell_specific_grid: bool = True
+    # How the learned attention's 3x3 convs pad the 7x7 grid ("zeros" or "replicate"; see
+    # heads.xcos.PADDINGS): zero padding lets W find the border and corners by position alone.
+    attention_padding: str = "zeros"
     pearson_pairs: int = 20000
     seed: int = 0
     images: Path = field(default_factory=lambda: settings.current().lfw_images)
