@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from facexplain.benchmarks.layer_sweep import LayerSweepConfig, run_layer_sweep
 
 
@@ -66,6 +68,41 @@ def draw(docs: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
+def draw_fig1(doc: dict[str, Any], layers: list[str], path: Path) -> Path:
+    """The paper's Fig. 1 (left) for the named layers: how many units are on per image, and on
+    how many images each unit is on."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = {r["layer"]: r for r in doc["rows"]}
+    edges = np.linspace(0.0, 1.0, 41)
+    fig, axes = plt.subplots(len(layers), 2, figsize=(9, 3.0 * len(layers)), dpi=110,
+                             squeeze=False)
+    for i, name in enumerate(layers):
+        r = rows[name]
+        for j, (key, mean, colour, xlabel, ylabel) in enumerate([
+                ("histogram_per_image", r["sparsity_per_image"]["mean"], "#3b6ea5",
+                 "share of the layer's units > 0", "images"),
+                ("histogram_per_unit", r["sparsity_per_unit"], "#c0504d",
+                 "share of images on which the unit > 0", "units")]):
+            ax = axes[i, j]
+            ax.stairs(r[key], edges, fill=True, color=colour)
+            ax.axvline(mean, color="k", ls="--", lw=1)
+            ax.set_title(f"{doc['backbone']} {name} ({r['n_units']:,} units): mean {mean:.2f}",
+                         fontsize=9)
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+    fig.suptitle(f"DeepID2+ Fig. 1 on LFW: {doc['n_images']:,} photos of {doc['n_identities']} "
+                 "identities", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backbone", default="sface")
@@ -74,10 +111,14 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     parser.add_argument("--figure", type=Path)
     parser.add_argument("--figure-from", type=Path, nargs="*", default=[])
+    parser.add_argument("--fig1", type=Path, help="the paper's Fig. 1 for the top layer and "
+                        "the last stage before it")
     args = parser.parse_args()
     if args.figure_from:
         docs = [json.loads(p.read_text()) for p in args.figure_from]
         print(draw(docs, args.figure or Path("docs/figures/layer-sweep.png")))
+        if args.fig1:
+            print(draw_fig1(docs[0], [r["layer"] for r in docs[0]["rows"]][-2:], args.fig1))
         return
     doc = run_layer_sweep(LayerSweepConfig(args.backbone, args.min_images, args.area))
     doc["command"] = "bench/layer_sweep.py " + " ".join(sys.argv[1:])
@@ -92,6 +133,9 @@ def main() -> None:
         args.json.write_text(json.dumps(doc, indent=1))
     if args.figure:
         print(draw([doc], args.figure))
+    if args.fig1:
+        names = [r["layer"] for r in doc["rows"]]
+        print(draw_fig1(doc, names[-2:], args.fig1))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from facexplain.benchmarks.layer_sweep import (
     _pairs,
     _pass,
     _selectivity,
+    _unit_rates,
     _verification_auc,
     stages_of,
 )
@@ -61,6 +62,7 @@ def test_bit_distance_pairs_and_selectivity_on_known_inputs() -> None:
     bits = np.packbits(on, axis=1)
     a, b = np.array([0, 1]), np.array([2, 5])
     assert np.allclose(_bit_distance(bits, 50, a, b), (on[a] != on[b]).mean(axis=1))
+    assert np.allclose(_unit_rates(bits, 50, chunk=4), on.mean(axis=0))
     identity = np.array(["x"] * 40 + ["y"] * 40)
     i, j = _pairs(identity, 30, False, rng)
     assert (identity[i] != identity[j]).all()

@@ -9,8 +9,8 @@ same faces in one pass, so the three properties can be read against depth.
 Protocol (one seed, everything on the same images):
 - faces: every LFW image of the identities with ``min_images`` or more photos (62 identities
   at 20), aligned to the backbone's template;
-- sparsity: the share of a layer's units above 0 on each image (all units), and per unit the
-  share of images on which it is above 0;
+- sparsity: the share of a layer's units above 0 on each image, and per unit the share of
+  images on which it is above 0 (all units; both also as the paper's Fig. 1 histograms);
 - selectivity: per identity, the best single unit (threshold and polarity chosen on half of that
   identity's images and half of everyone else's) scored by balanced accuracy on the other half,
   averaged over identities. Every layer offers the same number of candidate units, ``units``
@@ -155,6 +155,17 @@ def _bit_distance(bits: np.ndarray, n_units: int, a: np.ndarray, b: np.ndarray,
     return np.unpackbits(bits[a] ^ other[b], axis=1, count=n_units).mean(axis=1)
 
 
+HIST_BINS = np.linspace(0.0, 1.0, 41)  # the paper's Fig. 1 histograms, in 2.5% steps
+
+
+def _unit_rates(bits: np.ndarray, n_units: int, chunk: int = 256) -> np.ndarray:
+    """Per unit, the share of faces on which it is above 0 (every unit, chunked unpacking)."""
+    counts = np.zeros(n_units, dtype=np.int64)
+    for start in range(0, bits.shape[0], chunk):
+        counts += np.unpackbits(bits[start:start + chunk], axis=1, count=n_units).sum(axis=0)
+    return counts / bits.shape[0]
+
+
 def _verification_auc(genuine: np.ndarray, impostor: np.ndarray) -> float:
     """P(a genuine pair's bit distance < an impostor pair's), ties counting half."""
     from sklearn.metrics import roc_auc_score
@@ -221,11 +232,15 @@ def run_layer_sweep(cfg: LayerSweepConfig, pipeline: FacePipeline | None = None
         hidden_auc = _verification_auc(_bit_distance(bits, layer.n_units, *genuine, hidden),
                                        _bit_distance(bits, layer.n_units, *impostor, hidden))
         select = _selectivity(sampled, identity, names, train)
+        rates = _unit_rates(bits, layer.n_units)
         rows.append({
             "layer": name, "depth": depth, "n_units": layer.n_units,
             "sparsity_per_image": _mean_ci(active, rng),
-            "sparsity_per_unit": round(float((sampled > 0).mean()), 4),
-            "never_active_units": round(float(((sampled > 0).mean(0) == 0).mean()), 4),
+            "sparsity_per_unit": round(float(rates.mean()), 4),
+            "never_active_units": round(float((rates == 0).mean()), 4),
+            "always_active_units": round(float((rates == 1).mean()), 4),
+            "histogram_per_image": np.histogram(active, HIST_BINS)[0].tolist(),
+            "histogram_per_unit": np.histogram(rates, HIST_BINS)[0].tolist(),
             "selectivity": _mean_ci(select, rng),
             "flipped": _mean_ci(flipped, rng),
             "impostor_distance": round(float(between.mean()), 4),
