@@ -162,7 +162,8 @@ def _unit_rates(bits: np.ndarray, n_units: int, chunk: int = 256) -> np.ndarray:
     """Per unit, the share of faces on which it is above 0 (every unit, chunked unpacking)."""
     counts = np.zeros(n_units, dtype=np.int64)
     for start in range(0, bits.shape[0], chunk):
-        counts += np.unpackbits(bits[start:start + chunk], axis=1, count=n_units).sum(axis=0)
+        counts += np.unpackbits(bits[start:start + chunk], axis=1, count=n_units).sum(
+            axis=0, dtype=np.int64)
     return counts / bits.shape[0]
 
 
