@@ -61,6 +61,9 @@ def faithfulness_command(
     write_record: Annotated[
         bool, typer.Option("--write-record", help="Store each map's rank for the report.")
     ] = False,
+    record_methods: Annotated[str | None, typer.Option(
+        help="With --write-record: store only these methods' ranks (their place among every "
+        "map of this run), keeping the other methods' stored ranks.")] = None,
     json_out: JsonOpt = None,
     plot: Annotated[Path | None, typer.Option(help="Mean-curves PNG path.")] = None,
     pairs_file: PairsOpt = LFW_PAIRS,
@@ -83,11 +86,18 @@ def faithfulness_command(
     chosen = ranked_methods() if methods.strip() == "all" else tuple(
         m.strip() for m in methods.split(",") if m.strip())
     check_inputs(backbone, pairs_file, images, 10, json_out, plot)
+    only = None if record_methods is None else tuple(
+        m.strip() for m in record_methods.split(",") if m.strip())
     if study_pairs is not None and write_record:
         from facexplain.errors import InvalidArgument
 
         raise InvalidArgument("--write-record stores the LFW ranks the report shows; "
                               "run it without --study-pairs")
+    if only is not None and not set(only) <= set(chosen):
+        from facexplain.errors import InvalidArgument
+
+        raise InvalidArgument(f"--record-methods {', '.join(sorted(set(only) - set(chosen)))}"
+                              " not in --methods")
     cfg = FaithfulnessConfig(
         backbone=backbone, n_pairs=n_pairs, methods=chosen, fill=fill,
         patch=patch, stride=stride, ig_steps=ig_steps or None,
@@ -112,8 +122,10 @@ def faithfulness_command(
     typer.echo(f"plot: {s['plot']}")
     if write_record:
         from facexplain.explain.trust import save_faithfulness_records
+        from facexplain.methods.registry import get_method
 
-        typer.echo(f"ranks stored: {save_faithfulness_records(s)}")
+        rows = None if only is None else {r.row(m) for m in only for r in get_method(m).rankings}
+        typer.echo(f"ranks stored: {save_faithfulness_records(s, rows=rows)}")
 
 
 def xcos_command(

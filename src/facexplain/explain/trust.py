@@ -109,14 +109,18 @@ def faithfulness_store(path: Path | None = None) -> RecordStore:
     return store_for(FAITHFULNESS_RECORDS, data_dir(), path)
 
 
-def save_faithfulness_records(result: dict[str, object], path: Path | None = None) -> Path:
-    """One record per ranked map of a faithfulness run: its place among all maps, its rank in
-    each curve family, with the run's size, command and date."""
+def save_faithfulness_records(result: dict[str, object], path: Path | None = None,
+                              rows: set[str] | None = None) -> Path:
+    """One record per ranked map of a faithfulness run (only the maps in ``rows`` when given):
+    its place among all maps of the run, its rank in each curve family, with the run's size,
+    command and date."""
     store = faithfulness_store(path)
     written = store.user
     ranking = result["ranking"]
     assert isinstance(ranking, dict)
     for row, r in ranking.items():
+        if rows is not None and row not in rows:
+            continue
         written = store.save(f"{result['backbone']}:{row}", {
             "place": r.get("place"), "of": r.get("of"), "mean_rank": r["mean_rank"],
             "ranks": r["ranks"], "gains": r["gains"], "n_pairs": result["n_pairs"],
