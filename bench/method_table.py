@@ -1,7 +1,8 @@
 """One table of every explanation method on one backbone, drawn from the result files of the
 benchmarks that measured them (nothing is measured here): the planted-difference game (share in
 the planted region, pointing game, AUC, which face), deletion and insertion (gain over random,
-impostor pairs, per pixel), the sanity check (weights randomised) and the cost per pair
+impostor pairs, per pixel; and the place by mean rank over every deletion/insertion family among
+the maps of one run, on the same pairs), the sanity check (weights randomised) and the cost per pair
 (``bench/method_cost.py``). Each cell carries its 95% CI and the number of pairs; a method a
 benchmark has not run on reads "not measured".
 
@@ -70,6 +71,17 @@ def faithfulness_cells(docs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
     return out
 
 
+def place_cells(docs: list[dict[str, Any]]) -> dict[str, str]:
+    """Per map row: its place by mean rank over every deletion/insertion family, among the maps
+    of one run (same pairs); the run with the most maps counts first."""
+    out: dict[str, str] = {}
+    for doc in sorted(docs, key=lambda d: -len(d.get("ranking", {}))):
+        for row, r in doc.get("ranking", {}).items():
+            if r.get("place") is not None:
+                out.setdefault(row, f"{r['place']} of {r['of']} (n={doc['n_pairs']})")
+    return out
+
+
 def sanity_cells(docs: list[dict[str, Any]]) -> dict[str, str]:
     """Per method: pass when every measure passes, else the first FAIL or inconclusive measure
     with its excess over chance and CI."""
@@ -105,8 +117,9 @@ def cost_cells(docs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
 
 def build(backbone: str) -> dict[str, Any]:
     game = game_cells(_load(f"planted-{backbone}.json", f"planted-new-{backbone}.json"))
-    faith = faithfulness_cells(_load(f"faithfulness-all-{backbone}.json",
-                                     f"faithfulness-new-{backbone}.json"))
+    faith_docs = _load(f"faithfulness-all-{backbone}.json", f"faithfulness-new-{backbone}.json")
+    faith = faithfulness_cells(faith_docs)
+    places = place_cells(faith_docs)
     sanity = sanity_cells(_load(f"sanity-{backbone}.json", f"sanity-new-{backbone}.json",
                                 f"sanity-sampling-{backbone}.json"))
     cost = cost_cells(_load(f"method-cost-{backbone}.json"))
@@ -122,6 +135,7 @@ def build(backbone: str) -> dict[str, Any]:
                      **{k: g.get(k, NOT_MEASURED) for k in
                         ("share", "pointing", "auc", "which", "game_n")},
                      **{k: f.get(k, NOT_MEASURED) for k in ("deletion", "insertion", "faith_n")},
+                     "faith_place": places.get(row, NOT_MEASURED),
                      "sanity": sanity.get(name, NOT_MEASURED),
                      **{k: c.get(k, NOT_MEASURED) for k in ("seconds", "images", "ratio")}})
     return {"backbone": backbone, "rows": rows,
@@ -132,13 +146,15 @@ def build(backbone: str) -> dict[str, Any]:
 
 def markdown(doc: dict[str, Any]) -> str:
     head = ("| map | game: share in region | pointing | AUC | which face | pairs | deletion "
-            "gain | insertion gain | pairs | sanity | s/pair | images/pair | x occlusion |")
-    lines = [head, "|" + "---|" * 13]
+            "gain | insertion gain | pairs | place in deletion/insertion | sanity | s/pair | "
+            "images/pair | x occlusion |")
+    lines = [head, "|" + "---|" * 14]
     for r in doc["rows"]:
         label = r["map"] if r["in_all"] else f"{r['map']} (not in all)"
         lines.append("| " + " | ".join([label, r["share"], r["pointing"], r["auc"], r["which"],
                                         r["game_n"], r["deletion"], r["insertion"],
-                                        r["faith_n"], r["sanity"], r["seconds"], r["images"],
+                                        r["faith_n"], r["faith_place"], r["sanity"],
+                                        r["seconds"], r["images"],
                                         r["ratio"]]) + " |")
     return "\n".join(lines) + "\n"
 
