@@ -40,3 +40,30 @@ def test_two_disjoint_pair_sets_give_the_same_verdicts(contract_home: Path) -> N
                 opposite.append(f"{method}/{measure}: {v} vs {w}")
     assert opposite == []
     assert agree >= cells - 3  # conclusive against inconclusive: a few cells near the margin
+
+
+def test_an_interrupted_run_resumes_from_its_finished_maps(
+        contract_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second run of the same configuration computes no map again: it reads them all."""
+    import dataclasses
+
+    from facexplain.benchmarks import sanity
+
+    del contract_home
+    pipe = FacePipeline("sface", forward_runtime=False)
+    cfg = SanityConfig(backbone="sface", n_pairs=4, methods=("gradcam",), cascade=(),
+                       n_boot=50, progress=False)
+    first = run_sanity(cfg, pipe)
+
+    class Refuses:
+        def explain(self, pair: object) -> None:
+            raise AssertionError("a finished map was computed again")
+
+    real_get = sanity.get_method
+    monkeypatch.setattr(sanity, "get_method", lambda name: dataclasses.replace(
+        real_get(name), build=lambda scorer, options: Refuses()))
+    again = run_sanity(cfg, pipe)
+    assert again["rows"] == first["rows"]
+    other = dataclasses.replace(cfg, seed=1)  # other random weights: nothing to reuse
+    with pytest.raises(AssertionError, match="computed again"):
+        run_sanity(other, pipe)

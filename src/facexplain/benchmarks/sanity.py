@@ -9,6 +9,9 @@ the signed map (``delta``) and of its magnitude, and SSIM of the magnitude; the 
 the same similarity between the real maps of *unrelated* pairs. A map passes when, fully
 randomised, its similarity to the real map is no higher than chance + ``margin``.
 
+Finished maps are kept on disk (keyed by the original weights, the state, the options and the
+pair), so an interrupted run resumes where it stopped.
+
 Weights are re-drawn per tensor from a normal distribution with that tensor's own mean and
 standard deviation (keeping the scale, so the network stays numerically sane); batch-norm
 statistics are kept.
@@ -41,6 +44,7 @@ from facexplain.benchmarks.sanity_stats import (
     pairing_matrix,
     verdict,
 )
+from facexplain.cache import DiskCache
 from facexplain.datasets.lfw import read_pairs
 from facexplain.method_info import ExplainOptions, MethodInfo
 from facexplain.methods.registry import all_methods, get_method
@@ -106,16 +110,48 @@ def randomize_top(model: nn.Module, order: list[str], fraction: float, seed: int
     return k
 
 
+@dataclass(frozen=True)
+class _MapCache:
+    """Finished maps on disk, so an interrupted run resumes: keyed by the original weights, the
+    weight state (its randomisation is a function of the seed), the options and the pair."""
+
+    cache: DiskCache
+    prefix: str
+
+    def key(self, method: str, source: str, state: str, pair: str) -> str:
+        return f"{self.prefix}:{method}:{source}:{state}:{pair}"
+
+
+def _source_tag(explainer: object) -> str:
+    """Which head a method reads (xCos, part filters), with its file's size and time: a
+    retrained head at the same path must not get the old head's maps back."""
+    source = str(getattr(explainer, "source", "") or "")
+    path = Path(source)
+    if source and path.is_file():
+        st = path.stat()
+        return f"{source}@{st.st_size}:{st.st_mtime_ns}"
+    return source
+
+
 def _maps(infos: list[MethodInfo], pipe: FacePipeline, faces: list[torch.Tensor],
-          options: ExplainOptions, bar: Any) -> dict[str, list[torch.Tensor]]:
+          options: ExplainOptions, bar: Any, ids: list[str], state: str,
+          store: _MapCache) -> dict[str, list[torch.Tensor]]:
     """Each method's signed ranking map of every pair under the model's current weights."""
     out = {}
     for info in infos:
         explainer = info.build(pipe.scorer, options)
         key = (info.rankings[0].map if info.rankings
                else next(m.name for m in info.maps if m.signed))
-        out[info.name] = [explainer.explain(f).maps[key].detach().float() for f in faces]
-        bar.update(len(faces))
+        maps, source = [], _source_tag(explainer)
+        for face, pair in zip(faces, ids, strict=True):
+            cache_key = store.key(info.name, source, state, pair)
+            hit = store.cache.get(cache_key)
+            if hit is None:
+                hit = {"map": explainer.explain(face).maps[key].detach().float().numpy()}
+                store.cache.put(cache_key, **hit)
+            maps.append(torch.from_numpy(hit["map"]))
+            bar.update(1)
+        out[info.name] = maps
     return out
 
 
@@ -137,10 +173,14 @@ def run_sanity(cfg: SanityConfig, pipeline: FacePipeline | None = None) -> dict[
     order = parameters_in_forward_order(pipe.model, faces[0])
     states = [("real", 0.0), *((f"cascade-{round(100 * f)}%", f) for f in cfg.cascade),
               ("full", 1.0)]
+    ids = [f"{p.name_a}_{p.index_a:04d}|{p.name_b}_{p.index_b:04d}" for p in pairs]
+    store = _MapCache(DiskCache(s.cache), f"sanity-map:v1:{pipe.scorer.fingerprint()}:"
+                      f"{cfg.seed}:{options.patch}:{options.stride}:{options.ig_steps}:"
+                      f"{options.samples}:{options.xface_stride}")
     bar = tqdm(total=len(faces) * len(infos) * len(states), desc=f"sanity {cfg.backbone}",
                disable=not cfg.progress)
     try:
-        real = _maps(infos, pipe, faces, options, bar)
+        real = _maps(infos, pipe, faces, options, bar, ids, "real", store)
         groups = identical_groups(real)
         leaders = [get_method(g[0]) for g in groups]
         maps: dict[str, dict[str, list[torch.Tensor]]] = {
@@ -148,7 +188,8 @@ def run_sanity(cfg: SanityConfig, pipeline: FacePipeline | None = None) -> dict[
         for state, fraction in states[1:]:
             pipe.model.load_state_dict(original)
             randomize_top(pipe.model, order, fraction, cfg.seed)
-            for name, ms in _maps(leaders, pipe, faces, options, bar).items():
+            for name, ms in _maps(leaders, pipe, faces, options, bar, ids, state,
+                                  store).items():
                 maps[name][state] = ms
     finally:
         pipe.model.load_state_dict(original)
@@ -163,7 +204,7 @@ def run_sanity(cfg: SanityConfig, pipeline: FacePipeline | None = None) -> dict[
                     **({"samples": cfg.samples} if cfg.samples is not None else {}),
                     **({"xface_stride": cfg.xface_stride} if cfg.xface_stride is not None
                        else {})},
-        "pairs": [f"{p.name_a}_{p.index_a:04d}|{p.name_b}_{p.index_b:04d}" for p in pairs],
+        "pairs": ids,
         "identical": [g for g in groups if len(g) > 1],
         "rows": rows, "seconds": round(time.perf_counter() - started, 1),
         "date": dt.date.today().isoformat(),
