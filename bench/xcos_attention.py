@@ -9,12 +9,14 @@ its share of the grid's area. A head attending like the paper's figures puts mor
 share on the face cells.
 
 Usage: .venv/bin/python bench/xcos_attention.py [--pairs 300] [--backbone sface] [--json F]
+       [--head CHECKPOINT]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,11 +36,13 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=300)
     parser.add_argument("--backbone", default="sface")
     parser.add_argument("--json", default=None)
+    parser.add_argument("--head", type=Path, default=None,
+                        help="an xCos head checkpoint (default: the backbone's default head)")
     args = parser.parse_args()
     s = settings.current()
     pairs = select_heldout_pairs(read_pairs(s.lfw_pairs), args.pairs, HELDOUT_FOLDS)
     pipe = FacePipeline(args.backbone)
-    head_path = default_checkpoint(args.backbone)
+    head_path = args.head or default_checkpoint(args.backbone)
     xcos = load_xcos(args.backbone, head_path, model=pipe.model)
     weights = []
     for p in tqdm(pairs, desc="xcos attention", unit="pair"):
@@ -51,8 +55,16 @@ def main() -> None:
     face_share = w[:, face].sum(axis=1)
     border_share = w[:, border].sum(axis=1)
     mean_w = w.mean(axis=0)
+    corners = np.zeros_like(face)
+    corners[0, 0] = corners[0, -1] = corners[-1, 0] = corners[-1, -1] = True
+    corner_share = w[:, corners].sum(axis=1)
     result = {
-        "backbone": args.backbone, "head": head_path.name, "n_pairs": len(pairs),
+        "backbone": args.backbone, "head": str(head_path), "n_pairs": len(pairs),
+        "head_config": {k: v for k, v in xcos.head.config.__dict__.items()
+                        if k in ("cell_specific", "attention_padding")},
+        "corner_cells": 4, "corner_area_share": float(corners.mean()),
+        "corner_weight_share_mean": float(corner_share.mean()),
+        "corner_weight_share_std": float(corner_share.std()),
         "grid": [int(h), int(wd)],
         "face_cells": int(face.sum()), "face_area_share": float(face.mean()),
         "face_weight_share_mean": float(face_share.mean()),
@@ -67,7 +79,8 @@ def main() -> None:
           f"face cells {face.sum()} ({100 * face.mean():.1f}% of the area) carry "
           f"{100 * face_share.mean():.1f}% ± {100 * face_share.std():.1f}% of W; border ring "
           f"{border.sum()} ({100 * border.mean():.1f}%) carries {100 * border_share.mean():.1f}%"
-          f" ± {100 * border_share.std():.1f}%; mean cell weight {100 * mean_w.min():.2f}-"
+          f" ± {100 * border_share.std():.1f}%; the four corners ({100 * corners.mean():.1f}%)"
+          f" carry {100 * corner_share.mean():.1f}%; mean cell weight {100 * mean_w.min():.2f}-"
           f"{100 * mean_w.max():.2f}%")
     if args.json:
         with open(args.json, "w") as fh:
