@@ -248,6 +248,31 @@ def test_zero_padding_lets_attention_find_the_border_and_replicate_does_not() ->
     assert spread["zeros"] > 1e-3 and spread["replicate"] < 1e-6
 
 
+def test_a_separate_shared_attention_projection_reads_content_not_position() -> None:
+    """Cell-specific grid, W from its own shared projection: the same map in every cell gives a
+    uniform W (nothing tells the cells apart), while S still uses the per-cell grid."""
+    torch.manual_seed(5)
+    cfg = dataclasses.replace(CFG, height=5, width=5, cell_specific=True,
+                              attention_shared=True, attention_padding="replicate")
+    head = XCosHead(cfg).eval()
+    torch.nn.init.normal_(head.attention.fuse2.weight)
+    flat = torch.randn(3, 8, 1, 1).expand(3, 8, 5, 5).contiguous()
+    with torch.no_grad():
+        feats = head.features(flat)
+        assert feats.shape == (3, 12, 5, 5)  # F (6 channels) then the attention's own 6
+        out = head(flat[:2], flat[1:])
+        assert float(out.attention.max() - out.attention.min()) < 1e-6
+        assert float(out.similarity.std()) > 1e-3  # S differs per cell: the grid is per cell
+        a, b = torch.tensor([0, 1]), torch.tensor([1, 2])
+        indexed = head.compare_indexed(feats, a, b)
+        assert torch.allclose(indexed.score, out.score, atol=1e-6)
+    free = XCosHead(dataclasses.replace(cfg, attention_shared=False)).eval()
+    torch.nn.init.normal_(free.attention.fuse2.weight)
+    with torch.no_grad():
+        w = free(flat[:2], flat[1:]).attention
+    assert float(w.max() - w.min()) > 1e-4  # from F, the per-cell grid tells cells apart
+
+
 def test_unknown_attention_padding_is_refused() -> None:
     with pytest.raises(InvalidArgument, match="padding"):
         XCosHead(dataclasses.replace(CFG, attention_padding="reflect-ish"))

@@ -62,6 +62,12 @@ def xcos_command(
         typer.Option(help="How the learned attention's 3x3 convs pad the grid: zeros (the "
                      "paper's; lets W find border cells by position) or replicate."),
     ] = "zeros",
+    attention_shared: Annotated[
+        bool,
+        typer.Option("--attention-shared/--attention-from-grid",
+                     help="W from its own shared 1x1 projection of the map (content only) or "
+                     "from the grid features (with a cell-specific grid they carry position)."),
+    ] = False,
     seed: int = 0,
     threads: Annotated[
         int | None, typer.Option(min=1, help="torch threads (default: torch's choice).")
@@ -105,6 +111,7 @@ def xcos_command(
         identity_loss=identity_loss, identity_weight=identity_weight, kl_weight=kl_weight,
         occlusion_prob=occlusion_prob, hard_fraction=hard_fraction, seed=seed,
         cell_specific_grid=cell_specific_grid, attention_padding=attention_padding,
+        attention_shared=attention_shared,
         images=images, pairs=pairs, out_root=out_root,
     )
     folds: list[int | None] = (

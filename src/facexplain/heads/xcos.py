@@ -165,6 +165,10 @@ class XCosHeadConfig:
     # One 1x1 projection per cell instead of one shared by all cells (see CellwiseConv1x1).
     cell_specific: bool = False
     attention_padding: str = "zeros"
+    # W from its own shared 1x1 projection of the map (True) instead of the grid features F.
+    # With a cell-specific grid, F carries a per-cell code that lets W learn a positional prior
+    # (peaks on the bottom corners); a shared projection reads content only.
+    attention_shared: bool = False
     backbone: str = ""
     node: str = ""
     teacher: str = ""
@@ -191,6 +195,8 @@ class XCosHead(nn.Module):
             if config.cell_specific else nn.Conv2d(config.in_channels, config.grid_channels, 1))
         self.attention = AttentionNet(config.grid_channels, config.reduced_channels,
                                       config.symmetric, config.attention_padding)
+        self.attention_grid = (nn.Conv2d(config.in_channels, config.grid_channels, 1)
+                               if config.attention_shared else None)
         self.register_buffer("pearson", uniform_attention(config.height, config.width))
 
     @property
@@ -200,18 +206,30 @@ class XCosHead(nn.Module):
         return c.grid_channels * c.height * c.width
 
     def features(self, maps: torch.Tensor) -> torch.Tensor:
-        """F = C_1x1(backbone map): (N, C_in, h, w) -> (N, 32, h, w)."""
+        """F = C_1x1(backbone map): (N, C_in, h, w) -> (N, 32, h, w); with a separate attention
+        projection, its 32 channels follow F's (``similarity_part``, ``attention_part``)."""
         c = self.config
         if maps.ndim != 4 or tuple(maps.shape[1:]) != (c.in_channels, c.height, c.width):
             raise InvalidArgument(f"head expects maps (N, {c.in_channels}, {c.height}, "
                                   f"{c.width}), got {tuple(maps.shape)}")
-        return self.grid(maps)
+        f = self.grid(maps)
+        if self.attention_grid is not None:
+            return torch.cat([f, self.attention_grid(maps)], dim=1)
+        return f
+
+    def similarity_part(self, feats: torch.Tensor) -> torch.Tensor:
+        """The channels S and the identity loss read (F)."""
+        return feats[:, : self.config.grid_channels]
+
+    def attention_part(self, feats: torch.Tensor) -> torch.Tensor:
+        """The channels the learned attention reads (F, or its own shared projection)."""
+        return feats[:, self.config.grid_channels:] if self.attention_grid is not None else feats
 
     def weights(self, fa: torch.Tensor, fb: torch.Tensor, kind: str = "L") -> torch.Tensor:
         """W for each pair, (N, h, w), of the given kind (U, P or L)."""
         n = fa.shape[0]
         if kind == "L":
-            return self.attention(fa, fb)
+            return self.attention(self.attention_part(fa), self.attention_part(fb))
         if kind == "U":
             u = uniform_attention(self.config.height, self.config.width, fa.dtype)
             return u.to(fa.device).expand(n, -1, -1)
@@ -221,7 +239,7 @@ class XCosHead(nn.Module):
 
     def compare(self, fa: torch.Tensor, fb: torch.Tensor, kind: str = "L") -> XCosOutput:
         """S, W and xCos from two faces' grid features."""
-        s = cell_cosine(fa, fb)
+        s = cell_cosine(self.similarity_part(fa), self.similarity_part(fb))
         w = self.weights(fa, fb, kind)
         return XCosOutput(s, w, xcos_score(s, w))
 
@@ -230,9 +248,9 @@ class XCosHead(nn.Module):
         """Like ``compare`` for pairs (feats[ia[k]], feats[ib[k]]) of one set of faces' grid
         features; per-face work is done once however many pairs a face is in."""
         fa, fb = feats[ia], feats[ib]
-        s = cell_cosine(fa, fb)
+        s = cell_cosine(self.similarity_part(fa), self.similarity_part(fb))
         if kind == "L":
-            first, second = self.attention.parts(feats)
+            first, second = self.attention.parts(self.attention_part(feats))
             w = cell_softmax(self.attention.combine((first[ia], second[ia]),
                                                     (first[ib], second[ib])))
         else:

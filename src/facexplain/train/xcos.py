@@ -92,7 +92,7 @@ def train_head(
             keep = labels >= 0
             ident: torch.Tensor | None = None
             if cfg.identity_weight > 0 and bool(keep.any()):
-                ident = margin(feats.flatten(1)[keep], labels[keep])
+                ident = margin(head.similarity_part(feats).flatten(1)[keep], labels[keep])
             parts = xcos_loss(out.score, teacher, ident, cfg.identity_weight)
             total = parts.total
             if cfg.kl_weight > 0:
@@ -157,6 +157,7 @@ def head_config_for(cfg: XCosTrainConfig, maps: torch.Tensor, node: str) -> XCos
                           grid_channels=cfg.grid_channels, reduced_channels=cfg.reduced_channels,
                           cell_specific=cfg.cell_specific_grid,
                           attention_padding=cfg.attention_padding,
+                          attention_shared=cfg.attention_shared,
                           backbone=cfg.backbone, node=node, teacher=cfg.teacher_name)
 
 

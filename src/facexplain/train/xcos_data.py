@@ -60,6 +60,8 @@ class XCosTrainConfig:
     # How the learned attention's 3x3 convs pad the 7x7 grid ("zeros" or "replicate"; see
     # heads.xcos.PADDINGS): zero padding lets W find the border and corners by position alone.
     attention_padding: str = "zeros"
+    # W from its own shared 1x1 projection (heads.xcos.XCosHeadConfig.attention_shared).
+    attention_shared: bool = False
     pearson_pairs: int = 20000
     seed: int = 0
     images: Path = field(default_factory=lambda: settings.current().lfw_images)
