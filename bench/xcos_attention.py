@@ -44,12 +44,14 @@ def main() -> None:
     pipe = FacePipeline(args.backbone)
     head_path = args.head or default_checkpoint(args.backbone)
     xcos = load_xcos(args.backbone, head_path, model=pipe.model)
-    weights = []
+    weights, sims = [], []
     for p in tqdm(pairs, desc="xcos attention", unit="pair"):
         pair = pipe.pair(p.path_a(s.lfw_images), p.path_b(s.lfw_images)).tensor
         out, _ = xcos.compare(pair)
         weights.append(out.attention[0].double())
+        sims.append(out.similarity[0].double())
     w = torch.stack(weights).numpy()  # (P, h, w), each summing to 1
+    cells = torch.stack(sims).numpy()  # S of every pair
     h, wd = w.shape[1:]
     face, border = cell_masks(pipe.spec.alignment.as_array(), pipe.spec.input_size, h, wd)
     face_share = w[:, face].sum(axis=1)
@@ -74,6 +76,15 @@ def main() -> None:
         "border_weight_share_std": float(border_share.std()),
         "max_cell_mean": float(mean_w.max()), "min_cell_mean": float(mean_w.min()),
         "mean_w": np.round(mean_w, 5).tolist(),
+        # Why W goes where it goes: each cell's S over the pairs (mean, spread) and the head's
+        # Pearson attention P (how well the cell's S tracks the teacher), against mean W.
+        "mean_s": np.round(cells.mean(axis=0), 4).tolist(),
+        "std_s": np.round(cells.std(axis=0), 4).tolist(),
+        "pearson_p": np.round(xcos.head.get_buffer("pearson").double().numpy(), 5).tolist(),
+        "r_w_with_std_s": float(np.corrcoef(mean_w.ravel(), cells.std(axis=0).ravel())[0, 1]),
+        "r_w_with_mean_s": float(np.corrcoef(mean_w.ravel(), cells.mean(axis=0).ravel())[0, 1]),
+        "r_w_with_p": float(np.corrcoef(mean_w.ravel(), xcos.head.get_buffer("pearson")
+                                        .double().numpy().ravel())[0, 1]),
     }
     print(f"{args.backbone} head {head_path.name}, {len(pairs)} pairs, grid {h}x{wd}: "
           f"face cells {face.sum()} ({100 * face.mean():.1f}% of the area) carry "

@@ -110,3 +110,22 @@ def test_cli_groups_are_registered() -> None:
         result = runner.invoke(app, args)
         assert result.exit_code == 0, result.output
         assert "xcos" in result.output.lower() or "xCos" in result.output
+
+
+def test_the_caption_warns_about_a_per_cell_head_only(tmp_path: Path) -> None:
+    """A per-cell grid's W can weigh constant cells (an offset): the reading says so; a shared
+    grid's does not."""
+    import dataclasses
+
+    from facexplain.methods.xcos import figures
+
+    pair = torch.rand(2, 3, 16, 16) * 255
+    readings = {}
+    for cell_specific in (True, False):
+        torch.manual_seed(0)
+        head = XCosHead(dataclasses.replace(HEAD_CFG, cell_specific=cell_specific))
+        result = XCos(TinyFace().eval(), head).explain(pair)
+        (fig,) = figures(result, pair, tmp_path)
+        readings[cell_specific] = fig.reading
+    assert "--shared-grid" in readings[True] and "offset" in readings[True]
+    assert "--shared-grid" not in readings[False]

@@ -40,6 +40,8 @@ class XCosDetails(MethodDetails):
     teacher: str | None
     cosine: float
     head: str | None = None
+    # A per-cell grid (the default head) lets W weigh cells whose S is the same for every pair.
+    cell_specific: bool = False
 
 
 class XCos(LayerExplainer):
@@ -95,7 +97,7 @@ class XCos(LayerExplainer):
             meta=XCosDetails(S=s, W=w, attention_kind=self.attention, node=self.node,
                              backbone=self.head.config.backbone,
                              teacher=self.head.config.teacher, cosine=plain,
-                             head=self.source),
+                             head=self.source, cell_specific=self.head.config.cell_specific),
         )
 
 
