@@ -62,11 +62,11 @@ READING = ("each cell compares the same place in the two faces. In S, red cells 
 
 
 CELL_SPECIFIC = (" This head projects each cell with its own weights: on sface its W leans on the "
-                 "two bottom corner cells, whose S is nearly the same for every pair (mean 0.67-"
-                 "0.76, spread 0.11-0.17 against 0.37 elsewhere), an offset that fits the score's "
-                 "scale, not attention to the face. A head trained with `facexplain train xcos "
-                 "--shared-grid` has a W that follows the cells whose S tracks the match "
-                 "(docs/BENCHMARKS.md, Paper 001), at 0.25 points of xCos accuracy.")
+                 "two bottom corner cells, whose S is nearly the same for every pair (mean "
+                 "0.67-0.76, spread 0.11-0.17 against 0.30-0.42 elsewhere), an offset that fits "
+                 "the score's scale, not attention to the face. A head trained with `facexplain "
+                 "train xcos --shared-grid` has a W that follows the cells whose S tracks the "
+                 "match (docs/BENCHMARKS.md, Paper 001), at 0.25 points of xCos accuracy.")
 
 
 INFO = register_method(MethodInfo(
