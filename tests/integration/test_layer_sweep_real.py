@@ -18,29 +18,15 @@ from facexplain.benchmarks.layer_sweep import (
     stages_of,
 )
 from facexplain.pipeline import FacePipeline
-from tests.conftest import lfw_image
 
 pytestmark = pytest.mark.slow
 
-PEOPLE = (("Colin_Powell", (1, 2, 3)), ("Serena_Williams", (1, 2, 3)))
-
-
-@pytest.fixture(scope="module")
-def pipe() -> FacePipeline:
-    return FacePipeline("sface")
-
-
-@pytest.fixture(scope="module")
-def faces(pipe: FacePipeline) -> torch.Tensor:
-    return torch.stack([pipe.align_path(lfw_image(n, i)).pixels for n, ids in PEOPLE for i in ids])
-
-
 def test_every_stage_is_measured_and_unoccluded_faces_flip_nothing(
-        pipe: FacePipeline, faces: torch.Tensor) -> None:
-    nodes = stages_of(pipe)
+        sface_pipe: FacePipeline, six_faces: torch.Tensor) -> None:
+    nodes = stages_of(sface_pipe)
     assert nodes[-1] == EMBEDDING and len(nodes) >= 5
-    clean = _pass(LayerSweepConfig(area=0.0, batch_size=4, progress=False), pipe, faces, nodes)
-    hidden = _pass(LayerSweepConfig(area=0.4, batch_size=4, progress=False), pipe, faces, nodes)
+    clean, hidden = (_pass(LayerSweepConfig(area=area, batch_size=4, progress=False),
+                           sface_pipe, six_faces, nodes) for area in (0.0, 0.4))
     for name in nodes:
         assert np.concatenate(clean[name].flipped).max() == 0.0  # nothing hidden, nothing flips
         assert np.array_equal(np.concatenate(clean[name].bits),
@@ -52,7 +38,7 @@ def test_every_stage_is_measured_and_unoccluded_faces_flip_nothing(
         assert clean[name].units.size == min(128, clean[name].n_units)  # the embedding's size
     top = np.concatenate(clean[EMBEDDING].sampled)
     with torch.inference_mode():
-        want = pipe.model(faces).numpy()
+        want = sface_pipe.model(six_faces).numpy()
     assert np.allclose(top, want[:, clean[EMBEDDING].units], atol=1e-4)
 
 

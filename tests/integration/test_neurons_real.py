@@ -13,42 +13,29 @@ from facexplain.analysis.robustness import LayerProbe, occlude, robustness_curve
 from facexplain.cli.app import main
 from facexplain.pipeline import FacePipeline
 from facexplain.search.binary import encode, hamming
-from tests.conftest import lfw_image
 
 pytestmark = pytest.mark.slow
 
-PEOPLE = (("Colin_Powell", (1, 2, 3)), ("Serena_Williams", (1, 2, 3)))
 
 
-@pytest.fixture(scope="module")
-def pipe() -> FacePipeline:
-    return FacePipeline("sface")
-
-
-@pytest.fixture(scope="module")
-def faces(pipe: FacePipeline) -> torch.Tensor:
-    crops = [pipe.align_path(lfw_image(name, i)).pixels for name, ids in PEOPLE for i in ids]
-    return torch.stack(crops)
-
-
-def test_probe_shapes_and_sparsity(pipe: FacePipeline, faces: torch.Tensor) -> None:
-    node = pipe.spec.last_spatial_node
-    probe = LayerProbe(pipe.model, node, batch_size=4)
-    feats = probe(faces)
+def test_probe_shapes_and_sparsity(sface_pipe: FacePipeline, six_faces: torch.Tensor) -> None:
+    node = sface_pipe.spec.last_spatial_node
+    probe = LayerProbe(sface_pipe.model, node, batch_size=4)
+    feats = probe(six_faces)
     assert feats.embedding.shape == (6, 128)
-    assert feats.node_bits.n_bits == int(np.prod(probe.node_shape(faces)))  # 1024 x 7 x 7
+    assert feats.node_bits.n_bits == int(np.prod(probe.node_shape(six_faces)))  # 1024 x 7 x 7
     assert feats.lbp.shape[0] == 6 and np.isfinite(feats.lbp).all()
     # moderately sparse, as DeepID2+ found: neither silent nor saturated
     active = (feats.embedding > 0).mean(axis=1)
     assert ((active > 0.25) & (active < 0.75)).all()
     with torch.inference_mode():
-        want = pipe.model(faces[:2]).numpy()
+        want = sface_pipe.model(six_faces[:2]).numpy()
     assert np.allclose(feats.embedding[:2], want, atol=1e-4)
 
 
-def test_sign_codes_keep_identity(pipe: FacePipeline, faces: torch.Tensor) -> None:
+def test_sign_codes_keep_identity(sface_pipe: FacePipeline, six_faces: torch.Tensor) -> None:
     """Same person: fewer differing bits than any pair of different people."""
-    codes = encode(pipe.embed(faces).numpy())
+    codes = encode(sface_pipe.embed(six_faces).numpy())
     idx = np.arange(6)
     a, b = np.meshgrid(idx, idx, indexing="ij")
     upper = a < b
@@ -57,15 +44,16 @@ def test_sign_codes_keep_identity(pipe: FacePipeline, faces: torch.Tensor) -> No
     assert dist[same].max() < dist[~same].min()
 
 
-def test_occlusion_flips_bits_and_curve_runs(pipe: FacePipeline, faces: torch.Tensor) -> None:
-    occluded, area = occlude(faces, 0.3, seed=1)
+def test_occlusion_flips_bits_and_curve_runs(sface_pipe: FacePipeline,
+                                             six_faces: torch.Tensor) -> None:
+    occluded, area = occlude(six_faces, 0.3, seed=1)
     assert 0.27 < area < 0.33
-    assert not torch.equal(occluded, faces)
-    assert torch.equal(occlude(faces, 0.3, seed=1)[0], occluded)  # same seed, same masks
-    probe = LayerProbe(pipe.model, pipe.spec.last_spatial_node, batch_size=6)
+    assert not torch.equal(occluded, six_faces)
+    assert torch.equal(occlude(six_faces, 0.3, seed=1)[0], occluded)  # same seed, same masks
+    probe = LayerProbe(sface_pipe.model, sface_pipe.spec.last_spatial_node, batch_size=6)
     pair_a, pair_b = np.array([0, 0, 3, 3]), np.array([1, 4, 4, 1])
     same, folds = np.array([True, False, True, False]), np.array([0, 0, 1, 1])
-    curve = robustness_curve(probe, faces, pair_a, pair_b, same, folds, (0.0, 0.3), seed=1)
+    curve = robustness_curve(probe, six_faces, pair_a, pair_b, same, folds, (0.0, 0.3), seed=1)
     clean, hidden = curve.points
     assert clean.flipped == {"top": 0.0, "node": 0.0, "lbp": 0.0}
     assert all(0.0 < v < 0.5 for v in hidden.flipped.values())
