@@ -18,6 +18,7 @@ from facexplain.train.parts import PartsData, PartsTrainConfig, train_parts_head
 from facexplain.train.parts_features import (
     aligned_landmarks,
     extract_head_inputs,
+    landmarks68_of,
     rectangle_occluder,
 )
 from facexplain.types import LocatedFace
@@ -68,16 +69,17 @@ def test_tiny_training_run_lowers_the_loss_and_round_trips(pipe: FacePipeline,
     located = _locate(pipe, paths)
     nodes = nodes_for("sface")
     rects = [np.array([[40.0, 45], [77, 45], [77, 59], [40, 59]])]  # over both eyes
+    marks = np.stack([aligned_landmarks(located[p], spec) for p in paths])
     clean = extract_head_inputs(pipe.model, spec, nodes, 14, paths, located, tmp_path,
                                 progress=False)
     occluded = extract_head_inputs(pipe.model, spec, nodes, 14, paths, located, tmp_path,
-                                   transform=rectangle_occluder(spec, paths, located,
-                                                                lambda i: rects[0]),
+                                   transform=rectangle_occluder(spec, spec.alignment.as_array(),
+                                                                marks, lambda i: rects[0]),
                                    tag="eyes", progress=False)
     assert clean.early.shape == (16, 256, 14, 14) and clean.late.shape == (16, 1024, 7, 7)
     assert not torch.equal(clean.middle, occluded.middle)
     data = PartsData(paths, clean, occluded, np.repeat(np.arange(4), 4), np.zeros(16, int),
-                     rects, np.stack([aligned_landmarks(located[p], spec) for p in paths]))
+                     rects, marks, marks)
     cfg = PartsTrainConfig(variant="sad+fad", n_filters=16, branch_channels=8, epochs=12,
                            batch=8, lr=3e-3, cache_dir=tmp_path)
     result = train_parts_head(data, np.arange(16), cfg, progress=False)
@@ -125,3 +127,47 @@ def test_68_point_mesh_keeps_the_rectangle_on_the_eye_of_a_turned_face(pipe: Fac
         assert np.linalg.norm(five[path][0] - own_eye) / eye_dist < 0.15  # the detector agrees
     with pytest.raises(Exception, match="68 landmarks"):
         warper.warp(corners, five[photo])  # five points on a 68-point mesh: refused
+
+
+def test_68_point_occlusion_and_the_augmented_baseline(pipe: FacePipeline,
+                                                      tmp_path: Path) -> None:
+    """The paper's mesh in training: face-api's 68 points on every aligned crop (cached: a
+    second call reads the same points back), an eye rectangle warped through them blacks out
+    each face's own left eye; 'base-aug' learns identity from the occluded faces too, without
+    SAD or FAD."""
+    spec = get_spec("sface")
+    paths = [lfw_image(name, i) for name in PEOPLE for i in range(1, 5)]
+    located = _locate(pipe, paths)
+    marks = landmarks68_of(spec, paths, located, tmp_path, progress=False)
+    assert marks.shape == (16, 68, 2)
+    assert np.array_equal(marks, landmarks68_of(spec, paths, located, tmp_path, progress=False))
+    template = marks.mean(axis=0)
+    eye = template[36:42].mean(axis=0)
+    k = spec.input_size / 96
+    rect = eye + np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]]) * [RECT_LONG * k / 2,
+                                                                    RECT_SHORT * k / 2]
+    occlude = rectangle_occluder(spec, template, marks, lambda i: rect)
+    from facexplain.train.features import aligned_batch
+
+    faces = aligned_batch(paths, located, spec)
+    hidden = occlude(faces, np.arange(16))
+    for i in range(16):
+        x, y = marks[i, 36:42].mean(axis=0).astype(int)
+        assert float(hidden[i, :, y, x].abs().max()) == 0.0, paths[i]  # own left eye: black
+        assert not torch.equal(hidden[i, :, 100:, :], hidden[i, :, 100:, :] * 0)  # chin: kept
+    nodes = nodes_for("sface")
+    clean = extract_head_inputs(pipe.model, spec, nodes, 14, paths, located, tmp_path,
+                                progress=False)
+    occluded = extract_head_inputs(pipe.model, spec, nodes, 14, paths, located, tmp_path,
+                                   transform=occlude, tag="eye68", progress=False)
+    data = PartsData(paths, clean, occluded, np.repeat(np.arange(4), 4), np.zeros(16, int),
+                     [rect], marks[:, :5], marks)
+    cfg = PartsTrainConfig(variant="base-aug", n_filters=16, branch_channels=8, epochs=8,
+                           batch=8, lr=3e-3, cache_dir=tmp_path, mesh=68)
+    result = train_parts_head(data, np.arange(16), cfg, progress=False)
+    first, last = result.history[0], result.history[-1]
+    assert set(first) == {"epoch", "id", "id_occluded"}  # no SAD, no FAD
+    assert last["id_occluded"] < first["id_occluded"]
+    assert cfg.checkpoint_suffix == "-f16-mesh68" and cfg.occlusion_tag.endswith("-mesh68")
+    with pytest.raises(Exception, match="mesh must be one of 5, 68"):
+        PartsTrainConfig(mesh=12)

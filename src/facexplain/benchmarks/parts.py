@@ -199,7 +199,8 @@ def _trained_as(path: Path, cfg: PartsTrainConfig) -> bool:
     meta_file = path.with_suffix(".json")
     if not path.is_file() or not meta_file.is_file():
         return False
-    return bool(json.loads(meta_file.read_text()).get("train") == cfg.to_json())
+    stored = json.loads(meta_file.read_text()).get("train") or {}
+    return bool({"mesh": 5, **stored} == cfg.to_json())  # heads from before the 68-point mesh
 
 
 def keep_label(cfg: PartsTrainConfig) -> str:
@@ -221,9 +222,10 @@ def run_interpretable_benchmark(
     data = load_parts_data(base, progress)
     pairs = read_pairs(base.pairs)
     halves = ["half1", "half2"]
-    runs = [(v, replace(base, variant=v), "") for v in variants]
+    tail = base.checkpoint_suffix  # heads of another N_f or mesh never replace the defaults
+    runs = [(v, replace(base, variant=v), tail) for v in variants]
     runs += [(f"sad+fad ({keep_label(replace(base, fad_keep=k))})",
-              replace(base, variant="sad+fad", fad_keep=k), f"-keep{k:.3f}")
+              replace(base, variant="sad+fad", fad_keep=k), f"{tail}-keep{k:.3f}")
              for k in (extra_keeps or []) if k != base.fad_keep]
     heads: dict[str, dict[str, PartsHead]] = {}
     trained: dict[str, dict[str, object]] = {}

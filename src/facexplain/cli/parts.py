@@ -29,10 +29,13 @@ FiltersOpt = Annotated[int, typer.Option(min=2, help="Part filters N_f (the pape
 KeepOpt = Annotated[float, typer.Option(
     min=0.01, max=1.0, help="FAD's τ: share of the N_f dimensions kept (the paper: 260/320).")]
 ThreadsOpt = Annotated[int | None, typer.Option(min=1, help="torch threads.")]
+MeshOpt = Annotated[int, typer.Option(
+    help="Landmarks the occluding rectangle is warped through: 5 (the detector's, an 18-point "
+    "mesh) or 68 (face-api's, the paper's mesh).")]
 
 
 def _config(backbone: str, variant: str, epochs: int, filters: int, keep: float,
-            lfw: Path, threads: int | None) -> object:
+            lfw: Path, threads: int | None, mesh: int = 5) -> object:
     import torch
 
     from facexplain.backbones.registry import get_spec
@@ -46,19 +49,21 @@ def _config(backbone: str, variant: str, epochs: int, filters: int, keep: float,
     if threads:
         torch.set_num_threads(threads)
     return PartsTrainConfig(backbone=backbone, variant=variant, epochs=epochs,
-                            n_filters=filters, fad_keep=keep, images=lfw / "lfw-deepfunneled",
-                            pairs=lfw / "pairs.txt")
+                            n_filters=filters, fad_keep=keep, mesh=mesh,
+                            images=lfw / "lfw-deepfunneled", pairs=lfw / "pairs.txt")
 
 
 def train_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
-    variant: Annotated[str, typer.Option(help="base, sad, fad or sad+fad.")] = "sad+fad",
+    variant: Annotated[str, typer.Option(
+        help="base, base-aug (trained on occluded faces too), sad, fad or sad+fad.")] = "sad+fad",
     split: Annotated[str, typer.Option(
         help="all (every LFW identity: the head `explain --method parts` uses), half1 "
         "(not folds 1-5) or half2 (not folds 6-10).")] = "all",
     epochs: EpochsOpt = 6,
     filters: FiltersOpt = 128,
     fad_keep: KeepOpt = 260 / 320,
+    mesh: MeshOpt = 5,
     lfw: LfwOpt = LFW,
     threads: ThreadsOpt = None,
 ) -> None:
@@ -68,7 +73,7 @@ def train_command(
 
     if split not in HALVES:
         raise InvalidArgument(f"--split must be one of {', '.join(HALVES)}, got '{split}'")
-    cfg = _config(backbone, variant, epochs, filters, fad_keep, lfw, threads)
+    cfg = _config(backbone, variant, epochs, filters, fad_keep, lfw, threads, mesh)
     assert isinstance(cfg, PartsTrainConfig)
     saved = run_parts_training(cfg, [split])
     typer.echo(f"head written: {saved[0]}")
@@ -84,6 +89,7 @@ def benchmark_command(
     epochs: EpochsOpt = 6,
     filters: FiltersOpt = 128,
     fad_keep: KeepOpt = 260 / 320,
+    mesh: MeshOpt = 5,
     yale: Annotated[Path | None, typer.Option(help="Yale faces folder ('' to skip).")] = YALE,
     retrain: Annotated[bool, typer.Option(help="Retrain heads even if trained alike.")] = False,
     json_out: JsonOpt = None,
@@ -91,7 +97,8 @@ def benchmark_command(
     threads: ThreadsOpt = None,
 ) -> None:
     """The paper's ablation on LFW (clean and occluded, fold-honest halves), Yale EER and peak
-    statistics, for every variant and the backbone's own cosine."""
+    statistics, for every variant (base-aug: the paper's augmented baseline) and the backbone's
+    own cosine. Heads of another --filters or --mesh are stored apart from the default ones."""
     from facexplain.benchmarks.parts import run_interpretable_benchmark
     from facexplain.errors import InvalidArgument
     from facexplain.heads.parts import VARIANTS
@@ -111,7 +118,7 @@ def benchmark_command(
     if json_out is not None:
         check_inputs(backbone, lfw / "pairs.txt", None, 10, json_out)
     yale_dir = yale if yale is not None and str(yale) not in ("", ".") else None
-    cfg = _config(backbone, chosen[0], epochs, filters, fad_keep, lfw, threads)
+    cfg = _config(backbone, chosen[0], epochs, filters, fad_keep, lfw, threads, mesh)
     assert isinstance(cfg, PartsTrainConfig)
     doc = run_interpretable_benchmark(cfg, chosen, keeps, yale_dir, retrain, log=typer.echo)
     doc["command"] = command_line()

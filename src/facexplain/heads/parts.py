@@ -28,7 +28,9 @@ from facexplain.backbones.registry import get_spec
 from facexplain.errors import InvalidArgument
 from facexplain.heads.store import HeadStore
 
-VARIANTS = ("base", "sad", "fad", "sad+fad")
+# "base-aug": the paper's augmented baseline ("Base CNN aug."), the identity loss on clean and
+# on occluded faces, no SAD, no FAD
+VARIANTS = ("base", "base-aug", "sad", "fad", "sad+fad")
 
 
 def nodes_for(backbone: str) -> tuple[str, str, str]:

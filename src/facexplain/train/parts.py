@@ -11,8 +11,12 @@ Fold honesty: LFW's ten folds are split in two halves. The head that scores fold
 6-10; 'all' trains on every identity (the head for explaining new photos). Identity classes are
 the training identities with at least two photos.
 
-Variants (the paper's ablation): 'base' identity loss only; 'sad' + SAD (Eqs. 1-2); 'fad' +
-the occluded branch with FAD and the masked identity loss (Eqs. 4-5); 'sad+fad' all of them.
+Variants (the paper's ablation): 'base' identity loss only; 'base-aug' the identity loss on
+the clean and on the occluded face (the paper's augmented baseline); 'sad' + SAD (Eqs. 1-2);
+'fad' + the occluded branch with FAD and the masked identity loss (Eqs. 4-5); 'sad+fad' all.
+
+The occluding rectangle is warped through a mesh over five detected landmarks (``mesh=5``) or,
+as the paper, over face-api's 68 (``mesh=68``, found on every aligned crop, cached).
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ from facexplain.train.result import TrainResult
 
 HALVES: dict[str, tuple[int, ...]] = {"half1": (0, 1, 2, 3, 4), "half2": (5, 6, 7, 8, 9),
                                       "all": (), "quick": ()}
+MESHES = (5, 68)
+DEFAULT_FILTERS = 128  # the paper's 320 is ~2.5x the CPU time; 128 keeps 8 runs in an hour
 PEAK_IMAGES = 1500  # photos the stored peak statistics are computed over
 QUICK_HEAD_IMAGES = 800
 
@@ -60,7 +66,7 @@ class PartsTrainConfig:
 
     backbone: str = "sface"
     variant: str = "sad+fad"
-    n_filters: int = 128  # the paper's 320 is ~2.5x the CPU time; 128 keeps 8 runs in an hour
+    n_filters: int = DEFAULT_FILTERS
     branch_channels: int = 48
     # LMF's d: chosen among 0.5 and 0.8 on development identities of half1's training pool
     # (bench/parts_dev.py: accuracy 0.956 vs 0.951, TAR@1e-2 0.892 vs 0.843)
@@ -76,6 +82,7 @@ class PartsTrainConfig:
     fad_keep: float = 260 / 320
     n_rectangles: int = 16
     rectangle_seed: int = 0
+    mesh: int = 5  # landmarks the rectangle is warped through: 5 (detector) or 68 (face-api)
     margin: float = 0.35
     scale: float = 30.0
     # Not in the paper: pull the in-batch cosines of f towards the frozen backbone's (MSE), so
@@ -93,6 +100,9 @@ class PartsTrainConfig:
         if self.variant not in VARIANTS:
             raise InvalidArgument(f"unknown variant '{self.variant}'; valid: "
                                   f"{', '.join(VARIANTS)}")
+        if self.mesh not in MESHES:
+            raise InvalidArgument(f"mesh must be one of {', '.join(map(str, MESHES))} "
+                                  f"landmarks, got {self.mesh}")
         if not 0 < self.fad_keep <= 1:
             raise InvalidArgument(f"fad_keep must be in (0, 1], got {self.fad_keep}")
 
@@ -103,6 +113,22 @@ class PartsTrainConfig:
     @property
     def uses_fad(self) -> bool:
         return "fad" in self.variant
+
+    @property
+    def uses_augmentation(self) -> bool:
+        return self.variant == "base-aug"
+
+    @property
+    def occlusion_tag(self) -> str:
+        """Names the occluded faces' feature cache: the bank, its seed and the mesh."""
+        mesh = "" if self.mesh == 5 else f"-mesh{self.mesh}"
+        return f"rect{self.n_rectangles}-seed{self.rectangle_seed}{mesh}"
+
+    @property
+    def checkpoint_suffix(self) -> str:
+        """Tells apart heads trained away from the default N_f and mesh (none for those)."""
+        return ((f"-f{self.n_filters}" if self.n_filters != DEFAULT_FILTERS else "")
+                + (f"-mesh{self.mesh}" if self.mesh != 5 else ""))
 
     def to_json(self) -> dict[str, object]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -119,6 +145,7 @@ class PartsData:
     rectangle_of: np.ndarray  # which template rectangle occludes each image
     rectangles: list[np.ndarray]
     landmarks: np.ndarray  # (N, 5, 2) in the aligned crop
+    mesh_landmarks: np.ndarray  # (N, 5 or 68, 2): what the rectangles were warped through
 
 
 def parts_images(images: Path, pairs: list[LfwPair]) -> list[Path]:
@@ -151,6 +178,7 @@ def load_parts_data(cfg: PartsTrainConfig, progress: bool = True) -> PartsData:
     from facexplain.train.parts_features import (
         aligned_landmarks,
         extract_head_inputs,
+        landmarks68_of,
         rectangle_occluder,
     )
 
@@ -169,17 +197,22 @@ def load_parts_data(cfg: PartsTrainConfig, progress: bool = True) -> PartsData:
                                         (nodes[1],))[nodes[1]].shape[-1])
     clean = extract_head_inputs(pipe.model, spec, nodes, grid, paths, located, cfg.cache_dir,
                                 progress=progress)
+    marks = np.stack([aligned_landmarks(located[p], spec) for p in paths])
+    if cfg.mesh == 68:  # the template: the mean shape over the photos (labels play no part)
+        mesh_marks = landmarks68_of(spec, paths, located, cfg.cache_dir, progress)
+        template = mesh_marks.mean(axis=0)
+    else:
+        mesh_marks, template = marks, spec.alignment.as_array()
     rects = rectangle_bank(spec, cfg.n_rectangles, cfg.rectangle_seed)
     which = rectangle_assignment(len(paths), cfg.n_rectangles, cfg.rectangle_seed)
     occluded = extract_head_inputs(
         pipe.model, spec, nodes, grid, paths, located, cfg.cache_dir,
-        transform=rectangle_occluder(spec, paths, located, lambda i: rects[which[i]]),
-        tag=f"rect{cfg.n_rectangles}-seed{cfg.rectangle_seed}", progress=progress)
+        transform=rectangle_occluder(spec, template, mesh_marks, lambda i: rects[which[i]]),
+        tag=cfg.occlusion_tag, progress=progress)
     names = sorted({p.parent.name for p in paths})
     index = {n: i for i, n in enumerate(names)}
     identities = np.asarray([index[p.parent.name] for p in paths], dtype=np.int64)
-    marks = np.stack([aligned_landmarks(located[p], spec) for p in paths])
-    return PartsData(paths, clean, occluded, identities, which, rects, marks)
+    return PartsData(paths, clean, occluded, identities, which, rects, marks, mesh_marks)
 
 
 def training_subset(data: PartsData, pairs: list[LfwPair], half: str) -> np.ndarray:
@@ -276,6 +309,9 @@ def _step_losses(head: PartsHead, classifier: MarginSoftmax, data: PartsData, id
         tau = fad_mask(f, f_occ, keep=keep)
         terms["fad"] = cfg.fad_weight * fad_loss(f, f_occ, tau)
         terms["id_occluded"] = classifier(f_occ * tau, y)
+    elif cfg.uses_augmentation:  # the occluded face is one more training sample
+        f_occ = head.embed(head.responses(*(t.to(device) for t in data.occluded.take(idx))))
+        terms["id_occluded"] = classifier(f_occ, y)
     return terms
 
 

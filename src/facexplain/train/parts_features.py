@@ -50,21 +50,35 @@ def aligned_landmarks(located: LocatedFace, spec: BackboneSpec) -> np.ndarray:
 RectangleChooser = Callable[[int], np.ndarray]  # image index -> template corners (4, 2)
 
 
-def rectangle_occluder(spec: BackboneSpec, paths: list[Path],
-                       located: dict[Path, LocatedFace],
+def rectangle_occluder(spec: BackboneSpec, template: np.ndarray, marks: np.ndarray,
                        choose: RectangleChooser) -> Callable[[torch.Tensor, np.ndarray],
                                                              torch.Tensor]:
-    """Black out, in each aligned face, the template rectangle ``choose(i)`` warped to it."""
-    warper = RectangleWarper(spec.alignment.as_array(), spec.input_size)
+    """Black out, in each aligned face ``i``, the template rectangle ``choose(i)`` warped
+    through the mesh over its landmarks ``marks[i]`` (5 or 68 points; ``template`` alike)."""
+    warper = RectangleWarper(template, spec.input_size)
 
     def occlude(faces: torch.Tensor, indices: np.ndarray) -> torch.Tensor:
         out = faces.clone()
         for k, i in enumerate(indices):
-            marks = aligned_landmarks(located[paths[int(i)]], spec)
-            out[k] = apply_mask(faces[k], warper.mask(choose(int(i)), marks))
+            out[k] = apply_mask(faces[k], warper.mask(choose(int(i)), marks[int(i)]))
         return out
 
     return occlude
+
+
+def landmarks68_of(spec: BackboneSpec, paths: list[Path], located: dict[Path, LocatedFace],
+                   cache_dir: Path, progress: bool = True) -> np.ndarray:
+    """face-api's 68 points (N, 68, 2) on every aligned crop, in its pixels: the paper's mesh.
+    Computed once, in shards beside the head inputs (a rerun reads them back)."""
+    from facexplain.align.landmarks68 import landmarks68, load_landmarks68
+
+    net = load_landmarks68()
+    plan = ShardPlan(cache_dir / "parts" / "landmarks68" / spec.name, "landmarks68", "",
+                     "face-api-68", lambda faces: {"landmarks68": landmarks68(faces, net)},
+                     "landmarks68")
+    out = cached_shards(plan, spec, paths, located, None, 256, f"68 landmarks {spec.name}",
+                        progress)
+    return out["landmarks68"].numpy().astype(np.float64)
 
 
 @torch.inference_mode()
