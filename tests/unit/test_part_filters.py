@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from facexplain.align.templates import ARCFACE_112
-from facexplain.analysis.filters import part_rectangles
+from facexplain.analysis.filters import occlusion_locality, part_rectangles
 from facexplain.errors import InvalidArgument
 from facexplain.explain.parts import distance_terms, shares_of
 from facexplain.heads.parts_readout import cell_to_pixel, part_of, peak_locations, peak_statistics
@@ -76,15 +76,36 @@ def test_part_of_names_the_template_landmarks_and_the_regions_around_them() -> N
 
 def test_part_rectangles_are_32_by_12_of_a_96_frame_centred_on_the_parts() -> None:
     rects = part_rectangles(TEMPLATE, 112)
-    assert set(rects) == {"left eye", "right eye", "nose", "mouth"}
+    assert set(rects) == {"left eye", "right eye", "nose", "mouth", "forehead", "left cheek",
+                          "right cheek"}
     k = 112 / 96
     for name, r in rects.items():
         w, h = r[:, 0].max() - r[:, 0].min(), r[:, 1].max() - r[:, 1].min()
-        expected = (12 * k, 32 * k) if name == "nose" else (32 * k, 12 * k)
+        standing = name == "nose" or name.endswith("cheek")
+        expected = (12 * k, 32 * k) if standing else (32 * k, 12 * k)
         assert (w, h) == pytest.approx(expected)
         assert r.min() >= 0 and r.max() <= 111
     assert rects["left eye"].mean(axis=0) == pytest.approx(TEMPLATE[0])
     assert rects["nose"].mean(axis=0) == pytest.approx(TEMPLATE[2])
+    centre = {n: r.mean(axis=0) for n, r in rects.items()}
+    assert centre["forehead"][1] < centre["left eye"][1]  # above the eyes (y grows downwards)
+    assert centre["left cheek"][0] < TEMPLATE[2][0] < centre["right cheek"][0]
+    assert TEMPLATE[2][1] < centre["left cheek"][1] < centre["mouth"][1]
+
+
+def test_occlusion_locality_is_minus_one_when_change_falls_with_distance() -> None:
+    """Filters on a line away from the rectangle's centre, changing less the farther they are:
+    ρ = -1; the same changes shuffled against distance: ρ near 0; the largest change is read."""
+    corners = np.array([[10.0, 10], [20, 10], [20, 14], [10, 14]])
+    peaks = np.column_stack([15 + np.arange(40.0), np.full(40, 12.0)])
+    change = 1.0 / (1.0 + np.arange(40.0))
+    near = occlusion_locality(change, peaks, corners)
+    assert near["spearman_change_vs_distance"] == pytest.approx(-1.0)
+    assert near["max_abs_change"] == 1.0
+    assert near["mean_abs_change"] == pytest.approx(change.mean())
+    shuffled = np.random.default_rng(0).permutation(change)
+    assert abs(occlusion_locality(shuffled, peaks, corners)["spearman_change_vs_distance"]) < 0.4
+    assert occlusion_locality(np.zeros(40), peaks, corners)["spearman_change_vs_distance"] == 0
 
 
 def test_distance_terms_sum_to_one_minus_cosine() -> None:

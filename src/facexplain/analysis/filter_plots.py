@@ -104,6 +104,40 @@ def plot_occlusion_sensitivity(diffs: Mapping[str, Mapping[str, np.ndarray]],
     return _save(fig, path)
 
 
+def plot_occlusion_locations(diffs: Mapping[str, Mapping[str, np.ndarray]],
+                             peaks: Mapping[str, PeakStats],
+                             rectangles: Mapping[str, np.ndarray], mean_face: np.ndarray,
+                             size: int, path: Path) -> Path:
+    """Fig. 7: for each occluded place (columns) and head (rows), every filter at its average
+    peak on the mean face, coloured by its mean |f_i(I) - f_i(I_occ)| (one scale per row), the
+    template rectangle outlined; the title gives the largest change."""
+    plt = _plt()
+    parts, variants = list(diffs), list(peaks)
+    fig, axes = plt.subplots(len(variants), len(parts), figsize=(2.3 * len(parts) + 0.8,
+                                                                 2.5 * len(variants)),
+                             dpi=110, squeeze=False)
+    for r, variant in enumerate(variants):
+        vmax = max(float(np.max(diffs[p][variant])) for p in parts) or 1.0
+        xy = cell_to_pixel(peaks[variant].mean, peaks[variant].grid, size)
+        sc = None
+        for c, part in enumerate(parts):
+            ax = axes[r, c]
+            ax.imshow(mean_face)
+            quad = np.vstack([rectangles[part], rectangles[part][:1]])
+            ax.plot(quad[:, 0], quad[:, 1], color="white", lw=1.2)
+            d = np.asarray(diffs[part][variant])
+            order = np.argsort(d)  # the largest changes drawn last, on top
+            sc = ax.scatter(xy[order, 0], xy[order, 1], c=d[order], cmap="magma", vmin=0,
+                            vmax=vmax, s=14, edgecolors="none")
+            ax.set_xlim(-0.5, size - 0.5)
+            ax.set_ylim(size - 0.5, -0.5)
+            ax.set_axis_off()
+            ax.set_title(f"{variant}: {part}\nmax {d.max():.3f}", fontsize=8)
+        if sc is not None:
+            fig.colorbar(sc, ax=axes[r].tolist(), fraction=0.02, pad=0.01, label="|Δf|")
+    return _save(fig, path)
+
+
 def plot_response_maps(faces: torch.Tensor, responses: torch.Tensor, filters: Sequence[int],
                        labels: Sequence[str], path: Path, split: int | None = None,
                        title: str = "") -> Path:

@@ -26,7 +26,8 @@ from facexplain.errors import InvalidArgument
 from facexplain.heads.parts import PartsHead, head_inputs
 from facexplain.heads.parts_readout import peak_locations, peak_statistics, smoothed_responses
 
-OCCLUSION_PARTS = ("left eye", "right eye", "nose", "mouth")
+OCCLUSION_PARTS = ("left eye", "right eye", "nose", "mouth", "forehead", "left cheek",
+                   "right cheek")
 
 
 @dataclass(frozen=True)
@@ -62,15 +63,23 @@ def part_rectangles(template_landmarks: np.ndarray, size: int) -> dict[str, np.n
 
     Each is the paper's 32x12 rectangle of a 96 frame scaled to the crop: lying, centred on the
     eye ('left eye', 'right eye': the image's left and right) or on the midpoint of the mouth
-    corners ('mouth'); standing, centred on the nose tip ('nose'). Clipped to the crop.
+    corners ('mouth'); standing, centred on the nose tip ('nose'). The paper's "less critical"
+    places (Fig. 7) from the same five points: lying on the forehead (0.6 of the eye-to-mouth
+    distance above the eyes), standing on each cheek (0.7 of the eye distance beside the nose
+    tip, a little lower). Clipped to the crop.
     """
     marks = np.asarray(template_landmarks, dtype=np.float64)
     if marks.shape != (5, 2):
         raise InvalidArgument(f"expected (5, 2) template landmarks, got {marks.shape}")
     k = size / FRAME
     long, short = RECT_LONG * k, RECT_SHORT * k
+    eyes, mouth = marks[:2].mean(axis=0), marks[3:].mean(axis=0)
+    down, across = mouth - eyes, marks[1] - marks[0]
     spots = {"left eye": (marks[0], long, short), "right eye": (marks[1], long, short),
-             "nose": (marks[2], short, long), "mouth": (marks[3:].mean(axis=0), long, short)}
+             "nose": (marks[2], short, long), "mouth": (mouth, long, short),
+             "forehead": (eyes - 0.6 * down, long, short),
+             "left cheek": (marks[2] - 0.7 * across + 0.15 * down, short, long),
+             "right cheek": (marks[2] + 0.7 * across + 0.15 * down, short, long)}
     out = {}
     for name, (centre, w, h) in spots.items():
         cx = float(np.clip(centre[0], w / 2, size - 1 - w / 2))
@@ -125,3 +134,18 @@ def peak_metadata(head: PartsHead, model: FaceModel, faces: torch.Tensor,
     pos, neg = peak_locations(filter_responses(head, model, faces, batch).smoothed)
     sp, sn = (peak_statistics(x, head.config.grid) for x in (pos, neg))
     return {"peaks": {**sp.to_json(), "negative": sn.to_json()}}
+
+
+def occlusion_locality(diff: np.ndarray, peaks_px: np.ndarray,
+                       corners: np.ndarray) -> dict[str, float]:
+    """Fig. 7 in numbers, for one occluded place: the largest and mean |Δf_i| over filters, and
+    Spearman's ρ between |Δf_i| and the distance of filter i's average peak (pixels) from the
+    rectangle's centre; negative when the filters that move most sit near the occlusion, as the
+    paper's part-tied filters would."""
+    from scipy.stats import spearmanr
+
+    d = np.asarray(diff, dtype=np.float64)
+    dist = np.linalg.norm(np.asarray(peaks_px) - np.asarray(corners).mean(axis=0), axis=1)
+    rho = float(spearmanr(d, dist).statistic) if d.std() > 0 and dist.std() > 0 else 0.0
+    return {"max_abs_change": float(d.max()), "mean_abs_change": float(d.mean()),
+            "spearman_change_vs_distance": rho}

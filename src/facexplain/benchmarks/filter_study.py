@@ -3,9 +3,12 @@
 Why: a trained head is only interpretable if its filters stay on their parts for people it has
 not seen. This runner takes the heads trained for one fold (``heads.parts.checkpoint_path``),
 the LFW photos held out from that fold, and writes Fig. 5 (average peak locations), Fig. 9
-(histograms of per-filter peak std), Fig. 6 (sorted feature change under an eye and a nose
-occlusion), Fig. 8 (response maps of 10 filters on 5 people and on 5 photos of one person) and
-``filters.json`` with the numbers, the command and the date.
+(histograms of per-filter peak std), Fig. 6 (sorted feature change under each occlusion), Fig. 7
+(each filter at its average peak, coloured by how much an occlusion at six places moves it: eyes,
+nose and mouth against the paper's "less critical" forehead and cheek), Fig. 8 (response maps of
+10 filters on 5 people and on 5 photos of one person) and ``filters.json`` with the numbers
+(Fig. 7's largest change and the rank correlation of change with distance), the command and the
+date. The occlusions are warped through the five-point mesh, whatever mesh the heads trained on.
 
 Held-out photos: for fold 'half1' every photo of the identities in the pairs of LFW folds 1-5
 (``read_pairs``' ``fold`` 0-4), for 'half2' folds 6-10, for 'all' any LFW photo.
@@ -24,12 +27,13 @@ from tqdm import tqdm
 
 from facexplain.analysis.filter_plots import (
     face_image,
+    plot_occlusion_locations,
     plot_occlusion_sensitivity,
     plot_peak_locations,
     plot_response_maps,
     plot_std_histograms,
 )
-from facexplain.analysis.filters import occluded_faces, part_rectangles
+from facexplain.analysis.filters import occluded_faces, occlusion_locality, part_rectangles
 from facexplain.errors import AssetMissing, InvalidArgument
 from facexplain.heads.parts import VARIANTS, PartsHead, checkpoint_path, head_inputs, load_head
 from facexplain.heads.parts_readout import (
@@ -52,7 +56,9 @@ class FilterStudyConfig:
     lfw_images: Path = Path("lfw-deepfunneled")
     lfw_pairs: Path = Path("pairs.txt")
     cache_dir: Path = Path("cache")
-    occlusions: tuple[str, ...] = ("left eye", "nose")
+    occlusions: tuple[str, ...] = ("left eye", "right eye", "nose", "mouth", "forehead",
+                                   "left cheek")
+    heads_suffix: str = ""  # heads of another N_f or mesh (``PartsTrainConfig.checkpoint_suffix``)
     batch: int = 32
     seed: int = 0
     progress: bool = True
@@ -81,7 +87,7 @@ def _heads(cfg: FilterStudyConfig) -> dict[str, tuple[PartsHead, Path]]:
     for v in cfg.variants:
         if v not in VARIANTS:
             raise InvalidArgument(f"unknown head variant '{v}'; valid: {', '.join(VARIANTS)}")
-        path = checkpoint_path(cfg.backbone, v, cfg.fold, cfg.home)
+        path = checkpoint_path(cfg.backbone, v, cfg.fold + cfg.heads_suffix, cfg.home)
         if not path.is_file():
             raise AssetMissing(f"no '{v}' part-filter head for fold {cfg.fold} at {path}; train "
                                f"it with `facexplain train parts --backbone {cfg.backbone}`")
@@ -193,6 +199,9 @@ def run_filter_study(cfg: FilterStudyConfig, out: Path) -> dict[str, object]:
     plot_peak_locations(stats, mean_face, size, out / "fig5_peak_locations.png")
     plot_std_histograms(stats, out / "fig9_peak_std.png")
     plot_occlusion_sensitivity(mean_diff, out / "fig6_occlusion.png")
+    plot_occlusion_locations(mean_diff, {v: st[0] for v, st in stats.items()},
+                             {p: rects[p] for p in cfg.occlusions}, mean_face, size,
+                             out / "fig7_occlusion_locations.png")
     shown = "sad+fad" if "sad+fad" in heads else next(iter(heads))
     head = heads[shown][0]
     fig8 = aligned_batch(extra, located, spec)
@@ -202,7 +211,7 @@ def run_filter_study(cfg: FilterStudyConfig, out: Path) -> dict[str, object]:
     plot_response_maps(fig8, smooth, filters, labels, out / "fig8_responses.png",
                        split=len(extra) - FIG8_FACES,
                        title=f"{shown}: responses of {len(filters)} filters (red +, blue -)")
-    doc = _document(cfg, heads, stats, mean_diff, feats, n, template.as_array(), size)
+    doc = _document(cfg, heads, stats, mean_diff, feats, n, template.as_array(), size, rects)
     doc["fig8"] = {"variant": shown, "filters": filters, "faces": [str(p) for p in extra],
                    "grid": head.config.grid}
     (out / "filters.json").write_text(json.dumps(doc, indent=2) + "\n")
@@ -212,10 +221,14 @@ def run_filter_study(cfg: FilterStudyConfig, out: Path) -> dict[str, object]:
 def _document(cfg: FilterStudyConfig, heads: dict[str, tuple[PartsHead, Path]],
               stats: dict[str, tuple[PeakStats, PeakStats]],
               diffs: dict[str, dict[str, np.ndarray]], feats: dict[str, list[torch.Tensor]],
-              n: int, template: np.ndarray, size: int) -> dict[str, object]:
+              n: int, template: np.ndarray, size: int,
+              rects: dict[str, np.ndarray]) -> dict[str, object]:
+    from facexplain.heads.parts_readout import cell_to_pixel
+
     variants: dict[str, object] = {}
     for v, (head, path) in heads.items():
         sp, sn = stats[v]
+        peaks_px = cell_to_pixel(sp.mean, sp.grid, size)
         f_mag = float(torch.cat(feats[v]).abs().mean())
         variants[v] = {
             "checkpoint": str(path),
@@ -223,7 +236,8 @@ def _document(cfg: FilterStudyConfig, heads: dict[str, tuple[PartsHead, Path]],
             "parts": part_names(sp.mean, template, head.config.grid, size),
             "occlusion": {part: {"mean_abs_change": float(d[v].mean()),
                                  "relative_to_mean_abs_f": float(d[v].mean()) / max(f_mag, 1e-12),
-                                 "sorted": np.sort(d[v])[::-1].round(6).tolist()}
+                                 "sorted": np.sort(d[v])[::-1].round(6).tolist(),
+                                 **occlusion_locality(d[v], peaks_px, rects[part])}
                           for part, d in diffs.items()},
         }
     return {"command": cfg.command, "date": dt.datetime.now().isoformat(timespec="seconds"),

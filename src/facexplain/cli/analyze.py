@@ -88,17 +88,23 @@ def filters_command(
     fold: Annotated[str, typer.Option(help="Heads of this fold ('half1', 'half2' or 'all'); "
                                       "the photos are those the heads did not see.")] = "half1",
     images: Annotated[int, typer.Option(help="Held-out LFW photos to analyse.")] = 1000,
-    occlusions: Annotated[str, typer.Option(help="Parts hidden for Fig. 6 (left eye, right eye, "
-                                            "nose, mouth), comma separated.")] = "left eye,nose",
+    occlusions: Annotated[str, typer.Option(
+        help="Places hidden for Figs. 6-7 (left eye, right eye, nose, mouth, forehead, left "
+        "cheek, right cheek), comma separated.")]
+    = "left eye,right eye,nose,mouth,forehead,left cheek",
+    filters: Annotated[int, typer.Option(min=2, help="N_f of the heads (as trained).")] = 128,
+    mesh: Annotated[int, typer.Option(help="Mesh the heads trained with: 5 or 68.")] = 5,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/filters"),
     lfw: Annotated[Path, typer.Option(help="LFW root (images, pairs.txt).")] = LFW,
     seed: Annotated[int, typer.Option(help="Seed of the photo sample.")] = 0,
 ) -> None:
-    """Where the part filters of trained heads respond (the paper's Figs. 5, 6, 8, 9)."""
+    """Where the part filters of trained heads respond (the paper's Figs. 5-9)."""
     from facexplain.benchmarks.filter_study import FilterStudyConfig, run_filter_study
+    from facexplain.train.parts import PartsTrainConfig
 
+    suffix = PartsTrainConfig(backbone=backbone, n_filters=filters, mesh=mesh).checkpoint_suffix
     cfg = FilterStudyConfig(
-        backbone=backbone, fold=fold, n_images=images, seed=seed,
+        backbone=backbone, fold=fold, n_images=images, seed=seed, heads_suffix=suffix,
         variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
         occlusions=tuple(o.strip() for o in occlusions.split(",") if o.strip()),
         lfw_images=lfw / "lfw-deepfunneled", lfw_pairs=lfw / "pairs.txt",
