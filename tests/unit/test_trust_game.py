@@ -15,9 +15,9 @@ def _cell(share: float, n: int = 12) -> dict[str, object]:
             "pointing": {"mean": 0.3, "ci": [0.2, 0.4]}, "auc": {"mean": 0.6, "ci": [0.5, 0.7]}}
 
 
-def _doc(rows: dict[str, float], weights: str) -> dict[str, object]:
-    return {"backbone": "toy", "rows": {r: {"altered": _cell(s)} for r, s in rows.items()},
-            "pairs": {"altered": 12}, "date": "2026-12-06", "weights": weights}
+def _doc(rows: dict[str, float], weights: str, n: int = 12) -> dict[str, object]:
+    return {"backbone": "toy", "rows": {r: {"altered": _cell(s, n)} for r, s in rows.items()},
+            "pairs": {"altered": n}, "date": "2026-12-06", "weights": weights}
 
 
 def test_new_methods_are_ranked_with_the_old(monkeypatch: pytest.MonkeyPatch,
@@ -34,6 +34,28 @@ def test_new_methods_are_ranked_with_the_old(monkeypatch: pytest.MonkeyPatch,
     assert [t.value for t in rank] == ["2 of 4"]
     assert "12 planted LFW pairs" in rank[0].population
     assert not [t for t in trust_rows("toy", "lime", ["lime"], "w1")]  # other weights
+
+
+def test_a_short_run_keeps_larger_records_and_stores_only_the_named_methods(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The 300-pair xSSAB record survives a 10-pair run of new methods; --record-methods
+    stores only the rows of the named methods (x-face's pairing rows included)."""
+    from facexplain.explain.trust_game import planted_store
+
+    monkeypatch.setenv("FACEXPLAIN_HOME", str(tmp_path))
+    save_planted_records(_doc({"xssab": 0.09}, "w", n=300))
+    _, kept = save_planted_records(_doc({"xssab": 0.2, "lime": 0.1}, "w", n=10))
+    stored = planted_store().load()
+    assert kept == ["xssab"] and stored["toy:xssab"]["altered"]["share"]["mean"] == 0.09
+    assert stored["toy:lime"]["altered"]["n"] == 10
+    _, kept = save_planted_records(_doc({"xssab": 0.3}, "other", n=10))  # other weights
+    assert kept == []
+    save_planted_records(_doc({"occlusion": 0.2, "occlusion-per-face A": 0.1,
+                               "xface-occlusion (same)": 0.19, "rise": 0.05}, "w"),
+                         methods=("occlusion", "xface-occlusion"))
+    stored = planted_store().load()
+    assert {"toy:occlusion", "toy:xface-occlusion (same)"} <= set(stored)
+    assert "toy:occlusion-per-face A" not in stored and "toy:rise" not in stored
 
 
 def _which(mean: float, n: int) -> dict[str, object]:

@@ -240,7 +240,10 @@ def planted_command(
         help="Model that picks the look-alike donors (default: another built-in).")] = "",
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore finished pairs.")] = False,
     write_record: Annotated[bool, typer.Option(
-        "--write-record", help="Store each map's scores; the report shows them.")] = False,
+        "--write-record", help="Store each map's scores; the report shows them (a record "
+        "measured on more altered pairs is kept).")] = False,
+    record_methods: Annotated[str | None, typer.Option(
+        help="With --write-record: store only these methods' rows, comma separated.")] = None,
     workers: Annotated[int, typer.Option(
         min=0, help="Ray actors playing pairs (0: in this process).")] = 0,
     max_altered: Annotated[int | None, typer.Option(
@@ -264,10 +267,18 @@ def planted_command(
         run_planted,
     )
     from facexplain.benchmarks.planted_report import planted_table, plot_examples
+    from facexplain.errors import InvalidArgument
     from facexplain.methods.registry import parse_methods
 
     chosen = game_methods() if methods.strip() == "all" else tuple(
         i.name for i in parse_methods(methods))
+    only = None if record_methods is None else tuple(
+        m.strip() for m in record_methods.split(",") if m.strip())
+    if only is not None and not write_record:
+        raise InvalidArgument("--record-methods needs --write-record")
+    if only is not None and (not only or set(only) - set(chosen)):
+        raise InvalidArgument(f"--record-methods must name methods of this run "
+                              f"({', '.join(chosen)}), got '{record_methods}'")
     check_inputs(backbone, LFW_PAIRS, LFW_IMAGES, 10, json_out, figure)
     if mining:
         check_inputs(mining, LFW_PAIRS, LFW_IMAGES, 10)
@@ -296,4 +307,8 @@ def planted_command(
     if write_record:
         from facexplain.explain.trust_game import save_planted_records
 
-        typer.echo(f"game scores stored in {save_planted_records(doc)}")
+        written, kept = save_planted_records(doc, methods=only)
+        typer.echo(f"game scores stored in {written}")
+        if kept:
+            typer.echo(f"kept the stored records of {', '.join(kept)}: measured on more "
+                       "altered pairs than this run")

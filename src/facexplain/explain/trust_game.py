@@ -29,22 +29,47 @@ def planted_store(path: Path | None = None) -> RecordStore:
     return store_for(PLANTED_RECORDS, data_dir(), path)
 
 
-def save_planted_records(doc: dict[str, object], path: Path | None = None) -> Path:
+def _altered_pairs(row: dict[str, object] | None) -> int:
+    cell = row.get("altered") if row else None
+    return int(cell.get("n", 0)) if isinstance(cell, dict) else 0
+
+
+def _row_of_methods(row: str, methods: tuple[str, ...]) -> bool:
+    """Whether a map row belongs to one of ``methods`` ('xface-occlusion (same)' to
+    'xface-occlusion'; 'occlusion' is not 'occlusion-per-face')."""
+    return any(row == m or row.startswith(f"{m} ") for m in methods)
+
+
+def save_planted_records(doc: dict[str, object], path: Path | None = None,
+                         methods: tuple[str, ...] | None = None) -> tuple[Path, list[str]]:
     """One record per map row of a game run: its altered-pair scores with CIs, the control's
-    share, pair counts, command, date and weights."""
+    share, pair counts, command, date and weights. Only the rows of ``methods`` when given.
+
+    A stored record on the same weights measured on more altered pairs is kept (a short run
+    of new methods must not replace a 300-pair record); the rows kept so are returned."""
     store = planted_store(path)
     written = store.user
     rows = doc["rows"]
     assert isinstance(rows, dict)
+    stored = store.load()
+    kept = []
     for row, cells in rows.items():
-        written = store.save(f"{doc['backbone']}:{row}", {
+        if methods is not None and not _row_of_methods(str(row), methods):
+            continue
+        key = f"{doc['backbone']}:{row}"
+        old = for_weights(stored.get(key), str(doc.get("weights")) if doc.get("weights")
+                          else None)
+        if _altered_pairs(old) > _altered_pairs(cells):
+            kept.append(str(row))
+            continue
+        written = store.save(key, {
             "altered": cells.get("altered"), "same_person": cells.get("same-person"),
             "seconds_per_pair": cells.get("seconds_per_pair"), "pairs": doc["pairs"],
             "region_area_share": doc.get("region_area_share"),
             "command": doc.get("command", ""), "date": doc["date"],
             "weights": doc.get("weights"),
         })
-    return written
+    return written, kept
 
 
 @dataclass(frozen=True)
