@@ -94,3 +94,28 @@ def test_real_mining_finds_closer_impostors_than_lfw_random_ones() -> None:
     mined_scores = [p.mining_score for p in impostors]
     assert np.mean(mined_scores) > np.mean(random_scores) + 0.05
     assert min(mined_scores) > np.median(random_scores)
+
+
+def test_occlusion_statistics_take_a_study_set_evenly_with_ten_pseudo_folds(
+        tmp_path: Path) -> None:
+    """Fig. 3 on look-alike pairs: the chosen pairs span each class of the mined pool (the
+    most and the least alike impostor both in), every pseudo-fold holds both classes, and a
+    set too small is refused in one line."""
+    from facexplain.benchmarks.occlusion import study_selection
+
+    def pair(i: int, same: bool) -> StudyPair:
+        name = f"P{i:03d}"
+        other = name if same else f"Q{i:03d}"
+        return StudyPair(f"{name}/{name}_0001.jpg", f"{other}/{other}_0002.jpg", same,
+                         1 - i / 100, 0.5, same)
+
+    path = write_pairs(tmp_path / "set.json",
+                       [pair(i, True) for i in range(40)] + [pair(i, False) for i in range(60)],
+                       {})
+    chosen = study_selection(path, 20)
+    impostors = [p for p in chosen if not p.same]
+    assert len(chosen) == 40 and len(impostors) == 20
+    assert impostors[0].name_a == "P000" and impostors[-1].name_a == "P059"
+    assert {p.fold for p in chosen if p.same} == {p.fold for p in impostors} == set(range(10))
+    with pytest.raises(InvalidArgument, match="need 50"):
+        study_selection(path, 50)

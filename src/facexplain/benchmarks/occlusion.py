@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,9 @@ class OcclusionStatsConfig:
     batch_size: int = 32
     progress: bool = True
     device: str = "cpu"
+    # a study pair set (look-alike pairs, ``facexplain study pairs``) instead of LFW's folds:
+    # its first ``pairs_per_class`` of each class, ten pseudo-folds by position in each class
+    study_pairs: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,25 @@ def select_pairs(pairs: list[LfwPair], per_class: int) -> list[LfwPair]:
                 raise InvalidArgument(f"fold {fold + 1} has only {len(pool)} "
                                       f"{'genuine' if same else 'impostor'} pairs, need {want}")
             chosen.extend(pool[:want])
+    return chosen
+
+
+def study_selection(path: Path, per_class: int, n_folds: int = 10) -> list[LfwPair]:
+    """``per_class`` genuine and impostor pairs of a study pair set, evenly spaced over each
+    class in file order (a mined pool lists impostors from the most alike down: the choice
+    spans it); pair i of a class gets pseudo-fold i mod 10, so Θ is still chosen on nine
+    tenths and judged on the rest."""
+    from facexplain.benchmarks.pair_sets import study_pairs_as_lfw
+
+    every = study_pairs_as_lfw(path)
+    chosen: list[LfwPair] = []
+    for same in (True, False):
+        pool = [p for p in every if p.same == same]
+        if len(pool) < max(per_class, n_folds):
+            raise InvalidArgument(f"{path} has {len(pool)} {'genuine' if same else 'impostor'}"
+                                  f" pairs, need {max(per_class, n_folds)}")
+        spaced = np.linspace(0, len(pool) - 1, per_class).round().astype(int)
+        chosen += [replace(pool[k], fold=i % n_folds) for i, k in enumerate(spaced)]
     return chosen
 
 
@@ -170,7 +192,8 @@ def run_occlusion_stats(
     device = _device(cfg.device)
     size = get_spec(cfg.backbone).input_size
     n_windows = len(occlusion_windows(size, size, cfg.patch, cfg.stride))  # validates k, s
-    pairs = select_pairs(read_pairs(cfg.pairs), cfg.pairs_per_class)
+    pairs = (select_pairs(read_pairs(cfg.pairs), cfg.pairs_per_class) if cfg.study_pairs is None
+             else study_selection(cfg.study_pairs, cfg.pairs_per_class))
     pipe = pipeline or FacePipeline(cfg.backbone)
     paths = unique_images(pairs, cfg.images)
     check_images_exist(paths)
@@ -216,6 +239,9 @@ def run_occlusion_stats(
         "edge": explainer.edge,
         "n_windows": n_windows,
         "n_pairs": len(pairs),
+        "pair_set": (f"LFW {cfg.pairs.name}" if cfg.study_pairs is None else
+                     f"study pair set {cfg.study_pairs.name}, {cfg.pairs_per_class} of each "
+                     "class evenly spaced, pseudo-folds by position"),
         "n_genuine": int(same.sum()),
         "n_impostor": int((~same).sum()),
         **asdict(sep),

@@ -97,6 +97,9 @@ def occlusion_stats_command(
     write_theta: Annotated[
         bool, typer.Option(help="Store the mean fold Θ for this backbone and setting.")
     ] = False,
+    study_pairs: Annotated[Path | None, typer.Option(
+        help="A study pair set (`facexplain study pairs`: look-alike impostors, as the "
+        "paper's SLLFW) instead of LFW's folds.")] = None,
 ) -> None:
     """Pairwise-occlusion Δ statistics on LFW (paper Fig. 3) and the held-out max-Δ AUC."""
     from facexplain.benchmarks.occlusion import (
@@ -106,9 +109,17 @@ def occlusion_stats_command(
     )
 
     check_inputs(backbone, pairs, images, 10, json_out, plot)
+    if study_pairs is not None and write_theta:
+        from facexplain.errors import InvalidArgument
+
+        raise InvalidArgument("--write-theta stores Θ from LFW's folds; not with --study-pairs")
+    if study_pairs is not None and not study_pairs.is_file():
+        from facexplain.errors import InputNotFound
+
+        raise InputNotFound(f"study pair set not found: {study_pairs}")
     cfg = OcclusionStatsConfig(backbone=backbone, patch=patch, stride=stride, fill=fill,
                                pairs_per_class=pairs_per_class, pairs=pairs, images=images,
-                               batch_size=batch_size, device=device)
+                               batch_size=batch_size, device=device, study_pairs=study_pairs)
     result = run_occlusion_stats(cfg)
     s = dict(result.summary)
     s["command"] = command_line()
