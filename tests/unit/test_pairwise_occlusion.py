@@ -356,6 +356,10 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     (["--pairs-per-class", "3"], ">= the 10 folds"),
     (["--backbone", "nope"], "unknown backbone"),
     (["--device", "abacus"], "unknown torch device"),
+    (["--study-pairs", "/nonexistent/set.json"], "study pair set not found"),
+    (["--study-pairs", str(SHARED_DATA / "lfw" / "pairs.txt")], "not a study pair set"),
+    (["--study-pairs", str(SHARED_DATA / "lfw" / "pairs.txt"), "--write-theta"],
+     "not with --study-pairs"),
 ])
 def test_occlusion_stats_cli_rejects_bad_arguments(
     args: list[str], message: str, capsys: pytest.CaptureFixture[str]

@@ -83,3 +83,17 @@ def test_which_face_is_claimed_only_on_enough_pairs_and_not_for_edits(
     verified, sentence = which_face_verified("toy", "edits", "w")
     assert not verified and "finds the edit" in sentence
     assert which_face_verified("toy", "owner", "w")[0]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--record-methods", "lime"], "needs --write-record"),
+    (["--write-record", "--record-methods", "lime", "--methods", "rise"],
+     "must name methods of this run"),
+])
+def test_planted_record_methods_refused_in_one_line(args: list[str], message: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.unit.test_pairwise_occlusion import run_cli
+
+    code, err = run_cli(["benchmark", "planted", *args], capsys)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code != 0 and len(lines) == 1 and message in lines[0], err
