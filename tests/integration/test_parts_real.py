@@ -171,3 +171,42 @@ def test_68_point_occlusion_and_the_augmented_baseline(pipe: FacePipeline,
     assert cfg.checkpoint_suffix == "-f16-mesh68" and cfg.occlusion_tag.endswith("-mesh68")
     with pytest.raises(Exception, match="mesh must be one of 5, 68"):
         PartsTrainConfig(mesh=12)
+
+
+def test_filter_study_draws_fig7_with_its_numbers(tmp_path: Path) -> None:
+    """`analyze filters` end to end on real held-out LFW photos and the real backbone, with two
+    small heads of another N_f (stored apart by their suffix): Fig. 7 is drawn, and every one of
+    the six occluded places has its largest change, mean change and rank correlation with
+    distance in filters.json."""
+    from facexplain import settings
+    from facexplain.benchmarks.filter_study import FilterStudyConfig, run_filter_study
+    from facexplain.heads.parts import PartsHead, PartsHeadConfig, checkpoint_path
+
+    home = tmp_path / "home"
+    home.mkdir()
+    for entry in settings.current().home.iterdir():  # the real models; heads of our own
+        if entry.name not in ("parts", "records"):
+            (home / entry.name).symlink_to(entry)
+    torch.manual_seed(0)
+    for variant in ("base", "sad+fad"):
+        head = PartsHead(PartsHeadConfig(
+            backbone="sface", nodes=nodes_for("sface"), in_channels=(256, 512, 1024), grid=14,
+            late_size=7, n_filters=16, branch_channels=8, lmf_drop=0.8, n_classes=4))
+        save_head(head.eval(), checkpoint_path("sface", variant, "half1-f16", home))
+    lfw = settings.current().lfw
+    cfg = FilterStudyConfig(backbone="sface", fold="half1", n_images=6,
+                            lfw_images=lfw / "lfw-deepfunneled", lfw_pairs=lfw / "pairs.txt",
+                            cache_dir=tmp_path / "cache", heads_suffix="-f16", home=home,
+                            progress=False)
+    doc = run_filter_study(cfg, tmp_path / "out")
+    assert (tmp_path / "out" / "fig7_occlusion_locations.png").stat().st_size > 10_000
+    for variant in ("base", "sad+fad"):
+        occlusion = doc["variants"][variant]["occlusion"]  # type: ignore[index]
+        assert list(occlusion) == list(cfg.occlusions)
+        for place in occlusion.values():
+            assert place["max_abs_change"] >= place["mean_abs_change"] > 0
+            assert -1 <= place["spearman_change_vs_distance"] <= 1
+    with pytest.raises(Exception, match="no 'base' part-filter head"):
+        run_filter_study(FilterStudyConfig(backbone="sface", fold="half1", home=home,
+                                           lfw_images=cfg.lfw_images, lfw_pairs=cfg.lfw_pairs),
+                         tmp_path / "none")

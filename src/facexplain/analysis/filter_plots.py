@@ -115,7 +115,7 @@ def plot_occlusion_locations(diffs: Mapping[str, Mapping[str, np.ndarray]],
     parts, variants = list(diffs), list(peaks)
     fig, axes = plt.subplots(len(variants), len(parts), figsize=(2.3 * len(parts) + 0.8,
                                                                  2.5 * len(variants)),
-                             dpi=110, squeeze=False)
+                             dpi=110, squeeze=False, layout="constrained")
     for r, variant in enumerate(variants):
         vmax = max(float(np.max(diffs[p][variant])) for p in parts) or 1.0
         xy = cell_to_pixel(peaks[variant].mean, peaks[variant].grid, size)
@@ -135,7 +135,10 @@ def plot_occlusion_locations(diffs: Mapping[str, Mapping[str, np.ndarray]],
             ax.set_title(f"{variant}: {part}\nmax {d.max():.3f}", fontsize=8)
         if sc is not None:
             fig.colorbar(sc, ax=axes[r].tolist(), fraction=0.02, pad=0.01, label="|Δf|")
-    return _save(fig, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def plot_response_maps(faces: torch.Tensor, responses: torch.Tensor, filters: Sequence[int],
