@@ -54,7 +54,7 @@ class OcclusionStatsConfig:
     progress: bool = True
     device: str = "cpu"
     # a study pair set (look-alike pairs, ``facexplain study pairs``) instead of LFW's folds:
-    # its first ``pairs_per_class`` of each class, ten pseudo-folds by position in each class
+    # ``pairs_per_class`` of each class evenly spaced, ten pseudo-folds (``study_selection``)
     study_pairs: Path | None = None
 
 

@@ -28,6 +28,23 @@ from facexplain.cli.options import (
 )
 
 
+def _record_methods(record_methods: str | None, write_record: bool,
+                    chosen: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The methods whose records ``--record-methods`` stores (None: all of the run); refused in
+    one line without ``--write-record``, empty, or naming a method the run does not have."""
+    from facexplain.errors import InvalidArgument
+
+    if record_methods is None:
+        return None
+    only = tuple(m.strip() for m in record_methods.split(",") if m.strip())
+    if not write_record:
+        raise InvalidArgument("--record-methods needs --write-record")
+    if not only or set(only) - set(chosen):
+        raise InvalidArgument(f"--record-methods must name methods of this run "
+                              f"({', '.join(chosen)}), got '{record_methods}'")
+    return only
+
+
 def faithfulness_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     n_pairs: Annotated[
@@ -86,18 +103,12 @@ def faithfulness_command(
     chosen = ranked_methods() if methods.strip() == "all" else tuple(
         m.strip() for m in methods.split(",") if m.strip())
     check_inputs(backbone, pairs_file, images, 10, json_out, plot)
-    only = None if record_methods is None else tuple(
-        m.strip() for m in record_methods.split(",") if m.strip())
     if study_pairs is not None and write_record:
         from facexplain.errors import InvalidArgument
 
         raise InvalidArgument("--write-record stores the LFW ranks the report shows; "
                               "run it without --study-pairs")
-    if only is not None and not set(only) <= set(chosen):
-        from facexplain.errors import InvalidArgument
-
-        raise InvalidArgument(f"--record-methods {', '.join(sorted(set(only) - set(chosen)))}"
-                              " not in --methods")
+    only = _record_methods(record_methods, write_record, chosen)
     cfg = FaithfulnessConfig(
         backbone=backbone, n_pairs=n_pairs, methods=chosen, fill=fill,
         patch=patch, stride=stride, ig_steps=ig_steps or None,
@@ -267,18 +278,11 @@ def planted_command(
         run_planted,
     )
     from facexplain.benchmarks.planted_report import planted_table, plot_examples
-    from facexplain.errors import InvalidArgument
     from facexplain.methods.registry import parse_methods
 
     chosen = game_methods() if methods.strip() == "all" else tuple(
         i.name for i in parse_methods(methods))
-    only = None if record_methods is None else tuple(
-        m.strip() for m in record_methods.split(",") if m.strip())
-    if only is not None and not write_record:
-        raise InvalidArgument("--record-methods needs --write-record")
-    if only is not None and (not only or set(only) - set(chosen)):
-        raise InvalidArgument(f"--record-methods must name methods of this run "
-                              f"({', '.join(chosen)}), got '{record_methods}'")
+    only = _record_methods(record_methods, write_record, chosen)
     check_inputs(backbone, LFW_PAIRS, LFW_IMAGES, 10, json_out, figure)
     if mining:
         check_inputs(mining, LFW_PAIRS, LFW_IMAGES, 10)
