@@ -62,8 +62,8 @@ def test_warped_rectangle_stays_on_the_eye_of_a_turned_face(pipe: FacePipeline,
         assert np.abs(off).max() < 0.05  # centred on the eye within 5% of the eye distance
 
 
-def test_tiny_training_run_lowers_the_loss_and_round_trips(pipe: FacePipeline,
-                                                          tmp_path: Path) -> None:
+def _eyes_hidden_data(pipe: FacePipeline, tmp_path: Path) -> PartsData:
+    """16 real photos of 4 people, clean and with both eyes blacked out."""
     spec = get_spec("sface")
     paths = [lfw_image(name, i) for name in PEOPLE for i in range(1, 5)]
     located = _locate(pipe, paths)
@@ -78,8 +78,14 @@ def test_tiny_training_run_lowers_the_loss_and_round_trips(pipe: FacePipeline,
                                    tag="eyes", progress=False)
     assert clean.early.shape == (16, 256, 14, 14) and clean.late.shape == (16, 1024, 7, 7)
     assert not torch.equal(clean.middle, occluded.middle)
-    data = PartsData(paths, clean, occluded, np.repeat(np.arange(4), 4), np.zeros(16, int),
+    return PartsData(paths, clean, occluded, np.repeat(np.arange(4), 4), np.zeros(16, int),
                      rects, marks, marks)
+
+
+def test_tiny_training_run_lowers_the_loss_and_round_trips(pipe: FacePipeline,
+                                                          tmp_path: Path) -> None:
+    data = _eyes_hidden_data(pipe, tmp_path)
+    clean = data.clean
     cfg = PartsTrainConfig(variant="sad+fad", n_filters=16, branch_channels=8, epochs=12,
                            batch=8, lr=3e-3, cache_dir=tmp_path)
     result = train_parts_head(data, np.arange(16), cfg, progress=False)
@@ -91,6 +97,45 @@ def test_tiny_training_run_lowers_the_loss_and_round_trips(pipe: FacePipeline,
     e, m, lt = clean.take(np.arange(3))
     assert meta["split"] == "test"
     assert torch.allclose(result.head(e, m, lt)[1], again(e, m, lt)[1], atol=1e-6)
+
+
+def test_unfrozen_trial_moves_only_the_tail_and_round_trips(pipe: FacePipeline,
+                                                            tmp_path: Path) -> None:
+    """--unfreeze: the backbone's layers from the middle map to the late one train with the
+    head; the pipeline's own backbone stays as it was, the head computes its late map itself,
+    and a checkpoint holds just the moved weights."""
+    from facexplain.errors import InvalidArgument
+    from facexplain.heads.parts_tail import BackboneTail
+
+    data = _eyes_hidden_data(pipe, tmp_path)
+    shared = {n: p.detach().clone() for n, p in pipe.model.named_parameters()}
+    cfg = PartsTrainConfig(variant="sad+fad", n_filters=16, branch_channels=8, epochs=4,
+                           batch=8, lr=3e-3, tail_lr=1e-3, unfreeze=True, cache_dir=tmp_path)
+    result = train_parts_head(data, np.arange(16), cfg, progress=False)
+    head = result.head
+    assert head.tail is not None and cfg.checkpoint_suffix == "-f16-unfrozen"
+    pretrained = dict(pipe.model.graph.named_parameters())
+    names = sorted(head.tail.weights.keys())
+    assert names and all(n.startswith(("conv_13", "conv_14")) for n in names)  # sface's tail
+    moved = [float((head.tail.weights[n] - pretrained[n]).detach().abs().max()) for n in names]
+    assert min(moved) > 0
+    assert all(torch.equal(p, shared[n]) for n, p in pipe.model.named_parameters())
+    e, m, lt = data.clean.take(np.arange(3))
+    with torch.no_grad():
+        f = head(e, m, lt)[1]
+        assert torch.equal(f, head(e, m, torch.zeros_like(lt))[1])  # late: the tail's own
+        assert not torch.allclose(head.tail(m), lt.float(), atol=1e-3)  # and it moved
+    saved = save_head(head, tmp_path / "unfrozen.safetensors")
+    from safetensors.torch import load_file
+
+    stored = load_file(str(saved))
+    assert sum(k.startswith("tail.") for k in stored) == len(names)
+    assert sum(v.numel() for v in stored.values()) < 2_500_000  # not the whole backbone
+    again, _ = load_head(saved)
+    with torch.no_grad():
+        assert torch.allclose(f, again(e, m, lt)[1], atol=1e-5)
+    with pytest.raises(InvalidArgument, match="not a graph model"):
+        BackboneTail("dlib-resnet", "conv64", "conv128")
 
 
 def test_68_point_mesh_keeps_the_rectangle_on_the_eye_of_a_turned_face(pipe: FacePipeline,

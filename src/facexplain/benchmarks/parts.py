@@ -200,7 +200,9 @@ def _trained_as(path: Path, cfg: PartsTrainConfig) -> bool:
     if not path.is_file() or not meta_file.is_file():
         return False
     stored = json.loads(meta_file.read_text()).get("train") or {}
-    return bool({"mesh": 5, **stored} == cfg.to_json())  # heads from before the 68-point mesh
+    # heads trained before a setting existed were trained at its default
+    added = {"mesh": 5, "unfreeze": False, "tail_lr": PartsTrainConfig.tail_lr}
+    return bool({**added, **stored} == cfg.to_json())
 
 
 def keep_label(cfg: PartsTrainConfig) -> str:

@@ -94,6 +94,8 @@ def filters_command(
     = "left eye,right eye,nose,mouth,forehead,left cheek",
     filters: Annotated[int, typer.Option(min=2, help="N_f of the heads (as trained).")] = 128,
     mesh: Annotated[int, typer.Option(help="Mesh the heads trained with: 5 or 68.")] = 5,
+    unfreeze: Annotated[bool, typer.Option(
+        "--unfreeze", help="Heads of the unfrozen trial (trained with --unfreeze).")] = False,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/filters"),
     lfw: Annotated[Path, typer.Option(help="LFW root (images, pairs.txt).")] = LFW,
     seed: Annotated[int, typer.Option(help="Seed of the photo sample.")] = 0,
@@ -102,7 +104,8 @@ def filters_command(
     from facexplain.benchmarks.filter_study import FilterStudyConfig, run_filter_study
     from facexplain.train.parts import PartsTrainConfig
 
-    suffix = PartsTrainConfig(backbone=backbone, n_filters=filters, mesh=mesh).checkpoint_suffix
+    suffix = PartsTrainConfig(backbone=backbone, n_filters=filters, mesh=mesh,
+                              unfreeze=unfreeze).checkpoint_suffix
     cfg = FilterStudyConfig(
         backbone=backbone, fold=fold, n_images=images, seed=seed, heads_suffix=suffix,
         variants=tuple(v.strip() for v in variants.split(",") if v.strip()),

@@ -32,10 +32,13 @@ ThreadsOpt = Annotated[int | None, typer.Option(min=1, help="torch threads.")]
 MeshOpt = Annotated[int, typer.Option(
     help="Landmarks the occluding rectangle is warped through: 5 (the detector's, an 18-point "
     "mesh) or 68 (face-api's, the paper's mesh).")]
+UnfreezeOpt = Annotated[bool, typer.Option(
+    "--unfreeze", help="The unfrozen trial: the backbone's layers from the head's middle map to "
+    "its late map train with the head (graph backbones only; stored apart).")]
 
 
 def _config(backbone: str, variant: str, epochs: int, filters: int, keep: float,
-            lfw: Path, threads: int | None, mesh: int = 5) -> object:
+            lfw: Path, threads: int | None, mesh: int = 5, unfreeze: bool = False) -> object:
     import torch
 
     from facexplain.backbones.registry import get_spec
@@ -44,12 +47,16 @@ def _config(backbone: str, variant: str, epochs: int, filters: int, keep: float,
     from facexplain.train.parts import PartsTrainConfig
 
     get_spec(backbone)
-    nodes_for(backbone)
+    nodes = nodes_for(backbone)
     check_pairs_file(lfw / "pairs.txt", folds=10)
+    if unfreeze:  # fail now, not after an hour of feature extraction
+        from facexplain.heads.parts_tail import BackboneTail
+
+        BackboneTail(backbone, nodes[1], nodes[2])
     if threads:
         torch.set_num_threads(threads)
     return PartsTrainConfig(backbone=backbone, variant=variant, epochs=epochs,
-                            n_filters=filters, fad_keep=keep, mesh=mesh,
+                            n_filters=filters, fad_keep=keep, mesh=mesh, unfreeze=unfreeze,
                             images=lfw / "lfw-deepfunneled", pairs=lfw / "pairs.txt")
 
 
@@ -64,6 +71,7 @@ def train_command(
     filters: FiltersOpt = 128,
     fad_keep: KeepOpt = 260 / 320,
     mesh: MeshOpt = 5,
+    unfreeze: UnfreezeOpt = False,
     lfw: LfwOpt = LFW,
     threads: ThreadsOpt = None,
 ) -> None:
@@ -73,7 +81,7 @@ def train_command(
 
     if split not in HALVES:
         raise InvalidArgument(f"--split must be one of {', '.join(HALVES)}, got '{split}'")
-    cfg = _config(backbone, variant, epochs, filters, fad_keep, lfw, threads, mesh)
+    cfg = _config(backbone, variant, epochs, filters, fad_keep, lfw, threads, mesh, unfreeze)
     assert isinstance(cfg, PartsTrainConfig)
     saved = run_parts_training(cfg, [split])
     typer.echo(f"head written: {saved[0]}")
@@ -90,6 +98,7 @@ def benchmark_command(
     filters: FiltersOpt = 128,
     fad_keep: KeepOpt = 260 / 320,
     mesh: MeshOpt = 5,
+    unfreeze: UnfreezeOpt = False,
     yale: Annotated[Path | None, typer.Option(help="Yale faces folder ('' to skip).")] = YALE,
     retrain: Annotated[bool, typer.Option(help="Retrain heads even if trained alike.")] = False,
     json_out: JsonOpt = None,
@@ -98,7 +107,8 @@ def benchmark_command(
 ) -> None:
     """The paper's ablation on LFW (clean and occluded, fold-honest halves), Yale EER and peak
     statistics, for every variant (base-aug: the paper's augmented baseline) and the backbone's
-    own cosine. Heads of another --filters or --mesh are stored apart from the default ones."""
+    own cosine. Heads of another --filters, --mesh or --unfreeze are stored apart from the
+    default ones."""
     from facexplain.benchmarks.parts import run_interpretable_benchmark
     from facexplain.errors import InvalidArgument
     from facexplain.heads.parts import VARIANTS
@@ -118,7 +128,7 @@ def benchmark_command(
     if json_out is not None:
         check_inputs(backbone, lfw / "pairs.txt", None, 10, json_out)
     yale_dir = yale if yale is not None and str(yale) not in ("", ".") else None
-    cfg = _config(backbone, chosen[0], epochs, filters, fad_keep, lfw, threads, mesh)
+    cfg = _config(backbone, chosen[0], epochs, filters, fad_keep, lfw, threads, mesh, unfreeze)
     assert isinstance(cfg, PartsTrainConfig)
     doc = run_interpretable_benchmark(cfg, chosen, keeps, yale_dir, retrain, log=typer.echo)
     doc["command"] = command_line()

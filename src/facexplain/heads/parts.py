@@ -57,6 +57,9 @@ class PartsHeadConfig:
     branch_channels: int = 48
     lmf_drop: float = 0.5  # d: share of each channel's cells zeroed by LMF
     n_classes: int = 1
+    # the unfrozen trial: the backbone's layers from the middle map to the late one are part
+    # of the head and trained with it (``heads.parts_tail``); the late input is then ignored
+    tail: bool = False
 
 
 def lmf(psi: torch.Tensor, drop: float) -> torch.Tensor:
@@ -89,10 +92,17 @@ class PartsHead(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.trunc_normal_(m.weight, std=0.02)  # the paper's initialisation
+        self.tail: nn.Module | None = None
+        if config.tail:
+            from facexplain.heads.parts_tail import BackboneTail
+
+            self.tail = BackboneTail(config.backbone, config.nodes[1], config.nodes[2])
 
     def hypercolumn(self, early: torch.Tensor, middle: torch.Tensor,
                     late: torch.Tensor) -> torch.Tensor:
         g = self.config.grid
+        if self.tail is not None:
+            late = self.tail(middle)
         if early.shape[-1] != g:
             early = F.adaptive_avg_pool2d(early.float(), g)
         up = F.interpolate(self.late(late.float()), size=(g, g), mode="bilinear",

@@ -17,6 +17,10 @@ the clean and on the occluded face (the paper's augmented baseline); 'sad' + SAD
 
 The occluding rectangle is warped through a mesh over five detected landmarks (``mesh=5``) or,
 as the paper, over face-api's 68 (``mesh=68``, found on every aligned crop, cached).
+
+The unfrozen trial (``unfreeze=True``): the backbone's layers from the middle map to the late
+one (``heads.parts_tail``) train with the head, so the features may move; the cached middle
+maps stay the inputs and the late map is recomputed at every step.
 """
 
 from __future__ import annotations
@@ -88,6 +92,10 @@ class PartsTrainConfig:
     # Not in the paper: pull the in-batch cosines of f towards the frozen backbone's (MSE), so
     # a head trained on LFW's few thousand photos keeps the backbone's verification skill.
     teacher_weight: float = 0.0
+    # The unfrozen trial: the backbone's layers from the middle map to the late one train with
+    # the head (at ``tail_lr``, pretrained weights move gently); the rest stays frozen.
+    unfreeze: bool = False
+    tail_lr: float = 1e-4
     seed: int = 0
     images: Path = field(default_factory=lambda: settings.current().lfw_images)
     pairs: Path = field(default_factory=lambda: settings.current().lfw_pairs)
@@ -128,7 +136,8 @@ class PartsTrainConfig:
     def checkpoint_suffix(self) -> str:
         """Tells apart heads trained away from the default N_f and mesh (none for those)."""
         return ((f"-f{self.n_filters}" if self.n_filters != DEFAULT_FILTERS else "")
-                + (f"-mesh{self.mesh}" if self.mesh != 5 else ""))
+                + (f"-mesh{self.mesh}" if self.mesh != 5 else "")
+                + ("-unfrozen" if self.unfreeze else ""))
 
     def to_json(self) -> dict[str, object]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -257,15 +266,21 @@ def train_parts_head(data: PartsData, subset: np.ndarray, cfg: PartsTrainConfig,
         backbone=cfg.backbone, nodes=nodes_for(cfg.backbone),
         in_channels=(e.shape[1], m.shape[1], lt.shape[1]), grid=int(m.shape[-1]),
         late_size=int(lt.shape[-1]), n_filters=cfg.n_filters,
-        branch_channels=cfg.branch_channels, lmf_drop=cfg.lmf_drop, n_classes=len(persons))
+        branch_channels=cfg.branch_channels, lmf_drop=cfg.lmf_drop, n_classes=len(persons),
+        tail=cfg.unfreeze)
     head = PartsHead(config).to(device)
     classifier = MarginSoftmax(cfg.n_filters, len(persons), "cosface", cfg.margin,
                                cfg.scale).to(device)
-    opt = torch.optim.Adam([*head.parameters(), *classifier.parameters()], lr=cfg.lr)
+    moving = list(head.tail.parameters()) if head.tail is not None else []
+    own = [p for p in [*head.parameters(), *classifier.parameters()]
+           if all(p is not q for q in moving)]
+    rates = [cfg.lr] + ([cfg.tail_lr] if moving else [])
+    opt = torch.optim.Adam([{"params": ps, "lr": lr}
+                            for ps, lr in zip([own, moving], rates, strict=False)])
     keep = max(1, round(cfg.fad_keep * cfg.n_filters))
     history: list[dict[str, float]] = []
     n_steps = len(epoch_batches(subset, data.rectangle_of, cfg.batch, rng)) * cfg.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=max(1, n_steps + 8))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, rates, total_steps=max(1, n_steps + 8))
     bar = tqdm(total=n_steps, desc=f"train parts {cfg.variant}", unit="step",
                disable=not progress)
     head.train()
