@@ -6,13 +6,21 @@ Pairs come from the last pairs of folds 6-10 (not used to calibrate Θ). The imp
 most similar-looking ones there (highest cosine), as the paper studies similar-looking faces;
 the same nine pairs in every figure, as in the paper. The gradient and deconvnet maps are
 magnitudes per face, each scaled to its own pair's maximum.
+
+Grids without a stored Θ (the paper's fine (8, 1)) use ``--scale max``: Δ over the largest Δ
+of the nine pairs, so genuine and impostor maps share one scale. Each pair's occlusion maps
+are kept under ``out/gallery-cache/`` as they finish (a rerun resumes), with their seconds;
+``--json`` writes the per-pair seconds and max Δ.
 Usage: .venv/bin/python bench/occlusion_gallery.py [--backbone sface]
-       [--method occlusion|saliency|deconv] [--out docs/figures/...]
+       [--method occlusion|saliency|deconv] [--patch 8 --stride 1 --scale max]
+       [--out docs/figures/...] [--json docs/results/...]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
 from pathlib import Path
 
 import matplotlib
@@ -51,14 +59,17 @@ def main() -> None:
     parser.add_argument("--stride", type=int, default=8)
     parser.add_argument("--method", default="occlusion",
                         choices=("occlusion", "saliency", "deconv"))
+    parser.add_argument("--scale", default="theta", choices=("theta", "max"))
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     prefix = "occlusion" if args.method == "occlusion" else f"{args.method}"
     out = args.out or Path(f"docs/figures/{prefix}-gallery-{args.backbone}.png")
     record = get_theta(args.backbone, args.patch, args.stride)
-    if args.method == "occlusion" and record is None:
+    if args.method == "occlusion" and args.scale == "theta" and record is None:
         raise SystemExit(f"no Θ stored for {args.backbone} k={args.patch} s={args.stride}; run "
-                         "facexplain benchmark occlusion-stats ... --write-theta first")
+                         "facexplain benchmark occlusion-stats ... --write-theta first, or "
+                         "use --scale max")
     pipe = FacePipeline(args.backbone)
     images = LFW / "lfw-deepfunneled"
     pool = candidates(read_pairs(LFW / "pairs.txt"))
@@ -74,34 +85,58 @@ def main() -> None:
     if args.method != "occlusion":
         gradient_gallery(pipe, args.method, args.backbone, chosen, faces, sims, out)
         return
-    assert record is not None
     occ = PairwiseOcclusion.for_backbone(pipe.scorer, args.backbone, args.patch, args.stride)
+    cache = Path("out/gallery-cache") / f"{args.backbone}-k{args.patch}-s{args.stride}"
+    cache.mkdir(parents=True, exist_ok=True)
+    deltas, seconds = {}, {}
+    for p in chosen:
+        kept = cache / f"{p.name_a}-{p.index_a}-{p.name_b}-{p.index_b}.npz"
+        if not kept.is_file():
+            started = time.perf_counter()
+            delta = occ.explain(faces[p]).maps["delta"].float().numpy()
+            np.savez(kept, delta=delta, seconds=time.perf_counter() - started)
+            print(f"{p.name_a} / {p.name_b}: {time.perf_counter() - started:.0f} s", flush=True)
+        with np.load(kept) as f:
+            deltas[p], seconds[p] = f["delta"], float(f["seconds"])
+    if args.scale == "theta":
+        assert record is not None
+        scale, label = record.theta, f"Θ={record.theta:.4f}"
+    else:
+        scale = max(float(d.max()) for d in deltas.values())
+        label = f"scaled by the largest Δ of the nine pairs, {scale:.4f}"
     fig, axes = plt.subplots(3, 6, figsize=(12, 6.6), dpi=110, layout="constrained")
     image = None
     for i, p in enumerate(chosen):
-        pair = faces[p]
-        result = occ.explain(pair)
-        maps = result.maps["difference_normalized"]
+        pair, maps = faces[p], np.clip(deltas[p] / scale, 0, 1)
         for j in range(2):
             ax = axes[i // 3, (i % 3) * 2 + j]
             ax.imshow(pair[j].permute(1, 2, 0).clamp(0, 255).byte().numpy())
-            image = ax.imshow(maps[j].numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            image = ax.imshow(maps[j], cmap="jet", alpha=0.5, vmin=0, vmax=1)
             ax.set_axis_off()
         kind = "genuine" if p.same else "impostor"
         axes[i // 3, (i % 3) * 2].set_title(
             f"{kind}: {p.name_a[:14]} / {p.name_b[:14]}\ncos {sims[p]:.3f}, "
-            f"max Δ {float(result.maps['delta'].max()):.3f}", fontsize=7, loc="left")
+            f"max Δ {float(deltas[p].max()):.3f}", fontsize=7, loc="left")
     assert image is not None
-    fig.colorbar(image, ax=axes, shrink=0.6, label="clip(Δ/Θ, 0, 1)")
+    fig.colorbar(image, ax=axes, shrink=0.6,
+                 label="clip(Δ/Θ, 0, 1)" if args.scale == "theta" else "clip(Δ/max Δ, 0, 1)")
     fig.suptitle(f"{args.backbone}: pairwise occlusion k={args.patch}, s={args.stride}, "
-                 f"Θ={record.theta:.4f} — top row genuine, rows 2-3 the most similar-looking "
-                 "impostors", fontsize=9)
+                 f"{label} — top row genuine, rows 2-3 the most similar-looking impostors",
+                 fontsize=9)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     print(f"wrote {out}")
-    lit = {kind: [float(np.round(sims[p], 3)) for p in ps]
-           for kind, ps in (("genuine", genuine), ("impostor", impostors))}
-    print(lit)
+    rows = [{"pair": f"{p.name_a} {p.index_a} / {p.name_b} {p.index_b}", "same": p.same,
+             "cosine": round(sims[p], 4), "max_delta": round(float(deltas[p].max()), 5),
+             "seconds": round(seconds[p], 1)} for p in chosen]
+    print(rows)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "backbone": args.backbone, "patch": args.patch, "stride": args.stride,
+            "scale": args.scale, "scale_value": scale, "threads": torch.get_num_threads(),
+            "figure": str(out), "pairs": rows,
+            "total_seconds": round(sum(seconds.values()), 1)}, indent=2) + "\n")
 
 
 def gradient_gallery(pipe: FacePipeline, method: str, backbone: str, chosen: list[LfwPair],
@@ -115,8 +150,8 @@ def gradient_gallery(pipe: FacePipeline, method: str, backbone: str, chosen: lis
     image = None
     for i, p in enumerate(chosen):
         pair = faces[p]
-        maps = ranking.ranking(explainer.explain(pair).maps, "difference").detach().float()
-        maps = (maps / maps.max().clamp_min(1e-12)).numpy()
+        raw = ranking.ranking(explainer.explain(pair).maps, "difference").detach().float()
+        maps = (raw / raw.max().clamp_min(1e-12)).numpy()
         for j in range(2):
             ax = axes[i // 3, (i % 3) * 2 + j]
             ax.imshow(pair[j].permute(1, 2, 0).clamp(0, 255).byte().numpy())
