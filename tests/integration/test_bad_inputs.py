@@ -340,6 +340,14 @@ def test_usage_errors_are_one_line(args: list[str], empty_home: Path) -> None:
     assert_fail_fast(run)
 
 
+def test_unfreeze_on_a_backbone_that_cannot_be_cut_fails_before_training() -> None:
+    """dlib-resnet is a hand-written module, not a graph: refused in one line, at once."""
+    run = run_cli(["train", "parts", "--backbone", "dlib-resnet", "--unfreeze", "--split",
+                   "half1"])
+    assert_one_line_error(run, "dlib-resnet", "not a graph model")
+    assert_fail_fast(run)
+
+
 # --- pair files for `benchmark lfw --pairs` (empty home: checked before models) ------------
 
 
