@@ -46,7 +46,8 @@ class BackboneTail(nn.Module):
 
     def __init__(self, backbone: str, source: str, target: str) -> None:
         super().__init__()
-        graph, size = _graph_of(backbone)
+        with torch.inference_mode(False):  # weights that can train, even if built inside it
+            graph, size = _graph_of(backbone)
         inputs = list(graph.ir.inputs)
         plan = graph.plan((target,))
         cuts = dict((name, i) for i, name in plan.program.cuts(inputs[0], len(plan.steps),
@@ -60,7 +61,8 @@ class BackboneTail(nn.Module):
             probe = graph.forward_nodes(torch.full((1, 3, size, size), 128.0), (source,))[source]
         for p in graph.parameters():
             p.requires_grad_(True)
-        self._run(probe).sum().backward()
+        with torch.inference_mode(False), torch.enable_grad():  # built inside no_grad too
+            self._run(probe.clone()).sum().backward()
         moving = {name: p for name, p in graph.named_parameters() if p.grad is not None}
         for p in graph.parameters():
             p.requires_grad_(False)
