@@ -114,6 +114,8 @@ def test_unfrozen_trial_moves_only_the_tail_and_round_trips(pipe: FacePipeline,
     result = train_parts_head(data, np.arange(16), cfg, progress=False)
     head = result.head
     assert head.tail is not None and cfg.checkpoint_suffix == "-f16-unfrozen"
+    faster = PartsTrainConfig(n_filters=16, unfreeze=True, tail_lr=1e-3)
+    assert faster.checkpoint_suffix == "-f16-unfrozen-lr0.001"  # stored apart
     pretrained = dict(pipe.model.graph.named_parameters())
     names = sorted(head.tail.weights.keys())
     assert names and all(n.startswith(("conv_13", "conv_14")) for n in names)  # sface's tail

@@ -96,6 +96,8 @@ def filters_command(
     mesh: Annotated[int, typer.Option(help="Mesh the heads trained with: 5 or 68.")] = 5,
     unfreeze: Annotated[bool, typer.Option(
         "--unfreeze", help="Heads of the unfrozen trial (trained with --unfreeze).")] = False,
+    tail_lr: Annotated[float, typer.Option(
+        help="The unfrozen heads' --tail-lr, as trained.")] = 1e-4,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out/filters"),
     lfw: Annotated[Path, typer.Option(help="LFW root (images, pairs.txt).")] = LFW,
     seed: Annotated[int, typer.Option(help="Seed of the photo sample.")] = 0,
@@ -105,7 +107,7 @@ def filters_command(
     from facexplain.train.parts import PartsTrainConfig
 
     suffix = PartsTrainConfig(backbone=backbone, n_filters=filters, mesh=mesh,
-                              unfreeze=unfreeze).checkpoint_suffix
+                              unfreeze=unfreeze, tail_lr=tail_lr).checkpoint_suffix
     cfg = FilterStudyConfig(
         backbone=backbone, fold=fold, n_images=images, seed=seed, heads_suffix=suffix,
         variants=tuple(v.strip() for v in variants.split(",") if v.strip()),

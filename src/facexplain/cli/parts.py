@@ -35,10 +35,13 @@ MeshOpt = Annotated[int, typer.Option(
 UnfreezeOpt = Annotated[bool, typer.Option(
     "--unfreeze", help="The unfrozen trial: the backbone's layers from the head's middle map to "
     "its late map train with the head (graph backbones only; stored apart).")]
+TailLrOpt = Annotated[float, typer.Option(
+    min=1e-7, max=1.0, help="Learning rate of the unfrozen backbone layers (--unfreeze).")]
 
 
 def _config(backbone: str, variant: str, epochs: int, filters: int, keep: float,
-            lfw: Path, threads: int | None, mesh: int = 5, unfreeze: bool = False) -> object:
+            lfw: Path, threads: int | None, mesh: int = 5, unfreeze: bool = False,
+            tail_lr: float = 1e-4) -> object:
     import torch
 
     from facexplain.backbones.registry import get_spec
@@ -57,7 +60,8 @@ def _config(backbone: str, variant: str, epochs: int, filters: int, keep: float,
         torch.set_num_threads(threads)
     return PartsTrainConfig(backbone=backbone, variant=variant, epochs=epochs,
                             n_filters=filters, fad_keep=keep, mesh=mesh, unfreeze=unfreeze,
-                            images=lfw / "lfw-deepfunneled", pairs=lfw / "pairs.txt")
+                            tail_lr=tail_lr, images=lfw / "lfw-deepfunneled",
+                            pairs=lfw / "pairs.txt")
 
 
 def train_command(
@@ -72,6 +76,7 @@ def train_command(
     fad_keep: KeepOpt = 260 / 320,
     mesh: MeshOpt = 5,
     unfreeze: UnfreezeOpt = False,
+    tail_lr: TailLrOpt = 1e-4,
     lfw: LfwOpt = LFW,
     threads: ThreadsOpt = None,
 ) -> None:
@@ -81,7 +86,8 @@ def train_command(
 
     if split not in HALVES:
         raise InvalidArgument(f"--split must be one of {', '.join(HALVES)}, got '{split}'")
-    cfg = _config(backbone, variant, epochs, filters, fad_keep, lfw, threads, mesh, unfreeze)
+    cfg = _config(backbone, variant, epochs, filters, fad_keep, lfw, threads, mesh, unfreeze,
+                  tail_lr)
     assert isinstance(cfg, PartsTrainConfig)
     saved = run_parts_training(cfg, [split])
     typer.echo(f"head written: {saved[0]}")
@@ -99,6 +105,7 @@ def benchmark_command(
     fad_keep: KeepOpt = 260 / 320,
     mesh: MeshOpt = 5,
     unfreeze: UnfreezeOpt = False,
+    tail_lr: TailLrOpt = 1e-4,
     yale: Annotated[Path | None, typer.Option(help="Yale faces folder ('' to skip).")] = YALE,
     retrain: Annotated[bool, typer.Option(help="Retrain heads even if trained alike.")] = False,
     json_out: JsonOpt = None,
@@ -128,7 +135,8 @@ def benchmark_command(
     if json_out is not None:
         check_inputs(backbone, lfw / "pairs.txt", None, 10, json_out)
     yale_dir = yale if yale is not None and str(yale) not in ("", ".") else None
-    cfg = _config(backbone, chosen[0], epochs, filters, fad_keep, lfw, threads, mesh, unfreeze)
+    cfg = _config(backbone, chosen[0], epochs, filters, fad_keep, lfw, threads, mesh, unfreeze,
+                  tail_lr)
     assert isinstance(cfg, PartsTrainConfig)
     doc = run_interpretable_benchmark(cfg, chosen, keeps, yale_dir, retrain, log=typer.echo)
     doc["command"] = command_line()

@@ -134,10 +134,11 @@ class PartsTrainConfig:
 
     @property
     def checkpoint_suffix(self) -> str:
-        """Tells apart heads trained away from the default N_f and mesh (none for those)."""
+        """Tells apart heads trained away from the default N_f, mesh and frozen backbone."""
+        tail = ("-unfrozen" + (f"-lr{self.tail_lr:g}" if self.tail_lr != 1e-4 else "")
+                if self.unfreeze else "")
         return ((f"-f{self.n_filters}" if self.n_filters != DEFAULT_FILTERS else "")
-                + (f"-mesh{self.mesh}" if self.mesh != 5 else "")
-                + ("-unfrozen" if self.unfreeze else ""))
+                + (f"-mesh{self.mesh}" if self.mesh != 5 else "") + tail)
 
     def to_json(self) -> dict[str, object]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
