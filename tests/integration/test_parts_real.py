@@ -121,6 +121,7 @@ def test_unfrozen_trial_moves_only_the_tail_and_round_trips(pipe: FacePipeline,
     assert names and all(n.startswith(("conv_13", "conv_14")) for n in names)  # sface's tail
     moved = [float((head.tail.weights[n] - pretrained[n]).detach().abs().max()) for n in names]
     assert min(moved) > 0
+    assert min(head.tail.relative_change().values()) > 0  # what bench/tail_moved.py reports
     assert all(torch.equal(p, shared[n]) for n, p in pipe.model.named_parameters())
     e, m, lt = data.clean.take(np.arange(3))
     with torch.no_grad():

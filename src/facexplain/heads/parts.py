@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,9 @@ from facexplain.backbones.builtin import builtin_specs
 from facexplain.backbones.registry import get_spec
 from facexplain.errors import InvalidArgument
 from facexplain.heads.store import HeadStore
+
+if TYPE_CHECKING:
+    from facexplain.heads.parts_tail import BackboneTail
 
 # "base-aug": the paper's augmented baseline ("Base CNN aug."), the identity loss on clean and
 # on occluded faces, no SAD, no FAD
@@ -92,7 +96,7 @@ class PartsHead(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.trunc_normal_(m.weight, std=0.02)  # the paper's initialisation
-        self.tail: nn.Module | None = None
+        self.tail: BackboneTail | None = None
         if config.tail:
             from facexplain.heads.parts_tail import BackboneTail
 

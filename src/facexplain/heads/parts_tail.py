@@ -69,6 +69,7 @@ class BackboneTail(nn.Module):
             p.grad = None
         if not moving:
             raise InvalidArgument(f"no weights between '{source}' and '{target}' in '{backbone}'")
+        self.backbone = backbone
         self.weights = nn.ParameterDict({_key(n): p for n, p in moving.items()})
         for p in self.weights.values():
             p.requires_grad_(True)
@@ -87,3 +88,13 @@ class BackboneTail(nn.Module):
         self._graph._apply(fn)  # the frozen rest follows .to() with the moving weights
         super()._apply(fn, recurse)
         return self
+
+    @torch.no_grad()
+    def relative_change(self) -> dict[str, float]:
+        """‖W − W₀‖ / ‖W₀‖ of every moving weight against the pretrained backbone's: how far
+        the trial let the features move."""
+        pretrained, _ = _graph_of(self.backbone)
+        start = {_key(n): p for n, p in pretrained.named_parameters()}
+        return {k: float((w - start[k]).norm() / start[k].norm().clamp_min(1e-12))
+                for k, w in self.weights.items()}
+
