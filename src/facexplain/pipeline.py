@@ -37,13 +37,14 @@ class FacePipeline:
 
     def __init__(
         self,
-        backbone: str = "sface",
+        backbone: str | BackboneSpec = "sface",
         root: Path | None = None,
         detector: MTCNN | None = None,
         model: FaceModel | None = None,
         forward_runtime: bool = True,
     ) -> None:
-        self.spec: BackboneSpec = get_spec(backbone)
+        self.spec: BackboneSpec = (backbone if isinstance(backbone, BackboneSpec)
+                                   else get_spec(backbone))
         self.root = root or assets.home()
         self.detector = detector or MTCNN(root=self.root)
         self._model = model

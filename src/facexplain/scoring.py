@@ -18,6 +18,7 @@ import numpy as np
 
 from facexplain.errors import InvalidArgument
 from facexplain.records import RecordStore, packaged_dir, store_for
+from facexplain.types import VerdictOptions
 
 if TYPE_CHECKING:
     import torch
@@ -86,6 +87,42 @@ class Calibration:
             return None
         fitting = [r for r in rules.values() if float(r["target"]) <= max_error + 1e-12]
         return max(fitting, key=lambda r: float(r["target"])) if fitting else None
+
+    def decide(self, similarity: float, options: VerdictOptions | None = None) -> Decision:
+        """The decision on one similarity: same or not, its confidence and, with
+        ``options.max_error``, whether the stored selective rule answers (and that rule in
+        words). The one place a verdict is decided: pairs, batch rows, search candidates."""
+        options = options or VerdictOptions()
+        same = similarity >= self.threshold
+        confidence = self.confidence(similarity)
+        if options.max_error is None:
+            return Decision(same, confidence)
+        rule = self.selective_rule(options.max_error, options.population)
+        if rule is None or confidence is None:
+            where = "these weights" if self.provisional else (
+                f"{self.backbone} on {self.population}")
+            return Decision(same, confidence, False, f"no rule keeps errors at or below "
+                            f"{options.max_error:g} for {where}")
+        needed = float(rule["min_same" if same else "min_different"])
+        return Decision(same, confidence, confidence >= needed, (
+            f"answers a '{'same' if same else 'different'}' verdict when its confidence is at "
+            f"least {needed:.6f}: at most {float(rule['target']):g} errors among answered "
+            f"pairs of {rule['population']}, {100 * float(rule['coverage']):.0f}% of them "
+            "answered (held-out figures: docs/BENCHMARKS.md)"))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Same or not on one similarity, its confidence, and whether a selective rule answers."""
+
+    same: bool
+    confidence: float | None
+    answered: bool = True
+    rule: str = ""
+
+    @property
+    def answer(self) -> str:
+        return "not sure" if not self.answered else ("same" if self.same else "different")
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

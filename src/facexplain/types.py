@@ -85,6 +85,36 @@ class FacePair:
         return np.stack([self.a.array, self.b.array])
 
 
+# The populations the shipped "not sure" rules were calibrated on (``benchmark calibration``).
+POPULATIONS = ("lfw", "lookalike")
+
+
+@dataclass(frozen=True)
+class VerdictOptions:
+    """What a person may ask of a verdict, the same in every front end (CLI, web, API, batch).
+
+    Why one object: each front end used to pass (or forget) these one by one, so a field added
+    here (a prior, a quality gate) reaches every front end through the one use case
+    (``api.verdict_for_pair``). ``max_error``: answer "not sure" unless the stored selective
+    rule at or below this error rate answers; ``population``: which population's rule.
+    """
+
+    max_error: float | None = None
+    population: str | None = None
+
+    def check(self) -> VerdictOptions:
+        """One-line errors for values no rule can take, before any model loads."""
+        from facexplain.errors import InvalidArgument
+
+        if self.max_error is not None and not 0.0001 <= self.max_error <= 0.5:
+            raise InvalidArgument(f"--max-error must be between 0.0001 and 0.5, got "
+                                  f"{self.max_error:g}")
+        if self.population is not None and self.population not in POPULATIONS:
+            raise InvalidArgument(f"--population must be one of {', '.join(POPULATIONS)}, got "
+                                  f"'{self.population}'")
+        return self
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The answer to 'same person?': cosine similarity against a calibrated threshold.
@@ -117,6 +147,7 @@ class Verdict:
         return "same" if self.same else "different"
 
     def to_dict(self) -> dict[str, object]:
+        """The verdict as every front end prints it (``verify --json``, ``/api/v1``, batch)."""
         return {
             "similarity": self.similarity,
             "threshold": self.threshold,

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from facexplain.api import verify
-from facexplain.batch.jobs import batch_explain, batch_verify, read_csv_ids
+from facexplain.batch.jobs import CSV_FIELDS, batch_explain, batch_verify, read_csv_ids
 from facexplain.batch.manifest import MANIFEST
 from facexplain.batch.pairs import BatchPair, pair_id, read_batch_pairs
 from facexplain.batch.worker import BatchJob
@@ -104,7 +104,7 @@ def test_one_and_two_workers_agree_and_a_killed_worker_loses_nothing(
     assert "broken.jpg" in str(failed["reason"])
     for p in pairs[:3]:
         r, s = by_id[p.id], ref[p.id]
-        assert r["status"] == "done" and r["verdict"] == s["verdict"]
+        assert r["status"] == "done" and r["answer"] == s["answer"]
         assert r["similarity"] == pytest.approx(s["similarity"], abs=1e-6)
         for npy in sorted((tmp_path / "one" / "pairs" / p.id).glob("*.npy")):
             other = np.load(tmp_path / "two" / "pairs" / p.id / npy.name)
@@ -161,10 +161,63 @@ def test_batch_verify_matches_verify_and_resumes(local_ray: None, tmp_path: Path
     row = next(r for r in rows if r["id"] == pairs[1].id)
     expected = verify(pairs[1].a, pairs[1].b)
     assert float(row["similarity"]) == pytest.approx(expected.similarity, abs=1e-5)
-    assert row["verdict"] == ("same" if expected.same else "different")
+    assert row["answer"] == ("same" if expected.same else "different")
+    assert tuple(rows[0]) == CSV_FIELDS  # every field of the verdict is a column
 
 
 def test_single_pair_commands_do_not_import_ray() -> None:
     code = ("import sys, facexplain.cli.app, facexplain.api, facexplain.pipeline; "
             "sys.exit(1 if 'ray' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def _same_verdict(got: dict[str, object], want: dict[str, object], where: str) -> None:
+    """Every field of ``verify --json`` but the photo paths, equal (floats to 1e-6)."""
+    for key, value in want.items():
+        if key in ("path_a", "path_b"):
+            continue
+        assert key in got, f"{where} lacks the verdict field {key!r}"
+        if isinstance(value, float):
+            assert got[key] == pytest.approx(value, rel=1e-6, abs=1e-7), (where, key)
+        else:
+            assert got[key] == value, (where, key, got[key], value)
+
+
+@pytest.mark.parametrize("rule", [("0.01", "lfw"), ("0.001", "lookalike")])
+def test_batch_api_and_cli_give_one_verdict(local_ray: None, tmp_path: Path,
+                                            rule: tuple[str, str]) -> None:
+    """The one verdict: batch verify, /api/v1/verify and `verify --json` agree field by field
+    on two LFW pairs, the selective answer of --max-error included."""
+    from fastapi.testclient import TestClient
+
+    from facexplain.pipeline import FacePipeline
+    from facexplain.types import VerdictOptions
+    from facexplain.web.app import create_app
+    from facexplain.web.jobs import Pipelines
+    from tests.web.conftest import web_config
+
+    max_error, population = rule
+    options = VerdictOptions(float(max_error), population)
+    chosen = GOOD[:2]
+    cli = [json.loads(subprocess.run(
+        [str(CLI), "verify", str(a), str(b), "--json", "--max-error", max_error,
+         "--population", population], capture_output=True, text=True, check=True,
+        timeout=300).stdout) for a, b in chosen]
+    out = tmp_path / "v.jsonl"
+    pairs = [BatchPair(pair_id(i, str(a), str(b)), str(a), str(b)) for i, (a, b)
+             in enumerate(chosen)]
+    batch_verify(BatchJob(out=tmp_path, verdict=options), pairs, out, workers=1,
+                 progress=False)
+    rows = {r["id"]: r for r in (json.loads(x) for x in out.read_text().splitlines())}
+    pipes = Pipelines()
+    pipes.put(FacePipeline("sface"))
+    with TestClient(create_app(web_config(tmp_path / "w"), pipes)) as client:
+        for (a, b), pair, want in zip(chosen, pairs, cli, strict=True):
+            _same_verdict(rows[pair.id], want, "batch verify")
+            files = {"photo_a": ("a.jpg", a.read_bytes(), "image/jpeg"),
+                     "photo_b": ("b.jpg", b.read_bytes(), "image/jpeg")}
+            answer = client.post("/api/v1/verify", files=files,
+                                 data={"max_error": max_error, "population": population})
+            assert answer.status_code == 200, answer.text
+            _same_verdict(answer.json()["verdict"], want, "/api/v1/verify")
+    assert all(c["max_error"] == float(max_error) and c["rule"] for c in cli)

@@ -9,6 +9,7 @@ import pytest
 from facexplain import settings
 from facexplain.api import verify
 from facexplain.scoring import get_calibration
+from facexplain.types import VerdictOptions
 from tests.conftest import lfw_image
 
 pytestmark = pytest.mark.slow
@@ -26,13 +27,13 @@ def test_a_grey_yale_pair_is_out_of_scope_and_an_lfw_pair_is_not() -> None:
 def test_selective_verdict_follows_the_stored_rule() -> None:
     cal = get_calibration("sface")
     easy = verify(lfw_image("Aaron_Peirsol", 1), lfw_image("Aaron_Peirsol", 2),
-                  max_error=0.01, population="lfw")
+                  options=VerdictOptions(max_error=0.01, population="lfw"))
     rule = cal.selective_rule(0.01, "lfw")
     assert rule is not None and easy.same and easy.confidence is not None
     assert easy.answered == (easy.confidence >= rule["min_same"])
     assert "errors among answered pairs" in easy.rule
     strict = verify(lfw_image("Aaron_Peirsol", 1), lfw_image("Aaron_Peirsol", 2),
-                    max_error=0.001, population="lookalike")
+                    options=VerdictOptions(max_error=0.001, population="lookalike"))
     rule = cal.selective_rule(0.001, "lookalike")
     assert rule is not None
     assert strict.answered == (strict.confidence >= rule["min_same"])

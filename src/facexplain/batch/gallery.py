@@ -68,8 +68,8 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
     seconds = r.get("seconds")
     sec = seconds.get("total") if isinstance(seconds, dict) else seconds
     return {"id": r["id"], "folder": r.get("folder") if done else None,
-            "cls": r.get("verdict", "") if done else "failed",
-            "verdict": r.get("verdict") if done else f"failed: {r.get('reason', '')}",
+            "cls": str(r.get("answer", "")).replace(" ", "-") if done else "failed",
+            "verdict": r.get("answer") if done else f"failed: {r.get('reason', '')}",
             "sim": sim, "sim_v": sim_v, "conf": conf, "conf_v": conf_v, "delta": delta,
             "delta_v": delta_v, "sec": sec if sec is not None else "",
             "photos": f"{Path(str(r['a'])).name} / {Path(str(r['b'])).name}"}

@@ -23,7 +23,7 @@ class BatchPair:
     same: bool | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {"id": self.id, "a": self.a, "b": self.b, "same": self.same}
+        return {"id": self.id, "a": self.a, "b": self.b, "label": self.same}
 
 
 def pair_id(index: int, a: str, b: str) -> str:

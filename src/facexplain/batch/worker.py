@@ -15,25 +15,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from facexplain.backbones.base import FaceModel
 from facexplain.backbones.spec import BackboneSpec
 from facexplain.errors import FacexplainError
 from facexplain.method_info import ExplainOptions
+from facexplain.types import AlignedFace, Verdict, VerdictOptions
 
 PAIRS_DIR = "pairs"
 
 
 @dataclass(frozen=True)
 class BatchJob:
-    """What every worker does: the backbone, the methods and options, where results go."""
+    """What every worker does: the backbone, the methods and options, the verdict's options
+(the same ``VerdictOptions`` as ``verify``), where results go."""
 
     out: Path
     backbone: str = "sface"
     methods: str = "occlusion"
     options: ExplainOptions = field(default_factory=ExplainOptions)
     threads: int = 1
+    verdict: VerdictOptions = field(default_factory=VerdictOptions)
 
 
 def _failed(pair: dict[str, Any], err: BaseException, started: float) -> dict[str, Any]:
@@ -42,6 +46,12 @@ def _failed(pair: dict[str, Any], err: BaseException, started: float) -> dict[st
     return {**pair, "status": "failed", "error": type(err).__name__,
             "reason": f"internal error: {reason}" if internal else reason,
             "seconds": round(time.perf_counter() - started, 3), "worker": os.getpid()}
+
+
+def verdict_fields(verdict: Verdict) -> dict[str, object]:
+    """A batch row's verdict: every field of ``Verdict.to_dict`` (what ``verify --json`` prints)
+    but the photo paths, which the row holds as ``a`` and ``b``."""
+    return {k: v for k, v in verdict.to_dict().items() if k not in ("path_a", "path_b")}
 
 
 def max_delta(result: Any) -> float | None:
@@ -66,7 +76,7 @@ class PairWorker:
 
         self.job = job
         self.pipe = FacePipeline(job.backbone)
-        self._embeddings: dict[str, torch.Tensor] = {}
+        self._faces: dict[str, tuple[AlignedFace, np.ndarray]] = {}
 
     def pid(self) -> int:
         return os.getpid()
@@ -79,7 +89,8 @@ class PairWorker:
         started = time.perf_counter()
         try:
             result = explain_pair(pair["a"], pair["b"], self.job.methods,
-                                  options=self.job.options, pipeline=self.pipe)
+                                  options=self.job.options, pipeline=self.pipe,
+                                  verdict=self.job.verdict)
             computed = time.perf_counter()
             root = self.job.out / PAIRS_DIR
             for stale in root.glob(f".{pair['id']}.*.tmp"):  # left by a worker that died
@@ -91,41 +102,43 @@ class PairWorker:
             os.replace(tmp, final)
         except Exception as err:  # noqa: BLE001 - recorded with its reason; the batch goes on
             return _failed(pair, err, started)
-        v = result.verdict
         done = time.perf_counter()
-        return {**pair, "status": "done", "similarity": v.similarity, "threshold": v.threshold,
-                "verdict": "same" if v.same else "different", "confidence": v.confidence,
+        return {**pair, "status": "done", **verdict_fields(result.verdict),
                 "max_delta": max_delta(result), "folder": f"{PAIRS_DIR}/{pair['id']}",
-                "warnings": list(v.warnings), "worker": os.getpid(),
+                "worker": os.getpid(),
                 "seconds": {"explain": round(computed - started, 3),
                             "write": round(done - computed, 3),
                             "total": round(done - started, 3)}}
 
-    def _embedding(self, path: str) -> torch.Tensor:
-        hit = self._embeddings.get(path)
+    def _face(self, path: str) -> tuple[AlignedFace, np.ndarray]:
+        """A photo's aligned face and its embedding, computed once per worker."""
+        hit = self._faces.get(path)
         if hit is None:
+            from facexplain.api import embed_face
+
             face = self.pipe.align_path(path)
-            hit = self.pipe.embed(face.pixels.unsqueeze(0))[0]
-            self._embeddings[path] = hit
+            hit = (face, embed_face(self.pipe, face))
+            self._faces[path] = hit
         return hit
 
     def verify(self, pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Verdicts of a chunk of pairs (each photo embedded once per worker)."""
-        from facexplain.scoring import cosine, get_calibration
+        """Verdicts of a chunk of pairs (each photo embedded once per worker), each from the
+        library's one verdict (``api.verdict_for_pair``) with the job's verdict options."""
+        from facexplain.api import verdict_for_pair
+        from facexplain.types import FacePair
 
-        cal = get_calibration(self.job.backbone)
         rows = []
         for pair in pairs:
             started = time.perf_counter()
             try:
-                ea, eb = self._embedding(pair["a"]), self._embedding(pair["b"])
-                sim = float(cosine(ea.unsqueeze(0), eb.unsqueeze(0))[0])
+                (fa, ea), (fb, eb) = self._face(pair["a"]), self._face(pair["b"])
+                verdict = verdict_for_pair(self.pipe, FacePair(fa, fb, self.pipe.spec.name),
+                                           pair["a"], pair["b"], self.job.verdict,
+                                           embeddings=np.stack([ea, eb]))
             except Exception as err:  # noqa: BLE001 - recorded with its reason
                 rows.append(_failed(pair, err, started))
                 continue
-            rows.append({**pair, "status": "done", "similarity": sim,
-                         "threshold": cal.threshold,
-                         "verdict": "same" if sim >= cal.threshold else "different",
-                         "confidence": cal.confidence(sim), "worker": os.getpid(),
+            rows.append({**pair, "status": "done", **verdict_fields(verdict),
+                         "worker": os.getpid(),
                          "seconds": round(time.perf_counter() - started, 4)})
         return rows

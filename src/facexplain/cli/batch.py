@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
-from facexplain.cli.options import LFW_IMAGES, BackboneOpt
+from facexplain.cli.options import LFW_IMAGES, BackboneOpt, MaxErrorOpt, PopulationOpt
 
 app = typer.Typer(help="Verify or explain many pairs on Ray; a rerun resumes.",
                   no_args_is_help=True)
@@ -62,25 +62,28 @@ def explain_command(
     limit: Limit = None,
     retry_failed: Annotated[bool, typer.Option(help="Also redo pairs that failed before.")
                             ] = False,
+    max_error: MaxErrorOpt = None,
+    population: PopulationOpt = None,
 ) -> None:
     """Explain every pair into OUT/pairs/<id>/ (maps, report.html), list it in
     OUT/manifest.jsonl, and write the sortable gallery OUT/index.html."""
     from facexplain import validate
-    from facexplain.api import resolve_methods
-    from facexplain.backbones.registry import get_spec
+    from facexplain.api import plan_explanation
     from facexplain.batch.jobs import batch_explain
     from facexplain.batch.pairs import read_batch_pairs
     from facexplain.batch.worker import BatchJob
     from facexplain.method_info import ExplainOptions
     from facexplain.scoring import get_calibration
+    from facexplain.types import VerdictOptions
 
     options = ExplainOptions(patch=patch, stride=stride, fill=fill)
-    resolve_methods(methods, options, get_spec(backbone))
+    verdict = VerdictOptions(max_error, population)
+    plan_explanation(methods, backbone, options, verdict)  # one-line errors before Ray starts
     get_calibration(backbone)
     todo = read_batch_pairs(pairs, images, limit)
     validate.output_dir(out)
     job = BatchJob(out=out, backbone=backbone, methods=methods, options=options,
-                   threads=_threads(threads, workers))
+                   threads=_threads(threads, workers), verdict=verdict)
     stats = batch_explain(job, todo, workers=workers, address=address, retry_failed=retry_failed)
     typer.echo(_summary(stats))
     typer.echo(f"gallery: {(out / 'index.html').resolve()}")
@@ -89,27 +92,34 @@ def explain_command(
 @app.command("verify")
 def verify_command(
     pairs: PairsArg,
-    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file (appended; resumes).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file, or .jsonl for JSON lines "
+                                      "(appended; resumes).")],
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     workers: Workers = 2,
     threads: Threads = None,
     address: Address = None,
     images: Images = LFW_IMAGES,
     limit: Limit = None,
+    max_error: MaxErrorOpt = None,
+    population: PopulationOpt = None,
 ) -> None:
-    """Verdicts of every pair (similarity, threshold, confidence) as rows of a CSV file."""
+    """Verdicts of every pair as rows of a CSV (or .jsonl) file: every field of
+    `facexplain verify --json`, from the same library call."""
     from facexplain import validate
     from facexplain.backbones.registry import get_spec
     from facexplain.batch.jobs import batch_verify
     from facexplain.batch.pairs import read_batch_pairs
     from facexplain.batch.worker import BatchJob
     from facexplain.scoring import get_calibration
+    from facexplain.types import VerdictOptions
 
     get_spec(backbone)
+    verdict = VerdictOptions(max_error, population).check()
     get_calibration(backbone)
     todo = read_batch_pairs(pairs, images, limit)
     validate.output_dir(out.parent if str(out.parent) else Path("."), what=f"folder of {out}")
-    job = BatchJob(out=out.parent, backbone=backbone, threads=_threads(threads, workers))
+    job = BatchJob(out=out.parent, backbone=backbone, threads=_threads(threads, workers),
+                   verdict=verdict)
     stats = batch_verify(job, todo, out, workers=workers, address=address)
     typer.echo(_summary(stats))
     typer.echo(f"verdicts: {out.resolve()}")

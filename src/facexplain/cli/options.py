@@ -33,6 +33,14 @@ LfwOpt = Annotated[Path, typer.Option(help="LFW root (lfw-deepfunneled/, pairs.t
 SamplesOpt = Annotated[int | None, typer.Option(
     min=8, help="Samples per face of the sampling methods (corrrise, rise, lime); default: "
     "each method's own.")]
+# The verdict's options (``types.VerdictOptions``), the same flags on every command that
+# gives a verdict: verify, explain, batch verify, search.
+MaxErrorOpt = Annotated[float | None, typer.Option(
+    "--max-error", help="Answer 'not sure' unless the stored rule for this error rate among "
+    "answered pairs (at or below it: 0.05 0.02 0.01 0.005 0.002 0.001) answers.")]
+PopulationOpt = Annotated[str | None, typer.Option(
+    "--population", help="Population the --max-error rule was calibrated on: lfw or lookalike "
+    "(harder: look-alike impostors).")]
 XfaceStrideOpt = Annotated[int | None, typer.Option(
     "--xface-stride", min=1, help="Stride of x-face occlusion (default: the paper's).")]
 

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
-from facexplain.cli.options import BackboneOpt
+from facexplain.cli.options import BackboneOpt, MaxErrorOpt, PopulationOpt
 from facexplain.methods.registry import method_names
 
 gallery_app = typer.Typer(help="Galleries of known faces for 1:N search.",
@@ -62,47 +62,43 @@ def search_command(
         "--method", "-m", help=f"For --explain: {', '.join(method_names())}, a comma list, "
         "or all.")] = "occlusion",
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+    max_error: MaxErrorOpt = None,
+    population: PopulationOpt = None,
 ) -> None:
     """Who is this? The gallery's closest identities with similarities and calibrated
     verdicts; with --explain, why the best match matched."""
     from facexplain import validate
-    from facexplain.api import explain_pair, resolve_methods
-    from facexplain.backbones.registry import get_spec
+    from facexplain.api import plan_explanation, search_gallery
     from facexplain.errors import InvalidArgument
     from facexplain.method_info import ExplainOptions
-    from facexplain.pipeline import FacePipeline
     from facexplain.report.html import confidence_text, write_explanation
-    from facexplain.scoring import get_calibration
-    from facexplain.search.gallery import GallerySearch, embed_photo, load_gallery
+    from facexplain.search.gallery import load_gallery
+    from facexplain.types import VerdictOptions
 
     if top < 1:
         raise InvalidArgument(f"--top must be >= 1, got {top}")
+    verdict = VerdictOptions(max_error, population).check()
     validate.readable_file(photo)
-    g = load_gallery(gallery)
-    spec = get_spec(g.backbone)
-    calibration = get_calibration(spec.name)
-    options = ExplainOptions(progress=True)
-    if explain:
-        resolve_methods(method, options, spec)
+    plan = None
+    if explain:  # checked before any model loads
+        backbone = load_gallery(gallery).backbone
+        plan = plan_explanation(method, backbone, ExplainOptions(progress=True), verdict)
         validate.output_dir(out)
-    pipe = FacePipeline(spec.name)
-    candidates = GallerySearch(g, calibration).identities(embed_photo(pipe, photo), top)
-    doc: dict[str, object] = {"probe": str(photo), "gallery": str(gallery),
-                              "backbone": spec.name, "threshold": calibration.threshold,
-                              "candidates": [c.to_dict() for c in candidates]}
-    if explain:
-        result = explain_pair(photo, candidates[0].photo, method, spec.name, options,
-                              pipeline=pipe, log=lambda m: typer.echo(m, err=True))
-        for w in result.verdict.warnings:
+    result = search_gallery(photo, gallery, top, verdict, plan)
+    doc = result.to_dict()
+    if result.explanation is not None:
+        for w in result.explanation.verdict.warnings:
             typer.echo(f"warning: {w}", err=True)
-        doc["report"] = str(write_explanation(result, out).resolve())
+        doc["report"] = str(write_explanation(result.explanation, out).resolve())
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
         return
-    typer.echo(f"{len(g)} photos searched ({spec.name}, threshold {calibration.threshold:.4f})")
-    for c in candidates:
-        word = "SAME" if c.same else "different"
+    typer.echo(f"{result.photos} photos searched ({result.backbone}, threshold "
+               f"{result.threshold:.4f})")
+    for c in result.candidates:
+        word = {"same": "SAME", "different": "different", "not sure": "NOT SURE"}[
+            c.decision.answer]
         typer.echo(f"{c.rank:>3}. {c.identity}: similarity {c.similarity:.4f}, {word} "
                    f"({confidence_text(c.confidence)}), photo {c.photo}")
-    if explain:
+    if "report" in doc:
         typer.echo(f"report: {doc['report']}")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
-from facexplain.cli.options import BackboneOpt
+from facexplain.cli.options import BackboneOpt, MaxErrorOpt, PopulationOpt
 
 
 def verify_command(
@@ -17,28 +17,21 @@ def verify_command(
     photo_b: Annotated[Path, typer.Argument(help="Second photo.")],
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
-    max_error: Annotated[float | None, typer.Option(
-        min=0.0001, max=0.5, help="Answer 'not sure' unless the stored rule for this error rate "
-        "among answered pairs (at or below it: 0.05 0.02 0.01 0.005 0.002 0.001) answers.")] = None,
-    population: Annotated[str | None, typer.Option(
-        help="Population the --max-error rule was calibrated on: lfw or lookalike "
-        "(harder: look-alike impostors).")] = None,
+    max_error: MaxErrorOpt = None,
+    population: PopulationOpt = None,
 ) -> None:
     """Say whether two photos show the same person, with similarity, threshold and confidence
     (and with --max-error, 'not sure' where the calibrated rule would not answer)."""
     from facexplain import validate
     from facexplain.api import verify
     from facexplain.backbones.registry import get_spec
+    from facexplain.types import VerdictOptions
 
     get_spec(backbone)
+    options = VerdictOptions(max_error, population).check()
     validate.readable_file(photo_a)
     validate.readable_file(photo_b)
-    if population is not None and population not in ("lfw", "lookalike"):
-        from facexplain.errors import InvalidArgument
-
-        raise InvalidArgument(f"--population must be lfw or lookalike, got '{population}'")
-    verdict = verify(photo_a, photo_b, backbone=backbone, max_error=max_error,
-                     population=population)
+    verdict = verify(photo_a, photo_b, backbone=backbone, options=options)
     for w in verdict.warnings:
         typer.echo(f"warning: {w}", err=True)
     if as_json:

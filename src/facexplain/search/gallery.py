@@ -19,10 +19,11 @@ from tqdm import tqdm
 from facexplain.cache import DiskCache, image_key
 from facexplain.errors import FacexplainError, InputNotFound, InvalidArgument
 from facexplain.pipeline import FacePipeline
-from facexplain.scoring import Calibration
+from facexplain.scoring import Calibration, Decision
 from facexplain.search.binary import BinaryCodes
 from facexplain.search.codes import CodeEncoder, CodeRecipe, encoder_from_arrays, fit_encoder
 from facexplain.search.index import FaceIndex
+from facexplain.types import VerdictOptions
 
 GALLERY_FORMAT = "facexplain-gallery-v1"
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -146,29 +147,40 @@ def build_gallery(root: Path, pipe: FacePipeline, recipe: CodeRecipe,
 
 @dataclass(frozen=True)
 class Candidate:
-    """One identity of the ranking: its closest photo and the calibrated verdict on it."""
+    """One identity of the ranking: its closest photo and the calibrated decision on it (the
+    same ``Calibration.decide`` every verdict uses)."""
 
     rank: int
     identity: str
     similarity: float
     photo: str
-    same: bool
-    confidence: float | None
+    decision: Decision
+
+    @property
+    def same(self) -> bool:
+        return self.decision.same
+
+    @property
+    def confidence(self) -> float | None:
+        return self.decision.confidence
 
     def to_dict(self) -> dict[str, object]:
+        d = self.decision
         return {"rank": self.rank, "identity": self.identity,
                 "similarity": round(self.similarity, 6), "photo": self.photo,
-                "same": self.same,
-                "confidence": None if self.confidence is None else round(self.confidence, 6)}
+                "same": d.same, "answer": d.answer,
+                "confidence": None if d.confidence is None else round(d.confidence, 6),
+                "rule": d.rule}
 
 
 class GallerySearch:
     """A gallery's index: exact for small galleries, short list + exact re-rank for big ones."""
 
     def __init__(self, gallery: Gallery, calibration: Calibration,
-                 short_list: int = 1000) -> None:
+                 short_list: int = 1000, options: VerdictOptions | None = None) -> None:
         self.gallery = gallery
         self.calibration = calibration
+        self.options = options
         self.short_list = short_list
         self.identity = np.asarray(gallery.identities)
         self.index = FaceIndex(gallery.embeddings, gallery.codes)
@@ -201,8 +213,8 @@ class GallerySearch:
             seen.add(str(self.identity[i]))
             sim = float(s)
             out.append(Candidate(len(out) + 1, str(self.identity[i]), sim,
-                                 self.gallery.paths[i], sim >= self.calibration.threshold,
-                                 self.calibration.confidence(sim)))
+                                 self.gallery.paths[i],
+                                 self.calibration.decide(sim, self.options)))
             if len(out) == top:
                 break
         return out
