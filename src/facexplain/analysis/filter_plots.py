@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from facexplain.analysis.plots import _plt, _save
 from facexplain.heads.parts_readout import PeakStats, cell_to_pixel
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 RESPONSE_CMAP = "RdBu_r"
 STD_CMAP = "viridis"
@@ -27,14 +31,14 @@ def face_image(face: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.clip(arr, 0, 255).transpose(1, 2, 0).astype(np.uint8)
 
 
-def _overlay(ax: object, face: np.ndarray, response: np.ndarray,
+def _overlay(ax: Axes, face: np.ndarray, response: np.ndarray,
              vmax: float | None = None) -> None:
     size = face.shape[0]
     vmax = vmax or float(np.abs(response).max()) or 1.0
-    ax.imshow(face)  # type: ignore[attr-defined]
-    ax.imshow(response, cmap=RESPONSE_CMAP, vmin=-vmax, vmax=vmax, alpha=0.55,  # type: ignore[attr-defined]
+    ax.imshow(face)
+    ax.imshow(response, cmap=RESPONSE_CMAP, vmin=-vmax, vmax=vmax, alpha=0.55,
               interpolation="bilinear", extent=(-0.5, size - 0.5, size - 0.5, -0.5))
-    ax.set_axis_off()  # type: ignore[attr-defined]
+    ax.set_axis_off()
 
 
 def plot_peak_locations(stats: Mapping[str, tuple[PeakStats, PeakStats]], mean_face: np.ndarray,

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facexplain.analysis.neurons import Sparsity
 from facexplain.analysis.robustness import RobustnessCurve
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def _plt():  # type: ignore[no-untyped-def]
+
+def _plt() -> Any:  # matplotlib.pyplot, imported late (headless backend first)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,12 +24,17 @@ def _plt():  # type: ignore[no-untyped-def]
     return plt
 
 
-def _save(fig: object, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()  # type: ignore[attr-defined]
-    fig.savefig(path)  # type: ignore[attr-defined]
+    fig.tight_layout()
+    fig.savefig(path)
     _plt().close(fig)
     return path
+
+
+def _number(value: object) -> float:
+    """A JSON number of the study, or NaN where it is missing."""
+    return float(value) if isinstance(value, int | float | np.number) else float("nan")
 
 
 def plot_sparsity(layers: Sequence[tuple[str, Sparsity]], path: Path) -> Path:
@@ -90,8 +99,7 @@ def plot_selectivity(rows: Sequence[dict[str, object]], path: Path) -> Path:
     width = 0.27
     pos = np.arange(len(names))
     for j, (key, label, color) in enumerate(keys):
-        vals = [float(r[key]) if r.get(key) is not None else np.nan  # type: ignore[arg-type]
-                for r in rows]
+        vals = [_number(r.get(key)) for r in rows]
         ax.bar(pos + (j - 1) * width, vals, width, label=label, color=color)
     ax.set_xticks(pos)
     ax.set_xticklabels([n.replace("_", " ") for n in names], rotation=30, ha="right", fontsize=8)

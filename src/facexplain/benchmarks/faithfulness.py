@@ -28,6 +28,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -133,6 +134,31 @@ class FaithfulnessResult:
     # curve id -> kind -> row name -> (P, K) curves
     curves: dict[str, dict[str, dict[str, np.ndarray]]]
 
+    def _names(self, key: str) -> list[str]:
+        value = self.summary[key]
+        assert isinstance(value, list), key
+        return [str(v) for v in value]
+
+    @property
+    def protocols(self) -> list[str]:
+        """Curve ids (``deletion-px``, ``insertion-b8``, ...) in the order they were run."""
+        return self._names("protocols")
+
+    @property
+    def row_names(self) -> list[str]:
+        """Every map row (a method's ranking maps), in the order of the run."""
+        return self._names("rows")
+
+    @property
+    def seconds_per_pair(self) -> dict[str, float]:
+        value = self.summary["seconds_per_pair"]
+        assert isinstance(value, dict)
+        return {str(k): float(v) for k, v in value.items()}
+
+    def to_json(self) -> dict[str, object]:
+        """The summary, as ``--json`` writes it (curves stay in the pair log)."""
+        return dict(self.summary)
+
 
 def select_pairs(cfg: FaithfulnessConfig) -> list[LfwPair]:
     """The run's pairs: n/2 genuine and n/2 impostor from the held-out folds, or the first n
@@ -181,7 +207,7 @@ class PairLog:
 
     def __init__(self, path: Path, key: dict[str, object], enabled: bool) -> None:
         self.path = path
-        self.done: dict[str, dict[str, object]] = {}
+        self.done: dict[str, dict[str, Any]] = {}  # parsed JSON lines: the log's own format
         header = json.dumps({"key": key}, sort_keys=True)
         intact = False
         if enabled and path.is_file():
@@ -201,7 +227,7 @@ class PairLog:
                 for rec in self.done.values():
                     f.write(json.dumps(rec) + "\n")
 
-    def add(self, rec: dict[str, object]) -> None:
+    def add(self, rec: dict[str, Any]) -> None:
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(rec) + "\n")
         self.done[str(rec["pair"])] = rec
@@ -209,7 +235,7 @@ class PairLog:
 
 def _explain_pair(cfg: FaithfulnessConfig, pipe: FacePipeline, explainers: dict[str, Explainer],
                   pair: torch.Tensor, fill: torch.Tensor, same: bool, seed: int
-                  ) -> dict[str, object]:
+                  ) -> dict[str, Any]:
     """All curves of one pair: {curve id: {row: curve}}, timings and method details."""
     kind = "similarity" if same else "difference"
     size = int(pair.shape[-1])
@@ -292,7 +318,7 @@ def run_faithfulness(cfg: FaithfulnessConfig, pipeline: FacePipeline | None = No
             explainers = _explainers(cfg, pipe, fill)
         rec = _explain_pair(cfg, pipe, explainers, pair.to(device), fill, p.same, cfg.seed + i)
         log.add({"pair": pair_id(p), **rec})
-        bar.set_postfix(kind=str(rec["kind"])[:3], sim=f"{float(rec['original']):.3f}")  # type: ignore[arg-type]
+        bar.set_postfix(kind=str(rec["kind"])[:3], sim=f"{float(rec['original']):.3f}")
     records = [log.done[pair_id(p)] for p in pairs]
     result = _assemble(cfg, infos, pairs, records, resumed, time.perf_counter() - started,
                        device, log.path)
@@ -301,7 +327,7 @@ def run_faithfulness(cfg: FaithfulnessConfig, pipeline: FacePipeline | None = No
 
 
 def _assemble(cfg: FaithfulnessConfig, infos: dict[str, MethodInfo], pairs: list[LfwPair],
-              records: list[dict[str, object]], resumed: int, seconds: float,
+              records: list[dict[str, Any]], resumed: int, seconds: float,
               device: torch.device, log_path: Path) -> FaithfulnessResult:
     """Per-pair records -> curve arrays, summaries against random, and the JSON summary."""
     rows = [r.row(m) for m, info in infos.items() for r in info.rankings]
@@ -311,7 +337,7 @@ def _assemble(cfg: FaithfulnessConfig, infos: dict[str, MethodInfo], pairs: list
         for kind in ("difference", "similarity"):
             recs = [r for r in records if r["kind"] == kind]
             if recs:
-                arrays[cid][kind] = {row: np.asarray([r["curves"][cid][row] for r in recs])  # type: ignore[index]
+                arrays[cid][kind] = {row: np.asarray([r["curves"][cid][row] for r in recs])
                                      for row in [*rows, *BASELINES]}
     pairwise = records[0]["pairwise"]
     assert isinstance(pairwise, dict)
@@ -321,8 +347,8 @@ def _assemble(cfg: FaithfulnessConfig, infos: dict[str, MethodInfo], pairs: list
                  for cid, mode, _ in cfg.protocols()
                  for kind, by_row in arrays[cid].items() for row in rows]
     same = np.asarray([p.same for p in pairs])
-    original = np.asarray([float(r["original"]) for r in records])  # type: ignore[arg-type]
-    times = {m: round(float(np.mean([r["seconds"][m] for r in records])), 3)  # type: ignore[index]
+    original = np.asarray([float(r["original"]) for r in records])
+    times = {m: round(float(np.mean([r["seconds"][m] for r in records])), 3)
              for m in infos}
     summary: dict[str, object] = {
         "backbone": cfg.backbone,

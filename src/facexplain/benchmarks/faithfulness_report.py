@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from facexplain.benchmarks.faithfulness import BASELINES, FaithfulnessResult
+from facexplain.benchmarks.faithfulness_ranks import ranking_table
 from facexplain.metrics.faithfulness import higher_is_better
 
 KIND_WORDS = {"difference": "impostors, difference map", "similarity": "genuine, similarity map"}
@@ -21,7 +22,7 @@ KIND_WORDS = {"difference": "impostors, difference map", "similarity": "genuine,
 
 def columns(result: FaithfulnessResult) -> list[tuple[str, str]]:
     """(curve id, kind) of every family present, in protocol order."""
-    return [(cid, kind) for cid in result.summary["protocols"]  # type: ignore[attr-defined]
+    return [(cid, kind) for cid in result.protocols
             for kind in ("difference", "similarity") if kind in result.curves.get(cid, {})]
 
 
@@ -45,7 +46,7 @@ def ranks(result: FaithfulnessResult) -> dict[str, RowRank]:
     """Every row's ``RowRank`` over the families of ``result``. Rows with identical curves are
     one entry (ranked once, the others counted once), each listing its twins."""
     by = {(s.method, s.protocol, s.kind): s for s in result.rows}
-    rows: list[str] = list(result.summary["rows"])  # type: ignore[call-overload]
+    rows = result.row_names
     twins = identical_rows(result, rows)
     table = {r: RowRank() for r in rows}
     for cid, kind in columns(result):
@@ -92,26 +93,8 @@ def identical_rows(result: FaithfulnessResult, rows: list[str]) -> dict[str, lis
 
 def ranking_markdown(result: FaithfulnessResult) -> str:
     """The docs table: gain over random (and rank) per family, mean rank, overall place."""
-    table = ranks(result)
-    cols = columns(result)
-    head = ["map", *(f"{cid} {'imp' if kind == 'difference' else 'gen'}" for cid, kind in cols),
-            "mean rank", "place"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    shown: set[str] = set()
-    for r in sorted(table, key=lambda r: table[r].place or 999):
-        t = table[r]
-        if r in shown:
-            continue
-        shown.update([r, *t.same_as])
-        cells = []
-        for cid, kind in cols:
-            key = f"{cid}/{kind}"
-            gain = t.gains.get(key)
-            cells.append("–" if gain is None else f"{gain:+.3f} ({t.ranks[key]})")
-        name = " = ".join([r, *t.same_as])
-        name = f"**{name}**" if t.place == 1 else name
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {t.mean_rank} | {t.place} |")
-    return "\n".join(lines)
+    table = {r: t.to_dict() for r, t in ranks(result).items()}
+    return ranking_table(table, result.protocols, columns(result))
 
 
 def format_table(result: FaithfulnessResult) -> str:
@@ -129,8 +112,8 @@ def format_table(result: FaithfulnessResult) -> str:
                              f"{100 * s.better_than_random:>5.0f}%")
         for b in BASELINES:
             lines.append(f"{b:<22}{random[cid][kind][b]['auc_mean']:>9.4f}")
-    secs = result.summary["seconds_per_pair"]
-    lines += ["", "seconds per pair: " + ", ".join(f"{m} {v}" for m, v in secs.items()),  # type: ignore[attr-defined]
+    secs = result.seconds_per_pair
+    lines += ["", "seconds per pair: " + ", ".join(f"{m} {v}" for m, v in secs.items()),
               "", ranking_markdown(result)]
     return "\n".join(lines)
 
@@ -143,12 +126,12 @@ def plot_curves(result: FaithfulnessResult, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fractions = np.asarray(result.summary["fractions"], dtype=np.float64) * 100
-    protocols: list[str] = list(result.summary["protocols"])  # type: ignore[call-overload]
+    protocols = result.protocols
     fig, axes = plt.subplots(len(protocols), 2, figsize=(11, 3.6 * len(protocols)), dpi=110,
                              squeeze=False)
     tab20 = plt.get_cmap("tab20")
     colors = [tab20(i / 19) for i in range(20)]  # 14+ rows: distinct colours
-    rows: list[str] = list(result.summary["rows"])  # type: ignore[call-overload]
+    rows = result.row_names
     for i, cid in enumerate(protocols):
         mode = cid.split("-")[0]
         for j, kind in enumerate(("difference", "similarity")):

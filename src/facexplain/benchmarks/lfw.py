@@ -11,12 +11,14 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from facexplain import settings
 from facexplain.backbones import user_records
+from facexplain.benchmarks.lfw_report import lfw_table
 from facexplain.cache import DiskCache
 from facexplain.datasets.faces import check_images_exist, embed_all, locate_all
 from facexplain.datasets.lfw import LfwPair, read_pairs, unique_images
@@ -40,10 +42,21 @@ class LfwBenchmarkConfig:
 
 @dataclass(frozen=True)
 class LfwBenchmarkResult:
-    summary: dict[str, object]
+    """The run's summary (its JSON) and the per-pair scores its ROC and calibration need."""
+
+    summary: dict[str, Any]
     scores: np.ndarray
     same: np.ndarray
     folds: np.ndarray
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.summary)
+
+    def table(self) -> str:
+        return lfw_table([self.summary])
+
+    def figure(self, path: Path) -> Path:
+        return plot_roc(self, path)
 
 
 def pair_scores(
@@ -74,7 +87,7 @@ def run_lfw_benchmark(
     embeddings = embed_all(pipe, located, cache, cfg.flip, cfg.batch_size, cfg.progress)
     scores, same, folds = pair_scores(pairs, cfg.images, embeddings)
     kf = kfold_accuracy(scores, same, folds)
-    summary: dict[str, object] = {
+    summary: dict[str, Any] = {
         "backbone": cfg.backbone,
         "weights": pipe.scorer.fingerprint(),
         "flip": cfg.flip,
@@ -105,9 +118,9 @@ def calibration_from(result: LfwBenchmarkResult, command: str, population: str =
     s = result.summary
     slope, intercept = fit_platt(result.scores, result.same)
     return Calibration(
-        backbone=str(s["backbone"]), threshold=round(float(s["threshold_mean"]), 6),  # type: ignore[arg-type]
+        backbone=str(s["backbone"]), threshold=round(float(s["threshold_mean"]), 6),
         platt_slope=round(slope, 4), platt_intercept=round(intercept, 4), command=command,
-        date=str(s["date"]), lfw_accuracy=round(float(s["accuracy_mean"]), 6),  # type: ignore[arg-type]
+        date=str(s["date"]), lfw_accuracy=round(float(s["accuracy_mean"]), 6),
         weights=str(s["weights"]),
         population=population or f"LFW View 2 (pairs.txt), {s['n_pairs']:,} pairs",
         source_sha256=user_records.read_records().get(str(s["backbone"]), {}).get("sha256"))

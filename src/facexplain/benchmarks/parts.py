@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_curve
 from tqdm import tqdm
 
+from facexplain.benchmarks.parts_report import markdown_table
 from facexplain.datasets.lfw import LfwPair
 from facexplain.heads.parts import PartsHead
 from facexplain.metrics.verification import kfold_accuracy, tar_at_far
@@ -169,27 +170,6 @@ def evaluate(embedders: dict[str, dict[str, Embedder]], heads: dict[str, dict[st
             row["yale_eer"] = eer((fa * fb).sum(1).numpy(), same)
         rows[name] = row
     return rows
-
-
-COLUMNS = (("clean_accuracy", "LFW clean acc", "{:.4f}"),
-           ("occluded_accuracy", "occluded acc", "{:.4f}"),
-           ("accuracy_drop", "drop", "{:.4f}"),
-           ("clean_tar@0.01", "TAR@1e-2 clean", "{:.4f}"),
-           ("occluded_tar@0.01", "TAR@1e-2 occl.", "{:.4f}"),
-           ("clean_tar@0.001", "TAR@1e-3 clean", "{:.4f}"),
-           ("occluded_tar@0.001", "TAR@1e-3 occl.", "{:.4f}"),
-           ("yale_eer", "Yale EER", "{:.3f}"),
-           ("peak_spread", "peak spread (cells)", "{:.2f}"),
-           ("peak_std_median", "per-filter peak std (cells)", "{:.2f}"))
-
-
-def markdown_table(rows: dict[str, dict[str, float]]) -> str:
-    head = "| model | " + " | ".join(c[1] for c in COLUMNS) + " |"
-    lines = [head, "|" + "---|" * (len(COLUMNS) + 1)]
-    for name, row in rows.items():
-        cells = [fmt.format(row[k]) if k in row else "–" for k, _, fmt in COLUMNS]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def _trained_as(path: Path, cfg: PartsTrainConfig) -> bool:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from facexplain.benchmarks.planted_pairs import PlantedSet
+if TYPE_CHECKING:  # the game's set loads torch; its table must not
+    from facexplain.benchmarks.planted_pairs import PlantedSet
 
 
 def _cell(c: dict[str, Any] | None, key: str) -> str:

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from facexplain import settings
 from facexplain.benchmarks.pair_sets import HELDOUT_FOLDS, select_heldout_pairs
+from facexplain.benchmarks.sanity_report import SanityResult
 from facexplain.benchmarks.sanity_stats import (
     MEASURES,
     MIN_PAIRS,
@@ -232,70 +233,15 @@ def _row(group: list[str], by_state: dict[str, list[torch.Tensor]],
 
 
 def format_sanity_table(result: dict[str, object]) -> str:
-    """One line per method and measure: similarity per state, chance, excess over chance
-    with its 95% CI, and the verdict (pass, FAIL or inconclusive)."""
-    states = [s for s in result["states"] if s != "real"]  # type: ignore[attr-defined]
-    width = 2 + max(len(" = ".join([r["method"], *r.get("same_as", [])]))
-                    for r in result["rows"])  # type: ignore[attr-defined]
-    head = f"{'method':<{width}}{'measure':<16}" + "".join(f"{s:>13}" for s in states)
-    lines = [head + f"{'chance':>8}  {'excess [95% CI]':<24}verdict", "-" * (len(head) + 45)]
-    for row in result["rows"]:  # type: ignore[attr-defined]
-        name = " = ".join([row["method"], *row.get("same_as", [])])
-        for m in MEASURES:
-            cells = "".join(f"{row[s][m]:>13.3f}" for s in states)
-            ex = row["excess"][m]
-            ci = f"{ex['value']:+.3f} [{ex['ci'][0]:+.3f}, {ex['ci'][1]:+.3f}]"
-            word = {"pass": "pass", "fail": "FAIL"}.get(row["verdict"][m], "inconclusive")
-            lines.append(f"{name:<{width}}{m:<16}{cells}{row['chance'][m]:>8.3f}  {ci:<24}{word}")
-    return "\n".join(lines)
+    """The terminal table of a ``run_sanity`` result (``SanityResult.text``)."""
+    return SanityResult.from_json(dict(result)).text()
 
 
 def sanity_markdown(result: dict[str, object]) -> str:
-    """The verdicts as a markdown table (docs/BENCHMARKS.md)."""
-    lines = [f"| {result['backbone']} method | " + " | ".join(MEASURES) + " |",
-             "|---|" + "---|" * len(MEASURES)]
-    for row in result["rows"]:  # type: ignore[attr-defined]
-        name = " = ".join([row["method"], *row.get("same_as", [])])
-        cells = []
-        for m in MEASURES:
-            ex = row["excess"][m]
-            cells.append(f"{row['verdict'][m]}: {ex['value']:+.2f} "
-                         f"[{ex['ci'][0]:+.2f}, {ex['ci'][1]:+.2f}]")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    """The verdicts as a markdown table (``SanityResult.table``)."""
+    return SanityResult.from_json(dict(result)).table()
 
 
 def plot_sanity(result: dict[str, object], path: Path) -> Path:
-    """Per measure, each method's excess over chance (fully randomised map vs real map) with
-    its 95% CI and the margin; colours: pass, FAIL, inconclusive."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows: list[dict[str, Any]] = result["rows"]  # type: ignore[assignment]
-    names = [" = ".join([r["method"], *r.get("same_as", [])]) for r in rows]
-    colour = {"pass": "#2e7d32", "fail": "#c62828", "inconclusive": "#f9a825"}
-    fig, axes = plt.subplots(1, len(MEASURES), figsize=(13, 0.5 * len(rows) + 1.6), dpi=110,
-                             sharey=True)
-    for ax, measure in zip(axes, MEASURES, strict=True):
-        for y, row in enumerate(rows):
-            ex = row["excess"][measure]
-            ax.errorbar(ex["value"], y, xerr=[[ex["value"] - ex["ci"][0]],
-                                              [ex["ci"][1] - ex["value"]]], fmt="o", capsize=3,
-                        color=colour[row["verdict"][measure]])
-        ax.axvline(float(result["margin"]), color="grey", ls="--", lw=0.8)  # type: ignore[arg-type]
-        ax.axvline(0.0, color="grey", lw=0.5)
-        ax.set_title(measure, fontsize=9)
-        ax.grid(True, alpha=0.3)
-        ax.set_xlabel("excess over chance")
-    axes[0].set_yticks(range(len(rows)), names, fontsize=7)
-    axes[0].invert_yaxis()
-    fig.suptitle(f"{result['backbone']}: model randomisation, n={result['n_pairs']} held-out "
-                 "pairs; dashed = margin (pass left of it, with the whole 95% CI); green pass, "
-                 "red FAIL, amber inconclusive", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    """The verdicts' figure (``SanityResult.figure``)."""
+    return SanityResult.from_json(dict(result)).figure(path)

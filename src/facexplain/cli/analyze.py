@@ -44,7 +44,7 @@ def neurons_command(
     seed: Annotated[int, typer.Option(help="Seed of splits, masks and synthetic codes.")] = 0,
 ) -> None:
     """Sparsity, selectivity, binary codes and occlusion robustness of a model's neurons."""
-    from facexplain.analysis.report import table_row, write_neuron_report
+    from facexplain.benchmarks.neurons_report import table_row, write_neuron_report
     from facexplain.benchmarks.neurons import NeuronAnalysisConfig, run_neuron_analysis
     from facexplain.errors import InvalidArgument
 
@@ -119,7 +119,9 @@ def filters_command(
     doc = run_filter_study(cfg, out)
     typer.echo(f"{backbone}, fold {fold}, {doc['n_images']} held-out photos "
                "(peak spread / median per-filter std, in cells):")
-    for variant, v in doc["variants"].items():  # type: ignore[attr-defined]
+    by_variant = doc["variants"]
+    assert isinstance(by_variant, dict)
+    for variant, v in by_variant.items():
         occ = ", ".join(f"{p} {o['mean_abs_change']:.4f}" for p, o in v["occlusion"].items())
         typer.echo(f"  {variant}: positive {v['positive']['spread']:.2f} / "
                    f"{v['positive']['median_std']:.2f}, negative {v['negative']['spread']:.2f} / "

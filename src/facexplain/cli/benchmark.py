@@ -1,4 +1,9 @@
-"""`facexplain benchmark ...`: measured numbers, printed as a table and written as JSON."""
+"""`facexplain benchmark ...`: measured numbers, printed as a table and written as JSON.
+
+The group is built from the benchmark registry (``benchmarks.registry``): each command module
+registers its tasks with ``register_benchmark``; ``build_group`` adds every registered task,
+and ``tables`` rewrites docs/BENCHMARKS.md's generated tables from docs/results.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Annotated
 import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
+from facexplain.benchmarks.registry import register_benchmark, stamp, tasks
 from facexplain.cli.options import (
     LFW_IMAGES,
     LFW_PAIRS,
@@ -18,16 +24,34 @@ from facexplain.cli.options import (
     SamplesOpt,
     XfaceStrideOpt,
     check_inputs,
-    command_line,
     fold_list,
     write_json,
 )
 
 app = typer.Typer(help="Benchmarks on real data.", no_args_is_help=True)
 
+# The modules whose commands register benchmark tasks (this one included).
+BENCHMARK_MODULES = ("facexplain.cli.benchmark_maps", "facexplain.cli.codes_bench",
+                     "facexplain.cli.parts")
 
 
-@app.command("lfw")
+def build_group() -> typer.Typer:
+    """The `benchmark` group: every registered task's command, then `tables`."""
+    import importlib
+
+    for module in BENCHMARK_MODULES:
+        importlib.import_module(module)
+    known = {c.name for c in app.registered_commands}
+    for task in tasks("benchmark"):
+        if task.name not in known:
+            app.command(task.name)(task.runner)
+    if "tables" not in known:
+        app.command("tables")(tables_command)
+    return app
+
+
+@register_benchmark("lfw", config="facexplain.benchmarks.lfw:LfwBenchmarkConfig",
+                    result="facexplain.benchmarks.lfw:LfwBenchmarkResult")
 def lfw_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     json_out: JsonOpt = None,
@@ -52,8 +76,7 @@ def lfw_command(
     cfg = LfwBenchmarkConfig(backbone=backbone, pairs=pairs, images=images, flip=flip,
                              folds=chosen)
     result = run_lfw_benchmark(cfg)
-    s = dict(result.summary)
-    s["command"] = command_line()
+    s = stamp(result.to_json())
     plot_path = plot or (json_out.with_suffix(".png") if json_out else
                          Path(f"out/benchmarks/lfw-{backbone}{'-flip' if flip else ''}-roc.png"))
     s["roc_plot"] = str(plot_roc(result, plot_path))
@@ -77,7 +100,8 @@ def _write_calibration(backbone: str, result: object, command: str) -> None:
     typer.echo(f"calibration stored in {save_calibration(calibration_from(result, command))}")
 
 
-@app.command("occlusion-stats")
+@register_benchmark("occlusion-stats",
+                    config="facexplain.benchmarks.occlusion:OcclusionStatsConfig")
 def occlusion_stats_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     patch: Annotated[int, typer.Option("--patch", "-k", help="Occluded patch size k.")] = 16,
@@ -121,8 +145,7 @@ def occlusion_stats_command(
                                pairs_per_class=pairs_per_class, pairs=pairs, images=images,
                                batch_size=batch_size, device=device, study_pairs=study_pairs)
     result = run_occlusion_stats(cfg)
-    s = dict(result.summary)
-    s["command"] = command_line()
+    s = stamp(dict(result.summary))
     stem = f"occlusion-{backbone}-k{patch}-s{stride}-{fill}"
     plot_path = plot or (json_out.with_suffix(".png") if json_out else
                          Path(f"out/benchmarks/{stem}.png"))
@@ -151,7 +174,7 @@ def occlusion_stats_command(
         typer.echo(f"Θ stored in {save_theta(record)}")
 
 
-@app.command("mean-face")
+@register_benchmark("mean-face")
 def mean_face_command(
     template: Annotated[
         list[str] | None, typer.Option(help="Alignment template(s); default: all.")
@@ -163,25 +186,23 @@ def mean_face_command(
     images: ImagesOpt = LFW_IMAGES,
 ) -> None:
     """Build the occlusion fill: mean aligned face of LFW images outside every pair/fold."""
-    import datetime as dt
-
     from facexplain.align.templates import TEMPLATES
     from facexplain.benchmarks.occlusion import build_mean_faces
     from facexplain.explain.fills import save_mean_face
 
     names = template or list(TEMPLATES)
     faces = build_mean_faces(names, pairs, images, max_images)
-    command = command_line()
     for name, (face, n) in faces.items():
-        record: dict[str, object] = {
+        record: dict[str, object] = stamp({
             "n_images": n, "reference": f"LFW images in {images.name} not listed in {pairs}",
             "detections": "MTCNN, face nearest the centre (LFW benchmark cache)",
-            "command": command, "date": dt.date.today().isoformat(),
-        }
+        })
         typer.echo(f"{name}: mean of {n} faces -> {save_mean_face(face, name, record)}")
 
 
-@app.command("sanity")
+@register_benchmark("sanity", config="facexplain.benchmarks.sanity:SanityConfig",
+                    result="facexplain.benchmarks.sanity_report:SanityResult",
+                    tables=("sanity",))
 def sanity_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     n_pairs: Annotated[int, typer.Option(
@@ -201,36 +222,29 @@ def sanity_command(
     json_out: JsonOpt = None,
 ) -> None:
     """Model-randomisation sanity check of every method (cascade from the top, and full)."""
-    from facexplain.benchmarks.sanity import (
-        CASCADE,
-        SanityConfig,
-        format_sanity_table,
-        plot_sanity,
-        run_sanity,
-        sanity_markdown,
-    )
+    from facexplain.benchmarks.sanity import CASCADE, SanityConfig, run_sanity
+    from facexplain.benchmarks.sanity_report import SanityResult
     from facexplain.explain.trust import save_sanity_records
     from facexplain.methods.registry import parse_methods
 
     check_inputs(backbone, LFW_PAIRS, LFW_IMAGES, 10, json_out)
     chosen = (SanityConfig().methods if methods.strip() == "all"  # the slow ones when named
               else tuple(info.name for info in parse_methods(methods)))
-    result = run_sanity(SanityConfig(backbone=backbone, n_pairs=n_pairs, offset=offset,
-                                     methods=chosen, margin=margin,
-                                     cascade=CASCADE if cascade else (), samples=samples,
-                                     xface_stride=xface_stride))
-    result["command"] = command_line()
-    result["table"] = sanity_markdown(result)
-    typer.echo(format_sanity_table(result))
+    result = SanityResult.from_json(stamp(run_sanity(SanityConfig(
+        backbone=backbone, n_pairs=n_pairs, offset=offset, methods=chosen, margin=margin,
+        cascade=CASCADE if cascade else (), samples=samples, xface_stride=xface_stride))))
+    doc = {**result.to_json(), "table": result.table()}
+    typer.echo(result.text())
     plot_path = json_out.with_suffix(".png") if json_out else Path(
         f"out/benchmarks/sanity-{backbone}.png")
-    typer.echo(f"plot: {plot_sanity(result, plot_path)}")
+    typer.echo(f"plot: {result.figure(plot_path)}")
     if write_record:
-        typer.echo(f"sanity verdicts stored in {save_sanity_records(result)}")
-    write_json(result, json_out)
+        typer.echo(f"sanity verdicts stored in {save_sanity_records(doc)}")
+    write_json(doc, json_out)
 
 
-@app.command("calibration")
+@register_benchmark("calibration", config="facexplain.benchmarks.calibration:CalibrationConfig",
+                    tables=("calibration", "calibration-selective", "calibration-scope"))
 def calibration_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     mining: Annotated[str, typer.Option(
@@ -254,7 +268,7 @@ def calibration_command(
     if mining:
         check_inputs(mining, LFW_PAIRS, LFW_IMAGES, 10)
     doc, record = run_calibration(CalibrationConfig(backbone=backbone, mining=mining))
-    doc["command"] = command_line()
+    stamp(doc)
     plot_path = plot or (json_out.with_suffix(".png") if json_out else
                          Path(f"out/benchmarks/reliability-{backbone}.png"))
     doc["plot"] = str(plot_reliability(doc, plot_path))
@@ -269,3 +283,30 @@ def calibration_command(
 
         typer.echo(f"calibration stored in "
                    f"{save_calibration(replace(record, command=str(doc['command'])))}")
+
+
+def tables_command(
+    check: Annotated[bool, typer.Option(
+        "--check", help="Write nothing; exit 1 listing the tables that differ from their "
+        "result files.")] = False,
+    doc: Annotated[Path, typer.Option(help="Markdown file with table markers.")]
+    = Path("docs/BENCHMARKS.md"),
+    results: Annotated[Path, typer.Option(help="Folder of the result files the markers name.")]
+    = Path("docs/results"),
+) -> None:
+    """Rewrite docs/BENCHMARKS.md's generated tables (<!-- table: KIND FILE... --> blocks)
+    from the result files; the prose around them is left as it is."""
+    from facexplain.benchmarks.tables import blocks, update_file
+    from facexplain.errors import InputNotFound
+
+    if not doc.is_file():
+        raise InputNotFound(f"{doc}: no such file")
+    changed = update_file(doc, results, check=check)
+    total = len(blocks(doc.read_text()))
+    for block in changed:
+        typer.echo(f"{doc}:{block.line}: table '{block.spec}' "
+                   f"{'differs from' if check else 'rewritten from'} its result files")
+    typer.echo(f"{total - len(changed)} of {total} tables match their result files"
+               + ("" if check or not changed else f"; {len(changed)} rewritten"))
+    if check and changed:
+        raise typer.Exit(1)

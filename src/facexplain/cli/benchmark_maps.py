@@ -1,7 +1,7 @@
 """`facexplain benchmark faithfulness | xcos`: how well maps predict score changes, and xCos vs
 cosine on LFW.
 
-Registered on the `benchmark` group by ``cli.app``; each prints its table and writes JSON.
+Registered as benchmark tasks (``benchmarks.registry``); each prints its table and writes JSON.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
+from facexplain.benchmarks.registry import register_benchmark, stamp
 from facexplain.cli.options import (
     LFW_IMAGES,
     LFW_PAIRS,
@@ -22,7 +23,6 @@ from facexplain.cli.options import (
     SamplesOpt,
     XfaceStrideOpt,
     check_inputs,
-    command_line,
     int_list,
     write_json,
 )
@@ -45,6 +45,10 @@ def _record_methods(record_methods: str | None, write_record: bool,
     return only
 
 
+@register_benchmark(
+    "faithfulness", config="facexplain.benchmarks.faithfulness:FaithfulnessConfig",
+    result="facexplain.benchmarks.faithfulness:FaithfulnessResult",
+    tables=("faithfulness-ranking", "method-table"))
 def faithfulness_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     n_pairs: Annotated[
@@ -118,8 +122,7 @@ def faithfulness_command(
         pairs=pairs_file, images=images, resume=not fresh, pairs_file=study_pairs,
     )
     result = run(cfg)
-    s = dict(result.summary)
-    s["command"] = command_line()
+    s = stamp(result.to_json())
     s["ranking"] = {row: r.to_dict() for row, r in ranks(result).items()}
     s["ranking_markdown"] = ranking_markdown(result)
     plot_path = plot or (json_out.with_suffix(".png") if json_out else
@@ -139,6 +142,8 @@ def faithfulness_command(
         typer.echo(f"ranks stored: {save_faithfulness_records(s, rows=rows)}")
 
 
+@register_benchmark("xcos", config="facexplain.benchmarks.xcos:XCosBenchmarkConfig",
+                    tables=("xcos-occlusion",))
 def xcos_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     json_out: JsonOpt = None,
@@ -167,6 +172,7 @@ def xcos_command(
     Needs the ten fold heads: `facexplain train xcos --backbone NAME --all-folds`.
     """
     from facexplain.benchmarks.xcos import XCosBenchmarkConfig, run_xcos_benchmark
+    from facexplain.benchmarks.xcos_report import xcos_tables
     from facexplain.errors import InvalidArgument
 
     try:
@@ -189,57 +195,16 @@ def xcos_command(
     cfg = XCosBenchmarkConfig(backbone=backbone, images=images, pairs=pairs, areas=fractions,
                               templates=templates, timing_pairs=timing_pairs, seed=seed,
                               checkpoint_root=checkpoint_root, development_folds=dev)
-    s = run_xcos_benchmark(cfg, log=typer.echo)
-    s["command"] = command_line()
+    s = stamp(run_xcos_benchmark(cfg, log=typer.echo))
     out = json_out or Path(f"out/benchmarks/xcos-{backbone}.json")
     write_json(s, out)
-    for line in _xcos_table(s):
+    for line in xcos_tables(s):
         typer.echo(line)
     typer.echo(f"JSON: {out}")
 
 
-def _fold_list(s: dict[str, object]) -> str:
-    dev = s["development_folds"]
-    assert isinstance(dev, list)
-    return ",".join(str(f) for f in range(1, 11) if f not in dev)
-
-
-def _xcos_table(s: dict[str, object]) -> list[str]:
-    """Markdown tables of a `benchmark xcos` result (the ones docs/BENCHMARKS.md records)."""
-    acc, r = s["accuracy"], s["pearson_r_vs_teacher"]
-    occ, timing = s["occlusion_accuracy"], s["timing"]
-    untouched = s["accuracy_untouched_folds"]
-    assert isinstance(acc, dict) and isinstance(r, dict) and isinstance(untouched, dict)
-    assert isinstance(occ, dict) and isinstance(timing, dict)
-    cols = ["cosine", "xcos_U", "xcos_P", "xcos_L"]
-    lines = [
-        f"| {s['backbone']} (teacher {s['teacher']}) | teacher | " + " | ".join(cols[1:]) + " |",
-        "|---|---|---|---|---|",
-        "| LFW 10-fold accuracy (%) | " + f"{100 * acc['teacher']:.2f} | "
-        + " | ".join(f"{100 * acc[c]:.2f}" for c in cols[1:]) + " |",
-        f"| folds {_fold_list(s)} only (%) | "
-        + " | ".join(f"{100 * untouched[c]:.2f}" for c in ["teacher", *cols[1:]]) + " |",
-        "| Pearson r vs teacher | 1 | "
-        + " | ".join(f"{r[c.removeprefix('xcos_')]:.4f}" for c in cols[1:]) + " |",
-        "",
-        "| occlusion of face B | " + " | ".join(cols) + " |",
-        "|---|---|---|---|---|",
-        "| none | " + " | ".join(f"{100 * acc[c]:.2f}" for c in cols) + " |",
-    ]
-    for cond, row in occ.items():
-        name = "mask templates" if cond == "templates" else f"strokes {100 * float(cond):.0f}%"
-        lines.append(f"| {name} | " + " | ".join(
-            f"{100 * row[c]:.2f} ({100 * (row[c] - acc[c]):+.2f})" for c in cols) + " |")
-    if timing:
-        lines += [
-            "",
-            f"cost per pair (ms, one pair per call, torch threads {timing['threads']:.0f}): cosine "
-            f"{timing['cosine_ms']:.1f}, xCos-L {timing['xcos_ms']:.1f}, xCos-L + cosine "
-            f"{timing['xcos_and_cosine_ms']:.1f}, head alone {timing['head_only_ms']:.2f}",
-        ]
-    return lines
-
-
+@register_benchmark("planted", config="facexplain.benchmarks.planted:PlantedConfig",
+                    tables=("planted", "method-table"))
 def planted_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     methods: Annotated[str, typer.Option(
@@ -295,7 +260,7 @@ def planted_command(
         doc = run_planted(cfg, ray_player(workers, address))
     else:
         doc = run_planted(cfg)
-    doc["command"] = command_line()
+    stamp(doc)
     doc["table"] = planted_table(doc)
     fig_path = figure or (json_out.with_suffix(".png") if json_out else
                           Path(f"out/benchmarks/planted-{backbone}.png"))

@@ -1,6 +1,7 @@
 """`facexplain benchmark codes | search-speed | gallery`: binary codes and 1:N search on LFW.
 
-Registered on the `benchmark` group by ``cli.app``; each prints a table row and writes JSON.
+Registered as benchmark tasks (``benchmarks.registry``); each prints a table row and writes
+JSON.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from typing import Annotated
 import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
+from facexplain.benchmarks.registry import register_benchmark, stamp
 from facexplain.cli.options import (
     LFW,
     BackboneOpt,
     JsonOpt,
     LfwOpt,
     check_inputs,
-    command_line,
     write_json,
 )
 
@@ -27,11 +28,12 @@ def _check(backbone: str, lfw: Path, json_out: Path | None) -> None:
 
 
 def _write(doc: dict[str, object], json_out: Path | None) -> None:
-    doc["command"] = command_line()
+    stamp(doc)
     if write_json(doc, json_out) is not None:
         typer.echo(f"result: {json_out}")
 
 
+@register_benchmark("codes", config="facexplain.benchmarks.codes:CodesBenchmarkConfig")
 def codes_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     json_out: JsonOpt = None,
@@ -60,6 +62,8 @@ def codes_command(
     _write(doc, json_out)
 
 
+@register_benchmark("search-speed",
+                    config="facexplain.benchmarks.search:SearchBenchmarkConfig")
 def search_speed_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     json_out: JsonOpt = None,
@@ -100,6 +104,7 @@ def search_speed_command(
     _write(doc, json_out)
 
 
+@register_benchmark("gallery", config="facexplain.benchmarks.gallery:GalleryBenchmarkConfig")
 def gallery_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     json_out: JsonOpt = None,

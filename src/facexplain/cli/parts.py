@@ -1,6 +1,7 @@
 """`facexplain train parts` and `facexplain benchmark interpretable`: the part-filter head.
 
-Registered on the `train` and `benchmark` groups by ``cli.app``.
+`benchmark interpretable` is a registered benchmark task (``benchmarks.registry``); `train
+parts` is added to the `train` group by ``cli.app``.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import typer
 
 from facexplain import settings
 from facexplain.backbones.registry import DEFAULT_BACKBONE
+from facexplain.benchmarks.registry import register_benchmark, stamp
 from facexplain.cli.options import (
     LFW,
     BackboneOpt,
     JsonOpt,
     LfwOpt,
     check_inputs,
-    command_line,
     write_json,
 )
 
@@ -93,6 +94,8 @@ def train_command(
     typer.echo(f"head written: {saved[0]}")
 
 
+@register_benchmark("interpretable", config="facexplain.train.parts:PartsTrainConfig",
+                    tables=("interpretable",))
 def benchmark_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     variants: Annotated[str, typer.Option(help="Comma-separated variants to compare.")]
@@ -139,7 +142,7 @@ def benchmark_command(
                   tail_lr)
     assert isinstance(cfg, PartsTrainConfig)
     doc = run_interpretable_benchmark(cfg, chosen, keeps, yale_dir, retrain, log=typer.echo)
-    doc["command"] = command_line()
+    stamp(doc)
     typer.echo(str(doc["table"]))
     if write_json(doc, json_out) is not None:
         typer.echo(f"result: {json_out}")

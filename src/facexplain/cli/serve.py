@@ -6,7 +6,7 @@ import contextlib
 import logging
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -96,7 +96,7 @@ def own_names(host: str) -> tuple[str, ...]:
 
 
 def run_server(host: str, port: int, work_dir: Path | None, preload: str,
-               study_dir: Path | None, limits: dict[str, object],
+               study_dir: Path | None, limits: dict[str, Any],
                extra_hosts: tuple[str, ...]) -> None:
     import uvicorn
 
@@ -127,7 +127,7 @@ def run_server(host: str, port: int, work_dir: Path | None, preload: str,
         typer.echo(f"loading and warming up {name} ...", err=True)
         pipelines.warm(name, settings_pair)
     app = create_app(WebConfig(work, study_dir=study_dir, allowed_hosts=hosts,
-                               **limits),  # type: ignore[arg-type]
+                               **limits),
                      pipelines)
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"warning: binding {host}: anyone who can reach it can use the app; it "

@@ -1,0 +1,122 @@
+"""The table kinds docs/BENCHMARKS.md's markers name (``benchmarks.tables``): each turns the
+parsed result files of one marker into the markdown table the benchmark's own command prints.
+
+Kinds stay torch-free where the benchmark's report is (the method table reads the method
+registry to know every map's row).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from facexplain.benchmarks.calibration_report import (
+    POPULATION_WORDS,
+    calibration_table,
+    selective_table,
+)
+from facexplain.benchmarks.lfw_report import lfw_table
+from facexplain.benchmarks.parts_report import markdown_table
+from facexplain.benchmarks.planted_report import planted_table
+from facexplain.benchmarks.sanity_report import SanityResult
+from facexplain.benchmarks.tables import table_kind
+from facexplain.benchmarks.xcos_report import occlusion_table, xcos_tables
+
+Docs = list[dict[str, Any]]
+
+
+def _one(docs: Docs, kind: str) -> dict[str, Any]:
+    from facexplain.errors import InvalidArgument
+
+    if len(docs) != 1:
+        raise InvalidArgument(f"table kind {kind!r} reads one result file, got {len(docs)}")
+    return docs[0]
+
+
+@table_kind("lfw")
+def _lfw(docs: Docs) -> str:
+    """LFW 10-fold verification, one row per ``benchmark lfw`` result file."""
+    return lfw_table(docs)
+
+
+@table_kind("planted")
+def _planted(docs: Docs) -> str:
+    """The planted-difference game: per map, share / pointing / AUC / which face, controls."""
+    return planted_table(_one(docs, "planted"))
+
+
+@table_kind("calibration")
+def _calibration(docs: Docs) -> str:
+    """Held-out ECE, Brier, log-loss per population and calibrator."""
+    return calibration_table(_one(docs, "calibration"))
+
+
+@table_kind("calibration-selective")
+def _selective(docs: Docs) -> str:
+    """The "not sure" rule per error target: coverage and error among answered pairs."""
+    return selective_table(_one(docs, "calibration-selective"))
+
+
+@table_kind("calibration-scope")
+def _scope(docs: Docs) -> str:
+    """Pairs with an out-of-scope photo against the others, per population."""
+    doc = _one(docs, "calibration-scope")
+    lines = ["| population | pairs with an out-of-scope photo | accuracy flagged / in scope | "
+             "ECE flagged [95% CI] | ECE in scope [95% CI] |", "|---|---|---|---|---|"]
+
+    def ece(q: dict[str, Any] | None) -> str:
+        return "-" if q is None else f"{q['ece']:.4f} [{q['ece_ci'][0]:.4f}, {q['ece_ci'][1]:.4f}]"
+
+    for pop, s in doc["scope"].items():
+        flagged, kept = s.get("flagged"), s.get("in_scope")
+        acc = " / ".join("-" if q is None else f"{q['accuracy']:.4f}" for q in (flagged, kept))
+        share = f"{round(100 * s['flagged_share'], 1):g}%"
+        lines.append(f"| {POPULATION_WORDS.get(pop, pop)} | {share} | {acc} | {ece(flagged)} | "
+                     f"{ece(kept)} |")
+    return "\n".join(lines)
+
+
+@table_kind("sanity")
+def _sanity(docs: Docs) -> str:
+    """Model randomisation: per method and measure, verdict, excess over chance and CI."""
+    return SanityResult.from_json(_one(docs, "sanity")).table()
+
+
+@table_kind("interpretable")
+def _interpretable(docs: Docs) -> str:
+    """The part-filter ablation (``benchmark interpretable``): one row per model."""
+    return markdown_table(_one(docs, "interpretable")["rows"])
+
+
+@table_kind("faithfulness-ranking")
+def _faithfulness_ranking(docs: Docs) -> str:
+    """Gain over random and rank per deletion/insertion family, mean rank, place."""
+    from facexplain.benchmarks.faithfulness_ranks import ranking_table
+
+    doc = _one(docs, "faithfulness-ranking")
+    return ranking_table(doc["ranking"], doc["protocols"])
+
+
+@table_kind("xcos")
+def _xcos(docs: Docs) -> str:
+    """xCos against cosine: accuracy (U/P/L), Pearson r, occlusion, cost per pair."""
+    return "\n".join(xcos_tables(_one(docs, "xcos")))
+
+
+@table_kind("xcos-occlusion")
+def _xcos_occlusion(docs: Docs) -> str:
+    """xCos against cosine with face B occluded: accuracy and drop per condition."""
+    return "\n".join(occlusion_table(_one(docs, "xcos-occlusion")))
+
+
+@table_kind("method-table")
+def _method_table(docs: Docs) -> str:
+    """Every method on one backbone: game, deletion/insertion, sanity and cost, from the
+    planted, faithfulness, sanity and method-cost files (recognised by their fields)."""
+    from facexplain.benchmarks.method_table import build_from, markdown
+
+    groups: dict[str, Docs] = {"game": [], "faithfulness": [], "sanity": [], "cost": []}
+    for doc in docs:
+        group = ("game" if "per_face_rows" in doc else "faithfulness" if "summaries" in doc
+                 else "sanity" if "states" in doc else "cost")
+        groups[group].append(doc)
+    return markdown(build_from(groups, str(docs[0]["backbone"])))
