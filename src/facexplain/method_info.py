@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
+
+from facexplain.errors import InvalidArgument
 
 if TYPE_CHECKING:
     import torch
@@ -49,39 +51,175 @@ def delta_map(caption: str) -> MapSpec:
     return MapSpec("delta", caption, signed=True, vrange=None, cmap="RdBu_r", show=False)
 
 
-@dataclass(frozen=True)
-class ExplainOptions:
-    """Settings shared by the methods (each reads the ones it needs; paper defaults)."""
+T = TypeVar("T")
+OPTION_TYPES: tuple[type, ...] = (int, float, str, bool, tuple)
+# ``ExplainOptions``'s own fields and the front ends' own parameters: no method option may
+# take these names (the CLI, the web form and the job record use them).
+RESERVED_OPTION_NAMES = frozenset({
+    "values", "gradient_fill", "incremental", "batch_size", "progress", "photo_a", "photo_b",
+    "out", "backbone", "method", "methods", "lfw_pair", "keep_uploads", "help", "json"})
 
-    patch: int = 16
-    stride: int = 8
-    fill: str | torch.Tensor = "mean-face"
-    # Reference of saliency/deconv/guided/Grad-CAM: None = black; integrated gradients uses
-    # ``fill`` (its baseline follows --fill). The faithfulness benchmark passes its shared fill
-    # here so every method removes pixels alike.
-    gradient_fill: str | torch.Tensor | None = None
-    # Integrated-gradients steps: None = adaptive (double from 32 until the completeness error
-    # is under 5% of the similarity change, at most 512).
-    ig_steps: int | None = None
-    attention: str = "L"
-    incremental: bool = True
-    # Pairwise occlusion's opt-in approximate mode (Krypton: projective-field threshold and
-    # adaptive drill-down, ``explain.approx_occlusion``) with its default settings.
-    approx: bool = False
-    batch_size: int = 32
-    progress: bool = False
-    # The sampling methods (CorrRISE, RISE, LIME): samples per face (None: each method's
-    # default; RISE and LIME stop earlier once their map converges) and the seed of their
-    # random masks, so a map is reproducible.
-    samples: int | None = None
-    seed: int = 0
-    # xSSAB and FGGB split the similarity at the decision threshold: None = the backbone's
-    # calibrated threshold for these weights (0 when there is none).
-    threshold: float | None = None
-    # x-face occlusion's patch sizes and stride in pixels (None: the paper's 7/14/28 px and
-    # 5 px on a 112 px crop, scaled to the backbone's crop).
-    xface_patches: tuple[int, ...] | None = None
-    xface_stride: int | None = None
+
+@dataclass(frozen=True)
+class MethodOption(Generic[T]):
+    """One setting a method reads, declared beside the method (``MethodInfo.options``).
+
+    The CLI's ``explain`` flags, the web form, the API schema and the job record are generated
+    from these rows. ``name`` is a Python identifier (the flag is ``--name`` with dashes);
+    ``type`` is int, float, str, bool or tuple (comma-separated integers); ``default`` None
+    means the method picks (its help says what); ``choices``/``minimum``/``maximum`` and
+    ``check`` (raises ``InvalidArgument``) judge a value before any model loads. ``typed``
+    False lets a value of another type reach the method as is (a fill given as a tensor).
+    ``web``: shown on the web form and in ``/api/v1`` (only settings a shared server can
+    afford); ``label``: its words on the form. Methods sharing an option declare the same row
+    (``methods._options``); the registry merges them by name.
+    """
+
+    name: str
+    type: type
+    default: T
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    check: Callable[[T], None] | None = None
+    typed: bool = True
+    web: bool = False
+    label: str = ""
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def same_meaning(self, other: MethodOption[Any]) -> bool:
+        """Two declarations of one name must agree on everything but their help and check."""
+        return (self.type, self.default, self.choices, self.minimum, self.maximum,
+                self.typed, self.web) == (other.type, other.default, other.choices,
+                                          other.minimum, other.maximum, other.typed, other.web)
+
+    def parse(self, text: str) -> T:
+        """A value from text (a form field, a job record): a one-line error when it is not."""
+        text = text.strip()
+        if text == "" and self.default is None:
+            return cast(T, None)
+        try:
+            if self.type is bool:
+                if text.lower() not in ("true", "false", "1", "0", "on", "off", "yes", "no"):
+                    raise ValueError(text)
+                value: object = text.lower() in ("true", "1", "on", "yes")
+            elif self.type is tuple:
+                value = tuple(int(v) for v in text.split(",") if v.strip())
+            else:
+                value = self.type(text)
+        except ValueError:
+            raise InvalidArgument(f"{self.flag} must be {self.kind()}, got '{text}'") from None
+        self.validate(value)
+        return cast(T, value)
+
+    def kind(self) -> str:
+        return {int: "an integer", float: "a number", bool: "true or false",
+                tuple: "comma-separated integers"}.get(self.type, "text")
+
+    def validate(self, value: object) -> None:
+        """Raise ``InvalidArgument`` (one line, naming the flag) unless ``value`` is valid."""
+        if value is None and self.default is None:
+            return
+        ok_type = (isinstance(value, self.type) and (self.type is bool
+                                                      or not isinstance(value, bool))) or (
+            self.type is float and isinstance(value, int) and not isinstance(value, bool))
+        if self.type is tuple and ok_type:
+            ok_type = all(isinstance(v, int) and not isinstance(v, bool)
+                          for v in cast(tuple[object, ...], value))
+        if not ok_type:
+            if self.typed:
+                raise InvalidArgument(f"{self.flag} must be {self.kind()}, got {value!r}")
+        elif self.choices and value not in self.choices:
+            raise InvalidArgument(f"{self.flag} must be one of {', '.join(self.choices)}, "
+                                  f"got {value!r}")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            if self.minimum is not None and value < self.minimum:
+                words = {0: "non-negative", 1: "positive"}
+                bound = (words[int(self.minimum)] if self.type is int and self.minimum in words
+                         else f"at least {self.minimum:g}")
+                raise InvalidArgument(f"{self.flag} must be {bound}, got {value}")
+            if self.maximum is not None and value > self.maximum:
+                raise InvalidArgument(f"{self.flag} must be at most {self.maximum:g}, got "
+                                      f"{value}")
+        if self.check is not None:
+            self.check(cast(T, value))
+
+
+class ExplainOptions:
+    """What one explanation run is asked for: each method's own settings by name (declared
+    by the methods, ``MethodOption``; a method reads ``options.get(PATCH)``), plus the few
+    settings of the run itself, which no method owns.
+
+    ``ExplainOptions(patch=16, stride=8)`` sets method options by keyword; a name no
+    registered method declares is refused when the methods are resolved.
+    ``gradient_fill``: the reference of saliency/deconv/guided/Grad-CAM and the fill of the
+    black-filling methods (None: black; integrated gradients follows ``fill``); the
+    faithfulness benchmark passes its shared fill here so every method removes pixels alike.
+    """
+
+    __slots__ = ("values", "gradient_fill", "incremental", "batch_size", "progress")
+
+    values: Mapping[str, object]
+    gradient_fill: str | torch.Tensor | None
+    incremental: bool
+    batch_size: int
+    progress: bool
+
+    def __init__(self, *, values: Mapping[str, object] | None = None,
+                 gradient_fill: str | torch.Tensor | None = None, incremental: bool = True,
+                 batch_size: int = 32, progress: bool = False, **settings: object) -> None:
+        for name, value in (("values", {**(values or {}), **settings}),
+                            ("gradient_fill", gradient_fill), ("incremental", incremental),
+                            ("batch_size", batch_size), ("progress", progress)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("ExplainOptions is immutable: use replace()")
+
+    def __reduce__(self) -> tuple[object, ...]:  # picklable (batch workers get a copy)
+        return (_rebuild, (self._fields(),))
+
+    def _fields(self) -> dict[str, object]:
+        return {"values": dict(self.values), "gradient_fill": self.gradient_fill,
+                "incremental": self.incremental, "batch_size": self.batch_size,
+                "progress": self.progress}
+
+    def replace(self, **changes: object) -> ExplainOptions:
+        """A copy with run settings or method options changed."""
+        fields = self._fields()
+        values = dict(cast(dict[str, object], fields.pop("values")))
+        for name, value in changes.items():
+            if name in fields:
+                fields[name] = value
+            else:
+                values[name] = value
+        return _rebuild({**fields, "values": values})
+
+    def get(self, option: MethodOption[T]) -> T:
+        """The value of a method's option: given, or the option's default."""
+        return cast(T, self.values.get(option.name, option.default))
+
+    def value(self, name: str, default: object = None) -> object:
+        """A method option's value by name (``default`` when it was not given)."""
+        return self.values.get(name, default)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ExplainOptions) and self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        given = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
+        return (f"ExplainOptions({given}{', ' if given else ''}progress={self.progress}, "
+                f"batch_size={self.batch_size}, incremental={self.incremental})")
+
+
+def _rebuild(fields: Mapping[str, object]) -> ExplainOptions:
+    return ExplainOptions(**cast(dict[str, Any], fields))
 
 
 Orientation = Literal["difference", "similarity", "magnitude"]
@@ -134,7 +272,9 @@ class MethodInfo:
     ``prepare`` makes a missing asset (a trained head); ``supports`` says whether the method
     can run on a backbone at all (``--method all`` skips it where not; None: everywhere);
     ``in_all`` False leaves a slow method out of ``--method all`` (it runs when named, and the
-    benchmarks still rank it; ``facexplain methods`` and ``explain`` say so).
+    benchmarks still rank it; ``facexplain methods`` and ``explain`` say so). ``options``:
+    the settings it reads (``MethodOption``), from which the CLI flags, the web form and the
+    API schema are made; ``check`` sees them after each was judged on its own.
     """
 
     name: str
@@ -154,6 +294,14 @@ class MethodInfo:
     # planted-difference game measured that the method names the altered photo (>= 0.8)
     names_face: bool = False
     in_all: bool = True
+    options: tuple[MethodOption[Any], ...] = ()
 
     def map_spec(self, name: str) -> MapSpec | None:
         return next((m for m in self.maps if m.name == name), None)
+
+    def validate(self, options: ExplainOptions, spec: BackboneSpec) -> None:
+        """Each declared option's value on its own, then ``check`` (options against the
+        backbone): one-line ``InvalidArgument`` errors, before any model loads."""
+        for option in self.options:
+            option.validate(options.get(option))
+        self.check(options, spec)

@@ -8,10 +8,12 @@ from typing import Annotated
 import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
+from facexplain.cli.method_options import with_method_options
 from facexplain.cli.options import BackboneOpt
 from facexplain.methods.registry import all_methods, method_names
 
 
+@with_method_options
 def explain_command(
     photo_a: Annotated[Path, typer.Argument(help="First photo.")],
     photo_b: Annotated[Path, typer.Argument(help="Second photo.")],
@@ -23,24 +25,11 @@ def explain_command(
         "--method", "-m",
         help=f"{', '.join(method_names())}, a comma list, or all.",
     )] = "occlusion",
-    patch: Annotated[int, typer.Option("--patch", help="Occlusion patch size k (px).")] = 16,
-    stride: Annotated[int, typer.Option("--stride", help="Occlusion stride s (px).")] = 8,
-    fill: Annotated[str, typer.Option(
-        "--fill", help="What removed pixels become (occlusion fill, integrated-gradients "
-        "baseline): mean-face, channel-mean, zero, blur.")] = "mean-face",
-    attention: Annotated[str, typer.Option(
-        "--attention", help="xCos attention: U (uniform), P (Pearson prior), L (learned).")] = "L",
-    approx: Annotated[bool, typer.Option(
-        "--approx", help="Approximate pairwise occlusion (much faster at small strides; its "
-        "measured error is printed in the report).")] = False,
-    samples: Annotated[int | None, typer.Option(
-        "--samples", help="Samples per face of corrrise, rise and lime (default: each "
-        "method's own; rise and lime stop earlier once their map has settled).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the sampling methods' "
-                                      "random masks.")] = 0,
+    method_options: dict[str, object] | None = None,  # one flag per method option
 ) -> None:
     """Verify a pair and explain it: maps (.npy), overlays (PNG), explanation.json and
-    report.html in --out."""
+    report.html in --out. Each method's own settings are flags (`facexplain methods` lists
+    which method reads which)."""
     from facexplain import validate
     from facexplain.api import explain_pair, resolve_methods, skipped_methods
     from facexplain.backbones.registry import get_spec
@@ -48,8 +37,7 @@ def explain_command(
     from facexplain.report.html import write_explanation
 
     # Everything a person can get wrong is checked before a model file is opened.
-    options = ExplainOptions(patch=patch, stride=stride, fill=fill, attention=attention,
-                             approx=approx, progress=True, samples=samples, seed=seed)
+    options = ExplainOptions(progress=True, values=method_options)
     spec = get_spec(backbone)
     resolve_methods(method, options, spec)
     for name, why in skipped_methods(method, spec):
@@ -80,4 +68,6 @@ def methods_command() -> None:
     for info in all_methods().values():
         maps = ", ".join(m.name for m in info.maps)
         slow = "" if info.in_all else " (slow: not in --method all)"
-        typer.echo(f"{info.name} ({info.family}): {info.title}; maps: {maps}{slow}")
+        flags = ", ".join(o.flag for o in info.options)
+        flags = f"; options: {flags}" if flags else ""
+        typer.echo(f"{info.name} ({info.family}): {info.title}; maps: {maps}{flags}{slow}")

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from facexplain.method_info import (
     ExplainOptions,
     MapSpec,
     MethodInfo,
+    MethodOption,
     NoteHook,
     RankedMap,
     delta_map,
 )
+from facexplain.methods._options import FILL
 from facexplain.methods.registry import register_method
 
 if TYPE_CHECKING:
@@ -46,6 +48,11 @@ def magnitude_map(reading: str = SENSITIVITY) -> MapSpec:
 
 MAGNITUDE = magnitude_map()
 
+IG_STEPS: MethodOption[int | None] = MethodOption(
+    "ig_steps", int, None, "Integrated-gradients steps (default: adaptive, doubled from 32 "
+    "until the completeness error is under 5% of the similarity change, at most 512).",
+    minimum=1)
+
 
 def gradient_builder(method: str) -> Callable[[PairScorer, ExplainOptions], Explainer]:
     """A registry builder for one of ``explain.gradients.GRADIENT_METHODS``."""
@@ -56,23 +63,24 @@ def gradient_builder(method: str) -> Callable[[PairScorer, ExplainOptions], Expl
         spec = scorer.require_spec()
         fill = options.gradient_fill
         if fill is None:  # IG's baseline follows --fill; the others compare with black
-            fill = options.fill if method == "ig" else "zero"
+            fill = options.get(FILL) if method == "ig" else "zero"
         node = spec.last_spatial_node if method == "gradcam" else ""  # pixel methods: none
         return build_gradient_explainer(method, scorer.model, node,
                                         fill=fill, template=spec.template,
-                                        n_steps=options.ig_steps, score_fn=scorer)
+                                        n_steps=options.get(IG_STEPS), score_fn=scorer)
 
     return build
 
 
 def register_pixel_method(name: str, title: str, description: str = GRADIENT_DESCRIPTION,
                           note: NoteHook | None = None,
-                          magnitude_reading: str = SENSITIVITY) -> MethodInfo:
+                          magnitude_reading: str = SENSITIVITY,
+                          options: tuple[MethodOption[Any], ...] = ()) -> MethodInfo:
     """Register one per-pixel Captum method (signed maps plus the unsigned magnitude, whose
     reading says what that method's picture means)."""
     return register_method(MethodInfo(
         name=name, title=title, family="black-box", description=description,
         maps=(*SIGNED_MAPS, magnitude_map(magnitude_reading)), build=gradient_builder(name),
         rankings=(RankedMap("delta"), RankedMap("magnitude", "magnitude", suffix="abs")),
-        note=note,
+        note=note, options=options,
     ))

@@ -1,19 +1,18 @@
-"""What the newer face-verification methods share in the registry: their option checks, the
-fill of the methods whose papers hide pixels with black, the decision threshold xSSAB and FGGB
-split the similarity at, and the notes that say how much sampling a map took."""
+"""What the newer face-verification methods share in the registry: the fill of the methods
+whose papers hide pixels with black, the decision threshold xSSAB and FGGB split the
+similarity at, and the notes that say how much sampling a map took (their options are
+declared in ``methods._options``)."""
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING
 
-from facexplain.errors import InvalidArgument
 from facexplain.method_info import ExplainOptions
+from facexplain.methods._options import THRESHOLD
 
 if TYPE_CHECKING:
     import torch
 
-    from facexplain.backbones.spec import BackboneSpec
     from facexplain.explain.base import ExplanationMaps
     from facexplain.explain.scorer import PairScorer
 
@@ -26,35 +25,12 @@ def black_fill(options: ExplainOptions) -> str | torch.Tensor:
     return options.gradient_fill if options.gradient_fill is not None else "zero"
 
 
-def check_sampling(options: ExplainOptions, spec: BackboneSpec) -> None:
-    """Samples and seed, before any model loads."""
-    del spec
-    if options.samples is not None and options.samples < 3:
-        raise InvalidArgument(f"--samples must be at least 3, got {options.samples}")
-    if options.seed < 0:
-        raise InvalidArgument(f"--seed must be non-negative, got {options.seed}")
-
-
-def check_fill(options: ExplainOptions, spec: BackboneSpec) -> None:
-    """A named --fill must be one of the fills (a tensor is checked when it is used)."""
-    del spec
-    from facexplain.explain.fills import FILLS
-
-    if isinstance(options.fill, str) and options.fill not in FILLS:
-        raise InvalidArgument(f"unknown fill '{options.fill}'; valid: {', '.join(FILLS)}")
-
-
-def check_threshold(options: ExplainOptions, spec: BackboneSpec) -> None:
-    del spec
-    if options.threshold is not None and not math.isfinite(options.threshold):
-        raise InvalidArgument(f"the threshold must be a finite number, got {options.threshold}")
-
-
 def decision_threshold(scorer: PairScorer, options: ExplainOptions) -> tuple[float, str]:
     """The threshold given in the options, else the calibrated one of these very weights,
     else 0 (and where it came from, in words)."""
-    if options.threshold is not None:
-        return float(options.threshold), "given"
+    threshold = options.get(THRESHOLD)
+    if threshold is not None:
+        return float(threshold), "given"
     if scorer.spec is not None:
         from facexplain.scoring import calibration_for
 

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, delta_map
 from facexplain.methods._newer import (
     SLOW,
-    check_threshold,
     decision_threshold,
     threshold_note,
 )
+from facexplain.methods._options import THRESHOLD
 from facexplain.methods.registry import register_method
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ INFO = register_method(MethodInfo(
                 "empty (every pixel's weighted sum is negative)."),
     ),
     build=build,
-    check=check_threshold,
+    options=(THRESHOLD,),
     note=note,
     in_all=False,  # 2N forward and backward passes: minutes on a CPU for a 1024-d embedding
 ))

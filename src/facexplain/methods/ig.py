@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from facexplain.methods._gradient import register_pixel_method
+from facexplain.methods._gradient import IG_STEPS, register_pixel_method
+from facexplain.methods._options import FILL
 
 if TYPE_CHECKING:
     from facexplain.explain.base import ExplanationMaps
@@ -30,4 +31,5 @@ INFO = register_pixel_method(
     magnitude_reading="bright where the pixels moved the similarity most on the way from a "
     "blank reference image to these photos: what the score was built from, whether it made "
     "the faces look more or less alike.",
+    options=(FILL, IG_STEPS),
 )

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, delta_map
-from facexplain.methods._newer import SLOW, check_fill, check_sampling, sampling_note
+from facexplain.methods._newer import SLOW, sampling_note
+from facexplain.methods._options import FILL, SAMPLES, SAMPLING, SEED
 from facexplain.methods.registry import register_method
 
 if TYPE_CHECKING:
-    from facexplain.backbones.spec import BackboneSpec
     from facexplain.explain.base import Explainer, ExplanationMaps
     from facexplain.explain.scorer import PairScorer
 
@@ -17,13 +17,8 @@ if TYPE_CHECKING:
 def build(scorer: PairScorer, options: ExplainOptions) -> Explainer:
     from facexplain.explain.lime import Lime
 
-    return Lime(scorer, max_samples=options.samples or 1000, fill=options.fill,
-                template=scorer.require_spec().template, seed=options.seed)
-
-
-def check(options: ExplainOptions, spec: BackboneSpec) -> None:
-    check_sampling(options, spec)
-    check_fill(options, spec)
+    return Lime(scorer, max_samples=options.get(SAMPLES) or 1000, fill=options.get(FILL),
+                template=scorer.require_spec().template, seed=options.get(SEED))
 
 
 def note(result: ExplanationMaps) -> str:
@@ -48,7 +43,7 @@ INFO = register_method(MethodInfo(
                 "fit is linear: a region that matters only together with another is missed."),
     ),
     build=build,
-    check=check,
+    options=(*SAMPLING, FILL),
     note=note,
     in_all=False,
 ))

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facexplain.errors import InvalidArgument
-from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, delta_map
+from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, MethodOption, delta_map
+from facexplain.methods._options import FILL, PATCH, STRIDE
 from facexplain.methods.registry import register_method
 
 if TYPE_CHECKING:
@@ -20,10 +21,8 @@ if TYPE_CHECKING:
 
 def check(options: ExplainOptions, spec: BackboneSpec) -> None:
     """Patch and stride against the backbone's crop, before any model loads."""
-    from facexplain.explain.fills import FILLS
-
     size = spec.input_size
-    k, s = options.patch, options.stride
+    k, s = options.get(PATCH), options.get(STRIDE)
     if k < 1 or s < 1:
         raise InvalidArgument(f"--patch and --stride must be positive (got {k} and {s})")
     if k > size:
@@ -31,8 +30,11 @@ def check(options: ExplainOptions, spec: BackboneSpec) -> None:
     if s > k:
         raise InvalidArgument(f"--stride {s} is larger than --patch {k}: pixels between "
                               "patches would never be hidden")
-    if isinstance(options.fill, str) and options.fill not in FILLS:
-        raise InvalidArgument(f"unknown fill '{options.fill}'; valid: {', '.join(FILLS)}")
+
+
+APPROX: MethodOption[bool] = MethodOption(
+    "approx", bool, False, "Approximate pairwise occlusion (much faster at small strides; its "
+    "measured error is printed in the report).")
 
 
 def build(scorer: PairScorer, options: ExplainOptions) -> Explainer:
@@ -40,10 +42,11 @@ def build(scorer: PairScorer, options: ExplainOptions) -> Explainer:
     from facexplain.explain.occlusion import PairwiseOcclusion
 
     backbone = scorer.require_spec().name
-    return PairwiseOcclusion.for_backbone(scorer, backbone, options.patch, options.stride,
-                                          options.fill, options.batch_size, options.progress,
+    return PairwiseOcclusion.for_backbone(scorer, backbone, options.get(PATCH),
+                                          options.get(STRIDE), options.get(FILL),
+                                          options.batch_size, options.progress,
                                           options.incremental,
-                                          ApproxSettings() if options.approx else None)
+                                          ApproxSettings() if options.get(APPROX) else None)
 
 
 def note(result: ExplanationMaps) -> str:
@@ -119,6 +122,7 @@ INFO = register_method(MethodInfo(
     ),
     build=build,
     check=check,
+    options=(PATCH, STRIDE, FILL, APPROX),
     pairwise=True,
     figures=figures,
     note=note,

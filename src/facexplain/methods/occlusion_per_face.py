@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, delta_map
+from facexplain.methods._options import FILL, PATCH, STRIDE
 from facexplain.methods.occlusion import check
 from facexplain.methods.registry import register_method
 
@@ -16,8 +17,9 @@ if TYPE_CHECKING:
 def build(scorer: PairScorer, options: ExplainOptions) -> Explainer:
     from facexplain.explain.per_face_occlusion import PerFaceOcclusion
 
-    explainer = PerFaceOcclusion.for_backbone(scorer, scorer.require_spec().name, options.patch,
-                                              options.stride, options.fill, options.batch_size,
+    explainer = PerFaceOcclusion.for_backbone(scorer, scorer.require_spec().name,
+                                              options.get(PATCH), options.get(STRIDE),
+                                              options.get(FILL), options.batch_size,
                                               options.progress, options.incremental)
     explainer.theta = None  # Θ is calibrated for the pairwise map only
     return explainer
@@ -53,6 +55,7 @@ INFO = register_method(MethodInfo(
     ),
     build=build,
     check=check,
+    options=(PATCH, STRIDE, FILL),
     note=note,
     names_face=True,
 ))

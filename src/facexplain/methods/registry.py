@@ -16,11 +16,22 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
 
 from facexplain.errors import FacexplainError, InvalidArgument, UnknownMethod
-from facexplain.method_info import MethodInfo
+from facexplain.method_info import (
+    OPTION_TYPES,
+    RESERVED_OPTION_NAMES,
+    ExplainOptions,
+    MethodInfo,
+    MethodOption,
+)
+
+if TYPE_CHECKING:
+    from facexplain.backbones.spec import BackboneSpec
 
 PLUGINS_ENV = "FACEXPLAIN_PLUGINS"
 ENTRY_POINT_GROUP = "facexplain.methods"
@@ -40,8 +51,33 @@ def register_method(info: MethodInfo) -> MethodInfo:
     """Add (or replace, by name) a method; returns it so a module can keep a reference."""
     if not info.name or not info.name.replace("-", "").replace("_", "").isalnum():
         raise InvalidArgument(f"method name must be alphanumeric (with - or _): {info.name!r}")
+    others = [m for m in _REGISTRY.methods.values() if m.name != info.name]
+    for option in info.options:
+        _check_option(info.name, option, others)
     _REGISTRY.methods[info.name] = info
     return info
+
+
+def _check_option(method: str, option: MethodOption[Any], others: Iterable[MethodInfo]) -> None:
+    """A usable name, a known type, and the same meaning as any other method's option of
+    that name (the CLI, the web form and the job record hold one value per name)."""
+    if not option.name.isidentifier() or option.name.startswith("_") or (
+            option.name in RESERVED_OPTION_NAMES):
+        raise InvalidArgument(f"method '{method}' declares option {option.name!r}: an option "
+                              "name must be a Python identifier and not one of "
+                              f"{', '.join(sorted(RESERVED_OPTION_NAMES))}")
+    if option.type not in OPTION_TYPES:
+        raise InvalidArgument(f"method '{method}' declares option '{option.name}' of type "
+                              f"{option.type.__name__}; options are int, float, str, bool or "
+                              "tuple (of ints)")
+    for other in others:
+        for theirs in other.options:
+            if theirs.name == option.name and not theirs.same_meaning(option):
+                raise InvalidArgument(
+                    f"method '{method}' declares option '{option.name}' "
+                    f"({option.type.__name__}, default {option.default!r}) unlike method "
+                    f"'{other.name}' ({theirs.type.__name__}, default {theirs.default!r}): "
+                    "methods sharing an option must declare the same one (or rename yours)")
 
 
 def unregister_method(name: str) -> None:
@@ -80,6 +116,35 @@ BUILTIN_ORDER = ("occlusion", "occlusion-per-face", "substitution-per-face", "sa
 
 def _order(name: str) -> int:
     return BUILTIN_ORDER.index(name) if name in BUILTIN_ORDER else len(BUILTIN_ORDER)
+
+
+def all_options() -> dict[str, MethodOption[Any]]:
+    """Every registered method's options, merged by name (first declaration's help), in the
+    methods' order: what the CLI, the web form and the API schema offer."""
+    merged: dict[str, MethodOption[Any]] = {}
+    for info in all_methods().values():
+        for option in info.options:
+            merged.setdefault(option.name, option)
+    return merged
+
+
+def options_of(name: str) -> tuple[str, ...]:
+    """The methods that read option ``name`` (for help texts)."""
+    return tuple(m.name for m in all_methods().values() if any(o.name == name
+                                                                for o in m.options))
+
+
+def check_options(infos: Iterable[MethodInfo], options: ExplainOptions,
+                  spec: BackboneSpec) -> None:
+    """Every given option is some method's, and each method's options are valid for it and
+    this backbone: one-line errors before any model loads."""
+    known = all_options()
+    for name in options.values:
+        if name not in known:
+            raise InvalidArgument(f"unknown method option '{name}'; the methods read: "
+                                  f"{', '.join(known)}")
+    for info in infos:
+        info.validate(options, spec)
 
 
 def method_names() -> tuple[str, ...]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, delta_map
-from facexplain.methods._newer import SLOW, black_fill, check_sampling, sampling_note
+from facexplain.methods._newer import SLOW, black_fill, sampling_note
+from facexplain.methods._options import SAMPLES, SAMPLING, SEED
 from facexplain.methods.registry import register_method
 
 if TYPE_CHECKING:
@@ -16,8 +17,8 @@ if TYPE_CHECKING:
 def build(scorer: PairScorer, options: ExplainOptions) -> Explainer:
     from facexplain.explain.rise import Rise
 
-    return Rise(scorer, max_samples=options.samples or 1000, fill=black_fill(options),
-                template=scorer.require_spec().template, seed=options.seed)
+    return Rise(scorer, max_samples=options.get(SAMPLES) or 1000, fill=black_fill(options),
+                template=scorer.require_spec().template, seed=options.get(SEED))
 
 
 def note(result: ExplanationMaps) -> str:
@@ -44,7 +45,7 @@ INFO = register_method(MethodInfo(
                 show=False),
     ),
     build=build,
-    check=check_sampling,
+    options=SAMPLING,
     note=note,
     in_all=False,
 ))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, delta_map
+from facexplain.methods._options import PATCH, STRIDE
 from facexplain.methods.occlusion import check
 from facexplain.methods.occlusion_per_face import note
 from facexplain.methods.registry import register_method
@@ -18,7 +19,7 @@ def build(scorer: PairScorer, options: ExplainOptions) -> Explainer:
     from facexplain.explain.per_face_occlusion import PerFaceSubstitution
 
     explainer = PerFaceSubstitution.for_backbone(
-        scorer, scorer.require_spec().name, options.patch, options.stride, "zero",
+        scorer, scorer.require_spec().name, options.get(PATCH), options.get(STRIDE), "zero",
         options.batch_size, options.progress, options.incremental)
     explainer.theta = None
     explainer.fill = "other-face"  # what the details say; fill_for returns the other face
@@ -43,6 +44,7 @@ INFO = register_method(MethodInfo(
     ),
     build=build,
     check=check,
+    options=(PATCH, STRIDE),
     note=note,
     names_face=True,
 ))

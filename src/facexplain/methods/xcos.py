@@ -6,25 +6,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from facexplain.errors import InvalidArgument
-from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, RankedMap
+from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, MethodOption, RankedMap
 from facexplain.methods.registry import register_method
 
 if TYPE_CHECKING:
     import torch
 
-    from facexplain.backbones.spec import BackboneSpec
     from facexplain.explain.base import Explainer, ExplanationMaps
     from facexplain.explain.scorer import PairScorer
     from facexplain.results import Figure
 
 
-def check(options: ExplainOptions, spec: BackboneSpec) -> None:
+def _known_attention(kind: str) -> None:
     from facexplain.heads.xcos import ATTENTION_KINDS
 
-    del spec
-    if options.attention not in ATTENTION_KINDS:
-        raise InvalidArgument(f"unknown xCos attention '{options.attention}'; valid: "
+    if kind not in ATTENTION_KINDS:
+        raise InvalidArgument(f"unknown xCos attention '{kind}'; valid: "
                               f"{', '.join(ATTENTION_KINDS)}")
+
+
+ATTENTION: MethodOption[str] = MethodOption(
+    "attention", str, "L", "xCos attention: U (uniform), P (Pearson prior), L (learned).",
+    check=_known_attention)
 
 
 def prepare(backbone: str, progress: bool) -> None:
@@ -37,7 +40,8 @@ def prepare(backbone: str, progress: bool) -> None:
 def build(scorer: PairScorer, options: ExplainOptions) -> Explainer:
     from facexplain.explain.xcos import load_xcos
 
-    return load_xcos(scorer.require_spec().name, model=scorer.model, attention=options.attention)
+    return load_xcos(scorer.require_spec().name, model=scorer.model,
+                     attention=options.get(ATTENTION))
 
 
 def figures(result: ExplanationMaps, faces: torch.Tensor, out: Path) -> list[Figure]:
@@ -83,7 +87,7 @@ INFO = register_method(MethodInfo(
                 vrange=None, cmap="RdBu_r", frame="grid", show=False),
     ),
     build=build,
-    check=check,
+    options=(ATTENTION,),
     # S and S x W are similarity maps (high = alike), W is unsigned: each ranked as its own row
     rankings=(RankedMap("similarity", "similarity", suffix="S"),
               RankedMap("attention", "magnitude", suffix="W"),

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from facexplain.errors import InvalidArgument
-from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, RankedMap, delta_map
+from facexplain.method_info import (
+    ExplainOptions,
+    MapSpec,
+    MethodInfo,
+    MethodOption,
+    RankedMap,
+    delta_map,
+)
 from facexplain.methods._newer import SLOW, black_fill
 from facexplain.methods.registry import register_method
 
@@ -15,10 +22,18 @@ if TYPE_CHECKING:
     from facexplain.explain.scorer import PairScorer
 
 
+XFACE_PATCHES: MethodOption[tuple[int, ...] | None] = MethodOption(
+    "xface_patches", tuple, None, "Patch sizes of x-face occlusion in px, comma-separated "
+    "(default: the paper's 7,14,28 on a 112 px crop, scaled to the backbone's crop).")
+XFACE_STRIDE: MethodOption[int | None] = MethodOption(
+    "xface_stride", int, None, "Stride of x-face occlusion in px (default: the paper's 5 on a "
+    "112 px crop, scaled).", minimum=1)
+
+
 def build(scorer: PairScorer, options: ExplainOptions) -> Explainer:
     from facexplain.explain.xface import XFaceOcclusion
 
-    return XFaceOcclusion(scorer, options.xface_patches, options.xface_stride,
+    return XFaceOcclusion(scorer, options.get(XFACE_PATCHES), options.get(XFACE_STRIDE),
                           fill=black_fill(options), template=scorer.require_spec().template,
                           batch_size=options.batch_size, incremental=options.incremental)
 
@@ -28,8 +43,8 @@ def check(options: ExplainOptions, spec: BackboneSpec) -> None:
     from facexplain.explain.xface import PAPER_PATCHES, PAPER_STRIDE, scaled
 
     size = spec.input_size
-    patches = options.xface_patches or tuple(scaled(k, size) for k in PAPER_PATCHES)
-    stride = options.xface_stride or scaled(PAPER_STRIDE, size)
+    patches = options.get(XFACE_PATCHES) or tuple(scaled(k, size) for k in PAPER_PATCHES)
+    stride = options.get(XFACE_STRIDE) or scaled(PAPER_STRIDE, size)
     if not patches or min(patches) < 1 or stride < 1:
         raise InvalidArgument(f"x-face patches and stride must be positive, got {patches}, "
                               f"{stride}")
@@ -71,6 +86,7 @@ INFO = register_method(MethodInfo(
     ),
     build=build,
     check=check,
+    options=(XFACE_PATCHES, XFACE_STRIDE),
     rankings=(RankedMap("delta"), RankedMap("delta_clean", suffix="clean"),
               RankedMap("delta_same", suffix="same")),
     note=note,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, delta_map
-from facexplain.methods._newer import check_threshold, decision_threshold, threshold_note
+from facexplain.methods._newer import decision_threshold, threshold_note
+from facexplain.methods._options import THRESHOLD
 from facexplain.methods.registry import register_method
 
 if TYPE_CHECKING:
@@ -53,6 +54,6 @@ INFO = register_method(MethodInfo(
                 "similarity that opposes the match."),
     ),
     build=build,
-    check=check_threshold,
+    options=(THRESHOLD,),
     note=note,
 ))
