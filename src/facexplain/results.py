@@ -1,8 +1,10 @@
 """What a use case returns: a pair's verdict with each method's maps, and report figures.
 
-Why a leaf module: the use case (``api``) builds these, the report draws them, the web app and
-the batch runner pass them on; when they lived in ``api`` the registry and the report imported
-each other through it. Tensors stay tensors here; pictures are made by ``report``.
+Why its own module (in the reports layer): the use case (``api``) builds these, the report
+draws them, the web app and the batch runner pass them on; when they lived in ``api`` the
+registry and the report imported each other through it. The small types they hold
+(``ExplanationMaps``, ``Figure``) live in ``types``. Tensors stay tensors here; pictures are
+made by ``report``.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from facexplain.method_info import MapSpec, MethodInfo
+from facexplain.types import ExplanationMaps, Figure
+
+__all__ = ["ExplainedMap", "Figure", "MethodResult", "PairExplanation", "Section"]
 
 if TYPE_CHECKING:
     import torch
 
     from facexplain.backbones.spec import BackboneSpec
-    from facexplain.explain.base import ExplanationMaps
     from facexplain.scoring import Calibration
     from facexplain.types import FacePair, Verdict
 
@@ -70,15 +74,6 @@ class PairExplanation:
     @property
     def faces(self) -> torch.Tensor:
         return self.pair.tensor
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A picture of the report: file name (relative to the report), caption, how to read it."""
-
-    src: str
-    caption: str
-    reading: str = ""  # how to read the picture, in plain words
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ memory, so verification (numpy and onnxruntime only) never imports torch.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -163,3 +163,53 @@ class Verdict:
             "max_error": self.max_error,
             "rule": self.rule,
         }
+
+
+# What explanation methods return, kept here (a leaf) so the method descriptions
+# (``method_info``), the results (``results``) and the report can name them without importing
+# the algorithms (``explain``).
+
+
+@dataclass(frozen=True, kw_only=True)
+class MethodDetails:
+    """Typed settings and diagnostics of one explanation (each method subclasses it).
+
+    ``note`` is a sentence for the reader (a caveat the method found), ``seconds`` wall time.
+    """
+
+    seconds: float | None = None
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain values for JSON (tensors become nested lists)."""
+        import torch  # only explanations, which have torch loaded, are turned into JSON
+
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.tolist() if isinstance(value, torch.Tensor) else value
+        return out
+
+
+@dataclass(frozen=True)
+class ExplanationMaps:
+    """What one method says about one pair, in aligned-crop pixel coordinates.
+
+    ``maps`` holds named tensors of shape (2, H, W): index 0 is face A, index 1 face B (for
+    pairwise occlusion both rows are the same map, since the same patch is hidden in both).
+    ``score`` is the pair score being explained; ``meta`` the method's typed details.
+    """
+
+    method: str
+    maps: dict[str, torch.Tensor]
+    score: float
+    meta: MethodDetails = field(default_factory=MethodDetails)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A picture of the report: file name (relative to the report), caption, how to read it."""
+
+    src: str
+    caption: str
+    reading: str = ""  # how to read the picture, in plain words

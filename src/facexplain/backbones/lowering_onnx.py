@@ -11,17 +11,13 @@ shape inference (the ``_rank`` attribute the front end adds) or from the op's ow
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from facexplain.backbones import ir
-from facexplain.backbones.steps import PLAIN, FnStep, Info, TStep
+from facexplain.backbones.steps import PLAIN, FnStep, Info, LoweringState, TStep
 from facexplain.backbones.tfjs_format import UnsupportedOp
-
-if TYPE_CHECKING:
-    from facexplain.backbones.lowering import Lowering
 
 Built = tuple[TStep, Info]
 Fn = Callable[[list[torch.Tensor]], torch.Tensor]
@@ -167,7 +163,7 @@ _RULES: dict[str, tuple[Callable[[ir.Node, int], Fn], Callable[[ir.Node, list[in
 }
 
 
-def build(lw: Lowering, node: ir.Node) -> Built:
+def build(lw: LoweringState, node: ir.Node) -> Built:
     """One FnStep over the node's inputs (constants substituted), in the graph's own layout."""
     if lw.graph.layout != ir.NCHW_LAYOUT:
         raise UnsupportedOp(f"node '{node.name}': op '{node.op}' in a non-ONNX graph")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -24,26 +23,24 @@ from facexplain.backbones.steps import (
     TORCH_TO_TF_AXIS,
     FnStep,
     Info,
+    LoweringState,
     PadStep,
     TStep,
 )
 from facexplain.backbones.tfjs_format import GraphFormatError, UnsupportedOp
 
-if TYPE_CHECKING:
-    from facexplain.backbones.lowering import Lowering
-
 Built = tuple[TStep, Info]
 Fn = Callable[[list[torch.Tensor]], torch.Tensor]
 
 
-def _step(lw: Lowering, node: ir.Node, layout: str | None, fn: Fn, info: Info) -> Built:
+def _step(lw: LoweringState, node: ir.Node, layout: str | None, fn: Fn, info: Info) -> Built:
     """A one-input step reading ``node.inputs[0]``, converted to ``layout`` (None: as stored)."""
     src = node.inputs[0]
     convert = None if layout is None else lw._need(src, layout)
     return FnStep(node.name, [src], [convert], fn), info
 
 
-def _reduce(lw: Lowering, node: ir.Node) -> Built:
+def _reduce(lw: LoweringState, node: ir.Node) -> Built:
     info = lw.info[node.inputs[0]]
     given = node.attrs["axes"]  # None (ONNX, no axes): every axis
     axes = sorted({int(a) % info.rank for a in (range(info.rank) if given is None else given)})
@@ -60,14 +57,14 @@ def _reduce(lw: Lowering, node: ir.Node) -> Built:
                  Info(out_layout, out_rank))
 
 
-def _global_pool(lw: Lowering, node: ir.Node) -> Built:
+def _global_pool(lw: LoweringState, node: ir.Node) -> Built:
     info = lw.info[node.inputs[0]]
     dims = tuple(range(2, info.rank))
     return _step(lw, node, lw.spatial, lambda args: args[0].mean(dim=dims, keepdim=True),
                  Info(lw.spatial, info.rank))
 
 
-def _pad(lw: Lowering, node: ir.Node) -> Built:
+def _pad(lw: LoweringState, node: ir.Node) -> Built:
     info = lw.info[node.inputs[0]]
     pairs = [(int(b), int(e)) for b, e in node.attrs["pads"]]
     if len(pairs) != info.rank:
@@ -91,7 +88,7 @@ def _pad(lw: Lowering, node: ir.Node) -> Built:
     return PadStep(node.name, [node.inputs[0]], [None], pad, spatial), Info(info.layout, info.rank)
 
 
-def _reshape(lw: Lowering, node: ir.Node) -> Built:
+def _reshape(lw: LoweringState, node: ir.Node) -> Built:
     shape = [int(s) for s in node.attrs["shape"]]
     copy_zeros = not node.attrs.get("allowzero", 1)
 
@@ -104,7 +101,7 @@ def _reshape(lw: Lowering, node: ir.Node) -> Built:
     return _step(lw, node, PLAIN, reshape, Info(PLAIN, len(shape)))
 
 
-def _squeeze(lw: Lowering, node: ir.Node) -> Built:
+def _squeeze(lw: LoweringState, node: ir.Node) -> Built:
     rank = lw.info[node.inputs[0]].rank
     dims = sorted({int(d) % rank for d in node.attrs.get("axes") or []}, reverse=True)
     if not dims:
@@ -119,7 +116,7 @@ def _squeeze(lw: Lowering, node: ir.Node) -> Built:
     return _step(lw, node, PLAIN, squeeze, Info(PLAIN, rank - len(dims)))
 
 
-def _flatten(lw: Lowering, node: ir.Node) -> Built:
+def _flatten(lw: LoweringState, node: ir.Node) -> Built:
     rank = lw.info[node.inputs[0]].rank
     axis = int(node.attrs.get("axis", 1)) % (rank + 1) if rank else 0
 
@@ -130,13 +127,13 @@ def _flatten(lw: Lowering, node: ir.Node) -> Built:
     return _step(lw, node, PLAIN, flatten, Info(PLAIN, 2))
 
 
-def _transpose(lw: Lowering, node: ir.Node) -> Built:
+def _transpose(lw: LoweringState, node: ir.Node) -> Built:
     rank = lw.info[node.inputs[0]].rank
     perm = [int(p) for p in node.attrs.get("perm") or reversed(range(rank))]
     return _step(lw, node, PLAIN, lambda args: args[0].permute(perm), Info(PLAIN, rank))
 
 
-def _concat(lw: Lowering, node: ir.Node) -> Built:
+def _concat(lw: LoweringState, node: ir.Node) -> Built:
     names = node.inputs
     rank = lw.info[names[0]].rank
     layout = lw._layout_of(names, rank)
@@ -152,7 +149,7 @@ def _concat(lw: Lowering, node: ir.Node) -> Built:
             Info(layout, rank))
 
 
-def _softmax(lw: Lowering, node: ir.Node) -> Built:
+def _softmax(lw: LoweringState, node: ir.Node) -> Built:
     info = lw.info[node.inputs[0]]
     dim = lw._dim(int(node.attrs.get("axis", -1)), info)
     return _step(lw, node, None, lambda args: torch.softmax(args[0], dim), info)
@@ -162,14 +159,14 @@ _DTYPES = {"float32": torch.float32, "int32": torch.int32, "bool": torch.bool,
            "int64": torch.int64, "float64": torch.float64}
 
 
-def _cast(lw: Lowering, node: ir.Node) -> Built:
+def _cast(lw: LoweringState, node: ir.Node) -> Built:
     dtype = _DTYPES.get(str(node.attrs.get("to")))
     if dtype is None:
         raise UnsupportedOp(f"node '{node.name}': Cast to {node.attrs.get('to')}")
     return _step(lw, node, None, lambda args: args[0].to(dtype), lw.info[node.inputs[0]])
 
 
-def _pool(lw: Lowering, node: ir.Node) -> Built:
+def _pool(lw: LoweringState, node: ir.Node) -> Built:
     a = node.attrs
     kernel = [int(k) for k in a["kernel_shape"]]
     if len(kernel) != 2 or a.get("ceil_mode", 0) or any(d != 1 for d in a.get("dilations") or []):
@@ -196,7 +193,7 @@ def _pool(lw: Lowering, node: ir.Node) -> Built:
     return _step(lw, node, lw.spatial, pool, Info(lw.spatial, 4))
 
 
-SHAPE_BUILDERS: dict[str, Callable[[Lowering, ir.Node], Built]] = {
+SHAPE_BUILDERS: dict[str, Callable[[LoweringState, ir.Node], Built]] = {
     **{op: _reduce for op in REDUCE}, "GlobalAveragePool": _global_pool, "Pad": _pad,
     "Reshape": _reshape, "Squeeze": _squeeze, "Flatten": _flatten, "Transpose": _transpose,
     "Concat": _concat, "Softmax": _softmax, "Cast": _cast, "MaxPool": _pool,

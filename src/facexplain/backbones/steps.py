@@ -8,12 +8,14 @@ step converts its own inputs (``converts``) before computing, so the executor co
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 
+from facexplain.backbones import ir
 from facexplain.backbones.executor import Program, Step, Value
 from facexplain.backbones.padding import same_pads, split_pads
 
@@ -255,3 +257,20 @@ class Plan:
         """Value ``name`` out of its storage layout: 4-D tensors come back NCHW."""
         info = self.values.get(name) or self.layouts[name]
         return to_nchw(x) if info.layout == PLAIN and info.rank == 4 and self.nhwc else x
+
+
+class LoweringState(Protocol):
+    """What the op builders (``lowering_shapes``, ``lowering_onnx``) read of the compile in
+    progress (``lowering.Lowering``), so they need not import the module that calls them."""
+
+    graph: ir.Graph
+    info: dict[str, Info]
+    spatial: str
+
+    def _need(self, name: str, layout: str) -> str | None: ...
+
+    def _dim(self, axis: int, info: Info) -> int: ...
+
+    def _operand(self, name: str, layout: str, rank: int) -> torch.Tensor | None: ...
+
+    def _layout_of(self, names: Sequence[str], rank: int) -> str: ...

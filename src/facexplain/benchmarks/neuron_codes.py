@@ -5,7 +5,7 @@ distances on sign codes, per-neuron thresholds that never saw a test pair, and s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -17,8 +17,21 @@ from facexplain.datasets.lfw_people import LfwPeople
 from facexplain.metrics.verification import kfold_accuracy
 from facexplain.search.binary import encode, hamming, hamming_similarity
 
-if TYPE_CHECKING:
-    from facexplain.benchmarks.neurons import NeuronAnalysisConfig
+
+class SearchSettings(Protocol):
+    """What the search part reads of the analysis config (``neurons.NeuronAnalysisConfig``)."""
+
+    @property
+    def search_queries(self) -> int: ...
+
+    @property
+    def search_size(self) -> int: ...
+
+    @property
+    def k(self) -> int: ...
+
+    @property
+    def codes(self) -> str: ...
 
 
 def outside_pair_medians(
@@ -60,7 +73,7 @@ def binary_verification(
     return result, dist[same_b], dist[~same_b]
 
 
-def search_lfw(cfg: NeuronAnalysisConfig, people: LfwPeople, emb: np.ndarray,
+def search_lfw(cfg: SearchSettings, people: LfwPeople, emb: np.ndarray,
             rng: np.random.Generator, thresholds: np.ndarray | float) -> dict[str, object]:
     """Hamming vs float cosine top-k over LFW codes plus synthetic ones up to search_size.
 

@@ -19,7 +19,10 @@ try:  # typer >= 0.20 vendors click
 except ImportError:  # pragma: no cover - older typer with click installed
     # justified: the same two classes from click instead of typer's vendored copy; mypy
     # sees two definitions of each name and cannot know only one import runs
-    from click.exceptions import ClickException, NoArgsIsHelpError  # type: ignore[assignment]
+    from click.exceptions import (  # type: ignore[assignment]  # other module, same classes
+        ClickException,
+        NoArgsIsHelpError,
+    )
 
 app = typer.Typer(
     name="facexplain",

@@ -3,14 +3,14 @@
 Why in ``datasets``: the LFW benchmark, the trainers, the studies and the neuron analysis all
 read the same per-image detections and embeddings; they used to import them from the LFW
 benchmark, one layer up. Detections are cached per image (shared by all backbones),
-embeddings per image, weights and flip. ``pipe`` is a ``pipeline.FacePipeline`` (duck-typed:
-``locate``, ``embed``, ``spec``, ``embedding_key``).
+embeddings per image, weights and flip. ``pipe`` is a ``pipeline.FacePipeline``, typed here by
+the ``FaceSource`` protocol of what is read (the pipeline sits a layer above the data sets).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
@@ -23,7 +23,30 @@ from facexplain.io import load_image
 from facexplain.types import Detection, LocatedFace
 
 if TYPE_CHECKING:
-    from facexplain.pipeline import FacePipeline
+    from facexplain.align.templates import Template
+
+
+class _Spec(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def alignment(self) -> Template: ...
+
+
+class FaceSource(Protocol):
+    """What the cache needs of a pipeline: its backbone, a detector and the embedder."""
+
+    @property
+    def spec(self) -> _Spec: ...
+
+    def locate(self, image: np.ndarray, policy: str = ..., allow_fallback: bool = ...,
+               source: str = ...) -> LocatedFace: ...
+
+    def embedding_key(self) -> str: ...
+
+    def embed(self, pixels: torch.Tensor, flip: bool = ...,
+              batch_size: int = ...) -> torch.Tensor: ...
 
 DETECTION_VERSION = "det-v1"
 EMBEDDING_VERSION = "emb-v1"
@@ -37,7 +60,7 @@ def check_images_exist(paths: list[Path]) -> None:
 
 
 def locate_all(
-    pipe: FacePipeline, paths: list[Path], cache: DiskCache, progress: bool
+    pipe: FaceSource, paths: list[Path], cache: DiskCache, progress: bool
 ) -> dict[Path, LocatedFace]:
     """The LFW-convention face (closest to centre) of every image, cached on disk."""
     located: dict[Path, LocatedFace] = {}
@@ -51,7 +74,7 @@ def locate_all(
     return located
 
 
-def _locate_cached(pipe: FacePipeline, path: Path, cache: DiskCache) -> LocatedFace:
+def _locate_cached(pipe: FaceSource, path: Path, cache: DiskCache) -> LocatedFace:
     key = f"{DETECTION_VERSION}:{image_key(path)}"
     hit = cache.get(key)
     if hit is not None:
@@ -67,7 +90,7 @@ def _locate_cached(pipe: FacePipeline, path: Path, cache: DiskCache) -> LocatedF
 
 
 def embed_all(
-    pipe: FacePipeline, located: dict[Path, LocatedFace], cache: DiskCache, flip: bool,
+    pipe: FaceSource, located: dict[Path, LocatedFace], cache: DiskCache, flip: bool,
     batch_size: int, progress: bool,
 ) -> dict[Path, np.ndarray]:
     """Embeddings of every image's chosen face, cached per (image, weights, flip)."""

@@ -10,14 +10,11 @@ and says so in its type (``LayerExplainer``). For a registered backbone the pair
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any
-
 import torch
 
 from facexplain.backbones.base import FaceModel
 from facexplain.explain.scorer import PairScorer
-from facexplain.types import PairScore
+from facexplain.types import ExplanationMaps, MethodDetails, PairScore
 
 __all__ = ["Explainer", "ExplanationMaps", "LayerExplainer", "MethodDetails", "PairScore",
            "backbone_pair_score"]
@@ -27,40 +24,6 @@ __all__ = ["Explainer", "ExplanationMaps", "LayerExplainer", "MethodDetails", "P
 def backbone_pair_score(model: FaceModel) -> PairScorer:
     """The cosine similarity of the two faces' embeddings: the score verification thresholds."""
     return PairScorer(model)
-
-
-@dataclass(frozen=True, kw_only=True)
-class MethodDetails:
-    """Typed settings and diagnostics of one explanation (each method subclasses it).
-
-    ``note`` is a sentence for the reader (a caveat the method found), ``seconds`` wall time.
-    """
-
-    seconds: float | None = None
-    note: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain values for JSON (tensors become nested lists)."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = value.tolist() if isinstance(value, torch.Tensor) else value
-        return out
-
-
-@dataclass(frozen=True)
-class ExplanationMaps:
-    """What one method says about one pair, in aligned-crop pixel coordinates.
-
-    ``maps`` holds named tensors of shape (2, H, W): index 0 is face A, index 1 face B (for
-    pairwise occlusion both rows are the same map, since the same patch is hidden in both).
-    ``score`` is the pair score being explained; ``meta`` the method's typed details.
-    """
-
-    method: str
-    maps: dict[str, torch.Tensor]
-    score: float
-    meta: MethodDetails = field(default_factory=MethodDetails)
 
 
 class Explainer:

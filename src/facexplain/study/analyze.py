@@ -25,24 +25,9 @@ from scipy import stats
 
 from facexplain.metrics.verification import auc, roc
 from facexplain.study.catch import default_min_correct, passes, rule_text
+from facexplain.study.results import ConditionResult, ParticipantResult
 from facexplain.study.store import REAL, StudyStore, judged_same, open_study
 from facexplain.version import __version__
-
-
-@dataclass(frozen=True)
-class ParticipantResult:
-    """One participant over the real pairs (catch trials only in ``catch_correct``)."""
-
-    id: str
-    condition: str
-    answered: tuple[int, int]  # real pairs answered, before and after
-    accuracy: tuple[float, float]  # before, after
-    auc: tuple[float, float]
-    median_ms: tuple[float, float]
-    catch_correct: int = 0  # over both rounds
-    catch_answered: int = 0
-    finished: bool = False  # every pair of both rounds, catch trials included
-    kept: bool = False  # finished and passed the screening rule
 
 
 @dataclass(frozen=True)
@@ -55,23 +40,6 @@ class Screening:
     finished: int
     kept: int
     screened: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ConditionResult:
-    condition: str
-    n: int  # kept participants
-    before_mean: float
-    before_std: float
-    after_mean: float
-    after_std: float
-    gain_mean: float
-    gain_ci95: tuple[float, float]
-    t_p: float
-    wilcoxon_p: float
-    auc_before: float
-    auc_after: float
-    finished: int = 0  # before screening
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from facexplain.study.analyze import ConditionResult, ParticipantResult
+    from facexplain.study.results import ConditionResult, ParticipantResult
 
 
 def axis_range(values: Iterable[float], low: float, margin: float = 0.05) -> tuple[float, float]:

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -19,13 +19,15 @@ if TYPE_CHECKING:
 
 
 def _pct(x: object) -> str:
-    return f"{100 * float(x):.1f}%"  # type: ignore[arg-type]
+    return f"{100 * float(cast(float, x)):.1f}%"  # a share from the study's JSON
 
 
 def neuron_sections(doc: dict[str, object]) -> tuple[Section, ...]:
     """Four sections (sparsity, selectivity, binary codes, robustness) with one-line findings."""
+    figures = doc["figures"]
+    assert isinstance(figures, list)
     figs = {str(f["src"]).removesuffix(".png"): Figure(str(f["src"]), str(f["caption"]))
-            for f in doc["figures"]}  # type: ignore[attr-defined]
+            for f in figures}
     sp, sel, bi, se, rb = (doc["sparsity"], doc["selectivity"], doc["binary"], doc["search"],
                            doc["robustness"])
     assert isinstance(sp, dict) and isinstance(sel, dict) and isinstance(bi, dict)
@@ -117,7 +119,7 @@ def write_neuron_report(analysis: NeuronAnalysis, out_dir: Path,
                "all neurons and on high-dimensional LBP: five largest identities and gender."),
         Figure(plots.plot_binary(
             analysis.genuine_hamming, analysis.impostor_hamming,
-            int(s["embedding_dim"]),  # type: ignore[call-overload]
+            int(cast(int, s["embedding_dim"])),  # an int in the study's JSON
             {"float cosine": float(binary["real_cosine"]),
              "binary (0)": float(binary["binary_zero"]),
              "binary (median)": float(binary["binary_median"])},
