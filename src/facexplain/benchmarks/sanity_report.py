@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+MEASURE_WORDS = {"spearman_signed": "signed map (Spearman)",
+                 "spearman_abs": "magnitude (Spearman)", "ssim_abs": "magnitude (SSIM)"}
+
 
 def _name(row: dict[str, Any]) -> str:
     return " = ".join([row["method"], *row.get("same_as", [])])
@@ -60,7 +63,8 @@ class SanityResult:
     def table(self) -> str:
         """The verdicts as a markdown table (docs/BENCHMARKS.md)."""
         measures = self.measures
-        lines = [f"| {self.backbone} method | " + " | ".join(measures) + " |",
+        lines = [f"| {self.backbone} method | "
+                 + " | ".join(MEASURE_WORDS.get(m, m) for m in measures) + " |",
                  "|---|" + "---|" * len(measures)]
         for row in self.rows:
             cells = []

@@ -18,6 +18,12 @@ from facexplain.benchmarks.lfw_report import lfw_table
 from facexplain.benchmarks.parts_report import markdown_table
 from facexplain.benchmarks.planted_report import planted_table
 from facexplain.benchmarks.sanity_report import SanityResult
+from facexplain.benchmarks.search_report import (
+    codes_table,
+    gallery_table,
+    occlusion_stats_table,
+    search_table,
+)
 from facexplain.benchmarks.tables import table_kind
 from facexplain.benchmarks.xcos_report import occlusion_table, xcos_tables
 
@@ -36,6 +42,30 @@ def _one(docs: Docs, kind: str) -> dict[str, Any]:
 def _lfw(docs: Docs) -> str:
     """LFW 10-fold verification, one row per ``benchmark lfw`` result file."""
     return lfw_table(docs)
+
+
+@table_kind("occlusion-stats")
+def _occlusion_stats(docs: Docs) -> str:
+    """Deep difference statistics and Θ (the paper's Fig. 3), one row per backbone."""
+    return occlusion_stats_table(docs)
+
+
+@table_kind("codes")
+def _codes(docs: Docs) -> str:
+    """Float, sign, median and learned codes on LFW's held-out folds, one row per backbone."""
+    return codes_table(docs)
+
+
+@table_kind("gallery")
+def _gallery(docs: Docs) -> str:
+    """Rank-1 identification of held-out LFW probes, one row per backbone."""
+    return gallery_table(docs)
+
+
+@table_kind("search-speed")
+def _search(docs: Docs) -> str:
+    """Search at 1M faces: exact float, Hamming, short list + exact re-rank."""
+    return search_table(_one(docs, "search-speed"))
 
 
 @table_kind("planted")

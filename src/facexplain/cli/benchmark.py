@@ -309,4 +309,5 @@ def tables_command(
     typer.echo(f"{total - len(changed)} of {total} tables match their result files"
                + ("" if check or not changed else f"; {len(changed)} rewritten"))
     if check and changed:
-        raise typer.Exit(1)
+        raise SystemExit(1)  # as `diff`: 1 = differences found (typer.Exit's code is dropped
+        # by the entry point's standalone_mode=False)
