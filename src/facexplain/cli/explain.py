@@ -9,7 +9,7 @@ import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
 from facexplain.cli.method_options import with_method_options
-from facexplain.cli.options import BackboneOpt
+from facexplain.cli.options import BackboneOpt, MaxErrorOpt, PopulationOpt
 from facexplain.methods.registry import all_methods, method_names
 
 
@@ -25,30 +25,31 @@ def explain_command(
         "--method", "-m",
         help=f"{', '.join(method_names())}, a comma list, or all.",
     )] = "occlusion",
+    max_error: MaxErrorOpt = None,
+    population: PopulationOpt = None,
     method_options: dict[str, object] | None = None,  # one flag per method option
 ) -> None:
     """Verify a pair and explain it: maps (.npy), overlays (PNG), explanation.json and
     report.html in --out. Each method's own settings are flags (`facexplain methods` lists
     which method reads which)."""
     from facexplain import validate
-    from facexplain.api import explain_pair, resolve_methods, skipped_methods
-    from facexplain.backbones.registry import get_spec
+    from facexplain.api import explain_pair, plan_explanation
     from facexplain.method_info import ExplainOptions
     from facexplain.report.html import write_explanation
+    from facexplain.types import VerdictOptions
 
-    # Everything a person can get wrong is checked before a model file is opened.
-    options = ExplainOptions(progress=True, values=method_options)
-    spec = get_spec(backbone)
-    resolve_methods(method, options, spec)
-    for name, why in skipped_methods(method, spec):
+    # Everything a person can get wrong is checked before a model file is opened, once.
+    plan = plan_explanation(method, backbone, ExplainOptions(progress=True,
+                                                             values=method_options),
+                            VerdictOptions(max_error, population))
+    for name, why in plan.skipped:
         typer.echo(f"note: --method all leaves out {name}: {why}", err=True)
     validate.readable_file(photo_a)
     validate.readable_file(photo_b)
     made = [d for d in (out.absolute(), *out.absolute().parents) if not d.exists()]
     validate.output_dir(out)
     try:
-        result = explain_pair(photo_a, photo_b, method, backbone, options,
-                              log=lambda m: typer.echo(m, err=True))
+        result = explain_pair(photo_a, photo_b, plan=plan, log=lambda m: typer.echo(m, err=True))
     except BaseException:
         for folder in made:  # a failed run leaves no empty folder behind (deepest first)
             if folder.is_dir() and not any(folder.iterdir()):
@@ -58,8 +59,11 @@ def explain_command(
         typer.echo(f"warning: {w}", err=True)
     report = write_explanation(result, out)
     verdict = result.verdict
-    word = "same person" if verdict.same else "different people"
+    word = {"same": "same person", "different": "different people",
+            "not sure": "not sure"}[verdict.answer]
     typer.echo(f"{word}: similarity {verdict.similarity:.4f} (threshold {verdict.threshold:.4f})")
+    if verdict.rule:
+        typer.echo(f"  rule: {verdict.rule}")
     typer.echo(f"report: {report.resolve()}")
 
 
