@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from facexplain.benchmarks.registry import TASKS, command_line, stamp, tasks
-from facexplain.benchmarks.tables import TABLE_KINDS, blocks, regenerate, render, update_file
+from facexplain.benchmarks.table_kinds import TABLE_KINDS
+from facexplain.benchmarks.tables import blocks, regenerate, render, update_file
 from facexplain.errors import InvalidArgument
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,8 +34,6 @@ def test_committed_tables_equal_their_result_files() -> None:
 
 
 def test_every_marker_names_a_kind_and_existing_files() -> None:
-    from facexplain.benchmarks import table_kinds  # noqa: F401  (registers the kinds)
-
     for b in blocks(DOC.read_text()):
         assert b.kind in TABLE_KINDS, b.spec
         assert b.files and all((RESULTS / f).is_file() for f in b.files), b.spec

@@ -7,6 +7,7 @@ registry to know every map's row).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from facexplain.benchmarks.calibration_report import (
@@ -24,10 +25,23 @@ from facexplain.benchmarks.search_report import (
     occlusion_stats_table,
     search_table,
 )
-from facexplain.benchmarks.tables import table_kind
 from facexplain.benchmarks.xcos_report import occlusion_table, xcos_tables
 
 Docs = list[dict[str, Any]]
+TableFn = Callable[[Docs], str]
+"""A table kind: the parsed result files, in the marker's order -> the markdown table."""
+
+TABLE_KINDS: dict[str, TableFn] = {}
+
+
+def table_kind(name: str) -> Callable[[TableFn], TableFn]:
+    """Register ``fn`` as the table kind ``name`` (a decorator)."""
+    def register(fn: TableFn) -> TableFn:
+        if name in TABLE_KINDS:
+            raise ValueError(f"table kind {name!r} registered twice")
+        TABLE_KINDS[name] = fn
+        return fn
+    return register
 
 
 def _one(docs: Docs, kind: str) -> dict[str, Any]:

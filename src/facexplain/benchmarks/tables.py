@@ -6,40 +6,25 @@ A generated table sits between two markers; the prose around it is never touched
     | sface map | share in region | ...
     <!-- /table -->
 
-The first word names a registered table kind (``table_kinds``), the rest are result files
-(relative to the results folder) it reads. ``facexplain benchmark tables`` rewrites every block
-from its files; ``--check`` rewrites nothing and lists the blocks whose numbers differ from
-their files (a test runs it on the committed docs).
+The first word names a registered table kind (``table_kinds.TABLE_KINDS``), the rest are result
+files (relative to the results folder) it reads. ``facexplain benchmark tables`` rewrites every
+block from its files; ``--check`` rewrites nothing and lists the blocks whose numbers differ
+from their files (a test runs it on the committed docs).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from facexplain.benchmarks.table_kinds import TABLE_KINDS
 from facexplain.errors import InputNotFound, InvalidArgument
-
-TableFn = Callable[[list[dict[str, Any]]], str]
-"""A table kind: the parsed result files, in the marker's order -> the markdown table."""
-
-TABLE_KINDS: dict[str, TableFn] = {}
 
 _BLOCK = re.compile(r"(?P<open><!-- table: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)"
                     r"(?P<close><!-- /table -->)", re.S)
-
-
-def table_kind(name: str) -> Callable[[TableFn], TableFn]:
-    """Register ``fn`` as the table kind ``name`` (a decorator)."""
-    def register(fn: TableFn) -> TableFn:
-        if name in TABLE_KINDS:
-            raise ValueError(f"table kind {name!r} registered twice")
-        TABLE_KINDS[name] = fn
-        return fn
-    return register
 
 
 @dataclass(frozen=True)
@@ -77,8 +62,6 @@ def _load(results: Path, name: str) -> dict[str, Any]:
 
 def render(spec: str, results: Path) -> str:
     """The table one marker asks for, from its files under ``results`` (ends with a newline)."""
-    from facexplain.benchmarks import table_kinds  # noqa: F401  (registers the kinds)
-
     kind, *files = spec.split()
     if kind not in TABLE_KINDS:
         raise InvalidArgument(f"unknown table kind {kind!r}; known: {', '.join(TABLE_KINDS)}")
