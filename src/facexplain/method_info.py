@@ -57,7 +57,8 @@ OPTION_TYPES: tuple[type, ...] = (int, float, str, bool, tuple)
 # take these names (the CLI, the web form and the job record use them).
 RESERVED_OPTION_NAMES = frozenset({
     "values", "gradient_fill", "incremental", "batch_size", "progress", "photo_a", "photo_b",
-    "out", "backbone", "method", "methods", "lfw_pair", "keep_uploads", "help", "json"})
+    "out", "backbone", "method", "methods", "lfw_pair", "keep_uploads", "help", "json",
+    "max_error", "population", "photo", "gallery", "top", "explain", "as_json"})
 
 
 @dataclass(frozen=True)

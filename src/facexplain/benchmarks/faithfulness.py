@@ -52,6 +52,7 @@ from facexplain.explain.gradients import reference_for
 from facexplain.explain.scorer import clean_score
 from facexplain.io import load_image
 from facexplain.method_info import ExplainOptions, MethodInfo
+from facexplain.methods import PATCH, STRIDE
 from facexplain.methods.registry import all_methods, get_method
 from facexplain.metrics.faithfulness import (
     DEFAULT_FRACTIONS,
@@ -88,8 +89,8 @@ class FaithfulnessConfig:
     n_pairs: int = 300
     methods: tuple[str, ...] = field(default_factory=ranked_methods)
     fill: str = "mean-face"
-    patch: int = 16
-    stride: int = 8
+    patch: int = PATCH.default  # the occlusion methods' own defaults (``methods._options``)
+    stride: int = STRIDE.default
     ig_steps: int | None = None  # None: adaptive, as the CLI's explain
     samples: int | None = None  # per face, for the sampling methods (None: their defaults)
     xface_stride: int | None = None

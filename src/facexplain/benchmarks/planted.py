@@ -38,6 +38,7 @@ from facexplain.datasets.lfw import read_pairs
 from facexplain.datasets.lfw_people import read_female_names
 from facexplain.errors import FacexplainError
 from facexplain.method_info import ExplainOptions, MethodInfo
+from facexplain.methods import PATCH, STRIDE
 from facexplain.methods.registry import all_methods, get_method
 from facexplain.pipeline import FacePipeline
 
@@ -56,8 +57,8 @@ class PlantedConfig:
     methods: tuple[str, ...] = field(default_factory=game_methods)
     n_altered: int = 300
     n_controls: int = 100
-    patch: int = 16
-    stride: int = 8
+    patch: int = PATCH.default  # the occlusion methods' own defaults (``methods._options``)
+    stride: int = STRIDE.default
     ig_steps: int = 32
     samples: int | None = None  # per face, for the sampling methods (None: their defaults)
     xface_stride: int | None = None  # x-face occlusion's stride (None: the paper's)

@@ -48,6 +48,7 @@ from facexplain.benchmarks.sanity_stats import (
 from facexplain.cache import DiskCache
 from facexplain.datasets.lfw import read_pairs
 from facexplain.method_info import ExplainOptions, MethodInfo
+from facexplain.methods import PATCH, STRIDE
 from facexplain.methods.registry import all_methods, get_method
 from facexplain.pipeline import FacePipeline
 
@@ -63,8 +64,8 @@ class SanityConfig:
         name for name, info in all_methods().items() if info.in_all))
     cascade: tuple[float, ...] = CASCADE
     margin: float = 0.2
-    patch: int = 16
-    stride: int = 8
+    patch: int = PATCH.default  # the occlusion methods' own defaults (``methods._options``)
+    stride: int = STRIDE.default
     ig_steps: int = 32  # fixed: random weights need not converge, and time must stay bounded
     samples: int | None = None  # per face, for the sampling methods (None: their defaults)
     xface_stride: int | None = None
@@ -176,8 +177,8 @@ def run_sanity(cfg: SanityConfig, pipeline: FacePipeline | None = None) -> dict[
               ("full", 1.0)]
     ids = [f"{p.name_a}_{p.index_a:04d}|{p.name_b}_{p.index_b:04d}" for p in pairs]
     store = _MapCache(DiskCache(s.cache), f"sanity-map:v1:{pipe.scorer.fingerprint()}:"
-                      f"{cfg.seed}:{options.patch}:{options.stride}:{options.ig_steps}:"
-                      f"{options.samples}:{options.xface_stride}")
+                      f"{cfg.seed}:{cfg.patch}:{cfg.stride}:{cfg.ig_steps}:"
+                      f"{cfg.samples}:{cfg.xface_stride}")
     bar = tqdm(total=len(faces) * len(infos) * len(states), desc=f"sanity {cfg.backbone}",
                disable=not cfg.progress)
     try:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
+from facexplain.cli.method_options import with_method_options
 from facexplain.cli.options import BackboneOpt, MaxErrorOpt, PopulationOpt
 from facexplain.methods.registry import method_names
 
@@ -50,6 +51,7 @@ def build_command(
                f"{backbone}, {gallery.encoder.method}-{gallery.codes.n_bits} codes -> {out}")
 
 
+@with_method_options
 def search_command(
     photo: Annotated[Path, typer.Argument(help="Probe photo (its largest face is used).")],
     gallery: Annotated[Path, typer.Option("--gallery", "-g", help="Gallery file.")],
@@ -64,9 +66,11 @@ def search_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
     max_error: MaxErrorOpt = None,
     population: PopulationOpt = None,
+    method_options: dict[str, object] | None = None,  # for --explain: each method's flags
 ) -> None:
     """Who is this? The gallery's closest identities with similarities and calibrated
-    verdicts; with --explain, why the best match matched."""
+    verdicts; with --explain, why the best match matched (each method's settings as in
+    `facexplain explain`)."""
     from facexplain import validate
     from facexplain.api import plan_explanation, search_gallery
     from facexplain.errors import InvalidArgument
@@ -82,7 +86,9 @@ def search_command(
     plan = None
     if explain:  # checked before any model loads
         backbone = load_gallery(gallery).backbone
-        plan = plan_explanation(method, backbone, ExplainOptions(progress=True), verdict)
+        plan = plan_explanation(method, backbone, ExplainOptions(progress=True,
+                                                                 values=method_options),
+                                verdict)
         validate.output_dir(out)
     result = search_gallery(photo, gallery, top, verdict, plan)
     doc = result.to_dict()

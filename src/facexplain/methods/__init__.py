@@ -10,7 +10,8 @@ marked ``web``. A plugin outside the package imports what it needs from here::
 """
 
 from facexplain.method_info import ExplainOptions, MapSpec, MethodInfo, MethodOption, RankedMap
+from facexplain.methods._options import FILL, PATCH, SAMPLES, SEED, STRIDE, THRESHOLD
 from facexplain.methods.registry import register_method, unregister_method
 
-__all__ = ["ExplainOptions", "MapSpec", "MethodInfo", "MethodOption", "RankedMap",
-           "register_method", "unregister_method"]
+__all__ = ["FILL", "PATCH", "SAMPLES", "SEED", "STRIDE", "THRESHOLD", "ExplainOptions", "MapSpec",
+           "MethodInfo", "MethodOption", "RankedMap", "register_method", "unregister_method"]

@@ -23,6 +23,7 @@ from facexplain.web.api_keys import HEADER, key_allowed
 from facexplain.web.errors import install_error_pages
 from facexplain.web.job_model import FINISHED, Job
 from facexplain.web.jobs import ExplainQueue
+from facexplain.web.method_form import method_form
 from facexplain.web.safety import check_id, child_file
 from facexplain.web.submission import Submission, accept
 from facexplain.web.uploads import PhotoLimits
@@ -53,6 +54,7 @@ def build_api(jobs: ExplainQueue, pairs: list[LfwPair], limits: PhotoLimits, max
                                 headers={"WWW-Authenticate": "APIKey"})
 
     guarded = [Depends(require_key)]
+    options_form = Depends(method_form())  # a form field per registered web method option
 
     def job_or_404(job_id: str) -> Job:
         job = jobs.get(check_id(job_id))
@@ -75,7 +77,7 @@ def build_api(jobs: ExplainQueue, pairs: list[LfwPair], limits: PhotoLimits, max
                      photo_a: Photo = None, photo_b: Photo = None,
                      lfw_pair: PairIndex = None) -> Response:
         """Same person or not, with the calibrated confidence; no maps."""
-        job = await accept(Submission(backbone, "", 16, 8, lfw_pair, _photos(photo_a, photo_b)),
+        job = await accept(Submission(backbone, "", {}, lfw_pair, _photos(photo_a, photo_b)),
                            jobs, pairs, limits, max_windows)
         for _ in range(int(VERIFY_WAIT_S / 0.05)):
             if job.state in FINISHED:
@@ -91,12 +93,14 @@ def build_api(jobs: ExplainQueue, pairs: list[LfwPair], limits: PhotoLimits, max
     async def explain(methods: Annotated[str, Form(description="comma list or 'all'")] =
                       "occlusion",
                       backbone: Annotated[str, Form()] = DEFAULT_BACKBONE,
-                      patch: Annotated[int, Form()] = 16, stride: Annotated[int, Form()] = 8,
                       keep_uploads: Annotated[bool, Form()] = False,
                       photo_a: Photo = None, photo_b: Photo = None,
-                      lfw_pair: PairIndex = None) -> dict[str, object]:
-        """Queue an explanation; poll the status link, then fetch the result."""
-        job = await accept(Submission(backbone, methods, patch, stride, lfw_pair,
+                      lfw_pair: PairIndex = None,
+                      method_options: dict[str, object] = options_form,
+                      ) -> dict[str, object]:
+        """Queue an explanation; poll the status link, then fetch the result. Each method's
+        web settings (the occlusion's patch and stride, ...) are fields of their own."""
+        job = await accept(Submission(backbone, methods, method_options, lfw_pair,
                                       _photos(photo_a, photo_b), keep_uploads),
                            jobs, pairs, limits, max_windows)
         return job_links(job, jobs.position(job.id))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
@@ -38,6 +38,7 @@ from facexplain.web.guards import (
 )
 from facexplain.web.job_model import Job
 from facexplain.web.jobs import ExplainQueue, Pipelines
+from facexplain.web.method_form import form_fields, method_form
 from facexplain.web.safety import MiB, check_id, child_file
 from facexplain.web.submission import Submission, accept
 from facexplain.web.uploads import PhotoLimits
@@ -113,6 +114,7 @@ def create_app(config: WebConfig, pipelines: Pipelines | None = None) -> FastAPI
         return pages.TemplateResponse(request, "index.html", {
             "backbones": list_backbones(), "default_backbone": DEFAULT_BACKBONE,
             "methods": methods, "pairs": list(enumerate(pairs)), "version": __version__,
+            "options": form_fields(),
             "max_mb": config.max_upload_bytes / MiB, "study": config.study_dir is not None,
             "retention_hours": config.retention_hours})
 
@@ -126,21 +128,22 @@ def create_app(config: WebConfig, pipelines: Pipelines | None = None) -> FastAPI
                  "b": f"{p.name_b}_{p.index_b:04d}", "same": p.same}
                 for i, p in enumerate(pairs)]
 
+    options_form = Depends(method_form())
+
     @app.post("/api/explain", status_code=202)
     async def submit(
         backbone: Annotated[str, Form()] = DEFAULT_BACKBONE,
         methods: Annotated[str, Form()] = "occlusion",
-        patch: Annotated[int, Form()] = 16,
-        stride: Annotated[int, Form()] = 8,
         keep_uploads: Annotated[bool, Form()] = False,
         lfw_pair: Annotated[int | None, Form()] = None,
         photo_a: Annotated[UploadFile | None, File()] = None,
         photo_b: Annotated[UploadFile | None, File()] = None,
+        method_options: dict[str, object] = options_form,  # the methods' web options
     ) -> dict[str, object]:
         photos = None
         if photo_a is not None and photo_b is not None and photo_a.filename:
             photos = (photo_a, photo_b)
-        job = await accept(Submission(backbone, methods or "occlusion", patch, stride,
+        job = await accept(Submission(backbone, methods or "occlusion", method_options,
                                       None if photos else lfw_pair, photos, keep_uploads),
                            jobs, pairs, config.limits, config.max_windows)
         return {"id": job.id, "url": f"/jobs/{job.id}", "status": f"/api/jobs/{job.id}"}

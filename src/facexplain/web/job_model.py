@@ -55,7 +55,8 @@ class ExplainRequest:
     def to_json(self) -> dict[str, object]:
         return {"photo_a": str(self.photo_a), "photo_b": str(self.photo_b),
                 "backbone": self.backbone, "methods": list(self.methods),
-                "patch": self.options.patch, "stride": self.options.stride,
+                "options": {k: list(v) if isinstance(v, tuple) else v  # method options
+                            for k, v in self.options.values.items()},
                 "label": self.label, "names": list(self.names), "uploaded": self.uploaded}
 
     @classmethod
@@ -64,11 +65,21 @@ class ExplainRequest:
         methods = cast(list[object], d["methods"])
         return cls(Path(str(d["photo_a"])), Path(str(d["photo_b"])), str(d["backbone"]),
                    tuple(str(m) for m in methods),
-                   ExplainOptions(patch=int(str(d["patch"])), stride=int(str(d["stride"]))),
+                   _stored_options(d),
                    str(d.get("label", "")), (names[0], names[1]), bool(d.get("uploaded")))
 
     def inputs_exist(self) -> bool:
         return self.photo_a.is_file() and self.photo_b.is_file()
+
+
+def _stored_options(d: dict[str, object]) -> ExplainOptions:
+    """A stored request's method options, by name (a job of an earlier version stored only
+    ``patch`` and ``stride``, each at the top level)."""
+    stored = d.get("options")
+    if not isinstance(stored, dict):
+        stored = {k: d[k] for k in ("patch", "stride") if k in d}
+    return ExplainOptions(values={str(k): tuple(v) if isinstance(v, list) else v
+                                  for k, v in stored.items()})
 
 
 @dataclass

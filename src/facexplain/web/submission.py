@@ -2,15 +2,17 @@
 
 Why one place: every refusal must happen in the same order and leave nothing behind. The
 queue's capacity is checked first (429 before a byte is kept), then the cheap checks
-(backbone, methods, patch and stride bounds), then the photos are decoded with their limits;
-the job's folder exists only from that point and is removed again on any refusal.
+(backbone, methods, the occlusion's patch and stride bounds, each method's options), then the
+photos are decoded with their limits; the job's folder exists only from that point and is
+removed again on any refusal.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import UploadFile
@@ -21,6 +23,7 @@ from facexplain.backbones.registry import get_spec
 from facexplain.datasets.lfw import LfwPair
 from facexplain.errors import InvalidArgument
 from facexplain.method_info import ExplainOptions, MethodInfo
+from facexplain.methods.registry import all_options
 from facexplain.web.job_model import ExplainRequest, Job, new_job_id
 from facexplain.web.jobs import ExplainQueue
 from facexplain.web.uploads import PhotoLimits, read_capped, save_photo
@@ -34,8 +37,8 @@ class Submission:
 
     backbone: str
     methods: str  # '' : verify only
-    patch: int
-    stride: int
+    # the methods' web options by name (``web.method_form``); absent ones take their default
+    options: Mapping[str, object] = field(default_factory=dict)
     lfw_pair: int | None = None
     photos: tuple[UploadFile, UploadFile] | None = None
     keep_uploads: bool = False
@@ -62,10 +65,12 @@ async def accept(sub: Submission, jobs: ExplainQueue, pairs: list[LfwPair],
 
     jobs.check_capacity()
     spec = get_spec(sub.backbone)
-    options = ExplainOptions(patch=sub.patch, stride=sub.stride)
+    options = ExplainOptions(values=sub.options)
     infos: tuple[MethodInfo, ...] = ()
     if sub.methods.strip():
-        check_windows(sub.patch, sub.stride, spec.input_size, max_windows)
+        defaults = all_options()
+        patch, stride = (options.value(n, defaults[n].default) for n in ("patch", "stride"))
+        check_windows(int(str(patch)), int(str(stride)), spec.input_size, max_windows)
         infos = resolve_methods(sub.methods, options, spec)
     if sub.photos is None and sub.lfw_pair is None:
         raise InvalidArgument("give two photos or pick an LFW pair")
