@@ -58,7 +58,8 @@ OPTION_TYPES: tuple[type, ...] = (int, float, str, bool, tuple)
 RESERVED_OPTION_NAMES = frozenset({
     "values", "gradient_fill", "incremental", "batch_size", "progress", "photo_a", "photo_b",
     "out", "backbone", "method", "methods", "lfw_pair", "keep_uploads", "help", "json",
-    "max_error", "population", "photo", "gallery", "top", "explain", "as_json"})
+    "max_error", "population", "photo", "gallery", "top", "explain", "as_json", "pairs",
+    "workers", "threads", "address", "images", "limit", "retry_failed"})
 
 
 @dataclass(frozen=True)

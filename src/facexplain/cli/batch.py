@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
+from facexplain.cli.method_options import with_method_options
 from facexplain.cli.options import LFW_IMAGES, BackboneOpt, MaxErrorOpt, PopulationOpt
 
 app = typer.Typer(help="Verify or explain many pairs on Ray; a rerun resumes.",
@@ -45,16 +46,13 @@ def _summary(stats: object) -> str:
 
 
 @app.command("explain")
+@with_method_options
 def explain_command(
     pairs: PairsArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (resumes there).")],
     methods: Annotated[str, typer.Option("--methods", "-m", help="Methods, comma list or all.")
                        ] = "occlusion",
     backbone: BackboneOpt = DEFAULT_BACKBONE,
-    patch: Annotated[int, typer.Option(help="Occlusion patch size k (px).")] = 16,
-    stride: Annotated[int, typer.Option(help="Occlusion stride s (px).")] = 8,
-    fill: Annotated[str, typer.Option(help="mean-face, channel-mean, zero, blur.")
-                    ] = "mean-face",
     workers: Workers = 2,
     threads: Threads = None,
     address: Address = None,
@@ -64,9 +62,11 @@ def explain_command(
                             ] = False,
     max_error: MaxErrorOpt = None,
     population: PopulationOpt = None,
+    method_options: dict[str, object] | None = None,  # each method's flags, as in `explain`
 ) -> None:
     """Explain every pair into OUT/pairs/<id>/ (maps, report.html), list it in
-    OUT/manifest.jsonl, and write the sortable gallery OUT/index.html."""
+    OUT/manifest.jsonl, and write the sortable gallery OUT/index.html. Each method's
+    settings are flags, as in `facexplain explain`."""
     from facexplain import validate
     from facexplain.api import plan_explanation
     from facexplain.batch.jobs import batch_explain
@@ -76,7 +76,7 @@ def explain_command(
     from facexplain.scoring import get_calibration
     from facexplain.types import VerdictOptions
 
-    options = ExplainOptions(patch=patch, stride=stride, fill=fill)
+    options = ExplainOptions(values=method_options)
     verdict = VerdictOptions(max_error, population)
     plan_explanation(methods, backbone, options, verdict)  # one-line errors before Ray starts
     get_calibration(backbone)
