@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,33 @@ def plot_reliability(doc: dict[str, Any], path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+@dataclass
+class CalibrationResult:
+    """A ``benchmark calibration`` result, typed: the kept calibrator, the held-out quality
+    per calibrator and population, the selective rules; the rest of its JSON in ``doc``."""
+
+    backbone: str
+    chosen: str
+    heldout: dict[str, dict[str, dict[str, Any]]]
+    selective_heldout: dict[str, dict[str, dict[str, Any]]]
+    doc: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> CalibrationResult:
+        return cls(backbone=str(doc["backbone"]), chosen=str(doc["chosen"]),
+                   heldout=doc["heldout"], selective_heldout=doc["selective_heldout"], doc=doc)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.doc, "backbone": self.backbone, "chosen": self.chosen,
+                "heldout": self.heldout, "selective_heldout": self.selective_heldout}
+
+    def table(self) -> str:
+        return calibration_table(self.to_json())
+
+    def selective_table(self) -> str:
+        return selective_table(self.to_json())
+
+    def figure(self, path: Path) -> Path:
+        return plot_reliability(self.to_json(), path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,31 @@ def planted_table(doc: dict[str, Any]) -> str:
         lines.append(f"| uniform map (chance) | {area:.2f} | {area:.2f} | 0.50 | 0.50 | "
                      f"{area:.2f} | 0.50 | 1.00 | 0 |")
     return "\n".join(lines)
+
+
+@dataclass
+class PlantedResult:
+    """A ``benchmark planted`` result, typed: per map row, its scores on altered pairs and on
+    the same-person controls (mean and CI); the rest of its JSON in ``doc``."""
+
+    backbone: str
+    rows: dict[str, dict[str, Any]]
+    pairs: dict[str, int]
+    mean_drop: float
+    seconds: float
+    doc: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> PlantedResult:
+        return cls(backbone=str(doc["backbone"]), rows=doc["rows"], pairs=dict(doc["pairs"]),
+                   mean_drop=float(doc["mean_drop"]), seconds=float(doc["seconds"]), doc=doc)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.doc, "backbone": self.backbone, "rows": self.rows, "pairs": self.pairs,
+                "mean_drop": self.mean_drop, "seconds": self.seconds}
+
+    def table(self) -> str:
+        return planted_table(self.to_json())
 
 
 def region_area_share(game: PlantedSet) -> float:

@@ -244,6 +244,7 @@ def sanity_command(
 
 
 @register_benchmark("calibration", config="facexplain.benchmarks.calibration:CalibrationConfig",
+                    result="facexplain.benchmarks.calibration_report:CalibrationResult",
                     tables=("calibration", "calibration-selective", "calibration-scope"))
 def calibration_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
@@ -257,27 +258,23 @@ def calibration_command(
     """Held-out calibration of the verdict's confidence on LFW folds, look-alike pairs and Yale
     (logistic, isotonic, beta), and "not sure" rules per error target."""
     from facexplain.benchmarks.calibration import CalibrationConfig, run_calibration
-    from facexplain.benchmarks.calibration_report import (
-        calibration_table,
-        plot_reliability,
-        selective_table,
-    )
+    from facexplain.benchmarks.calibration_report import CalibrationResult
     from facexplain.scoring import save_calibration
 
     check_inputs(backbone, LFW_PAIRS, LFW_IMAGES, 10, json_out, plot)
     if mining:
         check_inputs(mining, LFW_PAIRS, LFW_IMAGES, 10)
     doc, record = run_calibration(CalibrationConfig(backbone=backbone, mining=mining))
-    stamp(doc)
+    result = CalibrationResult.from_json(stamp(doc))
     plot_path = plot or (json_out.with_suffix(".png") if json_out else
                          Path(f"out/benchmarks/reliability-{backbone}.png"))
-    doc["plot"] = str(plot_reliability(doc, plot_path))
-    doc["table"] = calibration_table(doc)
-    doc["selective_table"] = selective_table(doc)
+    doc["plot"] = str(result.figure(plot_path))
+    doc["table"] = result.table()
+    doc["selective_table"] = result.selective_table()
     write_json(doc, json_out)
     typer.echo(doc["table"])
     typer.echo(doc["selective_table"])
-    typer.echo(f"kept: {doc['chosen']}; plot: {doc['plot']}")
+    typer.echo(f"kept: {result.chosen}; plot: {doc['plot']}")
     if write_calibration:
         from dataclasses import replace
 

@@ -204,6 +204,7 @@ def xcos_command(
 
 
 @register_benchmark("planted", config="facexplain.benchmarks.planted:PlantedConfig",
+                    result="facexplain.benchmarks.planted_report:PlantedResult",
                     tables=("planted", "method-table"))
 def planted_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
@@ -242,7 +243,7 @@ def planted_command(
         game_methods,
         run_planted,
     )
-    from facexplain.benchmarks.planted_report import planted_table, plot_examples
+    from facexplain.benchmarks.planted_report import PlantedResult, plot_examples
     from facexplain.methods.registry import parse_methods
 
     chosen = game_methods() if methods.strip() == "all" else tuple(
@@ -260,16 +261,16 @@ def planted_command(
         doc = run_planted(cfg, ray_player(workers, address))
     else:
         doc = run_planted(cfg)
-    stamp(doc)
-    doc["table"] = planted_table(doc)
+    result = PlantedResult.from_json(stamp(doc))
+    doc["table"] = result.table()
     fig_path = figure or (json_out.with_suffix(".png") if json_out else
                           Path(f"out/benchmarks/planted-{backbone}.png"))
     if figure_pairs:
         game, picked, maps = example_maps(cfg, figure_pairs)
         doc["figure"] = str(plot_examples(game, maps, picked, fig_path))
     write_json(doc, json_out)
-    typer.echo(f"{backbone}: {doc['pairs']} pairs, mean drop {doc['mean_drop']}, "
-               f"{doc['seconds']} s")
+    typer.echo(f"{backbone}: {result.pairs} pairs, mean drop {result.mean_drop}, "
+               f"{result.seconds} s")
     typer.echo(doc["table"])
     if figure_pairs:
         typer.echo(f"figure: {doc['figure']}")
