@@ -127,8 +127,19 @@ def _sanity(docs: Docs) -> str:
 
 @table_kind("interpretable")
 def _interpretable(docs: Docs) -> str:
-    """The part-filter ablation (``benchmark interpretable``): one row per model."""
-    return markdown_table(_one(docs, "interpretable")["rows"])
+    """The part-filter ablation (``benchmark interpretable``): one row per model. With more
+    files, their heads follow the first file's rows (the backbone's cosine once), each named
+    with how it was trained differently (unfrozen, its tail learning rate)."""
+    rows: dict[str, dict[str, float]] = {}
+    for i, doc in enumerate(docs):
+        cfg = doc.get("config", {})
+        suffix = (f", unfrozen, tail lr {cfg.get('tail_lr', 1e-4):g}" if cfg.get("unfreeze")
+                  else "")
+        for name, row in doc["rows"].items():
+            if i and name.endswith(" cosine"):
+                continue
+            rows[name + suffix] = row
+    return markdown_table(rows)
 
 
 @table_kind("faithfulness-ranking")
