@@ -25,9 +25,10 @@ from facexplain.benchmarks.search_report import (
     occlusion_stats_table,
     search_table,
 )
-from facexplain.benchmarks.xcos_report import occlusion_table, xcos_tables
+from facexplain.benchmarks.xcos_report import heads_table, occlusion_table, xcos_tables
 
 Docs = list[dict[str, Any]]
+SOURCE = "_source"  # the key under which ``tables.render`` hands a kind each file's name
 TableFn = Callable[[Docs], str]
 """A table kind: the parsed result files, in the marker's order -> the markdown table."""
 
@@ -161,6 +162,13 @@ def _xcos(docs: Docs) -> str:
 def _xcos_occlusion(docs: Docs) -> str:
     """xCos against cosine with face B occluded: accuracy and drop per condition."""
     return "\n".join(occlusion_table(_one(docs, "xcos-occlusion")))
+
+
+@table_kind("xcos-heads")
+def _xcos_heads(docs: Docs) -> str:
+    """xCos heads side by side, one result file each (named by its file): 10-fold accuracy,
+    Pearson r with the teacher, the folds no training choice looked at."""
+    return "\n".join(heads_table([(f"`{d[SOURCE]}`", d) for d in docs]))
 
 
 @table_kind("method-table")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from facexplain.benchmarks.table_kinds import TABLE_KINDS
+from facexplain.benchmarks.table_kinds import SOURCE, TABLE_KINDS
 from facexplain.errors import InputNotFound, InvalidArgument
 
 _BLOCK = re.compile(r"(?P<open><!-- table: (?P<spec>[^>]*?) -->\n)(?P<body>.*?)"
@@ -67,7 +67,8 @@ def render(spec: str, results: Path) -> str:
         raise InvalidArgument(f"unknown table kind {kind!r}; known: {', '.join(TABLE_KINDS)}")
     if not files:
         raise InvalidArgument(f"table {spec!r} names no result file")
-    return TABLE_KINDS[kind]([_load(results, f) for f in files]).rstrip("\n") + "\n"
+    docs = [{**_load(results, f), SOURCE: f} for f in files]
+    return TABLE_KINDS[kind](docs).rstrip("\n") + "\n"
 
 
 def regenerate(text: str, results: Path) -> tuple[str, list[Block]]:

@@ -42,6 +42,31 @@ def occlusion_table(s: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _folds(folds: list[int]) -> str:
+    """[3, 4, ..., 10] -> '3–10'; otherwise the list."""
+    if folds and folds == list(range(folds[0], folds[-1] + 1)) and len(folds) > 2:
+        return f"{folds[0]}–{folds[-1]}"
+    return ",".join(str(f) for f in folds)
+
+
+def heads_table(runs: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Several runs side by side (``(label, result)``): LFW 10-fold accuracy of the teacher and
+    xCos U/P/L (L's difference to the teacher), Pearson r, then the folds no choice saw."""
+    lines = ["| LFW accuracy (%) | teacher cosine | xCos-U | xCos-P | xCos-L | "
+             "Pearson r (U / P / L) |", "|---|---|---|---|---|---|"]
+    for label, s in runs:
+        acc, untouched, r = s["accuracy"], s["accuracy_untouched_folds"], s["pearson_r_vs_teacher"]
+        dev = s["development_folds"]
+        rest = [f for f in range(1, 11) if f not in dev]
+        for name, a, rs in ((f"{label} ({s['node']}), 10 folds", acc,
+                             " / ".join(f"{r[k]:.3f}" for k in ("U", "P", "L"))),
+                            (f"{label}, folds {_folds(rest)} only", untouched, "")):
+            lines.append(f"| {name} | {100 * a['teacher']:.2f} | {100 * a['xcos_U']:.2f} | "
+                         f"{100 * a['xcos_P']:.2f} | {100 * a['xcos_L']:.2f} "
+                         f"({100 * (a['xcos_L'] - a['teacher']):+.2f}) | {rs} |")
+    return lines
+
+
 def xcos_tables(s: dict[str, Any]) -> list[str]:
     """Both tables and the cost per pair, as ``benchmark xcos`` prints them."""
     lines = [*accuracy_table(s), "", *occlusion_table(s)]
