@@ -152,6 +152,15 @@ def _faithfulness_ranking(docs: Docs) -> str:
     return ranking_table(doc["ranking"], doc["protocols"])
 
 
+@table_kind("faithfulness-deletion")
+def _faithfulness_deletion(docs: Docs) -> str:
+    """Issue 3's deletion table: AUC ± 95% and gain over random per map, impostor difference
+    maps and genuine similarity maps."""
+    from facexplain.benchmarks.faithfulness_ranks import deletion_table
+
+    return deletion_table(_one(docs, "faithfulness-deletion"))
+
+
 @table_kind("xcos")
 def _xcos(docs: Docs) -> str:
     """xCos against cosine: accuracy (U/P/L), Pearson r, occlusion, cost per pair."""
