@@ -161,6 +161,28 @@ def _faithfulness_deletion(docs: Docs) -> str:
     return deletion_table(_one(docs, "faithfulness-deletion"))
 
 
+@table_kind("layer-sweep")
+def _layer_sweep(docs: Docs) -> str:
+    """DeepID2+'s questions layer by layer (``bench/layer_sweep.py``), every swept layer of
+    each backbone, input side first: sparsity, selectivity, verification AUC, robustness."""
+    area = f"{100 * docs[0]['area']:.0f}% " if docs and "area" in docs[0] else ""
+    lines = ["| layer (input side first) | units | on per image | units always on | best unit per "
+             f"identity [95% CI] | verification AUC clean → face B {area}occluded | bits flipped "
+             "/ two people's distance |", "|---|---|---|---|---|---|---|"]
+    for doc in docs:
+        rows = doc["rows"]
+        for i, r in enumerate(rows):
+            last = i + 1 < len(rows) and rows[i + 1]["layer"] == "embedding"
+            sel = r["selectivity"]
+            lines.append(
+                f"| {doc['backbone']} {r['layer']}{' (last map)' if last else ''} | "
+                f"{r['n_units']:,} | {r['sparsity_per_image']['mean']:.3f} | "
+                f"{100 * r['always_active_units']:.0f}% | {sel['mean']:.3f} "
+                f"[{sel['ci'][0]:.3f}, {sel['ci'][1]:.3f}] | {r['verification_auc_clean']:.3f} → "
+                f"{r['verification_auc_occluded']:.3f} | {r['flipped_relative_to_impostor']:.2f} |")
+    return "\n".join(lines)
+
+
 @table_kind("xcos")
 def _xcos(docs: Docs) -> str:
     """xCos against cosine: accuracy (U/P/L), Pearson r, occlusion, cost per pair."""
