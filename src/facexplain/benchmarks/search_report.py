@@ -1,11 +1,24 @@
 """Tables of the binary-code and search benchmarks (``benchmark codes | gallery |
-search-speed``) and of the occlusion statistics (``benchmark occlusion-stats``), torch-free: the
-docs tables regenerate from ``docs/results`` without loading a model."""
+search-speed``), of the occlusion statistics (``benchmark occlusion-stats``) and of occlusion's
+speed against Captum (``bench/occlusion_speed.py``), torch-free: the docs tables regenerate
+from ``docs/results`` without loading a model."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+
+
+def _half_up(x: float, places: int = 2) -> str:
+    """``x`` (a number the benchmark stored already rounded) rounded half up, as a person
+    rounds its printed digits: 2.275 -> 2.28 (binary floats would give 2.27)."""
+    return str(Decimal(str(x)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP))
+
+
+def _sci(x: float) -> str:
+    """7.078e-08 -> '7.1e-8'."""
+    return f"{x:.1e}".replace("e-0", "e-").replace("e+0", "e+")
 
 
 def codes_table(docs: Sequence[dict[str, Any]]) -> str:
@@ -60,4 +73,23 @@ def occlusion_stats_table(docs: Sequence[dict[str, Any]]) -> str:
             f"{d['theta_mean']:.4f} | {100 * d['genuine_dark_fraction']:.1f}% | "
             f"{100 * d['impostor_lit_fraction']:.1f}% | {d['heldout_accuracy_mean']:.3f} | "
             f"{d['seconds_per_pair']:g} ({threads}) |")
+    return "\n".join(lines)
+
+
+def occlusion_speed_table(runs: Sequence[dict[str, Any]]) -> str:
+    """Pairwise occlusion against Captum per backbone and (k, s), rows of one or more
+    ``bench/occlusion_speed.py`` files grouped by backbone: windows, seconds per pair, the
+    ratio, the largest map difference and, where measured, the plain (full re-evaluation) run."""
+    lines = ["| backbone (input) | k, s | windows | ours s/pair | Captum s/pair | Captum / ours | "
+             "max abs diff | plain s/pair | Captum / plain |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    order = list(dict.fromkeys(r["backbone"] for r in runs))
+    for backbone in order:
+        for i, r in enumerate(r for r in runs if r["backbone"] == backbone):
+            name = f"`{backbone}`" + (f" ({r['size']})" if i == 0 else "")
+            plain = (f"{_half_up(r['plain_s'])} | {_half_up(r['ratio_plain'])}"
+                     if r.get("plain_s") is not None else " | ")
+            lines.append(f"| {name} | {r['k']}, {r['s']} | {r['windows']:,} | "
+                         f"{_half_up(r['ours_s'])} | {_half_up(r['captum_s'])} | "
+                         f"{_half_up(r['ratio'])} | {_sci(r['max_abs_diff'])} | {plain} |")
     return "\n".join(lines)

@@ -22,6 +22,7 @@ from facexplain.benchmarks.sanity_report import SanityResult
 from facexplain.benchmarks.search_report import (
     codes_table,
     gallery_table,
+    occlusion_speed_table,
     occlusion_stats_table,
     search_table,
 )
@@ -63,6 +64,12 @@ def _lfw(docs: Docs) -> str:
 def _occlusion_stats(docs: Docs) -> str:
     """Deep difference statistics and Θ (the paper's Fig. 3), one row per backbone."""
     return occlusion_stats_table(docs)
+
+
+@table_kind("occlusion-speed")
+def _occlusion_speed(docs: Docs) -> str:
+    """Pairwise occlusion against Captum, the rows of one or more speed files (each a list)."""
+    return occlusion_speed_table([r for d in docs for r in d["rows"]])
 
 
 @table_kind("codes")

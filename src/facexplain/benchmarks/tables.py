@@ -55,8 +55,10 @@ def _load(results: Path, name: str) -> dict[str, Any]:
     if not path.is_file():
         raise InputNotFound(f"table source {path}: no such file")
     doc = json.loads(path.read_text())
+    if isinstance(doc, list):  # a bench script's list of rows
+        return {"rows": doc}
     if not isinstance(doc, dict):
-        raise InvalidArgument(f"table source {path}: not a JSON object")
+        raise InvalidArgument(f"table source {path}: not a JSON object or list")
     return doc
 
 
