@@ -26,6 +26,7 @@ from facexplain.benchmarks.search_report import (
     occlusion_stats_table,
     search_table,
 )
+from facexplain.benchmarks.table_format import half_up
 from facexplain.benchmarks.xcos_report import heads_table, occlusion_table, xcos_tables
 
 Docs = list[dict[str, Any]]
@@ -187,6 +188,22 @@ def _layer_sweep(docs: Docs) -> str:
                 f"{100 * r['always_active_units']:.0f}% | {sel['mean']:.3f} "
                 f"[{sel['ci'][0]:.3f}, {sel['ci'][1]:.3f}] | {r['verification_auc_clean']:.3f} → "
                 f"{r['verification_auc_occluded']:.3f} | {r['flipped_relative_to_impostor']:.2f} |")
+    return "\n".join(lines)
+
+
+@table_kind("web-latency")
+def _web_latency(docs: Docs) -> str:
+    """Jobs through the web app (``bench/web_latency.py``), one row per job, per file (a run
+    without a preloaded model is marked): total and per stage, seconds."""
+    stages = (("upload", 3), ("decode", 3), ("queued", 3), ("detect_align", 2), ("maps", 2),
+              ("report", 2), ("poll", 2))
+    lines = ["| job | total s | upload | decode | queued | detect + align | maps | report | poll |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for doc in docs:
+        mark = "" if doc.get("preload") else ", no preload"
+        for i, job in enumerate(doc["jobs"], 1):
+            lines.append(f"| {i}{mark} | {half_up(job['total'])} | "
+                         + " | ".join(half_up(job[k], p) for k, p in stages) + " |")
     return "\n".join(lines)
 
 
