@@ -14,8 +14,6 @@ held-out one above.
 
 from __future__ import annotations
 
-import datetime as dt
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,7 @@ from facexplain.benchmarks.populations import (
     lookalike_population,
     yale_population,
 )
+from facexplain.benchmarks.registry import measured_on, today
 from facexplain.cache import DiskCache
 from facexplain.confidence import calibrators, reliability
 from facexplain.confidence.scope import ScopeProfile, out_of_scope, profile
@@ -183,7 +182,7 @@ def run_calibration(cfg: CalibrationConfig) -> tuple[dict[str, Any], Calibration
         "selective_lfw_rule_on_lookalike": cross, "scope": scope,
         "scope_profile": prof.to_json(), "threshold": record.threshold,
         "weights": record.weights, "seconds": round(time.perf_counter() - started, 1),
-        "date": dt.date.today().isoformat(), "machine": platform.machine(),
+        **measured_on(),
     }
     return doc, record
 
@@ -215,7 +214,7 @@ def _record(cfg: CalibrationConfig, pipe: FacePipeline, lfw: Population, look: P
         backbone=cfg.backbone, threshold=round(float(kf.threshold_mean), 6),
         platt_slope=round(float(platt["slope"]), 4),
         platt_intercept=round(float(platt["intercept"]), 4), command="",
-        date=dt.date.today().isoformat(), lfw_accuracy=round(float(kf.accuracy_mean), 6),
+        date=today(), lfw_accuracy=round(float(kf.accuracy_mean), 6),
         weights=pipe.scorer.fingerprint(), calibrator=params, population=lfw.description,
         heldout={n: {k: v for k, v in q.items() if k != "reliability"}
                  for n, q in heldout.items()},

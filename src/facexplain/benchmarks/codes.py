@@ -8,8 +8,6 @@ the LFW images that no pair uses; embeddings come from the shared per-image cach
 
 from __future__ import annotations
 
-import datetime as dt
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ import torch
 
 from facexplain import settings
 from facexplain.benchmarks.lfw import pair_scores
+from facexplain.benchmarks.registry import measured_on
 from facexplain.cache import DiskCache
 from facexplain.datasets.faces import embed_all, locate_all
 from facexplain.datasets.lfw import LfwPair, read_pairs
@@ -156,6 +155,5 @@ def run_codes_benchmark(cfg: CodesBenchmarkConfig) -> dict[str, object]:
                     f"{len(fit_rows)} LFW images no pair uses",
         "fit_seconds": fit_seconds,
         "seconds": round(time.perf_counter() - started, 1),
-        "date": dt.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        **measured_on(f"{torch.get_num_threads()} torch threads"),
     }

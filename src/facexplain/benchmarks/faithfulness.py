@@ -21,10 +21,8 @@ keyed by the configuration and the weights: a rerun resumes where it stopped.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +41,7 @@ from facexplain.benchmarks.pair_sets import (
     select_heldout_pairs,
     study_pairs_as_lfw,
 )
+from facexplain.benchmarks.registry import measured_on
 from facexplain.cache import DiskCache
 from facexplain.datasets.faces import check_images_exist, locate_all
 from facexplain.datasets.lfw import LfwPair, read_pairs, unique_images
@@ -388,9 +387,8 @@ def _assemble(cfg: FaithfulnessConfig, infos: dict[str, MethodInfo], pairs: list
         "resumed_pairs": resumed,
         "pair_log": str(log_path),
         "seconds": round(seconds, 1),
-        "date": dt.date.today().isoformat(),
-        "machine": (f"{platform.machine()}, {torch.get_num_threads()} torch threads"
-                    + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda"
-                       else "")),
+        **measured_on(f"{torch.get_num_threads()} torch threads"
+                      + (f", {torch.cuda.get_device_name(device)}" if device.type == "cuda"
+                         else "")),
     }
     return FaithfulnessResult(summary, summaries, arrays)

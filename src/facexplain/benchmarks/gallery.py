@@ -7,8 +7,6 @@ probe's. Embeddings come from the shared caches (LFW's face-nearest-the-centre r
 
 from __future__ import annotations
 
-import datetime as dt
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ from tqdm import tqdm
 
 from facexplain import settings
 from facexplain.benchmarks.codes import lfw_embeddings
+from facexplain.benchmarks.registry import measured_on
 from facexplain.datasets.lfw_people import LfwPeople
 from facexplain.scoring import get_calibration
 from facexplain.search.codes import parse_recipe
@@ -99,6 +98,5 @@ def run_gallery_benchmark(cfg: GalleryBenchmarkConfig) -> dict[str, object]:
                     ">= 1 photo in the gallery; gallery: every other LFW photo; embeddings of "
                     "the face nearest the centre (cached); codes fitted on the gallery",
         "seconds": round(time.perf_counter() - started, 1),
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": platform.machine(),
+        **measured_on(),
     }

@@ -25,8 +25,6 @@ Protocol (one seed, everything on the same images):
 
 from __future__ import annotations
 
-import datetime as dt
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,6 +43,7 @@ from facexplain.analysis.neurons import (
     split_within_groups,
 )
 from facexplain.backbones.base import EMBEDDING
+from facexplain.benchmarks.registry import measured_on
 from facexplain.cache import DiskCache
 from facexplain.datasets.faces import locate_all
 from facexplain.datasets.lfw_people import load_lfw_people
@@ -258,6 +257,5 @@ def run_layer_sweep(cfg: LayerSweepConfig, pipeline: FacePipeline | None = None
         "units_per_layer_for_selectivity": int(layers[EMBEDDING].units.size),
         "distance_pairs": cfg.distance_pairs, "seed": cfg.seed, "rows": rows,
         "seconds": round(time.perf_counter() - started, 1),
-        "date": dt.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        **measured_on(f"{torch.get_num_threads()} torch threads"),
     }

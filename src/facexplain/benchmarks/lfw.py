@@ -6,8 +6,6 @@ backbone, so a second run only recomputes the scores.
 
 from __future__ import annotations
 
-import datetime as dt
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +17,7 @@ import torch
 from facexplain import settings
 from facexplain.backbones import user_records
 from facexplain.benchmarks.lfw_report import lfw_table
+from facexplain.benchmarks.registry import measured_on
 from facexplain.cache import DiskCache
 from facexplain.datasets.faces import check_images_exist, embed_all, locate_all
 from facexplain.datasets.lfw import LfwPair, read_pairs, unique_images
@@ -105,8 +104,7 @@ def run_lfw_benchmark(
         "n_no_face": int(sum(f.fallback for f in located.values())),
         "n_multi_face": int(sum(f.n_faces > 1 for f in located.values())),
         "seconds": round(time.perf_counter() - started, 1),
-        "date": dt.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        **measured_on(f"{torch.get_num_threads()} torch threads"),
     }
     return LfwBenchmarkResult(summary, scores, same, folds)
 

@@ -10,9 +10,7 @@ pairs, ``robust_pairs`` genuine + impostor per fold), and kept as packed activat
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -44,6 +42,7 @@ from facexplain.benchmarks.neuron_codes import (
     outside_pair_medians,
     search_lfw,
 )
+from facexplain.benchmarks.registry import measured_on
 from facexplain.cache import DiskCache, image_key
 from facexplain.datasets.faces import embed_all, locate_all
 from facexplain.datasets.lfw import LfwPair, read_pairs
@@ -165,8 +164,7 @@ def run_neuron_analysis(cfg: NeuronAnalysisConfig) -> NeuronAnalysis:
         "config": _config_dict(cfg, node),
         "seconds": {k: round(v, 1) for k, v in {**timings,
                                                  "total": time.perf_counter() - started}.items()},
-        "date": dt.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        **measured_on(f"{torch.get_num_threads()} torch threads"),
     }
     group = str(selectivity["largest_identity"])
     return NeuronAnalysis(summary, people, emb, top, node_sparsity, node, selective, group,

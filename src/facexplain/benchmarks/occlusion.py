@@ -11,8 +11,6 @@ reference set disjoint from every evaluation fold, so the fill never saw a test 
 
 from __future__ import annotations
 
-import datetime as dt
-import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,6 +23,7 @@ from facexplain import settings
 from facexplain.align import warp_face
 from facexplain.align.templates import TEMPLATES
 from facexplain.backbones.registry import get_spec
+from facexplain.benchmarks.registry import measured_on
 from facexplain.cache import DiskCache, image_key
 from facexplain.datasets.faces import check_images_exist, locate_all
 from facexplain.datasets.lfw import LfwPair, read_pairs, unique_images
@@ -257,8 +256,7 @@ def run_occlusion_stats(
         "seconds_per_pair": round(computed_seconds / n_computed, 2) if n_computed else None,
         "n_computed": n_computed,
         "seconds": round(time.perf_counter() - started, 1),
-        "date": dt.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        **measured_on(f"{torch.get_num_threads()} torch threads"),
         "device": cfg.device,
     }
     return OcclusionStatsResult(summary, sep, d, max_delta, score_arr, same, folds)

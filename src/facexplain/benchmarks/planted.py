@@ -12,10 +12,8 @@ method's seconds per pair.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
-import platform
 import re
 import time
 from collections.abc import Callable
@@ -33,6 +31,7 @@ from facexplain.benchmarks.faithfulness import PairLog
 from facexplain.benchmarks.planted_metrics import map_scores, summarise
 from facexplain.benchmarks.planted_pairs import PLANTED_VERSION, PlantedSet, build_planted_set
 from facexplain.benchmarks.planted_report import region_area_share
+from facexplain.benchmarks.registry import measured_on
 from facexplain.cache import DiskCache
 from facexplain.datasets.lfw import read_pairs
 from facexplain.datasets.lfw_people import read_female_names
@@ -260,8 +259,7 @@ def run_planted(cfg: PlantedConfig, player: Player = play_here) -> dict[str, Any
         "per_face_rows": sorted(per_face),
         "weights": run.pipe.scorer.fingerprint(),
         "seconds": round(time.perf_counter() - started, 1),
-        "date": dt.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        **measured_on(f"{torch.get_num_threads()} torch threads"),
     }
 
 

@@ -109,6 +109,18 @@ def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores"
 
 
+def today() -> str:
+    """The date every result carries (ISO)."""
+    return dt.date.today().isoformat()
+
+
+def measured_on(threads: str = "") -> dict[str, str]:
+    """The date and machine a runner measured on (``threads``: e.g. "2 torch threads"), the
+    one place a result's date is made (``stamp`` keeps it)."""
+    return {"date": today(), "machine": f"{platform.machine()}, {threads}" if threads
+            else platform.machine()}
+
+
 D = TypeVar("D", bound=MutableMapping[str, Any])
 
 
@@ -116,7 +128,7 @@ def stamp(doc: D, argv: list[str] | None = None) -> D:
     """Stamp a result once: the command line that made it, the date and the machine (a runner
     that measured its own date or threads keeps them). Every benchmark command calls this."""
     doc["command"] = command_line(argv)
-    doc.setdefault("date", dt.date.today().isoformat())
+    doc.setdefault("date", today())
     doc.setdefault("machine", machine())
     doc.setdefault("cores", os.cpu_count())
     return doc

@@ -19,9 +19,7 @@ statistics are kept.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from tqdm import tqdm
 
 from facexplain import settings
 from facexplain.benchmarks.pair_sets import HELDOUT_FOLDS, select_heldout_pairs
+from facexplain.benchmarks.registry import measured_on
 from facexplain.benchmarks.sanity_report import SanityResult
 from facexplain.benchmarks.sanity_stats import (
     MEASURES,
@@ -209,8 +208,7 @@ def run_sanity(cfg: SanityConfig, pipeline: FacePipeline | None = None) -> dict[
         "pairs": ids,
         "identical": [g for g in groups if len(g) > 1],
         "rows": rows, "seconds": round(time.perf_counter() - started, 1),
-        "date": dt.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        **measured_on(f"{torch.get_num_threads()} torch threads"),
     }
 
 

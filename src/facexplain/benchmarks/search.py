@@ -9,8 +9,6 @@ Codes come from an encoder fitted on the LFW images no pair uses.
 
 from __future__ import annotations
 
-import datetime as dt
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from tqdm import tqdm
 
 from facexplain import settings
 from facexplain.benchmarks.codes import lfw_embeddings, outside_pairs
+from facexplain.benchmarks.registry import measured_on
 from facexplain.datasets.lfw import read_pairs
 from facexplain.errors import InvalidArgument
 from facexplain.search.binary import encode, normalize_rows
@@ -125,8 +124,7 @@ def run_search_benchmark(cfg: SearchBenchmarkConfig) -> dict[str, object]:
         "encode_seconds": round(encode_s, 1), "build_seconds": round(build_s, 1),
         "faiss": faiss.__version__, "threads": faiss.omp_get_max_threads(),
         "seconds": round(time.perf_counter() - started, 1),
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {faiss.omp_get_max_threads()} FAISS threads",
+        **measured_on(f"{faiss.omp_get_max_threads()} FAISS threads"),
     }
 
 

@@ -15,9 +15,7 @@ face are cached like the clean ones.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -32,6 +30,7 @@ from facexplain import settings
 from facexplain.backbones.base import FaceModel
 from facexplain.backbones.registry import get_spec
 from facexplain.backbones.spec import BackboneSpec
+from facexplain.benchmarks.registry import measured_on
 from facexplain.datasets.lfw import N_FOLDS, LfwPair, read_pairs
 from facexplain.datasets.occlusion import (
     MaskTemplate,
@@ -298,8 +297,7 @@ def run_xcos_benchmark(
         "timing": timing,
         "seed": cfg.seed,
         "seconds": round(time.perf_counter() - started, 1),
-        "date": dt.date.today().isoformat(),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
+        **measured_on(f"{torch.get_num_threads()} torch threads"),
     }
 
 
