@@ -8,8 +8,6 @@ any model loads, recording its own command line in the result, writing the JSON.
 from __future__ import annotations
 
 import json
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -46,8 +44,11 @@ XfaceStrideOpt = Annotated[int | None, typer.Option(
 
 
 def command_line() -> str:
-    """This run's command, quoted so it can be pasted back (stored with every result)."""
-    return "facexplain " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    """This run's command, quoted so it can be pasted back (stored with every result); the one
+    implementation is ``benchmarks.registry.command_line``, which ``stamp`` uses."""
+    from facexplain.benchmarks.registry import command_line as this_run
+
+    return this_run()
 
 
 def check_inputs(backbone: str, pairs: Path, images: Path | None, folds: int | None,
