@@ -118,6 +118,24 @@ def test_benchmark_group_is_built_from_the_registry() -> None:
             assert ":" in task.config
 
 
+def test_typed_results_know_their_json_and_table() -> None:
+    from facexplain.benchmarks.calibration_report import CalibrationResult
+    from facexplain.benchmarks.planted_report import PlantedResult
+    from facexplain.benchmarks.registry import BenchmarkResult
+    from facexplain.benchmarks.sanity_report import SanityResult
+
+    for name in ("lfw", "sanity", "calibration", "planted", "faithfulness"):
+        assert hasattr(TASKS[name].result_type(), "to_json"), name
+    for cls, file in ((SanityResult, "sanity-sface.json"),
+                      (CalibrationResult, "calibration-sface.json"),
+                      (PlantedResult, "planted-sface.json")):
+        doc = json.loads((RESULTS / file).read_text())
+        result = cls.from_json(doc)
+        assert isinstance(result, BenchmarkResult)
+        assert result.to_json() == doc  # the JSON goes back out as it came in
+        assert result.table() in DOC.read_text()
+
+
 def test_stamp_adds_the_command_and_date_once() -> None:
     doc: dict[str, object] = {"date": "2026-01-01", "seconds": 1.0}
     stamp(doc, ["benchmark", "lfw", "--json", "a b.json"])
