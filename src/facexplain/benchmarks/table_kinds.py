@@ -207,6 +207,52 @@ def _web_latency(docs: Docs) -> str:
     return "\n".join(lines)
 
 
+def _pct(share: float) -> str:
+    """0.0095 -> '0.95%', 0.64 -> '64%', 7.52 -> '752%' (two significant digits below 10%)."""
+    p = 100 * share
+    return f"{p:.0f}%" if p >= 10 else f"{p:.2g}%"
+
+
+@table_kind("ig-completeness")
+def _ig_completeness(docs: Docs) -> str:
+    """Integrated gradients' completeness error (``bench/ig_completeness.py``), one row per
+    setting (file): median and largest error, pairs under 5%, the steps used."""
+    from statistics import median
+
+    lines = [f"| setting ({docs[0]['backbone']}, {len(docs[0]['rows'])} held-out LFW pairs) | "
+             "completeness error median | max | pairs under 5% | steps |",
+             "|---|---|---|---|---|"]
+    for doc in docs:
+        errors = [r["error"] for r in doc["rows"]]
+        steps = [r["steps"] for r in doc["rows"]]
+        setting = (f"{doc['fill']} baseline, "
+                   + ("adaptive steps" if doc.get("steps") is None else f"{doc['steps']} steps"))
+        used = (f"median {median(steps):g}, max {max(steps)}" if len(set(steps)) > 1
+                else str(steps[0]))
+        lines.append(f"| {setting} | {_pct(median(errors))} | {_pct(max(errors))} | "
+                     f"{sum(e < 0.05 for e in errors)} / {len(errors)} | {used} |")
+    return "\n".join(lines)
+
+
+@table_kind("xcos-attention")
+def _xcos_attention(docs: Docs) -> str:
+    """Where xCos's attention W sits on the 7x7 grid (``bench/xcos_attention.py``): the share
+    of W on the face cells, the border ring and (where measured) the four corners, against
+    their share of the area."""
+    doc = _one(docs, "xcos-attention")
+    parts = (("face", "face cells (centre within the landmarks' box widened by half a cell: "
+                      "3x3, eyes to mouth)"), ("border", "border ring (outermost cells)"),
+             ("corner", "the four corners"))
+    lines = [f"| cells of the {doc['grid'][0]}x{doc['grid'][1]} grid | share of the area | "
+             "share of W (mean ± std over pairs) |", "|---|---|---|"]
+    for key, words in parts:
+        if f"{key}_area_share" in doc:
+            lines.append(f"| {words} | {100 * doc[f'{key}_area_share']:.1f}% | "
+                         f"{100 * doc[f'{key}_weight_share_mean']:.1f}% ± "
+                         f"{100 * doc[f'{key}_weight_share_std']:.1f}% |")
+    return "\n".join(lines)
+
+
 @table_kind("xcos")
 def _xcos(docs: Docs) -> str:
     """xCos against cosine: accuracy (U/P/L), Pearson r, occlusion, cost per pair."""
