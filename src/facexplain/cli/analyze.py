@@ -44,8 +44,8 @@ def neurons_command(
     seed: Annotated[int, typer.Option(help="Seed of splits, masks and synthetic codes.")] = 0,
 ) -> None:
     """Sparsity, selectivity, binary codes and occlusion robustness of a model's neurons."""
-    from facexplain.benchmarks.neurons_report import table_row, write_neuron_report
     from facexplain.benchmarks.neurons import NeuronAnalysisConfig, run_neuron_analysis
+    from facexplain.benchmarks.neurons_report import table_row, write_neuron_report
     from facexplain.errors import InvalidArgument
 
     try:
