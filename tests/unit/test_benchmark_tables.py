@@ -115,7 +115,8 @@ def test_benchmark_group_is_built_from_the_registry() -> None:
     for task in TASKS.values():
         assert task.summary, task.name
         if task.config:
-            assert ":" in task.config
+            assert isinstance(task.config_type(), type)
+        assert set(task.tables) <= set(TABLE_KINDS), task.name
 
 
 def test_typed_results_know_their_json_and_table() -> None:
