@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from facexplain.cache import DiskCache, image_key
@@ -116,8 +115,7 @@ def embed_photo(pipe: FacePipeline, path: Path, cache: DiskCache | None = None) 
     if hit is not None:
         return hit["embedding"]
     face = pipe.align_path(path)
-    with torch.inference_mode():
-        emb = pipe.embed(face.pixels[None]).numpy()[0].astype(np.float32)
+    emb = pipe.embed(face.pixels[None]).numpy()[0].astype(np.float32)  # inference mode inside
     if cache is not None:
         cache.put(key, embedding=emb)
     return emb
