@@ -19,7 +19,7 @@ from facexplain.methods import registry
 from facexplain.web.app import create_app
 from facexplain.web.jobs import Pipelines
 from tests.conftest import lfw_image
-from tests.web.conftest import web_config
+from tests.web.conftest import wait_for_job, web_config
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = REPO / ".venv" / "bin" / "facexplain"
@@ -107,22 +107,30 @@ def test_plugin_option_in_cli_help_and_reaches_the_method(plugin: dict[str, str]
 def test_plugin_option_on_the_web_form_and_in_the_api_schema(plugin: dict[str, str],
                                                              tmp_path: Path) -> None:
     importlib.import_module("gainy_method")  # this process discovered its methods already
-    client = TestClient(create_app(web_config(tmp_path / "work"), Pipelines()))
-    html = client.get("/").text
-    assert 'name="gain"' in html and "Gainy gain" in html and 'max="10' in html
-    assert 'name="patch"' in html and 'name="stride"' in html
-    schema = client.get("/api/v1/openapi.json").json()
-    body = next(s for n, s in schema["components"]["schemas"].items() if "explain" in n)
-    assert body["properties"]["gain"]["type"] == "number"
-    assert "amplifies its map" in body["properties"]["gain"]["description"]
-    assert {"patch", "stride", "gain"} <= set(body["properties"])
-    refused = client.post("/api/v1/explain", data={"lfw_pair": "0", "methods": "gainy",
-                                                   "gain": "11"})
-    assert refused.status_code == 400
-    assert refused.json()["detail"] == "--gain must be at most 10, got 11.0"
-    queued = client.post("/api/v1/explain", data={"lfw_pair": "0", "methods": "gainy",
-                                                  "gain": "2.5"})
-    assert queued.status_code == 202, queued.text
-    job = client.app.state.jobs.get(queued.json()["id"])  # type: ignore[attr-defined]
-    assert job.request.options.values["gain"] == 2.5
-    assert job.request.to_json()["options"]["gain"] == 2.5  # stored with the job
+    with TestClient(create_app(web_config(tmp_path / "work"), Pipelines())) as client:
+        html = client.get("/").text
+        assert 'name="gain"' in html and "Gainy gain" in html and 'max="10' in html
+        assert 'name="patch"' in html and 'name="stride"' in html
+        schema = client.get("/api/v1/openapi.json").json()
+        body = next(s for n, s in schema["components"]["schemas"].items() if "explain" in n)
+        assert body["properties"]["gain"]["type"] == "number"
+        assert "amplifies its map" in body["properties"]["gain"]["description"]
+        assert {"patch", "stride", "gain"} <= set(body["properties"])
+        listed = {m["name"]: m for m in client.get("/api/v1/methods").json()}
+        assert listed["gainy"]["options"] == [{"name": "gain", "type": "float", "default": 1.0,
+                                               "help": "How much the gainy method amplifies "
+                                               "its map.", "web": True}]
+        refused = client.post("/api/v1/explain", data={"lfw_pair": "0", "methods": "gainy",
+                                                       "gain": "11"})
+        assert refused.status_code == 400
+        assert refused.json()["detail"] == "--gain must be at most 10, got 11.0"
+        queued = client.post("/api/v1/explain", data={"lfw_pair": "0", "methods": "gainy",
+                                                      "gain": "2.5"})
+        assert queued.status_code == 202, queued.text
+        job = client.app.state.jobs.get(queued.json()["id"])  # type: ignore[attr-defined]
+        assert job.request.to_json()["options"]["gain"] == 2.5  # stored with the job
+        assert wait_for_job(client, job.id)["state"] == "done", job.error
+    delta = np.load(job.out_dir / "gainy_delta.npy")
+    difference = np.load(job.out_dir / "gainy_difference.npy")
+    np.testing.assert_allclose(np.clip(delta, 0, None), 2.5 * difference, rtol=1e-5,
+                               atol=1e-6)

@@ -68,7 +68,11 @@ def build_api(jobs: ExplainQueue, pairs: list[LfwPair], limits: PhotoLimits, max
 
     @api.get("/methods", dependencies=guarded)
     def methods() -> list[dict[str, object]]:
-        return [{"name": m.name, "title": m.title, "family": m.family, "in_all": m.in_all}
+        """Each method with its settings (the ones marked web are fields of /explain)."""
+        return [{"name": m.name, "title": m.title, "family": m.family, "in_all": m.in_all,
+                 "options": [{"name": o.name, "type": o.type.__name__, "help": o.help,
+                              "default": list(o.default) if isinstance(o.default, tuple)
+                              else o.default, "web": o.web} for o in m.options]}
                 for m in all_methods().values()]
 
     @api.post("/verify", dependencies=guarded,
