@@ -70,7 +70,8 @@ def with_method_options(command: Callable[..., None]) -> Callable[..., None]:
                   if name in kwargs}
         command(**kwargs, **{RECEIVER: values})
 
-    run.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]
+    # Typer reads this signature (inspect honours __signature__), not the wrapped one
+    run.__signature__ = own.replace(parameters=params)  # type: ignore[attr-defined]  # set on a function
     run.__annotations__ = {p.name: p.annotation for p in params}
-    del run.__wrapped__  # Typer must read the built signature
+    del run.__wrapped__
     return run
