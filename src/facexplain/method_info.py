@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     import torch
 
     from facexplain.backbones.spec import BackboneSpec
-    from facexplain.explain.base import Explainer, ExplanationMaps
+    from facexplain.explain.base import Explainer
     from facexplain.explain.scorer import PairScorer
-    from facexplain.results import Figure
+    from facexplain.types import ExplanationMaps, Figure
 
 Family = Literal["black-box", "layer"]
 

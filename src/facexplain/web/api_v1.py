@@ -18,6 +18,7 @@ from fastapi.security import APIKeyHeader
 from facexplain.backbones.registry import DEFAULT_BACKBONE, list_backbones
 from facexplain.datasets.lfw import LfwPair
 from facexplain.methods.registry import all_methods
+from facexplain.types import VerdictOptions
 from facexplain.version import __version__
 from facexplain.web.api_keys import HEADER, key_allowed
 from facexplain.web.errors import install_error_pages
@@ -34,6 +35,11 @@ KEY_HEADER = APIKeyHeader(name=HEADER, auto_error=False)
 PresentedKey = Annotated[str | None, Depends(KEY_HEADER)]
 Photo = Annotated[UploadFile | None, File(description="a photo (JPEG, PNG, WebP, BMP)")]
 PairIndex = Annotated[int | None, Form(description="a pair of LFW's pairs.txt, fold 1")]
+MaxError = Annotated[float | None, Form(
+    description="answer 'not sure' unless the stored rule for this error rate answers "
+    "(as `facexplain verify --max-error`)")]
+Population = Annotated[str | None, Form(
+    description="population of the --max-error rule: lfw or lookalike")]
 
 
 def job_links(job: Job, position: int | None) -> dict[str, object]:
@@ -79,9 +85,12 @@ def build_api(jobs: ExplainQueue, pairs: list[LfwPair], limits: PhotoLimits, max
               responses={202: {"description": "still queued: poll the status link"}})
     async def verify(backbone: Annotated[str, Form()] = DEFAULT_BACKBONE,
                      photo_a: Photo = None, photo_b: Photo = None,
-                     lfw_pair: PairIndex = None) -> Response:
-        """Same person or not, with the calibrated confidence; no maps."""
-        job = await accept(Submission(backbone, "", {}, lfw_pair, _photos(photo_a, photo_b)),
+                     lfw_pair: PairIndex = None, max_error: MaxError = None,
+                     population: Population = None) -> Response:
+        """Same person or not, with the calibrated confidence; no maps. The verdict has the
+        fields of `facexplain verify --json` (the same library call)."""
+        job = await accept(Submission(backbone, "", {}, lfw_pair, _photos(photo_a, photo_b),
+                                      verdict=VerdictOptions(max_error, population)),
                            jobs, pairs, limits, max_windows)
         for _ in range(int(VERIFY_WAIT_S / 0.05)):
             if job.state in FINISHED:
@@ -99,13 +108,15 @@ def build_api(jobs: ExplainQueue, pairs: list[LfwPair], limits: PhotoLimits, max
                       backbone: Annotated[str, Form()] = DEFAULT_BACKBONE,
                       keep_uploads: Annotated[bool, Form()] = False,
                       photo_a: Photo = None, photo_b: Photo = None,
-                      lfw_pair: PairIndex = None,
+                      lfw_pair: PairIndex = None, max_error: MaxError = None,
+                      population: Population = None,
                       method_options: dict[str, object] = options_form,
                       ) -> dict[str, object]:
         """Queue an explanation; poll the status link, then fetch the result. Each method's
         web settings (the occlusion's patch and stride, ...) are fields of their own."""
         job = await accept(Submission(backbone, methods, method_options, lfw_pair,
-                                      _photos(photo_a, photo_b), keep_uploads),
+                                      _photos(photo_a, photo_b), keep_uploads,
+                                      VerdictOptions(max_error, population)),
                            jobs, pairs, limits, max_windows)
         return job_links(job, jobs.position(job.id))
 

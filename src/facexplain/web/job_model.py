@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal, cast
 
 from facexplain.errors import FacexplainError
 from facexplain.method_info import ExplainOptions
+from facexplain.types import VerdictOptions
 from facexplain.web.job_store import JobRow
 
 State = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -51,13 +52,15 @@ class ExplainRequest:
     label: str = ""
     names: tuple[str, str] = ("", "")  # what the report calls the photos (not the temp paths)
     uploaded: bool = False
+    verdict: VerdictOptions = VerdictOptions()  # the verdict's options, as ``verify`` takes
 
     def to_json(self) -> dict[str, object]:
         return {"photo_a": str(self.photo_a), "photo_b": str(self.photo_b),
                 "backbone": self.backbone, "methods": list(self.methods),
                 "options": {k: list(v) if isinstance(v, tuple) else v  # method options
                             for k, v in self.options.values.items()},
-                "label": self.label, "names": list(self.names), "uploaded": self.uploaded}
+                "label": self.label, "names": list(self.names), "uploaded": self.uploaded,
+                "verdict": asdict(self.verdict)}
 
     @classmethod
     def from_json(cls, d: dict[str, object]) -> ExplainRequest:
@@ -66,7 +69,8 @@ class ExplainRequest:
         return cls(Path(str(d["photo_a"])), Path(str(d["photo_b"])), str(d["backbone"]),
                    tuple(str(m) for m in methods),
                    _stored_options(d),
-                   str(d.get("label", "")), (names[0], names[1]), bool(d.get("uploaded")))
+                   str(d.get("label", "")), (names[0], names[1]), bool(d.get("uploaded")),
+                   _verdict_options(d.get("verdict")))
 
     def inputs_exist(self) -> bool:
         return self.photo_a.is_file() and self.photo_b.is_file()
@@ -80,6 +84,15 @@ def _stored_options(d: dict[str, object]) -> ExplainOptions:
         stored = {k: d[k] for k in ("patch", "stride") if k in d}
     return ExplainOptions(values={str(k): tuple(v) if isinstance(v, list) else v
                                   for k, v in stored.items()})
+
+
+def _verdict_options(stored: object) -> VerdictOptions:
+    """A stored request's verdict options (none stored: a job of an earlier version)."""
+    if not isinstance(stored, dict):
+        return VerdictOptions()
+    max_error, population = stored.get("max_error"), stored.get("population")
+    return VerdictOptions(None if max_error is None else float(max_error),
+                          None if population is None else str(population))
 
 
 @dataclass

@@ -80,11 +80,13 @@ def run_job(job: Job, pipe: FacePipeline, time_limit_s: float,
         with reporting_to(progress):
             progress.check()
             if not req.methods:
-                verdict = verify(req.photo_a, req.photo_b, req.backbone, pipeline=pipe)
+                verdict = verify(req.photo_a, req.photo_b, req.backbone, pipeline=pipe,
+                                 options=req.verdict)
                 drop_uploads()
             else:
                 result = explain_pair(req.photo_a, req.photo_b, req.methods, req.backbone,
-                                      req.options, pipeline=pipe, log=progress.next_step)
+                                      req.options, pipeline=pipe, log=progress.next_step,
+                                      verdict=req.verdict)
                 progress.check()
                 drawing = time.monotonic()
                 job.timings["maps"] = drawing - progress.started - job.timings["detect_align"]

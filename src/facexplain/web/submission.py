@@ -24,6 +24,7 @@ from facexplain.datasets.lfw import LfwPair
 from facexplain.errors import InvalidArgument
 from facexplain.method_info import ExplainOptions, MethodInfo
 from facexplain.methods.registry import all_options
+from facexplain.types import VerdictOptions
 from facexplain.web.job_model import ExplainRequest, Job, new_job_id
 from facexplain.web.jobs import ExplainQueue
 from facexplain.web.uploads import PhotoLimits, read_capped, save_photo
@@ -42,6 +43,7 @@ class Submission:
     lfw_pair: int | None = None
     photos: tuple[UploadFile, UploadFile] | None = None
     keep_uploads: bool = False
+    verdict: VerdictOptions = VerdictOptions()  # as ``verify`` takes them (max_error, ...)
 
 
 def check_windows(patch: int, stride: int, size: int, max_windows: int) -> None:
@@ -65,6 +67,7 @@ async def accept(sub: Submission, jobs: ExplainQueue, pairs: list[LfwPair],
 
     jobs.check_capacity()
     spec = get_spec(sub.backbone)
+    sub.verdict.check()
     options = ExplainOptions(values=sub.options)
     infos: tuple[MethodInfo, ...] = ()
     if sub.methods.strip():
@@ -99,7 +102,7 @@ async def _request(sub: Submission, out_dir: Path, pairs: list[LfwPair], limits:
         names = tuple(Path(u.filename or w).name for u, w in zip(sub.photos, NAMES, strict=True))
         return ExplainRequest(paths[0], paths[1], sub.backbone, methods, options,
                               f"{names[0]} vs {names[1]}", (names[0], names[1]),
-                              uploaded=not sub.keep_uploads)
+                              uploaded=not sub.keep_uploads, verdict=sub.verdict)
     assert sub.lfw_pair is not None
     if not 0 <= sub.lfw_pair < len(pairs):
         raise InvalidArgument(f"the LFW pair must be a number from 0 to {len(pairs) - 1}"
@@ -107,4 +110,5 @@ async def _request(sub: Submission, out_dir: Path, pairs: list[LfwPair], limits:
     images = settings.current().lfw_images
     a, b = pairs[sub.lfw_pair].path_a(images), pairs[sub.lfw_pair].path_b(images)
     return ExplainRequest(a, b, sub.backbone, methods, options, f"LFW {a.stem} vs {b.stem}",
-                          (f"LFW {a.parent.name}/{a.name}", f"LFW {b.parent.name}/{b.name}"))
+                          (f"LFW {a.parent.name}/{a.name}", f"LFW {b.parent.name}/{b.name}"),
+                          verdict=sub.verdict)
