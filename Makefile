@@ -9,7 +9,7 @@ LFW := ../shared/data/lfw/lfw-deepfunneled
 DEMO_A := $(LFW)/Abdel_Madi_Shabneh/Abdel_Madi_Shabneh_0001.jpg
 DEMO_B := $(LFW)/Dean_Barker/Dean_Barker_0001.jpg
 
-.PHONY: demo test setup assets browser lint imports typecheck pytest check-runtimes bench-lfw clean
+.PHONY: demo test test-long setup assets browser lint imports typecheck pytest check-runtimes bench-lfw clean
 
 demo: setup
 	$(VENV)/bin/facexplain explain $(DEMO_A) $(DEMO_B) --out out/demo
@@ -50,8 +50,12 @@ imports: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy src
 
+# The default run leaves out the long end-to-end checks (marker `long`); CI runs them after it.
 pytest: setup
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -m "not long" --durations=15
+
+test-long: setup
+	$(VENV)/bin/pytest -q -m long --durations=15
 
 check-runtimes: setup
 	$(VENV)/bin/pytest -v -s tests/integration/test_sface_reference.py \

@@ -17,9 +17,9 @@ from tests.study.conftest import mapped_study  # noqa: F401  (a session fixture)
 from tests.study.server import Server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.long, pytest.mark.skipif(
     not Path(CHROMIUM).exists(),
-    reason="no Chromium: install Debian's 'chromium' package (make setup does, as root)")
+    reason="no Chromium: install Debian's 'chromium' package (make setup does, as root)")]
 sync_api = pytest.importorskip("playwright.sync_api")
 
 

@@ -65,6 +65,7 @@ def test_pair_list_ids_are_stable_and_bad_lines_fail(tmp_path: Path) -> None:
         read_batch_pairs(tmp_path / "bad.tsv", tmp_path)
 
 
+@pytest.mark.long
 def test_one_and_two_workers_agree_and_a_killed_worker_loses_nothing(
         local_ray: None, tmp_path: Path) -> None:
     bad = tmp_path / "broken.jpg"
@@ -114,6 +115,7 @@ def test_one_and_two_workers_agree_and_a_killed_worker_loses_nothing(
     assert all(p.id in gallery for p in pairs) and "max &Delta;" in gallery
 
 
+@pytest.mark.long
 def test_sigint_then_rerun_computes_only_the_rest(local_ray: None, tmp_path: Path) -> None:
     pairs_file = write_pairs(tmp_path / "p.tsv", GOOD)
     out = tmp_path / "out"

@@ -59,6 +59,7 @@ def plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str
     sys.modules.pop("toy_method", None)
 
 
+@pytest.mark.long
 def test_toy_method_in_cli_choices_all_and_report(plugin: dict[str, str], tmp_path: Path) -> None:
     helped = subprocess.run([str(CLI), "explain", "--help"], env=plugin, capture_output=True,
                             text=True, timeout=120, cwd=REPO)

@@ -60,6 +60,7 @@ def test_identical_faces_stay_dark(pipe: FacePipeline, altered_pair: torch.Tenso
     assert float(result.maps["delta"].min()) < -0.01  # hiding parts of one copy does lower it
 
 
+@pytest.mark.long
 def test_incremental_equals_full_evaluation(pipe: FacePipeline, altered_pair: torch.Tensor
                                             ) -> None:
     fast = _explain(pipe, altered_pair)

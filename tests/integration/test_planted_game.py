@@ -41,6 +41,7 @@ def _tiny_set(pipe: FacePipeline) -> PlantedSet:
     return PlantedSet(pairs, np.stack(faces), np.stack(masks))
 
 
+@pytest.mark.long
 def test_game_here_and_on_ray_agree_and_resume(tmp_path: Path) -> None:
     pipe = FacePipeline("sface", forward_runtime=False)
     tiny = _tiny_set(pipe)

@@ -19,6 +19,7 @@ A, B = lfw_image("Aaron_Peirsol", 1), lfw_image("Aaron_Peirsol", 2)
 OPTIONS = ExplainOptions(patch=16, stride=8)
 
 
+@pytest.mark.long
 def test_the_original_reads_its_records_and_a_modified_copy_does_not(tmp_path) -> None:  # type: ignore[no-untyped-def]
     pipe = FacePipeline("sface", forward_runtime=False)
     original = explain_pair(A, B, methods="occlusion", pipeline=pipe, options=OPTIONS)

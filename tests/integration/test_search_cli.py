@@ -31,6 +31,7 @@ def gallery_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_build_search_and_explain(gallery_dir: Path, tmp_path: Path,
                                   capsys: pytest.CaptureFixture[str]) -> None:
     g = tmp_path / "g.npz"

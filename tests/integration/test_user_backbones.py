@@ -139,6 +139,7 @@ class Wrapped(nn.Module):
         return self.body(x)
 
 
+@pytest.mark.long
 def test_register_backbone_from_python_matches_the_builtin(home: Path) -> None:
     spec = register_backbone("sface-py", Wrapped(load_backbone("sface")),
                              user_spec(template="arcface-112", feature_nodes=["body"]))

@@ -54,6 +54,7 @@ def test_not_an_embedding_is_refused(home: Path, tmp_path: Path, module: type,  
     assert "not-a-face-model" not in read_records()
 
 
+@pytest.mark.long
 def test_zero_std_and_a_second_normalisation_are_refused(home: Path) -> None:  # noqa: F811
     mobile = REAL_HOME / "runtime" / "mobileface-v1.onnx"
     sface = REAL_HOME / "runtime" / "sface-v1.onnx"
@@ -132,6 +133,7 @@ def test_a_fixed_batch_graph_registers_and_scores_like_the_builtin(home: Path,  
     assert ours.similarity == pytest.approx(theirs.similarity, abs=1e-4)
 
 
+@pytest.mark.long
 def test_registered_model_verifies_at_once_and_a_new_one_under_its_name_inherits_nothing(
         home: Path, tmp_path: Path) -> None:  # noqa: F811
     """The CLI registers with a provisional calibration (LFW folds 1-2), verify works and says

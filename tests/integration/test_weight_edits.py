@@ -52,6 +52,7 @@ def _occlusion(scorer: PairScorer, pair: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("edit", [_scale_middle_weight, _vector_edit], ids=["data", "vector"])
+@pytest.mark.long
 def test_edited_weights_are_recomputed(edit: Edit) -> None:
     spec = get_spec("sface")
     pair = _pair(spec.input_size)

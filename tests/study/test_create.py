@@ -26,6 +26,7 @@ def make(tmp_path: Path, backbone: str, said: list[str]) -> Path:
     return tmp_path / backbone
 
 
+@pytest.mark.long
 def test_identical_help_is_warned_on_sface_not_on_dlib(tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]
                                                         ) -> None:

@@ -72,6 +72,7 @@ def test_pair_file_round_trip_and_refusals(tmp_path: Path) -> None:
         read_pairs_file(bad)
 
 
+@pytest.mark.long
 def test_real_mining_finds_closer_impostors_than_lfw_random_ones() -> None:
     with pytest.raises(InvalidArgument, match="must differ"):
         mine_pairs("sface", "sface")

@@ -99,7 +99,8 @@ class StagedNet(FaceModel):
 
 
 @pytest.mark.parametrize(("k", "s", "edge"), [(8, 4, "shift"), (5, 3, "clip"), (16, 8, "shift"),
-                                              (3, 1, "shift")])
+                                              pytest.param(3, 1, "shift",
+                                                           marks=pytest.mark.long)])
 def test_incremental_embeddings_equal_full_forwards(k: int, s: int, edge: str) -> None:
     torch.manual_seed(0)
     net = StagedNet().eval()

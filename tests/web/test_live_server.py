@@ -118,6 +118,7 @@ def wait_state(url: str, job_id: str, states: tuple[str, ...], timeout: float) -
     raise AssertionError(f"job {job_id} not in {states} after {timeout} s")
 
 
+@pytest.mark.long
 def test_after_sigkill_results_stay_and_queued_work_resumes_or_says_lost(
         tmp_path: Path, lfw_dir: Path) -> None:
     srv = Server(None, tmp_path / "work", preload="")
