@@ -20,6 +20,7 @@ from facexplain.pipeline import FacePipeline
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.long  # two sanity runs over every method: about five minutes on two cores
 def test_two_disjoint_pair_sets_give_the_same_verdicts(contract_home: Path) -> None:
     del contract_home
     pipe = FacePipeline("sface", forward_runtime=False)
