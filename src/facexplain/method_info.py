@@ -271,7 +271,9 @@ class MethodInfo:
     backbone *before* any model loads (fail fast); ``rankings`` are the maps the
     faithfulness benchmark orders pixels by, one row each (empty: not ranked);
     ``figures``/``note`` add method-specific pictures and text to its report section;
-    ``prepare`` makes a missing asset (a trained head); ``supports`` says whether the method
+    ``prepare`` makes a missing asset (a trained head); ``missing`` says, without making
+    anything, what is still missing on a backbone (one line naming the command that makes it;
+    None: ready), so a server can refuse up front; ``supports`` says whether the method
     can run on a backbone at all (``--method all`` skips it where not; None: everywhere);
     ``in_all`` False leaves a slow method out of ``--method all`` (it runs when named, and the
     benchmarks still rank it; ``facexplain methods`` and ``explain`` say so). ``options``:
@@ -291,6 +293,7 @@ class MethodInfo:
     figures: FigureHook | None = None
     note: NoteHook | None = None
     prepare: Callable[[str, bool], None] | None = None
+    missing: Callable[[str], str | None] | None = None
     supports: Callable[[BackboneSpec], bool] | None = None
     # the note says which photo carries the difference: the report prints it only where the
     # planted-difference game measured that the method names the altered photo (>= 0.8)

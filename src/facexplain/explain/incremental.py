@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from facexplain.backbones.base import FaceModel, Stage
+from facexplain.progress import check_in
 from facexplain.scoring import cosine
 
 # Past this fraction of a map's area the crop saves too little: run whole maps from there on.
@@ -223,6 +224,8 @@ class IncrementalEmbedder:
             t = faces
             self._rest = stages[-1:]
             for i, stage in enumerate(stages[:-1]):
+                if geometry is None:  # first use: seconds of probing, a point to stop at each
+                    check_in("measuring which pixels each layer sees (once per model)")
                 out = stage(t)
                 axes = geometry[i] if geometry is not None else probe_stage(stage, t[:1],
                                                                               out[:1])

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from facexplain.backbones.base import FaceModel
+from facexplain.progress import check_in
 from facexplain.scoring import cosine
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class PairScorer:
         return self.spec
 
     def __call__(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        check_in()  # every batch any method scores is a point where a web job may stop
         return cosine(self.model(a), self.model(b))
 
     def fingerprint(self) -> str:

@@ -44,6 +44,14 @@ def prepare(backbone: str, progress: bool) -> None:
     ensure_default_head(backbone, progress=progress)
 
 
+def missing(backbone: str) -> str | None:
+    """What ``prepare`` would train, named without training it (None: a head is stored)."""
+    from facexplain.heads.parts import PARTS_HEADS
+    from facexplain.train.first_use import head_missing
+
+    return head_missing(PARTS_HEADS, backbone)
+
+
 def build(scorer: PairScorer, options: ExplainOptions) -> Explainer:
     from facexplain.explain.parts import load_parts
 
@@ -110,5 +118,6 @@ INFO = register_method(MethodInfo(
     figures=figures,
     note=note,
     prepare=prepare,
+    missing=missing,
     supports=_has_nodes,
 ))

@@ -37,6 +37,14 @@ def prepare(backbone: str, progress: bool) -> None:
     ensure_default_head(backbone, progress=progress)
 
 
+def missing(backbone: str) -> str | None:
+    """What ``prepare`` would train, named without training it (None: a head is stored)."""
+    from facexplain.heads.xcos import XCOS_HEADS
+    from facexplain.train.first_use import head_missing
+
+    return head_missing(XCOS_HEADS, backbone)
+
+
 def build(scorer: PairScorer, options: ExplainOptions) -> Explainer:
     from facexplain.explain.xcos import load_xcos
 
@@ -94,5 +102,6 @@ INFO = register_method(MethodInfo(
               RankedMap("contribution", "similarity", suffix="SxW")),
     figures=figures,
     prepare=prepare,
+    missing=missing,
     supports=lambda spec: bool(spec.feature_nodes),
 ))

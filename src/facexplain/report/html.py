@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from facexplain.progress import check_in
 from facexplain.report.images import save_side_by_side
 from facexplain.results import Section
 from facexplain.scoring import Calibration, confidence_text
@@ -90,6 +91,7 @@ def write_explanation(explanation: PairExplanation, out_dir: Path) -> Path:
     methods: dict[str, object] = {}
     for result in explanation.results:
         info, maps = result.method, result.explanation
+        check_in(f"drawing the report: {info.name}")  # a web job may stop between methods
         sections.append(render_method(info, maps, faces, out_dir, explanation.spec.name,
                                       explanation.weights))
         methods[info.name] = {

@@ -14,7 +14,6 @@ the training identities with at least two photos.
 Variants (the paper's ablation): 'base' identity loss only; 'base-aug' the identity loss on
 the clean and on the occluded face (the paper's augmented baseline); 'sad' + SAD (Eqs. 1-2);
 'fad' + the occluded branch with FAD and the masked identity loss (Eqs. 4-5); 'sad+fad' all.
-
 The occluding rectangle is warped through a mesh over five detected landmarks (``mesh=5``) or,
 as the paper, over face-api's 68 (``mesh=68``, found on every aligned crop, cached).
 
@@ -53,6 +52,7 @@ from facexplain.heads.parts import (
 )
 from facexplain.losses.diversity import fad_loss, fad_mask, sad_filter_loss, sad_response_loss
 from facexplain.losses.margins import MarginSoftmax
+from facexplain.train.first_use import ensure_head
 from facexplain.train.parts_features import HeadInputs
 from facexplain.train.result import TrainResult
 
@@ -389,12 +389,12 @@ def run_parts_training(cfg: PartsTrainConfig, halves: list[str], data: PartsData
 
 
 def ensure_default_head(backbone: str, progress: bool = True) -> Path:
-    """The default part-filter head of ``backbone``; a quick one is trained now (once, stored
-    as ``parts/<backbone>/sad+fad-quick``) when none was trained with ``train parts``."""
+    """The default part-filter head of ``backbone``; without one, a quick head is trained now
+    (once, as ``parts/<backbone>/sad+fad-quick``) where allowed (``train.first_use``)."""
     def train_quick(target: Path, say: Callable[[str], None]) -> Path:
         del target, say  # stored by run_parts_training under the "quick" half
         cfg = PartsTrainConfig(backbone=backbone, variant="sad+fad", epochs=4,
                                max_images=QUICK_HEAD_IMAGES)
         return run_parts_training(cfg, ["quick"], progress=progress)[0]
 
-    return PARTS_HEADS.ensure_default(backbone, train_quick, QUICK_HEAD_IMAGES)
+    return ensure_head(PARTS_HEADS, backbone, train_quick, QUICK_HEAD_IMAGES)

@@ -30,6 +30,7 @@ from facexplain.heads.xcos import (
 )
 from facexplain.losses.margins import MarginSoftmax
 from facexplain.losses.xcos import xcos_loss
+from facexplain.train.first_use import ensure_head
 from facexplain.train.result import TrainResult
 from facexplain.train.xcos_data import (
     LfwFeatures,
@@ -171,13 +172,14 @@ def ensure_default_head(backbone: str, progress: bool = True,
 
     A head trained with ``facexplain train xcos`` (all of LFW, or the fold heads) is preferred;
     without one, a quick head is trained on ``QUICK_HEAD_IMAGES`` LFW photos and stored under
-    the model home as ``xcos/<backbone>/quick.safetensors``.
+    the model home as ``xcos/<backbone>/quick.safetensors`` (unless training is forbidden
+    here: ``train.first_use``).
     """
     def train_quick(target: Path, say: Callable[[str], None]) -> Path:
         cfg = XCosTrainConfig(backbone=backbone, max_images=QUICK_HEAD_IMAGES)
         return run_xcos_training(cfg, [None], progress=progress, log=say, name=target.stem)[0]
 
-    return XCOS_HEADS.ensure_default(backbone, train_quick, QUICK_HEAD_IMAGES, log)
+    return ensure_head(XCOS_HEADS, backbone, train_quick, QUICK_HEAD_IMAGES, log)
 
 
 def run_xcos_training(

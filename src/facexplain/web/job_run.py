@@ -1,8 +1,10 @@
 """Running one web job: verify or explain, report, progress with an estimate, early stops.
 
-Why a listener: the explainers report every batch through ``facexplain.progress``; here each
-report moves the page's bar, updates "about N s left", and is the point where a cancel, the
-job's time limit or a server shutdown stops the work (``JobStopped``).
+Why a listener: the explainers report every batch through ``facexplain.progress`` (and every
+pair score and first-use measurement checks in there), so each report moves the page's bar,
+updates "about N s left", and is the point where a cancel, the job's time limit or a server
+shutdown stops the work (``JobStopped``) within seconds. A job never trains a head: it runs
+inside ``training_forbidden``, so a head missing after the up-front check fails in one line.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import replace
 from facexplain.errors import FacexplainError
 from facexplain.pipeline import FacePipeline
 from facexplain.progress import reporting_to
+from facexplain.train.first_use import training_forbidden
 from facexplain.web.job_model import Job, JobStopped
 
 LOG = logging.getLogger("facexplain.web")
@@ -53,7 +56,9 @@ class JobProgress:
 
     def __call__(self, what: str, done: int, total: int) -> None:
         self.check()
-        if total <= 0:
+        if total <= 0:  # a check-in without a count: say what it does, when it says
+            if what:
+                self.job.message = f"{what} ..."
             return
         frac = min(done / total, 1.0)
         job = self.job
@@ -75,9 +80,10 @@ def run_job(job: Job, pipe: FacePipeline, time_limit_s: float,
     progress = JobProgress(job, time_limit_s, drop_uploads)
     job.timings["queued"] = max(0.0, time.time() - job.created)
     job.state = "running"
-    job.message = "aligning the faces ..."
+    job.message = ("aligning the faces ..." if not req.methods else
+                   "loading the methods and aligning the faces ...")
     try:
-        with reporting_to(progress):
+        with reporting_to(progress), training_forbidden("a web job never trains a head"):
             progress.check()
             if not req.methods:
                 verdict = verify(req.photo_a, req.photo_b, req.backbone, pipeline=pipe,

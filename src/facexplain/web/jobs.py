@@ -231,9 +231,11 @@ class ExplainQueue:
                 continue
             self._running = job
             started = time.perf_counter()
+            # Running from here on, so a cancel during the model's load stops it right after.
+            job.state, job.message = "running", f"loading the model {job.request.backbone} ..."
             try:
-                run_job(job, self.pipelines.get(job.request.backbone), self.time_limit_s,
-                        functools.partial(self._drop_uploads, job))
+                pipe = self.pipelines.get(job.request.backbone)
+                run_job(job, pipe, self.time_limit_s, functools.partial(self._drop_uploads, job))
             except Exception as exc:  # a model that cannot load: the job says so
                 LOG.exception("job %s could not start", job.id)
                 job.finish("failed", "failed", f"the model could not be loaded "
