@@ -1,4 +1,5 @@
-"""Optional API keys for ``/api/v1``: a file of SHA-256 hashes, one per line.
+"""Optional API keys (``serve --api-key-file``): a file of SHA-256 hashes, one per line. With
+one, every route that starts work or returns a job's data needs a key (``web.access``).
 
 Why hashes: the key file sits on the server and ends up in backups; a leaked hash does not let
 anyone call the API. Keys are long random tokens, so a plain SHA-256 is enough (no password
@@ -42,12 +43,20 @@ def read_key_hashes(path: Path) -> frozenset[str]:
 
 
 def new_api_key(path: Path, label: str = "") -> str:
-    """Append the hash of a new random key to ``path`` and return the key (shown once)."""
+    """Append the hash of a new random key to ``path`` and return the key (shown once); a
+    path that is a folder or cannot be written fails in one line, before a key is shown."""
+    if path.is_dir():
+        raise InvalidArgument(f"{path} is a folder; give the key file's own path, e.g. "
+                              f"{path / 'api-keys.txt'}")
     key = "fx_" + secrets.token_urlsafe(32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
-        f.write(f"{key_hash(key)}  # {label}\n" if label else f"{key_hash(key)}\n")
-    path.chmod(0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as f:
+            f.write(f"{key_hash(key)}  # {label}\n" if label else f"{key_hash(key)}\n")
+        path.chmod(0o600)
+    except OSError as exc:
+        raise InvalidArgument(f"cannot write the key file {path}: "
+                              f"{exc.strerror or type(exc).__name__}") from None
     return key
 
 

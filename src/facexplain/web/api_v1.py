@@ -3,7 +3,8 @@
 Why a mounted app of its own: its schema (``/api/v1/openapi.json``) lists exactly the API a
 program may rely on, without the browser pages and the study's admin routes; the interactive
 docs are off (they would load scripts from a CDN). With ``--api-key-file`` every call needs
-``X-API-Key``; without it the API is open like the pages (loopback by default).
+``X-API-Key`` (the rule of every route, ``web.access``), and a job is visible only to the key
+that made it; without a key file the API is open like the pages (loopback by default).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, File, Form, HTTPException, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader
 
@@ -20,11 +21,12 @@ from facexplain.datasets.lfw import LfwPair
 from facexplain.methods.registry import all_methods
 from facexplain.types import VerdictOptions
 from facexplain.version import __version__
-from facexplain.web.api_keys import HEADER, key_allowed
+from facexplain.web.access import AccessRule, owner_of
+from facexplain.web.api_keys import HEADER
 from facexplain.web.errors import install_error_pages
 from facexplain.web.job_model import FINISHED, Job
 from facexplain.web.jobs import ExplainQueue
-from facexplain.web.method_form import method_form
+from facexplain.web.method_form import method_form, runnable_methods
 from facexplain.web.safety import check_id, child_file
 from facexplain.web.submission import Submission, accept
 from facexplain.web.uploads import PhotoLimits
@@ -50,21 +52,24 @@ def job_links(job: Job, position: int | None) -> dict[str, object]:
 
 
 def build_api(jobs: ExplainQueue, pairs: list[LfwPair], limits: PhotoLimits, max_windows: int,
-              key_hashes: frozenset[str] | None) -> FastAPI:
+              rule: AccessRule) -> FastAPI:
     api = FastAPI(title="facexplain API", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json", description=__doc__)
     install_error_pages(api, None)
-    def require_key(key: PresentedKey) -> None:
-        if key_hashes is not None and not key_allowed(key, key_hashes):
+
+    def require_key(request: Request, key: PresentedKey) -> None:
+        """The guard (``web.access``) has checked the key; this names it in the schema."""
+        del key
+        if rule.enabled and owner_of(request.scope) is None:
             raise HTTPException(401, "a valid API key is needed in the X-API-Key header",
                                 headers={"WWW-Authenticate": "APIKey"})
 
     guarded = [Depends(require_key)]
     options_form = Depends(method_form())  # a form field per registered web method option
 
-    def job_or_404(job_id: str) -> Job:
+    def job_or_404(request: Request, job_id: str) -> Job:
         job = jobs.get(check_id(job_id))
-        if job is None:
+        if job is None or not rule.may_see(job.owner, owner_of(request.scope)):
             raise HTTPException(404, "no such job (results are kept for a limited time)")
         return job
 
@@ -83,14 +88,15 @@ def build_api(jobs: ExplainQueue, pairs: list[LfwPair], limits: PhotoLimits, max
 
     @api.post("/verify", dependencies=guarded,
               responses={202: {"description": "still queued: poll the status link"}})
-    async def verify(backbone: Annotated[str, Form()] = DEFAULT_BACKBONE,
+    async def verify(request: Request, backbone: Annotated[str, Form()] = DEFAULT_BACKBONE,
                      photo_a: Photo = None, photo_b: Photo = None,
                      lfw_pair: PairIndex = None, max_error: MaxError = None,
                      population: Population = None) -> Response:
         """Same person or not, with the calibrated confidence; no maps. The verdict has the
         fields of `facexplain verify --json` (the same library call)."""
         job = await accept(Submission(backbone, "", {}, lfw_pair, _photos(photo_a, photo_b),
-                                      verdict=VerdictOptions(max_error, population)),
+                                      verdict=VerdictOptions(max_error, population),
+                                      owner=owner_of(request.scope)),
                            jobs, pairs, limits, max_windows)
         for _ in range(int(VERIFY_WAIT_S / 0.05)):
             if job.state in FINISHED:
@@ -103,7 +109,9 @@ def build_api(jobs: ExplainQueue, pairs: list[LfwPair], limits: PhotoLimits, max
         return JSONResponse(job_links(job, jobs.position(job.id)), status_code=202)
 
     @api.post("/explain", dependencies=guarded, status_code=202)
-    async def explain(methods: Annotated[str, Form(description="comma list or 'all'")] =
+    async def explain(request: Request,
+                      methods: Annotated[str, Form(description="comma list or 'all' (every "
+                                                   "method ready on this server)")] =
                       "occlusion",
                       backbone: Annotated[str, Form()] = DEFAULT_BACKBONE,
                       keep_uploads: Annotated[bool, Form()] = False,
@@ -113,29 +121,32 @@ def build_api(jobs: ExplainQueue, pairs: list[LfwPair], limits: PhotoLimits, max
                       method_options: dict[str, object] = options_form,
                       ) -> dict[str, object]:
         """Queue an explanation; poll the status link, then fetch the result. Each method's
-        web settings (the occlusion's patch and stride, ...) are fields of their own."""
-        job = await accept(Submission(backbone, methods, method_options, lfw_pair,
-                                      _photos(photo_a, photo_b), keep_uploads,
-                                      VerdictOptions(max_error, population)),
+        web settings (the occlusion's patch and stride, ...) are fields of their own. A method
+        whose head is not trained on this server is refused (409) with the command that
+        trains it."""
+        job = await accept(Submission(backbone, runnable_methods(methods, backbone),
+                                      method_options, lfw_pair, _photos(photo_a, photo_b),
+                                      keep_uploads, VerdictOptions(max_error, population),
+                                      owner=owner_of(request.scope)),
                            jobs, pairs, limits, max_windows)
         return job_links(job, jobs.position(job.id))
 
     @api.get("/jobs/{job_id}", dependencies=guarded)
-    def status(job_id: str) -> dict[str, object]:
-        job = job_or_404(job_id)
+    def status(request: Request, job_id: str) -> dict[str, object]:
+        job = job_or_404(request, job_id)
         return job_links(job, jobs.position(job.id))
 
     @api.delete("/jobs/{job_id}", dependencies=guarded)
-    def cancel(job_id: str) -> dict[str, object]:
-        """Cancel a queued job at once, a running one at its next step."""
-        job = jobs.cancel(job_or_404(job_id).id)
+    def cancel(request: Request, job_id: str) -> dict[str, object]:
+        """Cancel a queued job at once, a running one within seconds."""
+        job = jobs.cancel(job_or_404(request, job_id).id)
         return job_links(job, jobs.position(job.id))
 
     @api.get("/jobs/{job_id}/result", dependencies=guarded)
-    def result(job_id: str) -> Response:
+    def result(request: Request, job_id: str) -> Response:
         """The explanation as JSON (``explanation.json``: verdict, maps' summaries, files);
         for a verify job, the verdict."""
-        job = job_or_404(job_id)
+        job = job_or_404(request, job_id)
         if job.state != "done":
             raise HTTPException(409, f"the job is {job.state}; no result yet")
         if "explanation.json" not in job.files:
@@ -143,8 +154,8 @@ def build_api(jobs: ExplainQueue, pairs: list[LfwPair], limits: PhotoLimits, max
         return FileResponse(child_file(job.out_dir, "explanation.json"))
 
     @api.get("/jobs/{job_id}/files/{name}", dependencies=guarded)
-    def file(job_id: str, name: str) -> FileResponse:
-        job = job_or_404(job_id)
+    def file(request: Request, job_id: str, name: str) -> FileResponse:
+        job = job_or_404(request, job_id)
         if name.startswith("upload_"):
             raise HTTPException(404, "no such file")
         return FileResponse(child_file(job.out_dir, name))

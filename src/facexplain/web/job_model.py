@@ -116,6 +116,7 @@ class Job:
     timings: dict[str, float] = field(default_factory=dict)
     stop_reason: str | None = None  # set by cancel, shutdown: the worker stops at its next tick
     stop_state: State = "failed"  # the state a stopped job ends in
+    owner: str | None = None  # the hash of the API key that made it (``web.access``)
 
     def request_stop(self, reason: str, state: State) -> None:
         self.stop_reason, self.stop_state = reason, state
@@ -131,14 +132,15 @@ class Job:
 
     def to_row(self) -> JobRow:
         return JobRow(self.id, self.state, self.request.to_json(), self.created, self.finished,
-                      self.message, self.error, self.verdict, self.files, self.seconds)
+                      self.message, self.error, self.verdict, self.files, self.seconds,
+                      self.owner)
 
     @classmethod
     def from_row(cls, row: JobRow, out_dir: Path) -> Job:
         return cls(row.id, ExplainRequest.from_json(row.request), out_dir,
                    row.state, 1.0 if row.state == "done" else 0.0,  # type: ignore[arg-type]
                    row.message, row.error, row.verdict, row.files, row.created, row.finished,
-                   row.seconds)
+                   row.seconds, owner=row.owner)
 
     def finish(self, state: State, message: str, error: str | None = None) -> None:
         self.state, self.message, self.error = state, message, error

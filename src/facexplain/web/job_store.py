@@ -20,7 +20,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs(
   id TEXT PRIMARY KEY, state TEXT NOT NULL, request TEXT NOT NULL, created REAL NOT NULL,
   finished REAL, message TEXT NOT NULL, error TEXT, verdict TEXT, files TEXT NOT NULL,
-  seconds REAL);
+  seconds REAL, owner TEXT);
 """
 
 
@@ -38,6 +38,7 @@ class JobRow:
     verdict: dict[str, object] | None
     files: list[str]
     seconds: float | None
+    owner: str | None = None  # the hash of the API key that made the job (None: no keys)
 
 
 class JobStore:
@@ -49,6 +50,9 @@ class JobStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
+        if "owner" not in columns:  # a store of an earlier version: its jobs have no owner
+            self._db.execute("ALTER TABLE jobs ADD COLUMN owner TEXT")
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -60,9 +64,11 @@ class JobStore:
         values = (row.id, row.state, json.dumps(row.request), row.created, row.finished,
                   row.message, row.error,
                   None if row.verdict is None else json.dumps(row.verdict),
-                  json.dumps(row.files), row.seconds)
+                  json.dumps(row.files), row.seconds, row.owner)
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?,?)", values)
+            self._db.execute("INSERT OR REPLACE INTO jobs (id, state, request, created, finished,"
+                             " message, error, verdict, files, seconds, owner) VALUES "
+                             "(?,?,?,?,?,?,?,?,?,?,?)", values)
 
     def delete(self, job_id: str) -> None:
         with self._lock:
@@ -71,10 +77,13 @@ class JobStore:
     def rows(self) -> Iterator[JobRow]:
         """Every stored job, oldest first."""
         with self._lock:
-            raw = self._db.execute("SELECT * FROM jobs ORDER BY created").fetchall()
+            raw = self._db.execute("SELECT id, state, request, created, finished, message, "
+                                   "error, verdict, files, seconds, owner FROM jobs "
+                                   "ORDER BY created").fetchall()
         for r in raw:
             yield JobRow(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5], r[6],
-                         None if r[7] is None else json.loads(r[7]), json.loads(r[8]), r[9])
+                         None if r[7] is None else json.loads(r[7]), json.loads(r[8]), r[9],
+                         r[10])
 
     def expired(self, retention_s: float, now: float | None = None) -> list[str]:
         """Ids of jobs that finished more than ``retention_s`` ago."""

@@ -13,10 +13,12 @@ import inspect
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Form
+from fastapi import Form, HTTPException
 
+from facexplain.backbones.registry import get_spec
+from facexplain.errors import FacexplainError
 from facexplain.method_info import MethodOption
-from facexplain.methods.registry import all_options, options_of
+from facexplain.methods.registry import all_methods, all_options, options_of, parse_methods
 
 
 def web_options() -> dict[str, MethodOption[Any]]:
@@ -61,3 +63,41 @@ def form_fields() -> list[dict[str, object]]:
                        "min": o.minimum, "max": o.maximum,
                        "step": "any" if o.type is float else None})
     return fields
+
+
+def not_ready(backbone: str) -> dict[str, str]:
+    """Methods that need an asset a web job must not make (a head not trained here), each with
+    the one line naming the command that makes it. Cheap: it looks for files."""
+    try:
+        spec = get_spec(backbone)
+    except FacexplainError:
+        return {}
+    out = {}
+    for info in all_methods().values():
+        if info.missing is not None and (info.supports is None or info.supports(spec)):
+            why = info.missing(spec.name)
+            if why is not None:
+                out[info.name] = why
+    return out
+
+
+def runnable_methods(methods: str, backbone: str) -> str:
+    """``methods`` as a web job may run them, checked before anything is written: a named
+    method whose head is not trained is refused (409, with the command that trains it);
+    ``all`` means every method that is ready here. Unknown names and backbones are left to
+    ``submission.accept`` (its own one-line errors)."""
+    text = methods.strip()
+    if not text:
+        return methods
+    missing = not_ready(backbone)
+    if not missing:
+        return methods
+    if text == "all":
+        spec = get_spec(backbone)
+        return ",".join(i.name for i in all_methods().values() if i.in_all
+                        and (i.supports is None or i.supports(spec)) and i.name not in missing)
+    for info in parse_methods(text):
+        if info.name in missing:
+            raise HTTPException(409, f"{info.name} cannot run on this server yet: "
+                                f"{missing[info.name]}")
+    return methods

@@ -1,10 +1,11 @@
 """Accepting one explanation request, shared by the form (``/api/explain``) and the JSON API.
 
 Why one place: every refusal must happen in the same order and leave nothing behind. The
-queue's capacity is checked first (429 before a byte is kept), then the cheap checks
-(backbone, methods, the occlusion's patch and stride bounds, each method's options), then the
-photos are decoded with their limits; the job's folder exists only from that point and is
-removed again on any refusal.
+queue's capacity is checked first (429 before a byte is kept; ``admission.Admission`` checks it
+once more before the body is read), then the cheap checks (backbone, methods, the occlusion's
+patch and stride bounds, each method's options), then the photos are decoded with their limits
+and under the app's decode gate; the job's folder exists only from that point and is removed
+again on any refusal.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import UploadFile
-from starlette.concurrency import run_in_threadpool
 
 from facexplain import settings
 from facexplain.backbones.registry import get_spec
@@ -27,7 +27,7 @@ from facexplain.methods.registry import all_options
 from facexplain.types import VerdictOptions
 from facexplain.web.job_model import ExplainRequest, Job, new_job_id
 from facexplain.web.jobs import ExplainQueue
-from facexplain.web.uploads import PhotoLimits, read_capped, save_photo
+from facexplain.web.uploads import PhotoLimits, store_upload
 
 NAMES = ("the first photo", "the second photo")
 
@@ -44,6 +44,7 @@ class Submission:
     photos: tuple[UploadFile, UploadFile] | None = None
     keep_uploads: bool = False
     verdict: VerdictOptions = VerdictOptions()  # as ``verify`` takes them (max_error, ...)
+    owner: str | None = None  # the caller's API key hash: the job is theirs (``web.access``)
 
 
 def check_windows(patch: int, stride: int, size: int, max_windows: int) -> None:
@@ -85,7 +86,8 @@ async def accept(sub: Submission, jobs: ExplainQueue, pairs: list[LfwPair],
         request = await _request(sub, out_dir, pairs, limits, options,
                                  tuple(i.name for i in infos))
         decode = time.perf_counter() - started
-        return jobs.submit(Job(job_id, request, out_dir, timings={"decode": decode}))
+        return jobs.submit(Job(job_id, request, out_dir, timings={"decode": decode},
+                               owner=sub.owner))
     except BaseException:
         shutil.rmtree(out_dir, ignore_errors=True)
         raise
@@ -96,9 +98,7 @@ async def _request(sub: Submission, out_dir: Path, pairs: list[LfwPair], limits:
     if sub.photos is not None:
         paths = []
         for upload, which, slot in zip(sub.photos, NAMES, "ab", strict=True):
-            data = await read_capped(upload, limits.max_bytes, which)
-            paths.append(await run_in_threadpool(save_photo, data, limits,
-                                                 out_dir / f"upload_{slot}", which))
+            paths.append(await store_upload(upload, limits, out_dir / f"upload_{slot}", which))
         names = tuple(Path(u.filename or w).name for u, w in zip(sub.photos, NAMES, strict=True))
         return ExplainRequest(paths[0], paths[1], sub.backbone, methods, options,
                               f"{names[0]} vs {names[1]}", (names[0], names[1]),
