@@ -95,7 +95,8 @@ def verdict_for_pair(pipeline: FacePipeline, pair: FacePair, path_a: str, path_b
         backbone=pipeline.spec.name,
         path_a=path_a,
         path_b=path_b,
-        warnings=pair.a.warnings + pair.b.warnings,
+        warnings=pair.a.warnings + pair.b.warnings + ((pipeline.spec.warning,)
+                                                      if pipeline.spec.warning else ()),
         population=cal.command if cal.provisional else cal.population,
         scope=_scope(cal, pair, embeddings),
         max_error=options.max_error,

@@ -7,7 +7,8 @@ aligned LFW faces, two per person, and scored by how well it separates people: t
 sensitivity index d' between same-person and different-person cosines. A model with a
 convention built in (the built-ins' runtime files) wins with the identity. The scale is clear
 (the right one separates people several times better); the channel order is not, on a dozen
-faces, so RGB is kept unless BGR is clearly better (``pick``).
+faces, so RGB is kept unless BGR is clearly better (``pick``). A convention under which every
+face looks alike ranks last whatever its d' (``collapsed``).
 """
 
 from __future__ import annotations
@@ -70,28 +71,51 @@ def pick(ranked: list[tuple[Convention, float]]) -> tuple[Convention, float]:
     return bgr if bgr[1] > BGR_MARGIN * max(rgb[1], 1e-9) else rgb
 
 
-def separation(embeddings: torch.Tensor, people: Sequence[str]) -> float:
-    """d' between same-person and different-person cosines (nan when it cannot be told)."""
+def _cosines(embeddings: torch.Tensor, people: Sequence[str]
+             ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Same-person and different-person cosines (None when they cannot be told)."""
     e = torch.nn.functional.normalize(embeddings.reshape(len(people), -1).double(), dim=1)
     sims = (e @ e.T).numpy()
     same = np.array([[a == b for b in people] for a in people])
     upper = np.triu(np.ones_like(same), 1).astype(bool)
     gen, imp = sims[same & upper], sims[~same & upper]
     if gen.size < 2 or imp.size < 2 or not np.isfinite(sims).all():
+        return None
+    return gen, imp
+
+
+def separation(embeddings: torch.Tensor, people: Sequence[str]) -> float:
+    """d' between same-person and different-person cosines (nan when it cannot be told)."""
+    found = _cosines(embeddings, people)
+    if found is None:
         return float("nan")
+    gen, imp = found
     spread = np.sqrt((gen.var() + imp.var()) / 2)
     return float((gen.mean() - imp.mean()) / max(spread, 1e-9))
 
 
+def collapsed(embeddings: torch.Tensor, people: Sequence[str]) -> bool:
+    """Every face points the same way (different people's median cosine above 1 -
+    ``MIN_SPREAD``): d' is blind to the scale of the cosines, so a convention that squeezes a
+    random projection into a near-constant output can score a better d' than the right one."""
+    from facexplain.backbones.user_quality import MIN_SPREAD
+
+    found = _cosines(embeddings, people)
+    return found is None or bool(np.median(found[1]) > 1 - MIN_SPREAD)
+
+
 def rank_conventions(model: Normalised, faces: torch.Tensor, people: Sequence[str],
                      given: Convention | None = None) -> list[tuple[Convention, float]]:
-    """Every convention (and ``given``) with its d' on ``faces``, best first; ``model`` must
-    be built with the identity normalisation (its graph is fed directly)."""
+    """Every convention (and ``given``) with its d' on ``faces``, best first (a convention
+    under which every face looks alike, ``collapsed``, after all others); ``model`` must be
+    built with the identity normalisation (its graph is fed directly)."""
     tried = list(CONVENTIONS) + ([given] if given is not None and given not in CONVENTIONS
                                  else [])
     out = []
     with torch.no_grad():
         for conv in tried:
             emb = model.graph.forward_nodes(conv.apply(faces), [model.embedding_node])
-            out.append((conv, separation(emb[model.embedding_node], people)))
-    return sorted(out, key=lambda t: -t[1] if np.isfinite(t[1]) else np.inf)
+            found = emb[model.embedding_node]
+            out.append((conv, separation(found, people), collapsed(found, people)))
+    out.sort(key=lambda t: (t[2], -t[1] if np.isfinite(t[1]) else np.inf))
+    return [(conv, d) for conv, d, _ in out]

@@ -28,10 +28,12 @@ class BackboneSpec:
     threshold: float
     threshold_source: str
     # user models (``backbones.user``): a crop size other than the template's, five custom
-    # points instead of a named template, and whether the row came from the user
+    # points instead of a named template, whether the row came from the user, and the warning
+    # every verdict carries (a model registered with --force despite failing the model check)
     size: int = 0
     points: tuple[tuple[float, float], ...] = ()
     user: bool = False
+    warning: str = ""
     # built-ins: files fetched at set-up (pinned sha256), files built from them (in order),
     # whether set-up exports a forward-only onnxruntime graph, and the part-filter head's
     # (early, middle, late) feature nodes

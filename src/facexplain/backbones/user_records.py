@@ -61,7 +61,24 @@ def spec_from_record(row: dict[str, Any]) -> BackboneSpec:
         size=int(row.get("size") or 0),
         points=points,
         user=True,
+        warning=model_warning(row),
     )
+
+
+def model_warning(row: dict[str, Any]) -> str:
+    """What every verdict of this user model says about its model check: failed and registered
+    with --force, or not done (no LFW photos at registration); empty when it passed (or the
+    record predates the check)."""
+    if "model_check" not in row:
+        return ""
+    check = row["model_check"]
+    if check is None:
+        return (f"backbone '{row['name']}' was registered without the model check (no LFW "
+                "photos to test it on): it may not tell people apart")
+    if check.get("failed"):
+        return (f"backbone '{row['name']}' FAILED the model check and was registered with "
+                f"--force: {check['failed']}; its verdicts are not evidence")
+    return ""
 
 
 def read_records(home: Path | None = None) -> dict[str, dict[str, Any]]:

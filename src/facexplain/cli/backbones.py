@@ -82,6 +82,9 @@ def add_command(
     ] = None,
     skip_check: Annotated[bool, typer.Option(
         "--skip-check", help="Register without comparing with onnxruntime/OpenCV.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Register even a model that fails the model check (it does not tell "
+        "LFW people apart); every verdict of it then carries a warning.")] = False,
     calibrate: Annotated[bool, typer.Option(
         "--calibrate/--no-calibrate", help="Fit a provisional threshold and confidence on "
         "LFW folds 1-2 now (about a minute or two), so verify works at once.")] = True,
@@ -102,7 +105,7 @@ def add_command(
         mean=None if mean is None else _floats(mean, "--mean"),
         std=None if std is None else _floats(std, "--std"), bgr=bgr, output=output,
         feature_nodes=[n.strip() for n in feature_nodes.split(",") if n.strip()],
-        description=description, check_images=images, skip_check=skip_check,
+        description=description, check_images=images, skip_check=skip_check, force=force,
         command=command_line(),
         log=lambda m: typer.echo(m, err=True))
     if check is not None:
@@ -113,7 +116,13 @@ def add_command(
     typer.echo(f"registered '{name}': {row['embedding_dim']}-d embedding '{row['output']}', "
                f"{row['size']}px {row['template']}, sha256 {row['sha256'][:12]}...")
     if calibrate:
-        _provisional_calibration(name)
+        from facexplain.backbones.user_add import discard
+
+        try:
+            _provisional_calibration(name)
+        except BaseException:  # all or nothing: no registered model without its calibration
+            discard(name)
+            raise
     typer.echo(f"next: facexplain benchmark calibration --backbone {name} --write-calibration "
                "(a measured calibration)")
 
