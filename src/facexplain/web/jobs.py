@@ -21,6 +21,7 @@ from pathlib import Path
 
 from facexplain.errors import InvalidArgument
 from facexplain.pipeline import FacePipeline
+from facexplain.web.admission import release_memory
 from facexplain.web.job_model import FINISHED, SHUTDOWN, Job, QueueFull
 from facexplain.web.job_run import run_job
 from facexplain.web.job_store import JobStore
@@ -245,4 +246,5 @@ class ExplainQueue:
                 job.seconds = round(time.perf_counter() - started, 2)
                 self._recent_seconds.append(job.seconds)
                 self.store.save(job.to_row())
+                release_memory()  # a large photo's detector buffers go back to the system
 
