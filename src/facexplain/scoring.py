@@ -54,6 +54,7 @@ class Calibration:
     scope: dict[str, Any] | None = None
     provisional: bool = False
     source_sha256: str | None = None  # a user model's file, for its forward-only runtime
+    lr: dict[str, Any] | None = None  # population -> LR fit (confidence.likelihood.LrFit)
 
     @classmethod
     def uncalibrated(cls, backbone: str, threshold: float, reason: str) -> Calibration:
@@ -88,6 +89,18 @@ class Calibration:
         fitting = [r for r in rules.values() if float(r["target"]) <= max_error + 1e-12]
         return max(fitting, key=lambda r: float(r["target"])) if fitting else None
 
+    def likelihood(self, similarity: float, population: str | None = None
+                   ) -> tuple[float, str] | None:
+        """Bounded log10 LR of ``similarity`` and the population its fit came from (the named
+        one if stored, else LFW's, else the first); None when no LR was fitted."""
+        fits = {k: v for k, v in (self.lr or {}).items() if isinstance(v, dict) and "grid" in v}
+        if not fits:
+            return None
+        from facexplain.confidence.likelihood import LrFit
+
+        name = population if population in fits else ("lfw" if "lfw" in fits else next(iter(fits)))
+        return float(LrFit.from_json(fits[name])(similarity)), name
+
     def decide(self, similarity: float, options: VerdictOptions | None = None) -> Decision:
         """The decision on one similarity: same or not, its confidence and, with
         ``options.max_error``, whether the stored selective rule answers (and that rule in
@@ -95,20 +108,21 @@ class Calibration:
         options = options or VerdictOptions()
         same = similarity >= self.threshold
         confidence = self.confidence(similarity)
+        evidence = self.likelihood(similarity, options.population)
         if options.max_error is None:
-            return Decision(same, confidence)
+            return Decision(same, confidence, evidence=evidence)
         rule = self.selective_rule(options.max_error, options.population)
         if rule is None or confidence is None:
             where = "these weights" if self.provisional else (
                 f"{self.backbone} on {self.population}")
             return Decision(same, confidence, False, f"no rule keeps errors at or below "
-                            f"{options.max_error:g} for {where}")
+                            f"{options.max_error:g} for {where}", evidence)
         needed = float(rule["min_same" if same else "min_different"])
         return Decision(same, confidence, confidence >= needed, (
             f"answers a '{'same' if same else 'different'}' verdict when its confidence is at "
             f"least {needed:.6f}: at most {float(rule['target']):g} errors among answered "
             f"pairs of {rule['population']}, {100 * float(rule['coverage']):.0f}% of them "
-            "answered (held-out figures: docs/BENCHMARKS.md)"))
+            "answered (held-out figures: docs/BENCHMARKS.md)"), evidence)
 
 
 @dataclass(frozen=True)
@@ -119,10 +133,15 @@ class Decision:
     confidence: float | None
     answered: bool = True
     rule: str = ""
+    evidence: tuple[float, str] | None = None  # (bounded log10 LR, its fit's population)
 
     @property
     def answer(self) -> str:
         return "not sure" if not self.answered else ("same" if self.same else "different")
+
+    @property
+    def log10_lr(self) -> float | None:
+        return None if self.evidence is None else self.evidence[0]
 
 
 def cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -220,3 +239,20 @@ def get_calibration(backbone: str, path: Path | None = None,
 def save_calibration(cal: Calibration, path: Path | None = None) -> Path:
     """Store ``cal`` in the user's records (or ``path``); return the file written."""
     return calibration_store(path).save(cal.backbone, asdict(cal))
+
+
+def store_lr_fits(backbone: str, fits: dict[str, Any], command: str,
+                  path: Path | None = None) -> Path:
+    """Add LR fits (population -> ``LrFit``) to ``backbone``'s stored calibration record."""
+    import datetime as dt
+
+    cal = load_calibrations(path).get(backbone)
+    if cal is None or cal.provisional:
+        raise InvalidArgument(f"backbone '{backbone}' has no calibration record to add LRs to; "
+                              f"run `facexplain benchmark calibration --backbone {backbone} "
+                              "--write-calibration` first")
+    lr: dict[str, Any] = {name: fit.to_json() for name, fit in fits.items()}
+    lr["command"], lr["date"] = command, dt.date.today().isoformat()
+    from dataclasses import replace
+
+    return save_calibration(replace(cal, lr=lr), path)

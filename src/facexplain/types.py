@@ -6,6 +6,7 @@ memory, so verification (numpy and onnxruntime only) never imports torch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -101,6 +102,7 @@ class VerdictOptions:
 
     max_error: float | None = None
     population: str | None = None
+    prior_odds: float | None = None  # same : different before the photos; gives P(same)
 
     def check(self) -> VerdictOptions:
         """One-line errors for values no rule can take, before any model loads."""
@@ -112,6 +114,10 @@ class VerdictOptions:
         if self.population is not None and self.population not in POPULATIONS:
             raise InvalidArgument(f"--population must be one of {', '.join(POPULATIONS)}, got "
                                   f"'{self.population}'")
+        if self.prior_odds is not None and not (
+                math.isfinite(self.prior_odds) and 1e-12 <= self.prior_odds <= 1e12):
+            raise InvalidArgument(f"the prior odds must be between 1e-12 and 1e12 (same : "
+                                  f"different), got {self.prior_odds:g}")
         return self
 
 
@@ -138,6 +144,11 @@ class Verdict:
     max_error: float | None = None
     rule: str = ""
     answered: bool = True
+    log10_lr: float | None = None  # strength of evidence, bounded (None: no LR fitted)
+    lr_population: str = ""  # the pairs the LR's fit came from
+    verbal: str = ""  # the ENFSI verbal scale of the LR
+    prior_odds: float | None = None  # the user's, same : different
+    p_same: float | None = None  # only for a prior the user stated
 
     @property
     def answer(self) -> str:
@@ -162,6 +173,11 @@ class Verdict:
             "out_of_scope": list(self.scope),
             "max_error": self.max_error,
             "rule": self.rule,
+            "log10_lr": self.log10_lr,
+            "lr_population": self.lr_population,
+            "verbal": self.verbal,
+            "prior_odds": self.prior_odds,
+            "p_same": self.p_same,
         }
 
 

@@ -10,14 +10,16 @@ app, ``/api/v1``, batch and search alike.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
 from facexplain.backbones.runtime import runtime_key
+from facexplain.confidence.likelihood import posterior_same, verbal
 from facexplain.confidence.scope import ScopeProfile, face_traits, out_of_scope
 from facexplain.pipeline import FacePipeline
-from facexplain.scoring import Calibration, calibration_for, cosine_rows, get_calibration
+from facexplain.scoring import Calibration, Decision, calibration_for, cosine_rows, get_calibration
 from facexplain.types import AlignedFace, FacePair, Verdict, VerdictOptions
 
 
@@ -102,7 +104,20 @@ def verdict_for_pair(pipeline: FacePipeline, pair: FacePair, path_a: str, path_b
         max_error=options.max_error,
         rule=decision.rule,
         answered=decision.answered,
+        **_evidence(decision, options),
     )
+
+
+def _evidence(decision: Decision, options: VerdictOptions) -> dict[str, Any]:
+    """The verdict's strength-of-evidence fields: log10 LR, its population, the verbal scale
+    and, only for a prior the user states, P(same)."""
+    if decision.evidence is None:
+        return {"prior_odds": options.prior_odds}
+    log10_lr, population = decision.evidence
+    return {"log10_lr": log10_lr, "lr_population": population, "verbal": verbal(log10_lr),
+            "prior_odds": options.prior_odds,
+            "p_same": None if options.prior_odds is None
+            else posterior_same(log10_lr, options.prior_odds)}
 
 
 def verify(

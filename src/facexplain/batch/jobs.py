@@ -27,7 +27,8 @@ from facexplain.errors import InvalidArgument
 # run's own; a field added to the verdict must be added here too (a test compares them).
 CSV_FIELDS = ("id", "a", "b", "label", "status", "similarity", "threshold", "same", "answer",
               "confidence", "backbone", "warnings", "calibration_population", "out_of_scope",
-              "max_error", "rule", "seconds", "worker", "error", "reason")
+              "max_error", "rule", "log10_lr", "lr_population", "verbal", "prior_odds",
+              "p_same", "seconds", "worker", "error", "reason")
 VERIFY_CHUNK = 16
 
 

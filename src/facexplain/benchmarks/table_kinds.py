@@ -16,6 +16,7 @@ from facexplain.benchmarks.calibration_report import (
     selective_table,
 )
 from facexplain.benchmarks.lfw_report import lfw_table
+from facexplain.benchmarks.lr_report import lr_table
 from facexplain.benchmarks.parts_report import markdown_table
 from facexplain.benchmarks.planted_report import planted_table
 from facexplain.benchmarks.sanity_report import SanityResult
@@ -101,6 +102,12 @@ def _planted(docs: Docs) -> str:
 def _calibration(docs: Docs) -> str:
     """Held-out ECE, Brier, log-loss per population and calibrator."""
     return calibration_table(_one(docs, "calibration"))
+
+
+@table_kind("lr")
+def _lr(docs: Docs) -> str:
+    """Held-out Cllr, Cllr_min, Cllr_cal and EER per fitting/test population and calibrator."""
+    return lr_table(_one(docs, "lr"))
 
 
 @table_kind("calibration-selective")

@@ -11,7 +11,15 @@ import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
 from facexplain.cli.method_options import with_method_options
-from facexplain.cli.options import LFW_IMAGES, BackboneOpt, MaxErrorOpt, PopulationOpt
+from facexplain.cli.options import (
+    LFW_IMAGES,
+    BackboneOpt,
+    MaxErrorOpt,
+    PopulationOpt,
+    PriorOddsOpt,
+    PriorOpt,
+    prior_odds_of,
+)
 
 app = typer.Typer(help="Verify or explain many pairs on Ray; a rerun resumes.",
                   no_args_is_help=True)
@@ -62,6 +70,8 @@ def explain_command(
                             ] = False,
     max_error: MaxErrorOpt = None,
     population: PopulationOpt = None,
+    prior_odds: PriorOddsOpt = None,
+    prior: PriorOpt = None,
     method_options: dict[str, object] | None = None,  # each method's flags, as in `explain`
 ) -> None:
     """Explain every pair into OUT/pairs/<id>/ (maps, report.html), list it in
@@ -77,7 +87,7 @@ def explain_command(
     from facexplain.types import VerdictOptions
 
     options = ExplainOptions(values=method_options)
-    verdict = VerdictOptions(max_error, population)
+    verdict = VerdictOptions(max_error, population, prior_odds_of(prior_odds, prior))
     plan_explanation(methods, backbone, options, verdict)  # one-line errors before Ray starts
     get_calibration(backbone)
     todo = read_batch_pairs(pairs, images, limit)
@@ -102,6 +112,8 @@ def verify_command(
     limit: Limit = None,
     max_error: MaxErrorOpt = None,
     population: PopulationOpt = None,
+    prior_odds: PriorOddsOpt = None,
+    prior: PriorOpt = None,
 ) -> None:
     """Verdicts of every pair as rows of a CSV (or .jsonl) file: every field of
     `facexplain verify --json`, from the same library call."""
@@ -114,7 +126,7 @@ def verify_command(
     from facexplain.types import VerdictOptions
 
     get_spec(backbone)
-    verdict = VerdictOptions(max_error, population).check()
+    verdict = VerdictOptions(max_error, population, prior_odds_of(prior_odds, prior)).check()
     get_calibration(backbone)
     todo = read_batch_pairs(pairs, images, limit)
     validate.output_dir(out.parent if str(out.parent) else Path("."), what=f"folder of {out}")

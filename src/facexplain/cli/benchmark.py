@@ -282,6 +282,44 @@ def calibration_command(
                    f"{save_calibration(replace(record, command=str(doc['command'])))}")
 
 
+@register_benchmark("lr", config="facexplain.benchmarks.lr:LrConfig",
+                    result="facexplain.benchmarks.lr_report:LrResult", tables=("lr",))
+def lr_command(
+    backbone: BackboneOpt = DEFAULT_BACKBONE,
+    mining: Annotated[str, typer.Option(
+        help="Model that mines the look-alike impostors (default: another built-in).")] = "",
+    json_out: JsonOpt = None,
+    plot: Annotated[Path | None, typer.Option(help="Tippett and ECE plots (PNG path).")] = None,
+    n_boot: Annotated[int, typer.Option(min=10, max=5000, help="Bootstrap resamples.")] = 200,
+    write_calibration: Annotated[bool, typer.Option(
+        help="Store the kept LR calibrators (fitted on all folds) in the backbone's "
+        "calibration record.")] = False,
+) -> None:
+    """Strength of evidence held out: Cllr, Cllr_min, Cllr_cal and EER of likelihood ratios
+    (lir's logistic, KDE and isotonic calibrators) on LFW folds and look-alike pairs."""
+    from facexplain.benchmarks.lr import LrConfig, load_populations, run_lr
+    from facexplain.benchmarks.lr_report import LrResult, plot_lr
+
+    check_inputs(backbone, LFW_PAIRS, LFW_IMAGES, 10, json_out, plot)
+    if mining:
+        check_inputs(mining, LFW_PAIRS, LFW_IMAGES, 10)
+    cfg = LrConfig(backbone=backbone, mining=mining, n_boot=n_boot)
+    pops = load_populations(cfg)
+    doc, fits, kept = run_lr(cfg, pops)
+    result = LrResult.from_json(stamp(doc))
+    plot_path = plot or (json_out.with_suffix(".png") if json_out else
+                         Path(f"out/benchmarks/lr-{backbone}.png"))
+    doc["plot"] = str(plot_lr(doc, kept, {n: p.same for n, p in pops.items()}, plot_path))
+    doc["table"] = result.table()
+    write_json(doc, json_out)
+    typer.echo(doc["table"])
+    typer.echo(f"kept: {doc['chosen']}; plot: {doc['plot']}")
+    if write_calibration:
+        from facexplain.scoring import store_lr_fits
+
+        typer.echo(f"LR calibration stored in {store_lr_fits(backbone, fits, str(doc['command']))}")
+
+
 def tables_command(
     check: Annotated[bool, typer.Option(
         "--check", help="Write nothing; exit 1 listing the tables that differ from their "

@@ -9,7 +9,14 @@ import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
 from facexplain.cli.method_options import with_method_options
-from facexplain.cli.options import BackboneOpt, MaxErrorOpt, PopulationOpt
+from facexplain.cli.options import (
+    BackboneOpt,
+    MaxErrorOpt,
+    PopulationOpt,
+    PriorOddsOpt,
+    PriorOpt,
+    prior_odds_of,
+)
 from facexplain.methods.registry import all_methods, method_names
 
 
@@ -27,6 +34,8 @@ def explain_command(
     )] = "occlusion",
     max_error: MaxErrorOpt = None,
     population: PopulationOpt = None,
+    prior_odds: PriorOddsOpt = None,
+    prior: PriorOpt = None,
     method_options: dict[str, object] | None = None,  # one flag per method option
 ) -> None:
     """Verify a pair and explain it: maps (.npy), overlays (PNG), explanation.json and
@@ -41,7 +50,7 @@ def explain_command(
     # Everything a person can get wrong is checked before a model file is opened, once.
     plan = plan_explanation(method, backbone, ExplainOptions(progress=True,
                                                              values=method_options),
-                            VerdictOptions(max_error, population))
+                            VerdictOptions(max_error, population, prior_odds_of(prior_odds, prior)))
     for name, why in plan.skipped:
         typer.echo(f"note: --method all leaves out {name}: {why}", err=True)
     validate.readable_file(photo_a)

@@ -39,6 +39,28 @@ MaxErrorOpt = Annotated[float | None, typer.Option(
 PopulationOpt = Annotated[str | None, typer.Option(
     "--population", help="Population the --max-error rule was calibrated on: lfw or lookalike "
     "(harder: look-alike impostors).")]
+PriorOddsOpt = Annotated[float | None, typer.Option(
+    "--prior-odds", help="Your odds of 'same person' before looking at the photos (same : "
+    "different, e.g. 0.001 for 1 in 1,000): the verdict then gives P(same) from the "
+    "likelihood ratio.")]
+PriorOpt = Annotated[float | None, typer.Option(
+    "--prior", help="The same as a probability: P(same person) before the photos (0-1, "
+    "exclusive).")]
+
+
+def prior_odds_of(prior_odds: float | None, prior: float | None) -> float | None:
+    """One prior from --prior-odds or --prior (one line when both or a bad value is given)."""
+    from facexplain.errors import InvalidArgument
+
+    if prior is None:
+        return prior_odds
+    if prior_odds is not None:
+        raise InvalidArgument("give --prior-odds or --prior, not both")
+    if not 0.0 < prior < 1.0:
+        raise InvalidArgument(f"--prior must be strictly between 0 and 1, got {prior:g}")
+    return prior / (1.0 - prior)
+
+
 XfaceStrideOpt = Annotated[int | None, typer.Option(
     "--xface-stride", min=1, help="Stride of x-face occlusion (default: the paper's).")]
 

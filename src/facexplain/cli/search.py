@@ -11,7 +11,14 @@ import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
 from facexplain.cli.method_options import with_method_options
-from facexplain.cli.options import BackboneOpt, MaxErrorOpt, PopulationOpt
+from facexplain.cli.options import (
+    BackboneOpt,
+    MaxErrorOpt,
+    PopulationOpt,
+    PriorOddsOpt,
+    PriorOpt,
+    prior_odds_of,
+)
 from facexplain.methods.registry import method_names
 
 gallery_app = typer.Typer(help="Galleries of known faces for 1:N search.",
@@ -66,6 +73,8 @@ def search_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
     max_error: MaxErrorOpt = None,
     population: PopulationOpt = None,
+    prior_odds: PriorOddsOpt = None,
+    prior: PriorOpt = None,
     method_options: dict[str, object] | None = None,  # for --explain: each method's flags
 ) -> None:
     """Who is this? The gallery's closest identities with similarities and calibrated
@@ -81,7 +90,7 @@ def search_command(
 
     if top < 1:
         raise InvalidArgument(f"--top must be >= 1, got {top}")
-    verdict = VerdictOptions(max_error, population).check()
+    verdict = VerdictOptions(max_error, population, prior_odds_of(prior_odds, prior)).check()
     validate.readable_file(photo)
     plan = None
     if explain:  # checked before any model loads

@@ -9,7 +9,14 @@ from typing import Annotated
 import typer
 
 from facexplain.backbones.registry import DEFAULT_BACKBONE
-from facexplain.cli.options import BackboneOpt, MaxErrorOpt, PopulationOpt
+from facexplain.cli.options import (
+    BackboneOpt,
+    MaxErrorOpt,
+    PopulationOpt,
+    PriorOddsOpt,
+    PriorOpt,
+    prior_odds_of,
+)
 
 
 def verify_command(
@@ -19,6 +26,8 @@ def verify_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
     max_error: MaxErrorOpt = None,
     population: PopulationOpt = None,
+    prior_odds: PriorOddsOpt = None,
+    prior: PriorOpt = None,
 ) -> None:
     """Say whether two photos show the same person, with similarity, threshold and confidence
     (and with --max-error, 'not sure' where the calibrated rule would not answer)."""
@@ -28,7 +37,7 @@ def verify_command(
     from facexplain.types import VerdictOptions
 
     get_spec(backbone)
-    options = VerdictOptions(max_error, population).check()
+    options = VerdictOptions(max_error, population, prior_odds_of(prior_odds, prior)).check()
     validate.readable_file(photo_a)
     validate.readable_file(photo_b)
     verdict = verify(photo_a, photo_b, backbone=backbone, options=options)
@@ -37,6 +46,7 @@ def verify_command(
     if as_json:
         typer.echo(json.dumps(verdict.to_dict(), indent=2))
         return
+    from facexplain.confidence.likelihood import evidence_lines
     from facexplain.scoring import confidence_text
 
     word = {"same": "SAME person", "different": "DIFFERENT people",
@@ -45,6 +55,8 @@ def verify_command(
         f"{word}: similarity {verdict.similarity:.4f} vs threshold {verdict.threshold:.4f} "
         f"({backbone}), confidence {confidence_text(verdict.confidence)}"
     )
+    for line in evidence_lines(verdict):
+        typer.echo(f"  {line}")
     if verdict.population:
         typer.echo(f"  calibrated on: {verdict.population}")
     if verdict.rule:

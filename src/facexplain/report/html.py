@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from facexplain.confidence.likelihood import evidence_lines, lr_text
 from facexplain.progress import check_in
 from facexplain.report.images import save_side_by_side
 from facexplain.results import Section
@@ -44,6 +45,10 @@ def confidence_facts(verdict: Verdict, calibration: Calibration) -> list[str]:
         if calibration.heldout is None:
             facts.append("Its held-out quality was not measured (`facexplain benchmark "
                          "calibration --write-calibration`).")
+    if verdict.log10_lr is not None:
+        facts.append(f"The likelihood ratio is prior-free: {evidence_lines(verdict)[0]}. The "
+                     "confidence above assumes LFW's even odds; state your own prior "
+                     "(--prior-odds) for P(same).")
     facts += [f"Out of scope: {n}; the confidence may not hold." for n in verdict.scope]
     if verdict.rule:
         facts.append(f"Selective verdict at max error {verdict.max_error:g}: {verdict.rule}.")
@@ -68,6 +73,8 @@ def write_report(
                           if calibration.provisional else f"calibrated on LFW {calibration.date}"),
         confidence=confidence_text(verdict.confidence),
         confidence_facts=confidence_facts(verdict, calibration),
+        lr_text="" if verdict.log10_lr is None else lr_text(verdict.log10_lr),
+        posterior_text=(evidence_lines(verdict)[1:] or [""])[0],
         faces_png=faces.name,
         template=template_name,
         sections=sections,
