@@ -113,7 +113,8 @@ def search_command(
     for c in result.candidates:
         word = {"same": "SAME", "different": "different", "not sure": "NOT SURE"}[
             c.decision.answer]
+        lr = "" if c.decision.log10_lr is None else f", log10 LR {c.decision.log10_lr:+.2f}"
         typer.echo(f"{c.rank:>3}. {c.identity}: similarity {c.similarity:.4f}, {word} "
-                   f"({confidence_text(c.confidence)}), photo {c.photo}")
+                   f"({confidence_text(c.confidence)}{lr}), photo {c.photo}")
     if "report" in doc:
         typer.echo(f"report: {doc['report']}")

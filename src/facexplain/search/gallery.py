@@ -168,7 +168,19 @@ class Candidate:
                 "similarity": round(self.similarity, 6), "photo": self.photo,
                 "same": d.same, "answer": d.answer,
                 "confidence": None if d.confidence is None else round(d.confidence, 6),
-                "rule": d.rule}
+                "rule": d.rule, **_evidence(d)}
+
+
+def _evidence(decision: Decision) -> dict[str, object]:
+    """A candidate's strength of evidence: log10 LR, the population its fit came from, and the
+    ENFSI verbal scale (the prior is the searcher's: in a watch list it is small)."""
+    if decision.evidence is None:
+        return {"log10_lr": None, "lr_population": "", "verbal": ""}
+    from facexplain.confidence.likelihood import verbal
+
+    log10_lr, population = decision.evidence
+    return {"log10_lr": round(log10_lr, 4), "lr_population": population,
+            "verbal": verbal(log10_lr)}
 
 
 class GallerySearch:
