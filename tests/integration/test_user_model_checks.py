@@ -15,6 +15,7 @@ from facexplain.backbones.user_add import add_onnx
 from facexplain.backbones.user_records import read_records
 from facexplain.errors import UserModelError
 from tests.integration.test_user_backbones import CHECK, REAL_HOME, home  # noqa: F401
+from tests.integration.test_user_model_refusals import system_temp  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -102,8 +103,8 @@ class FixedBatch(nn.Module):
         return self.inner(x).reshape(2, 256)
 
 
-def test_a_fixed_batch_graph_registers_and_scores_like_the_builtin(home: Path,  # noqa: F811
-                                                                   tmp_path: Path) -> None:
+def test_a_fixed_batch_graph_registers_and_scores_like_the_builtin(
+        home: Path, tmp_path: Path, system_temp: Path) -> None:  # noqa: F811
     from facexplain.api import verify
     from facexplain.backbones.registry import load_backbone
     from facexplain.scoring import get_calibration, save_calibration
@@ -121,6 +122,7 @@ def test_a_fixed_batch_graph_registers_and_scores_like_the_builtin(home: Path,  
     said: list[str] = []
     row, check = add_onnx("fixed-batch", path, check_images=CHECK, log=said.append)
     assert row["fixed_batch"] == 2 and any("fixed batch of 2" in m for m in said)
+    assert list(system_temp.iterdir()) == []  # the rewritten graph's temporary copy is gone
     assert check is not None and check.min_cosine > 0.9999
     from dataclasses import replace
 

@@ -9,6 +9,7 @@ so a broken backbone is never listed and the name stays free.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import shutil
@@ -218,11 +219,11 @@ def _store(model_file: Path, row: dict[str, Any], description: str,
            result: CheckResult | None, command: str) -> None:
     """The copy and its record, both or neither."""
     directory = user_dir()
-    directory.mkdir(parents=True, exist_ok=True)
     target = directory / row["file"]
     record = directory / f"{row['name']}.json"
     parts = [target.with_suffix(".onnx.part"), record.with_suffix(".json.part")]
     try:
+        directory.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(model_file, parts[0])
         row["sha256"] = assets.sha256_of(parts[0])
         row.update(description=description,
@@ -232,9 +233,13 @@ def _store(model_file: Path, row: dict[str, Any], description: str,
         parts[1].write_text(json.dumps(row, indent=2) + "\n", encoding="utf-8")
         parts[0].replace(target)
         parts[1].replace(record)
-    except BaseException:
+    except BaseException as err:
         for path in (*parts, target, record):
-            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        if isinstance(err, OSError):  # a full disk, a read-only model home
+            raise UserModelError(f"cannot store '{row['name']}' under {directory}: "
+                                 f"{err.strerror or err}; not registered") from None
         raise
 
 

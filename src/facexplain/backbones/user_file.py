@@ -74,7 +74,8 @@ def input_size(proto: Any, given: int | None, template_size: int | None, name: s
                              "an image)")
     dims = [d.dim_value if d.HasField("dim_value") else None
             for d in inputs[0].type.tensor_type.shape.dim]
-    shape = "x".join("?" if d is None else str(d) for d in dims)
+    shape = "x".join(str(d.dim_value) if d.HasField("dim_value") else d.dim_param or "?"
+                     for d in inputs[0].type.tensor_type.shape.dim)
     if dims and (len(dims) != 4 or dims[1] not in (None, 3)):
         raise UserModelError(f"{name}: its input '{inputs[0].name}' is {shape}, not (N, 3, H, "
                              "W) RGB images")
