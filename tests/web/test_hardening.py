@@ -188,8 +188,10 @@ def test_the_schema_lists_the_api_only_and_no_docs_are_served(api_client: TestCl
     paths = set(schema["paths"])
     assert {"/verify", "/explain", "/jobs/{job_id}", "/jobs/{job_id}/result"} <= paths
     assert not any("admin" in p or "study" in p for p in paths)
+    key = {"X-API-Key": api_client.headers["x-test-key"]}
     for url in ("/docs", "/redoc", "/openapi.json", "/api/v1/docs"):
-        assert api_client.get(url).status_code == 404, url
+        assert api_client.get(url).status_code == 401, url  # no key: nothing said about it
+        assert api_client.get(url, headers=key).status_code == 404, url
 
 
 def test_hosts_headers_and_the_access_log(tmp_path: Path, pipelines: Pipelines,
