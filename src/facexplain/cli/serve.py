@@ -37,8 +37,9 @@ def serve_command(
         "--allow-host", help="A Host name the server answers besides the loopback names "
         "(repeatable; '*' for any).")] = None,
     api_key_file: Annotated[Path | None, typer.Option(
-        "--api-key-file", help="File of SHA-256 hashes of API keys: /api/v1 then needs "
-        "X-API-Key.")] = None,
+        "--api-key-file", help="File of SHA-256 hashes of API keys: every route that starts "
+        "work or shows a job then needs X-API-Key or a session the key opened on the form "
+        "page; each job is its key's own.")] = None,
     new_api_key: Annotated[Path | None, typer.Option(
         "--new-api-key", help="Add a new key's hash to this file, print the key, and exit.")
     ] = None,
