@@ -29,8 +29,8 @@ from facexplain.backbones.registry import DEFAULT_BACKBONE, list_backbones
 from facexplain.datasets.lfw import LfwPair, read_pairs
 from facexplain.methods.registry import all_methods
 from facexplain.version import __version__
-from facexplain.web.admission import Admission, AdmissionLimits
 from facexplain.web.access import COOKIE, SESSION_S, AccessGuard, AccessRule, owner_of
+from facexplain.web.admission import Admission, AdmissionLimits
 from facexplain.web.api_keys import key_allowed, key_hash
 from facexplain.web.api_v1 import build_api
 from facexplain.web.errors import install_error_pages
