@@ -105,7 +105,8 @@ def _judge(path: Path, emb: torch.Tensor, people: Sequence[str], row: dict[str, 
     failed so that every verdict of the backbone warns."""
     quality = measure(emb, people)
     failed = quality.failure()
-    row["model_check"] = {**quality.to_json(), "failed": failed, "forced": bool(failed)}
+    row["model_check"] = {**quality.to_json(), "failed": failed,
+                          "failed_check": quality.failed_check(), "forced": bool(failed)}
     if failed and not force:
         raise UserModelError(f"{path.name}: refused by the model check: {failed}; not "
                              "registered (--force registers it anyway, with a warning in "

@@ -26,7 +26,7 @@ Log = Callable[[str], None]
 N_FACES = 6
 MIN_COSINE = 0.9999
 MIN_DIM, MAX_DIM = 16, 8192  # a face embedding's plausible length
-NORMALISATION_FACES = 12  # two photos each of six LFW people
+NORMALISATION_FACES = 12  # both photos of LFW's first six same-person pairs: 10 photos, 4 people
 WORSE_BY = 1.0  # a given normalisation this much below the best d' is refused as wrong
 FACE_KEY = "check-face-v1"  # cache key of a check photo's chosen face (policy 'largest')
 

@@ -12,8 +12,11 @@ such models (``bench/model_checks.py``, docs/BENCHMARKS.md "Model checks"):
   same way, a (near-)constant model however small its changes are);
 - **AUC** of same-person against different-person cosines (0.5: chance), with d' beside it.
 
-The faces: the normalisation search's twelve (two photos of six people) and the first few
-same-person pairs of every LFW fold; every two faces of different people are an impostor pair.
+The faces: the normalisation search's (both photos of LFW's first six same-person pairs: 10
+photos of 4 people) and both photos of the first three same-person pairs of every fold, 55
+photos of 22 people; every two faces of different people are an impostor pair. The fold slice
+is what makes the check hold: on the search's 10 faces alone a random projection of the pixels
+reaches AUC 0.80, on the 55 faces 0.61 (the built-ins: 0.986 and above).
 """
 
 from __future__ import annotations
@@ -45,15 +48,25 @@ class ModelQuality:
     auc: float
     d_prime: float
 
+    def failed_check(self) -> str | None:
+        """The first check under its floor: 'variation', 'spread', 'auc' (None: passes)."""
+        for name, value, floor in (("variation", self.variation, MIN_VARIATION),
+                                   ("spread", self.spread, MIN_SPREAD),
+                                   ("auc", self.auc, MIN_AUC)):
+            if not value >= floor:  # NaN fails too
+                return name
+        return None
+
     def failure(self) -> str | None:
         """Which check failed, with its number and floor (None: the model passes)."""
-        if not np.isfinite(self.variation) or self.variation < MIN_VARIATION:
+        check = self.failed_check()
+        if check == "variation":
             return (f"its output does not depend on the input (it changes by {self.variation:.2g} "
                     f"of its size across {self.faces} faces; floor {MIN_VARIATION:g})")
-        if not np.isfinite(self.spread) or self.spread < MIN_SPREAD:
+        if check == "spread":
             return (f"its output is (nearly) the same for every face (different people's median "
                     f"cosine {1 - self.spread:.6f}, above {1 - MIN_SPREAD:g})")
-        if not np.isfinite(self.auc) or self.auc < MIN_AUC:
+        if check == "auc":
             return (f"it does not tell people apart (AUC {self.auc:.3f} of same- against "
                     f"different-person cosines on {self.faces} LFW faces, floor {MIN_AUC:g}; "
                     f"d' {self.d_prime:.2f})")
@@ -98,7 +111,7 @@ def measure(embeddings: torch.Tensor, people: Sequence[str]) -> ModelQuality:
     gen, imp = sims[same & upper], sims[~same & upper]
     finite = bool(np.isfinite(sims).all()) and gen.size > 1 and imp.size > 1
     nan = float("nan")
-    spread = float(1 - np.median(imp)) if finite else nan
+    spread = max(0.0, float(1 - np.median(imp))) if finite else nan  # not -0.0 from rounding
     auc = _auc(gen, imp) if finite else nan
     sd = float(np.sqrt((gen.var() + imp.var()) / 2)) if finite else nan
     d_prime = float((gen.mean() - imp.mean()) / max(sd, 1e-9)) if finite else nan
