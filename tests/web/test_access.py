@@ -156,6 +156,8 @@ def test_an_untrained_head_is_refused_up_front_and_a_job_never_trains(
             resp = c.post(url, data={"lfw_pair": "0", "methods": methods})
             assert resp.status_code == 409, resp.text
             assert "facexplain setup --heads --backbone sface" in resp.json()["detail"]
+        listed = {m["name"]: m["missing"] for m in c.get("/api/v1/methods").json()}
+        assert listed["occlusion"] is None and "setup --heads" in str(listed["xcos"])
         resp = c.post("/api/v1/explain", data={"lfw_pair": "0", "methods": "all", **COARSE})
         assert resp.status_code == 202 and {"xcos", "parts"}.isdisjoint(resp.json()["methods"])
         assert "occlusion" in resp.json()["methods"]  # 'all': every method ready here

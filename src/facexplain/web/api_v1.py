@@ -26,7 +26,7 @@ from facexplain.web.api_keys import HEADER
 from facexplain.web.errors import install_error_pages
 from facexplain.web.job_model import FINISHED, Job
 from facexplain.web.jobs import ExplainQueue
-from facexplain.web.method_form import method_form, runnable_methods
+from facexplain.web.method_form import method_form, not_ready, runnable_methods
 from facexplain.web.safety import check_id, child_file
 from facexplain.web.submission import Submission, accept
 from facexplain.web.uploads import PhotoLimits
@@ -79,8 +79,11 @@ def build_api(jobs: ExplainQueue, pairs: list[LfwPair], limits: PhotoLimits, max
 
     @api.get("/methods", dependencies=guarded)
     def methods() -> list[dict[str, object]]:
-        """Each method with its settings (the ones marked web are fields of /explain)."""
+        """Each method with its settings (the ones marked web are fields of /explain) and, for
+        the default backbone, what it still lacks here (``missing``: None when it can run)."""
+        missing = not_ready(DEFAULT_BACKBONE)
         return [{"name": m.name, "title": m.title, "family": m.family, "in_all": m.in_all,
+                 "missing": missing.get(m.name),
                  "options": [{"name": o.name, "type": o.type.__name__, "help": o.help,
                               "default": list(o.default) if isinstance(o.default, tuple)
                               else o.default, "web": o.web} for o in m.options]}
