@@ -8,7 +8,8 @@ never sees the key again). The caller's key hash is the *owner* of the jobs it m
 (``owner_of``); a job is shown only to its owner. Independently of keys, a state-changing
 request (POST, PUT, PATCH, DELETE) whose Origin (or, without one, Referer) is another site is
 refused with 403 before its body is read: a page elsewhere cannot make a visitor's browser
-queue work here. Programs send no Origin and pass.
+queue work here (a browser's ``Sec-Fetch-Site`` is trusted first). Programs send neither
+header and pass.
 """
 
 from __future__ import annotations
@@ -103,7 +104,13 @@ class AccessRule:
                 and hmac.compare_digest(job_owner, caller))
 
     def cross_site(self, headers: dict[str, str]) -> bool:
-        """True when the request names a page of another site as its origin."""
+        """True when the request comes from a page of another origin. A browser's own word
+        (``Sec-Fetch-Site``, which no page can forge) decides first: our pages send
+        ``no-referrer``, so their plain form posts carry ``Origin: null``. Without it (older
+        browsers), the Origin (or Referer) must be this server's own host."""
+        site = headers.get("sec-fetch-site")
+        if site is not None:
+            return site not in ("same-origin", "none")
         source = headers.get("origin") or headers.get("referer")
         if source is None:
             return False  # not sent by a browser form or script
