@@ -33,10 +33,17 @@ class OrtNet:
     """One exported net on onnxruntime."""
 
     def __init__(self, path: Path, threads: int) -> None:
+        import onnxruntime as ort
+
         self.session = ort_session(path, threads)
+        # P-Net sees a new input shape at every pyramid level, so onnxruntime's memory arena
+        # grew to the largest photo's need (about 250 MB for a 2048 px one) and kept it: a
+        # web server stayed that much larger after one big upload. Shrink it after each run.
+        self.options = ort.RunOptions()
+        self.options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
-        return [np.asarray(o) for o in self.session.run(None, {"input": x})]
+        return [np.asarray(o) for o in self.session.run(None, {"input": x}, self.options)]
 
 
 def load_nets(root: Path | None = None) -> tuple[dict[str, Net], str]:

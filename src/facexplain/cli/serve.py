@@ -103,6 +103,7 @@ def run_server(host: str, port: int, work_dir: Path | None, preload: str,
 
     from facexplain.backbones.registry import get_spec
     from facexplain.web.app import WebConfig, create_app, lfw_choices
+    from facexplain.web.connection import GuardedH11Protocol
     from facexplain.web.guards import LOOPBACK_HOSTS
     from facexplain.web.jobs import Pipelines
 
@@ -135,4 +136,7 @@ def run_server(host: str, port: int, work_dir: Path | None, preload: str,
                    f"answers the Host names {', '.join(hosts)} (more: --allow-host NAME)",
                    err=True)
     typer.echo(f"facexplain on http://{host}:{port}/ (results in {work})", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=15)
+    # GuardedH11Protocol: a deadline for request heads, no draining of unwanted bodies, and
+    # the security headers on uvicorn's own 400s (``web.connection``).
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=15,
+                http=GuardedH11Protocol)
