@@ -42,6 +42,9 @@ MaxError = Annotated[float | None, Form(
     "(as `facexplain verify --max-error`)")]
 Population = Annotated[str | None, Form(
     description="population of the --max-error rule: lfw or lookalike")]
+PriorOdds = Annotated[float | None, Form(
+    description="your odds of 'same person' before the photos (same : different); the "
+    "verdict then gives p_same from the likelihood ratio (as `verify --prior-odds`)")]
 
 
 def job_links(job: Job, position: int | None) -> dict[str, object]:
@@ -94,11 +97,12 @@ def build_api(jobs: ExplainQueue, pairs: list[LfwPair], limits: PhotoLimits, max
     async def verify(request: Request, backbone: Annotated[str, Form()] = DEFAULT_BACKBONE,
                      photo_a: Photo = None, photo_b: Photo = None,
                      lfw_pair: PairIndex = None, max_error: MaxError = None,
-                     population: Population = None) -> Response:
+                     population: Population = None, prior_odds: PriorOdds = None
+                     ) -> Response:
         """Same person or not, with the calibrated confidence; no maps. The verdict has the
         fields of `facexplain verify --json` (the same library call)."""
         job = await accept(Submission(backbone, "", {}, lfw_pair, _photos(photo_a, photo_b),
-                                      verdict=VerdictOptions(max_error, population),
+                                      verdict=VerdictOptions(max_error, population, prior_odds),
                                       owner=owner_of(request.scope)),
                            jobs, pairs, limits, max_windows)
         for _ in range(int(VERIFY_WAIT_S / 0.05)):
@@ -120,7 +124,7 @@ def build_api(jobs: ExplainQueue, pairs: list[LfwPair], limits: PhotoLimits, max
                       keep_uploads: Annotated[bool, Form()] = False,
                       photo_a: Photo = None, photo_b: Photo = None,
                       lfw_pair: PairIndex = None, max_error: MaxError = None,
-                      population: Population = None,
+                      population: Population = None, prior_odds: PriorOdds = None,
                       method_options: dict[str, object] = options_form,
                       ) -> dict[str, object]:
         """Queue an explanation; poll the status link, then fetch the result. Each method's
@@ -129,7 +133,8 @@ def build_api(jobs: ExplainQueue, pairs: list[LfwPair], limits: PhotoLimits, max
         trains it."""
         job = await accept(Submission(backbone, runnable_methods(methods, backbone),
                                       method_options, lfw_pair, _photos(photo_a, photo_b),
-                                      keep_uploads, VerdictOptions(max_error, population),
+                                      keep_uploads,
+                                      VerdictOptions(max_error, population, prior_odds),
                                       owner=owner_of(request.scope)),
                            jobs, pairs, limits, max_windows)
         return job_links(job, jobs.position(job.id))

@@ -91,8 +91,10 @@ def _verdict_options(stored: object) -> VerdictOptions:
     if not isinstance(stored, dict):
         return VerdictOptions()
     max_error, population = stored.get("max_error"), stored.get("population")
+    prior_odds = stored.get("prior_odds")
     return VerdictOptions(None if max_error is None else float(max_error),
-                          None if population is None else str(population))
+                          None if population is None else str(population),
+                          None if prior_odds is None else float(prior_odds))
 
 
 @dataclass

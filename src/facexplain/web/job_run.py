@@ -74,6 +74,7 @@ def run_job(job: Job, pipe: FacePipeline, time_limit_s: float,
             drop_uploads: Callable[[], None]) -> None:
     """Run ``job`` to an end state; the uploads are dropped as soon as the faces are aligned."""
     from facexplain.api import explain_pair, verify
+    from facexplain.confidence.likelihood import evidence_lines
     from facexplain.report.html import confidence_text, verdict_text, write_explanation
 
     req = job.request
@@ -106,7 +107,8 @@ def run_job(job: Job, pipe: FacePipeline, time_limit_s: float,
         if all(req.names):
             verdict = replace(verdict, path_a=req.names[0], path_b=req.names[1])
         job.verdict = {**verdict.to_dict(), "text": verdict_text(verdict),
-                       "confidence_text": confidence_text(verdict.confidence)}
+                       "confidence_text": confidence_text(verdict.confidence),
+                       "evidence_text": evidence_lines(verdict)}
         job.files = sorted(p.name for p in job.out_dir.iterdir()
                            if p.is_file() and not p.name.startswith("upload_"))
         job.finish("done", "done")
