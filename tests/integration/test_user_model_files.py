@@ -161,6 +161,7 @@ def _no_path(path: Path) -> Path:
     (_no_path, {}, "does not depend on its input"),
     (lambda p: export(Pooled(), p, free_size=True), {"size": 100000},
      "--input-size 100000 px is outside 32-1024 px"),
+    (lambda p: export(Pooled(), p, free_size=True), {"size": 0}, "--input-size 0 px is outside"),
     (lambda p: export(Pooled(), p, 16), {}, "declared input size 16 px is outside 32-1024"),
     (lambda p: export(Pooled(), p, (112, 96)), {}, "Nx3x112x96: only square crops"),
     (lambda p: export(Pooled(), p, 160), {"size": 112}, "--input-size 112 contradicts"),

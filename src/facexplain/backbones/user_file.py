@@ -67,6 +67,9 @@ def load_proto(path: Path) -> tuple[Any, list[dict[str, str]]]:
 def input_size(proto: Any, given: int | None, template_size: int | None, name: str) -> int:
     """The crop size to run the model at: the size its input declares (a contradicting
     ``--input-size`` refused), else ``given``, else the template's; within the bounds."""
+    if given is not None and not MIN_INPUT_SIZE <= given <= MAX_INPUT_SIZE:
+        raise InvalidArgument(f"--input-size {given} px is outside {MIN_INPUT_SIZE}-"
+                              f"{MAX_INPUT_SIZE} px, the face crop sizes supported")
     inits = {i.name for i in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in inits]
     if not inputs:
