@@ -87,6 +87,9 @@ def _opened(which: str) -> Iterator[None]:
 
 def peek_pixels(file: BinaryIO, limits: PhotoLimits, which: str) -> int:
     """The photo's pixel count from its header alone (checked like ``check_header``)."""
+    file.seek(0, io.SEEK_END)
+    if file.tell() == 0:
+        raise refuse(415, f"{which} is empty")
     file.seek(0)
     try:
         with _opened(which), Image.open(file) as im:  # lazy: only the header is read
