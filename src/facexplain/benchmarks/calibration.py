@@ -25,8 +25,7 @@ from facexplain import settings
 from facexplain.backbones.registry import DEFAULT_BACKBONE
 from facexplain.benchmarks.populations import (
     Population,
-    lfw_population,
-    lookalike_population,
+    lfw_and_lookalike,
     yale_population,
 )
 from facexplain.benchmarks.registry import measured_on, today
@@ -39,7 +38,6 @@ from facexplain.confidence.selective import (
     clopper_pearson,
     fit_selective,
 )
-from facexplain.datasets.lfw import read_pairs
 from facexplain.metrics.verification import kfold_accuracy
 from facexplain.pipeline import FacePipeline
 from facexplain.scoring import Calibration
@@ -150,11 +148,8 @@ def run_calibration(cfg: CalibrationConfig) -> tuple[dict[str, Any], Calibration
     started = time.perf_counter()
     cache = DiskCache(cfg.cache_dir)
     pipe = FacePipeline(cfg.backbone)
-    pairs = read_pairs(cfg.lfw / "pairs.txt")
-    images = cfg.lfw / "lfw-deepfunneled"
-    lfw, traits = lfw_population(pipe, pairs, images, cache, cfg.progress)
-    look = lookalike_population(pipe, FacePipeline(cfg.mining_model()), pairs, images,
-                                cfg.lfw / "female_names.txt", cache, cfg.progress)
+    lfw, traits, look = lfw_and_lookalike(pipe, FacePipeline(cfg.mining_model()), cfg.lfw,
+                                          cache, cfg.progress)
     yale = yale_population(pipe, cfg.yale, cache, cfg.progress)
     populations = {"lfw": lfw, "lookalike": look, "yale": yale}
     planted = planted_population(cfg, pipe)

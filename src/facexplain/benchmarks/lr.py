@@ -96,18 +96,12 @@ def lr_quality(llr: np.ndarray, pop: Population, n_boot: int, seed: int) -> dict
 def load_populations(cfg: LrConfig) -> dict[str, Population]:
     """LFW's 6,000 pairs and the look-alike set (LFW's genuine pairs, mined impostors), scored
     by the backbone (cached like ``benchmark calibration``'s)."""
-    from facexplain.benchmarks.populations import lfw_population, lookalike_population
+    from facexplain.benchmarks.populations import lfw_and_lookalike
     from facexplain.cache import DiskCache
-    from facexplain.datasets.lfw import read_pairs
     from facexplain.pipeline import FacePipeline
 
-    cache = DiskCache(cfg.cache_dir)
-    pipe = FacePipeline(cfg.backbone)
-    pairs = read_pairs(cfg.lfw / "pairs.txt")
-    images = cfg.lfw / "lfw-deepfunneled"
-    lfw, _ = lfw_population(pipe, pairs, images, cache, cfg.progress)
-    look = lookalike_population(pipe, FacePipeline(cfg.mining_model()), pairs, images,
-                                cfg.lfw / "female_names.txt", cache, cfg.progress)
+    lfw, _, look = lfw_and_lookalike(FacePipeline(cfg.backbone), FacePipeline(cfg.mining_model()),
+                                     cfg.lfw, DiskCache(cfg.cache_dir), cfg.progress)
     return {"lfw": lfw, "lookalike": look}
 
 

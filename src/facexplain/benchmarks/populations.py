@@ -129,6 +129,21 @@ def lookalike_population(pipe: FacePipeline, mining_pipe: FacePipeline, pairs: l
                    f"{mining_pipe.spec.name}", rows, emb, traits)
 
 
+def lfw_and_lookalike(pipe: FacePipeline, mining_pipe: FacePipeline, lfw_root: Path,
+                      cache: DiskCache, progress: bool
+                      ) -> tuple[Population, dict[Path, FaceTraits], Population]:
+    """LFW's 6,000 pairs (with each photo's traits) and the look-alike set mined by
+    ``mining_pipe``: what ``benchmark calibration`` and ``benchmark lr`` both score."""
+    from facexplain.datasets.lfw import read_pairs
+
+    pairs = read_pairs(lfw_root / "pairs.txt")
+    images = lfw_root / "lfw-deepfunneled"
+    lfw, traits = lfw_population(pipe, pairs, images, cache, progress)
+    look = lookalike_population(pipe, mining_pipe, pairs, images,
+                                lfw_root / "female_names.txt", cache, progress)
+    return lfw, traits, look
+
+
 def yale_population(pipe: FacePipeline, root: Path, cache: DiskCache, progress: bool,
                     seed: int = 0) -> Population:
     """Every same-person pair of the Yale faces and as many random different-person pairs."""
