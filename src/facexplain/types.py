@@ -207,6 +207,33 @@ class MethodDetails:
         return out
 
 
+COMPONENTS = ("forehead", "eyebrows", "eyes", "nose", "cheeks", "mouth", "jaw")
+FINDINGS = ("differs", "consistent", "not assessable")
+
+
+@dataclass(frozen=True)
+class ComponentFinding:
+    """One facial component of a pair, in the words facial examiners compare faces in.
+
+    ``score``: how much hiding or swapping the component moves the similarity (None when not
+    assessable); ``theta``: the component's own normaliser Θ_c (a high quantile of the score
+    over genuine pairs of the calibration folds, per backbone and population); ``finding`` is
+    "differs" above Θ_c, "consistent" below, "not assessable" when the component is hidden,
+    out of the crop or its landmarks are unreliable (``reason`` says which, in plain words).
+    """
+
+    component: str
+    score: float | None
+    theta: float | None
+    finding: str
+    rank: int | None = None  # 1 = the component that drives the verdict most
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {"component": self.component, "score": self.score, "theta": self.theta,
+                "finding": self.finding, "rank": self.rank, "reason": self.reason}
+
+
 @dataclass(frozen=True)
 class ExplanationMaps:
     """What one method says about one pair, in aligned-crop pixel coordinates.
