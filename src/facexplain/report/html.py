@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from facexplain.confidence.likelihood import evidence_lines, lr_text
 from facexplain.progress import check_in
+from facexplain.report.components import ComponentsView, component_view
 from facexplain.report.images import save_side_by_side
 from facexplain.results import Section
 from facexplain.scoring import Calibration, confidence_text
@@ -58,8 +59,10 @@ def confidence_facts(verdict: Verdict, calibration: Calibration) -> list[str]:
 def write_report(
     out_dir: Path, pair: FacePair, verdict: Verdict, calibration: Calibration,
     template_name: str, sections: tuple[Section, ...] = (),
+    components: ComponentsView | None = None,
 ) -> Path:
-    """Write ``report.html`` (and the aligned-faces picture) into ``out_dir``."""
+    """Write ``report.html`` (and the aligned-faces picture) into ``out_dir``; the facial
+    components, when given, lead it (above the pixel maps)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     faces = save_side_by_side(pair.a.pixels, pair.b.pixels, out_dir / "faces.png")
     env = Environment(
@@ -78,6 +81,7 @@ def write_report(
         faces_png=faces.name,
         template=template_name,
         sections=sections,
+        components=components,
         version=__version__,
         generated=dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
     )
@@ -118,4 +122,5 @@ def write_explanation(explanation: PairExplanation, out_dir: Path) -> Path:
         sections.append(Section("Methods not run", "--method all left out: " + "; ".join(
             f"{name} ({why})" for name, why in explanation.skipped) + "."))
     return write_report(out_dir, explanation.pair, explanation.verdict, explanation.calibration,
-                        explanation.spec.template, tuple(sections))
+                        explanation.spec.template, tuple(sections),
+                        component_view(explanation, out_dir))
