@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from facexplain.types import FINDINGS, ComponentFinding, Figure
+from facexplain.types import FINDINGS, ComponentFinding, Figure, MethodDetails
 
 if TYPE_CHECKING:
     from facexplain.results import PairExplanation
@@ -56,13 +56,21 @@ class ComponentsView:
     figure: Figure | None = None
 
 
+def findings_in(meta: MethodDetails) -> tuple[ComponentFinding, ...] | None:
+    """A method's component findings, when its details carry some (None: a map method)."""
+    found = getattr(meta, "components", None)
+    if isinstance(found, tuple | list) and found and all(
+            isinstance(f, ComponentFinding) for f in found):
+        return tuple(found)
+    return None
+
+
 def findings_of(explanation: PairExplanation) -> tuple[ComponentFinding, ...] | None:
     """The component findings of the first method that made some (None: no such method ran)."""
     for result in explanation.results:
-        found = getattr(result.explanation.meta, "components", None)
-        if isinstance(found, tuple | list) and found and all(
-                isinstance(f, ComponentFinding) for f in found):
-            return tuple(found)
+        found = findings_in(result.explanation.meta)
+        if found is not None:
+            return found
     return None
 
 
@@ -214,7 +222,7 @@ def component_view(explanation: PairExplanation, out_dir: Path) -> ComponentsVie
     if findings is None:
         return None
     meta = next(r.explanation.meta for r in explanation.results
-                if getattr(r.explanation.meta, "components", None))
+                if findings_in(r.explanation.meta) is not None)
     population = getattr(meta, "population", None)
     words = "LFW" if not isinstance(population, str) or population.lower() == "lfw" \
         else population
@@ -223,3 +231,23 @@ def component_view(explanation: PairExplanation, out_dir: Path) -> ComponentsVie
     return ComponentsView(sentence(findings, words), rows(findings),
                           Figure(picture.name, "Facial components on both aligned faces",
                                  READING))
+
+
+def view_from_json(summary: Mapping[str, object]) -> ComponentsView | None:
+    """The section again from a stored ``explanation.json`` (its ``components`` key), for a
+    page that shows a finished result without the tensors (the web job page)."""
+    stored = summary.get("components")
+    if not isinstance(stored, list) or not stored:
+        return None
+    findings = [finding_from_dict(d) for d in stored if isinstance(d, dict)]
+    methods = summary.get("methods")
+    population = None
+    if isinstance(methods, dict):
+        for entry in methods.values():
+            details = entry.get("details") if isinstance(entry, dict) else None
+            if isinstance(details, dict) and isinstance(details.get("population"), str):
+                population = details["population"]
+                break
+    words = "LFW" if population is None or population.lower() == "lfw" else population
+    return ComponentsView(sentence(findings, words), rows(findings),
+                          Figure(PICTURE, "Facial components on both aligned faces", READING))

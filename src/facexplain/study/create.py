@@ -37,6 +37,7 @@ from facexplain.study.catch import (
     mix_in,
 )
 from facexplain.study.store import DB_NAME, REAL, SCALES, Participant, StudyStore, token_hash
+from facexplain.types import ComponentFinding
 
 NONE = "none"  # the control condition: the second round shows the pair again, without help
 # Which map a participant sees, first present wins: the paper's Θ-normalised difference map
@@ -44,6 +45,13 @@ NONE = "none"  # the control condition: the second round shows the pair again, w
 DISPLAY_PREFERENCE = ("difference_normalized", "magnitude", "contribution", "difference")
 # Two pictures that differ by less than half a colormap step (of 256) look the same.
 SAME_PICTURE_TOL = 1 / 512
+# Conditions whose help is the component table (``maps/<condition>/p<idx>.json``), not a
+# picture: any method whose results carry component findings is shown so; these names also
+# when no maps are drawn (a simulation), since then no result says so.
+TABLE_CONDITIONS = ("components",)
+TABLE_READING = ("each row is a part of the face, the most different first; \"differs\" means "
+                 "the part differs more than it does between two photos of one person, "
+                 "\"consistent\" that it does not")
 
 
 @dataclass(frozen=True)
@@ -157,24 +165,38 @@ def identical_warning(groups: list[tuple[str, ...]], backbone: str) -> str:
             f"their participants would see identical help{hint}")
 
 
+def save_help_table(findings: Sequence[ComponentFinding], dest: Path) -> Path:
+    """The component table a participant sees, as JSON rows (drawn by the page)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps([f.to_dict() for f in findings]), encoding="utf-8")
+    return dest
+
+
 def draw_help_maps(folder: Path, pairs: Sequence[tuple[Path, Path]], methods: Sequence[str],
                    pipe: FacePipeline, options: ExplainOptions,
                    log: Callable[[str], None] | None = None, progress: bool = False,
-                   ) -> tuple[list[tuple[float, bool]], dict[str, MapSpec]]:
+                   ) -> tuple[list[tuple[float, bool]], dict[str, MapSpec | None]]:
     """Explain every pair once with all help methods; save each method's display map as
-    ``maps/<method>/p<idx>.png``. Returns the explained model's (similarity, same) per pair and
-    the map shown per method. After the first pair, warns (``log``) when two methods draw the
-    same picture: before hours of map drawing, not after."""
+    ``maps/<method>/p<idx>.png`` (a component comparison: its table as ``p<idx>.json``).
+    Returns the explained model's (similarity, same) per pair and the map shown per method
+    (None: the table). After the first pair, warns (``log``) when two methods draw the same
+    picture: before hours of map drawing, not after."""
     from facexplain.api import explain_pair, verify
+    from facexplain.report.components import findings_in
 
     verdicts = []
-    shown: dict[str, MapSpec] = {}
+    shown: dict[str, MapSpec | None] = {}
     bar = tqdm(pairs, desc="help maps", unit="pair", disable=not progress, file=sys.stderr)
     for idx, (a, b) in enumerate(bar):
         if methods:
             result = explain_pair(a, b, list(methods), pipe.spec.name, options, pipeline=pipe)
             first: dict[str, torch.Tensor] = {}
             for r in result.results:
+                findings = findings_in(r.explanation.meta)
+                if findings is not None:
+                    shown.setdefault(r.method.name, None)
+                    save_help_table(findings, folder / "maps" / r.method.name / f"p{idx:04d}.json")
+                    continue
                 spec = display_map(r.method, list(r.explanation.maps))
                 shown.setdefault(r.method.name, spec)
                 dest = folder / "maps" / r.method.name / f"p{idx:04d}.png"
@@ -239,6 +261,7 @@ def create_study(pairs_file: Path, out: Path, conditions: Sequence[str], per_con
     copied = copy_photos(out, [(root / i.a, root / i.b) for i in items], pipe, progress)
     methods = [c for c in conditions if c != NONE]
     verdicts: list[tuple[float | None, bool | None]]
+    shown: dict[str, MapSpec | None]
     if pipe is not None:
         drawn, shown = draw_help_maps(out, copied, methods, pipe, options or ExplainOptions(),
                                       log, progress)
@@ -246,7 +269,8 @@ def create_study(pairs_file: Path, out: Path, conditions: Sequence[str], per_con
     else:
         verdicts = [(i.model_score, i.model_same) if isinstance(i, StudyPair) else (None, None)
                     for i in items]
-        shown = {m: display_map(get_method(m), [s.name for s in get_method(m).maps])
+        shown = {m: None if m in TABLE_CONDITIONS else
+                 display_map(get_method(m), [s.name for s in get_method(m).maps])
                  for m in methods}
     admin = secrets.token_urlsafe(24)
     people = make_participants(conditions, per_condition, len(items), seed)
@@ -260,7 +284,9 @@ def create_study(pairs_file: Path, out: Path, conditions: Sequence[str], per_con
             "pairs_source": str(pairs_file), "pairs_meta": json.dumps(meta),
             "maps": "drawn" if draw_maps else "none", "catch": str(len(catches)),
             "catch_min_correct": str(default_min_correct(len(catches))),
-            "help_readings": json.dumps({m: help_reading(sp) for m, sp in shown.items()})})
+            "help_readings": json.dumps({m: TABLE_READING if sp is None else help_reading(sp)
+                                         for m, sp in shown.items()}),
+            "help_tables": json.dumps([m for m, sp in shown.items() if sp is None])})
         with store.transaction():
             store.db.executemany(
                 "INSERT INTO pairs VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 
+from facexplain.report.components import ComponentRow, finding_from_dict, rows
 from facexplain.study.store import SCALES, Participant, StudyError, StudyStore, open_study
 from facexplain.version import __version__
 from facexplain.web.safety import check_id, child_file
@@ -39,6 +40,14 @@ def next_item(who: Participant, answered: dict[tuple[int, int], int]) -> tuple[i
             if (phase, pair) not in answered:
                 return phase, pair, pos
     return 0, -1, len(who.order1)
+
+
+def help_table(folder: Path, condition: str, pair: int) -> tuple[ComponentRow, ...] | None:
+    """The component table of a table condition for one pair (None: none was drawn)."""
+    path = folder / "maps" / condition / f"p{pair:04d}.json"
+    if not path.is_file():
+        return None
+    return rows([finding_from_dict(d) for d in json.loads(path.read_text(encoding="utf-8"))])
 
 
 def study_router(folder: Path, pages: Jinja2Templates) -> APIRouter:
@@ -79,12 +88,15 @@ def study_router(folder: Path, pages: Jinja2Templates) -> APIRouter:
             phase, pair, pos = next_item(who, answered)
             scale = s.scale
             readings = json.loads(s.meta.get("help_readings", "{}"))
+            tables = json.loads(s.meta.get("help_tables", "[]"))
         help_shown = phase == 2 and who.condition != "none"
+        table = (help_table(folder, who.condition, pair)
+                 if help_shown and who.condition in tables else None)
         return pages.TemplateResponse(request, "participant.html", {
             "token": token, "phase": phase, "pair": pair, "position": pos + 1,
             "total": len(who.order1), "choices": list(enumerate(SCALES[scale], start=1)),
             "help": help_shown, "reading": readings.get(who.condition, ""),
-            "version": __version__})
+            "table": table, "is_table": who.condition in tables, "version": __version__})
 
     @router.get("/p/{token}/next")
     def participant_next(token: str) -> dict[str, object]:
