@@ -87,3 +87,18 @@ def test_report_leads_with_the_components_above_the_pixel_maps(
     assert "score / Θ_c" in table and table.count("<tr class=") >= 4
     assert "differ more than" in html or "No component differs" in html
     assert 'src="components.png"' in html
+
+
+def test_a_model_without_stored_theta_is_ranked_not_judged(tmp_path: Path,
+                                                           sface: FacePipeline) -> None:
+    from facexplain.align.landmarks68 import landmarks68
+
+    why = "not calibrated"
+    raw = [ComponentFinding("eyes", 0.05, None, "not assessable", 1, why),
+           ComponentFinding("nose", 0.01, None, "not assessable", 2, why)]
+    assert sentence(raw) == ("No Θ_c is stored for this model, so no component is judged; "
+                             "ranked by score, the eyes move the similarity most.")
+    pair = sface.pair(lfw_image("Aaron_Peirsol", 1), lfw_image("Aaron_Peirsol", 2))
+    path = save_component_picture(pair.tensor, landmarks68(pair.tensor).numpy(), raw,
+                                  tmp_path / "raw.png")
+    assert path.stat().st_size > 10_000

@@ -105,6 +105,11 @@ def _plural(names: Sequence[str]) -> bool:
 def sentence(findings: Sequence[ComponentFinding], population: str = "LFW") -> str:
     """The findings in plain words, e.g. "The eyebrows differ more than they do between two
     photos of one person on LFW; the nose is consistent."."""
+    scored = [f.component for f in findings if f.score is not None]
+    if scored and all(f.theta is None for f in findings):
+        return (f"No Θ_c is stored for this model, so no component is judged; ranked by score, "
+                f"{_list(scored[:1])} {'move' if _plural(scored[:1]) else 'moves'} the "
+                f"similarity most.")
     by = {k: [f.component for f in findings if f.finding == k] for k in FINDINGS}
     differ, same, unknown = by["differs"], by["consistent"], by["not assessable"]
     parts = []
@@ -166,12 +171,23 @@ def save_component_picture(faces: torch.Tensor, landmarks: np.ndarray,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap, TwoSlopeNorm
+    from matplotlib.colors import ListedColormap, Normalize, TwoSlopeNorm
     from matplotlib.patches import Patch
 
-    ratios = [r for r in (ratio(f) for f in findings) if r is not None]
-    norm = TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=max(2.0, *ratios) if ratios else 2.0)
-    cmap = plt.get_cmap("RdBu_r")
+    judged = any(ratio(f) is not None for f in findings)
+
+    def value(f: ComponentFinding) -> float | None:  # no Θ_c stored: the bare score
+        return ratio(f) if judged else f.score
+
+    values = [v for v in (value(f) for f in findings) if v is not None]
+    norm: Normalize
+    if judged:
+        norm = TwoSlopeNorm(vmin=0.0, vcenter=1.0, vmax=max(2.0, *values))
+        cmap, label = plt.get_cmap("RdBu_r"), "score / Θ_c  (above 1: differs)"
+    else:
+        norm = Normalize(vmin=min(0.0, *values) if values else 0.0,
+                         vmax=max(1e-6, *values) if values else 1.0)
+        cmap, label = plt.get_cmap("Reds"), "score (no Θ_c stored: not judged)"
     size = int(faces.shape[-1])
     fig, axes = plt.subplots(1, 3, figsize=(7.2, 3.5), dpi=130, layout="constrained",
                              gridspec_kw={"width_ratios": [1, 1, 0.05]})
@@ -185,7 +201,7 @@ def save_component_picture(faces: torch.Tensor, landmarks: np.ndarray,
             if mask is None or not mask.any():
                 continue
             grid = mask.astype(float)
-            r = ratio(f)
+            r = value(f)
             if r is None:
                 ax.contourf(grid, levels=[0.5, 1.5], colors="none", hatches=["////"])
                 ax.contour(grid, levels=[0.5], colors=["#777777"], linewidths=1.2)
@@ -203,7 +219,7 @@ def save_component_picture(faces: torch.Tensor, landmarks: np.ndarray,
         ax.set_axis_off()
         ax.set_title("face A" if i == 0 else "face B", fontsize=8)
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), cax=axes[2])
-    bar.set_label("score / Θ_c  (above 1: differs)", fontsize=7)
+    bar.set_label(label, fontsize=7)
     bar.ax.tick_params(labelsize=7)
     if any(f.finding == "not assessable" for f in findings):
         fig.legend(handles=[Patch(facecolor="none", edgecolor="#777777", hatch="////",
