@@ -12,6 +12,7 @@ what is one rule for every route (``access``): with a key file, the key or a ses
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,6 +29,7 @@ from facexplain import settings
 from facexplain.backbones.registry import DEFAULT_BACKBONE, list_backbones
 from facexplain.datasets.lfw import LfwPair, read_pairs
 from facexplain.methods.registry import all_methods
+from facexplain.report.components import ComponentsView, view_from_json
 from facexplain.version import __version__
 from facexplain.web.access import COOKIE, SESSION_S, AccessGuard, AccessRule, owner_of
 from facexplain.web.admission import Admission, AdmissionLimits
@@ -86,6 +88,18 @@ def lfw_choices() -> list[LfwPair]:
     if not path.is_file():
         return []
     return read_pairs(path)[:MAX_LFW_CHOICES]
+
+
+def job_components(job: Job) -> ComponentsView | None:
+    """A finished job's component findings (from its ``explanation.json``), shown above the
+    report on the job page; None while running or when no method compared components."""
+    if job.state != "done" or "explanation.json" not in job.files:
+        return None
+    try:
+        summary = json.loads((job.out_dir / "explanation.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return view_from_json(summary) if isinstance(summary, dict) else None
 
 
 def create_app(config: WebConfig, pipelines: Pipelines | None = None) -> FastAPI:
@@ -211,7 +225,8 @@ def create_app(config: WebConfig, pipelines: Pipelines | None = None) -> FastAPI
     @app.get("/jobs/{job_id}", response_class=HTMLResponse)
     def job_page(request: Request, job_id: str) -> Response:
         job = job_or_404(request, job_id)
-        return pages.TemplateResponse(request, "job.html", {"job": job, "version": __version__})
+        return pages.TemplateResponse(request, "job.html", {
+            "job": job, "version": __version__, "components": job_components(job)})
 
     @app.get("/jobs/{job_id}/files/{name}")
     def job_file(request: Request, job_id: str, name: str) -> FileResponse:
