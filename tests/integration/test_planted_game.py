@@ -48,14 +48,15 @@ def test_game_here_and_on_ray_agree_and_resume(tmp_path: Path) -> None:
     docs = []
     for name in ("here", "ray"):
         cfg = PlantedConfig(backbone="sface", methods=METHODS, n_altered=2, n_controls=1,
-                            n_boot=50, cache_dir=tmp_path / name, progress=False)
+                            n_impostor=1, n_boot=50, cache_dir=tmp_path / name, progress=False)
         tiny.save(planted_path(cfg, pipe))
         docs.append(run_planted(cfg) if name == "here" else run_planted(cfg, ray_player(1)))
         assert start_game(cfg).todo() == []  # all in the log: a second run resumes with nothing
         other = start_game(replace(cfg, methods=("saliency",)))  # another method list, same set
-        assert len(other.todo()) == 3 and start_game(cfg).todo() == []  # neither log lost
+        assert len(other.todo()) == 4 and start_game(cfg).todo() == []  # neither log lost
     here, ray = docs
-    assert here["pairs"] == {"altered": 2, "same-person": 0, "untouched": 1}
+    assert here["pairs"] == {"altered": 2, "same-person": 0, "untouched": 1, "impostor": 1}
+    assert here["components"] == {}  # none of these methods gives component findings
     for row in ("occlusion", "occlusion-per-face", "saliency", "occlusion-shapley"):
         for key in ("share", "pointing", "auc"):
             assert here["rows"][row]["altered"][key]["mean"] == pytest.approx(

@@ -5,7 +5,11 @@ transplants, untouched pairs) every method explains the pair on the backbone's s
 of its ranking maps (the maps the faithfulness benchmark ranks, in the difference orientation)
 is scored against the planted region of the altered face (``planted_metrics``). A derived row,
 ``occlusion-shapley``, splits the pairwise occlusion map between the faces by the Shapley value
-of the two one-face occlusions: φ_A = (Δ_A + Δ_pair − Δ_B) / 2. Per pair, results are appended
+of the two one-face occlusions: φ_A = (Δ_A + Δ_pair − Δ_B) / 2. A method whose details carry
+component findings (``components``) is also scored by ``planted_components``: does it name the
+planted component, and does it call any component "differs" on the genuine controls and on the
+held-out impostor pairs appended to every set. Two sets (``SHAPES``): the landmark-shaped one
+and the harder one pasted before alignment (``planted_box``). Per pair, results are appended
 to a log, so an interrupted run resumes; the summary has bootstrap 95% CIs over pairs and each
 method's seconds per pair.
 """
@@ -28,8 +32,16 @@ from tqdm import tqdm
 from facexplain import settings
 from facexplain.backbones.registry import DEFAULT_BACKBONE
 from facexplain.benchmarks.faithfulness import PairLog
+from facexplain.benchmarks.planted_box import BOX_VERSION, build_box_set
+from facexplain.benchmarks.planted_components import summarise_components
 from facexplain.benchmarks.planted_metrics import map_scores, summarise
-from facexplain.benchmarks.planted_pairs import PLANTED_VERSION, PlantedSet, build_planted_set
+from facexplain.benchmarks.planted_pairs import (
+    KINDS,
+    PLANTED_VERSION,
+    PlantedSet,
+    add_impostors,
+    build_planted_set,
+)
 from facexplain.benchmarks.planted_report import region_area_share
 from facexplain.benchmarks.registry import measured_on
 from facexplain.cache import DiskCache
@@ -40,8 +52,10 @@ from facexplain.method_info import ExplainOptions, MethodInfo
 from facexplain.methods import PATCH, STRIDE
 from facexplain.methods.registry import all_methods, get_method
 from facexplain.pipeline import FacePipeline
+from facexplain.types import ComponentFinding
 
 SHAPLEY = "occlusion-shapley"
+SHAPES = ("landmark", "box")  # the landmark-shaped set; boxes/ellipses pasted before alignment
 
 
 def game_methods() -> tuple[str, ...]:
@@ -56,6 +70,8 @@ class PlantedConfig:
     methods: tuple[str, ...] = field(default_factory=game_methods)
     n_altered: int = 300
     n_controls: int = 100
+    n_impostor: int = 100  # held-out impostor pairs, scored for component findings only
+    shape: str = "landmark"  # which planted set (``SHAPES``)
     patch: int = PATCH.default  # the occlusion methods' own defaults (``methods._options``)
     stride: int = STRIDE.default
     ig_steps: int = 32
@@ -78,8 +94,10 @@ def game_options(cfg: PlantedConfig) -> ExplainOptions:
 
 
 def planted_path(cfg: PlantedConfig, pipe: FacePipeline) -> Path:
-    """Where the backbone's planted set is cached (named by what it depends on)."""
-    key = f"{PLANTED_VERSION}-{cfg.backbone}-{cfg.mining_model()}-{cfg.n_altered}-{cfg.n_controls}"
+    """Where the backbone's planted set is cached (named by what it depends on, the shape
+    included: the landmark-shaped set keeps the name it had before the harder set)."""
+    version = BOX_VERSION if cfg.shape == "box" else PLANTED_VERSION
+    key = f"{version}-{cfg.backbone}-{cfg.mining_model()}-{cfg.n_altered}-{cfg.n_controls}"
     return cfg.cache_dir / "planted" / f"{key}-{pipe.scorer.fingerprint()[:12]}.npz"
 
 
@@ -96,15 +114,23 @@ def built_sets(cfg: PlantedConfig, pipe: FacePipeline) -> list[Path]:
 
 
 def planted_set(cfg: PlantedConfig, pipe: FacePipeline) -> tuple[PlantedSet, Path]:
-    """The backbone's planted set, built once and cached under the cache folder."""
+    """The backbone's planted set of ``cfg.shape``, built once and cached under the cache
+    folder, with ``cfg.n_impostor`` held-out impostor pairs appended (cheap: not cached)."""
+    if cfg.shape not in SHAPES:
+        raise FacexplainError(f"unknown planted set shape {cfg.shape!r}; known: "
+                              f"{', '.join(SHAPES)}")
     path = planted_path(cfg, pipe)
+    pairs, images, cache = (read_pairs(cfg.lfw / "pairs.txt"), cfg.lfw / "lfw-deepfunneled",
+                            DiskCache(cfg.cache_dir))
     if path.is_file():
-        return PlantedSet.load(path), path
-    built = build_planted_set(
-        pipe, FacePipeline(cfg.mining_model()), read_pairs(cfg.lfw / "pairs.txt"),
-        read_female_names(cfg.lfw / "female_names.txt"), cfg.lfw / "lfw-deepfunneled",
-        DiskCache(cfg.cache_dir), cfg.n_altered, cfg.n_controls, cfg.progress)
-    return built, built.save(path)
+        game = PlantedSet.load(path)
+    else:
+        build = build_box_set if cfg.shape == "box" else build_planted_set
+        game = build(pipe, FacePipeline(cfg.mining_model()), pairs,
+                     read_female_names(cfg.lfw / "female_names.txt"), images, cache,
+                     cfg.n_altered, cfg.n_controls, cfg.progress)
+        game.save(path)
+    return add_impostors(game, pipe, pairs, images, cache, cfg.n_impostor, cfg.progress), path
 
 
 def _rows(infos: dict[str, MethodInfo]) -> list[str]:
@@ -119,15 +145,32 @@ def _maps_of(info: MethodInfo, maps: dict[str, torch.Tensor]) -> dict[str, np.nd
             for r in info.rankings}
 
 
+Findings = dict[str, list[dict[str, Any]]]
+
+
+def component_findings(meta: object) -> list[dict[str, Any]] | None:
+    """A method's component findings (``meta.components``) as dicts, or None when it has none."""
+    found = getattr(meta, "components", None)
+    if not found or not all(isinstance(c, ComponentFinding) for c in found):
+        return None
+    return [c.to_dict() for c in found]
+
+
 def explain_planted(pipe: FacePipeline, explainers: dict[str, Any], infos: dict[str, MethodInfo],
-                    pair: torch.Tensor) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Every ranking map (difference orientation) of every method, and seconds per method."""
+                    pair: torch.Tensor
+                    ) -> tuple[dict[str, np.ndarray], dict[str, float], Findings]:
+    """Every ranking map (difference orientation) of every method, seconds per method (by map
+    row, and by method name for one with component findings), and the component findings."""
     maps: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
+    findings: Findings = {}
     for name, explainer in explainers.items():
         started = time.perf_counter()
         result = explainer.explain(pair)
         spent = round(time.perf_counter() - started, 3)
+        found = component_findings(result.meta)
+        if found is not None:
+            findings[name], seconds[name] = found, spent
         for row, values in _maps_of(infos[name], result.maps).items():
             maps[row], seconds[row] = values, spent
         if name in ("occlusion", "occlusion-per-face"):
@@ -137,7 +180,7 @@ def explain_planted(pipe: FacePipeline, explainers: dict[str, Any], infos: dict[
         maps[SHAPLEY] = np.stack([(one[0] + pair_delta - one[1]) / 2,
                                   (one[1] + pair_delta - one[0]) / 2])
         seconds[SHAPLEY] = seconds["occlusion"] + seconds["occlusion-per-face"]
-    return maps, seconds
+    return maps, seconds, findings
 
 
 @dataclass
@@ -174,8 +217,12 @@ class GameRun:
         k = self.cfg.max_altered
         if k is None:
             return list(range(len(pairs)))
-        keep = {p.pair_id for p in [p for p in pairs if p.kind == "altered"][:k]}
-        return [i for i, p in enumerate(pairs) if p.pair_id in keep]
+        altered = [p for p in pairs if p.kind == "altered"]
+        keep = {p.pair_id for p in altered[:k]}
+        impostors = [i for i, p in enumerate(pairs) if p.kind == "impostor"]
+        share = impostors[:len(impostors) * k // max(len(altered), 1)]  # as many in proportion
+        return [i for i, p in enumerate(pairs) if p.pair_id in keep and p.kind != "impostor"
+                ] + share
 
     def todo(self) -> list[int]:
         return [i for i in self.played() if self.key(i) not in self.done]
@@ -183,13 +230,14 @@ class GameRun:
     def play(self, i: int) -> dict[str, Any]:
         """Every map of pair ``i``, scored: the record the log keeps."""
         p = self.game.pairs[i]
-        maps, seconds = explain_planted(self.pipe, self.explainers, self.infos,
-                                        self.game.tensor(i))
+        maps, seconds, findings = explain_planted(self.pipe, self.explainers, self.infos,
+                                                  self.game.tensor(i))
         face = p.face if p.face >= 0 else int(i % 2)  # untouched: the region on one face
+        scored = p.kind != "impostor"  # an impostor pair has no planted region to score
         return {"pair": self.key(i), "kind": p.kind, "region": p.region, "face": p.face,
-                "drop": round(p.drop, 5), "seconds": seconds,
+                "drop": round(p.drop, 5), "seconds": seconds, "components": findings,
                 "scores": {row: map_scores(v, self.game.masks[i], face)
-                           for row, v in maps.items()}}
+                           for row, v in maps.items()} if scored else {}}
 
 
 def start_game(cfg: PlantedConfig, worker: bool = False) -> GameRun:
@@ -208,7 +256,8 @@ def start_game(cfg: PlantedConfig, worker: bool = False) -> GameRun:
                                                             "ig_steps")},
            **{k: v for k, v in asdict(cfg).items() if k in ("samples", "xface_stride")
               and v is not None},
-           "methods": sorted(cfg.methods), "set": digest, "weights": pipe.scorer.fingerprint()}
+           "methods": sorted(cfg.methods), "set": digest, "weights": pipe.scorer.fingerprint(),
+           **({"impostors": cfg.n_impostor} if cfg.n_impostor else {})}
     # named by the whole configuration: another method list on the same set keeps its own log
     # (a log named by the set alone was rewritten, losing the other run's pairs)
     config = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
@@ -243,10 +292,10 @@ def run_planted(cfg: PlantedConfig, player: Player = play_here) -> dict[str, Any
     per_face = {r for r in rows if sum(rec["scores"][r]["which"] >= 0 for rec in records
                                        if rec["kind"] == "altered") > 0}
     played = [game.pairs[i] for i in run.played()]
-    kinds = {k: sum(1 for p in played if p.kind == k) for k in ("altered", "same-person",
-                                                                "untouched")}
+    kinds = {k: sum(1 for p in played if p.kind == k) for k in KINDS}
     return {
         "backbone": cfg.backbone, "mining_model": cfg.mining_model(), "set": str(run.path),
+        "shape": cfg.shape,
         "region_area_share": round(region_area_share(game), 4),
         "pairs": kinds, "regions": {r: sum(1 for p in played if p.kind == "altered" and
                                             p.region == r) for r in ("eyes", "brows", "nose",
@@ -257,6 +306,7 @@ def run_planted(cfg: PlantedConfig, player: Player = play_here) -> dict[str, Any
                     "samples": cfg.samples, "xface_stride": cfg.xface_stride},
         "rows": summarise(records, rows, per_face, cfg.n_boot),
         "per_face_rows": sorted(per_face),
+        "components": summarise_components(records, cfg.n_boot),
         "weights": run.pipe.scorer.fingerprint(),
         "seconds": round(time.perf_counter() - started, 1),
         **measured_on(f"{torch.get_num_threads()} torch threads"),

@@ -11,7 +11,8 @@ margin is a fixed share (``MARGIN_SHARE``) of the backbone's own score spread (m
 mean impostor cosine on LFW folds 1-5, which the game never plays): a fixed cosine would be 9%
 of sface's spread and 43% of dlib-resnet's (``bench/score_spread.py``).
 Controls: the same region transplanted from another photo of the *same* person (nothing should
-light up beyond a genuine pair's usual differences) and the untouched pairs.
+light up beyond a genuine pair's usual differences) and the untouched pairs. Held-out impostor
+pairs are appended when a set is played (``add_impostors``), for component findings.
 
 Pairs come from LFW's held-out folds (6-10); the altered face alternates between A and B, the
 regions are tried in an order that rotates from pair to pair (eyes, brows, nose, mouth) and the
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +51,7 @@ MARGIN_SHARE = 0.087  # sface's 0.05 (the margin of v2, all backbones) over its 
 LEGACY_MARGIN = 0.05  # sets saved before v3 kept alterations that lowered the cosine this much
 REGION_POINTS = {"eyes": range(36, 48), "brows": range(17, 27), "nose": range(27, 36),
                  "mouth": range(48, 68)}
-KINDS = ("altered", "same-person", "untouched")
+KINDS = ("altered", "same-person", "untouched", "impostor")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class PlantedPair:
     donor: str
     original: float
     similarity: float
+    outline: str = ""  # the harder set's pasted shape (rectangle, ellipse); "" otherwise
 
     @property
     def drop(self) -> float:
@@ -96,6 +99,35 @@ class PlantedSet:
             pairs = [PlantedPair(**row) for row in json.loads(str(data["pairs"]))]
             margin = float(data["margin"]) if "margin" in data.files else LEGACY_MARGIN
             return cls(pairs, data["faces"], data["masks"], margin)
+
+
+def impostor_pairs(pairs: list[LfwPair], n: int) -> list[LfwPair]:
+    """The first ``n`` impostor pairs of the held-out folds, spread evenly over the folds."""
+    by_fold = [[p for p in pairs if not p.same and p.fold == f] for f in HELDOUT_FOLDS]
+    turns = zip_longest(*by_fold)  # the first of each fold, then the second of each, ...
+    return [p for turn in turns for p in turn if p is not None][:max(n, 0)]
+
+
+def add_impostors(game: PlantedSet, pipe: FacePipeline, pairs: list[LfwPair], images: Path,
+                  cache: DiskCache, n: int, progress: bool = True) -> PlantedSet:
+    """``game`` with ``n`` held-out impostor pairs appended (kind "impostor", no region): the
+    pairs on which a component finding is right, so its rate is the hit rate, not an error."""
+    chosen = impostor_pairs(pairs, n)
+    if not chosen:
+        return game
+    located = locate_all(pipe, unique_images(chosen, images), cache, progress)
+    rows, faces = [], []
+    for p in chosen:
+        paths = (p.path_a(images), p.path_b(images))
+        crops = np.clip(np.stack([_crop(pipe, q, located[q].detection.landmarks)
+                                  for q in paths]).round(), 0, 255)
+        sim = float(pipe.scorer.similarity(torch.from_numpy(crops)))
+        rows.append(PlantedPair(f"{paths[0].stem}|{paths[1].stem}", "impostor", -1, "", "",
+                                sim, sim))
+        faces.append(crops.astype(np.uint8))
+    empty = np.zeros((len(rows), *game.masks.shape[1:]), dtype=bool)
+    return PlantedSet(game.pairs + rows, np.concatenate([game.faces, np.stack(faces)]),
+                      np.concatenate([game.masks, empty]), game.margin)
 
 
 def _crop(pipe: FacePipeline, path: Path, landmarks: np.ndarray) -> np.ndarray:

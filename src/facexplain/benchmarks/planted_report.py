@@ -40,6 +40,37 @@ def planted_table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+SHAPE_WORDS = {"landmark": "landmark-shaped", "box": "box/ellipse, before alignment"}
+
+
+def components_table(docs: list[dict[str, Any]]) -> str:
+    """Markdown, one row per result file and component method: on altered pairs top-1 and
+    top-2 over the four planted components (chance 0.25 and 0.5) and top-1 over all seven;
+    pairs with at least one "differs" on the genuine controls (false findings) and on
+    held-out impostor pairs; seconds per pair."""
+    lines = ["| backbone | planted set | method | altered pairs | top-1 of 4 | top-2 of 4 | "
+             "top-1 of 7 | planted component \"differs\" | false findings: same-person | "
+             "false findings: untouched | impostors with a finding | s/pair |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for doc in docs:
+        for method, c in doc.get("components", {}).items():
+            alt = c.get("altered", {})
+            n = alt["top1"]["n"] if "top1" in alt else 0
+
+            def finding(kind: str, cell: dict[str, Any] = c) -> str:
+                got = cell.get(kind, {}).get("any_differs")
+                return "-" if got is None else f"{_cell(cell[kind], 'any_differs')} (n={got['n']})"
+
+            shape = SHAPE_WORDS.get(doc.get("shape", "landmark"), str(doc.get("shape")))
+            lines.append(f"| {doc['backbone']} | {shape} | {method} | {n} | "
+                         f"{_cell(alt, 'top1')} | {_cell(alt, 'top2')} | "
+                         f"{_cell(alt, 'top1_all')} | {_cell(alt, 'planted_differs')} | "
+                         f"{finding('same-person')} | {finding('untouched')} | "
+                         f"{finding('impostor')} | {c.get('seconds_per_pair') or '-'} |")
+    lines.append("| chance | | | | 0.25 | 0.50 | 0.14 | | | | | |")
+    return "\n".join(lines)
+
+
 @dataclass
 class PlantedResult:
     """A ``benchmark planted`` result, typed: per map row, its scores on altered pairs and on
@@ -62,7 +93,12 @@ class PlantedResult:
                 "mean_drop": self.mean_drop, "seconds": self.seconds}
 
     def table(self) -> str:
-        return planted_table(self.to_json())
+        """The maps' table, then the component findings' where a method gave them."""
+        doc = self.to_json()
+        parts = [planted_table(doc)] if self.rows else []
+        if doc.get("components"):
+            parts.append(components_table([doc]))
+        return "\n\n".join(parts)
 
 
 def region_area_share(game: PlantedSet) -> float:

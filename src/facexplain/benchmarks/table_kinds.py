@@ -18,7 +18,7 @@ from facexplain.benchmarks.calibration_report import (
 from facexplain.benchmarks.lfw_report import lfw_table
 from facexplain.benchmarks.lr_report import lr_table
 from facexplain.benchmarks.parts_report import markdown_table
-from facexplain.benchmarks.planted_report import planted_table
+from facexplain.benchmarks.planted_report import components_table, planted_table
 from facexplain.benchmarks.sanity_report import SanityResult
 from facexplain.benchmarks.search_report import (
     codes_table,
@@ -96,6 +96,13 @@ def _search(docs: Docs) -> str:
 def _planted(docs: Docs) -> str:
     """The planted-difference game: per map, share / pointing / AUC / which face, controls."""
     return planted_table(_one(docs, "planted"))
+
+
+@table_kind("planted-components")
+def _planted_components(docs: Docs) -> str:
+    """Component findings on the planted game: top-1/top-2, false findings, impostors, cost;
+    one row per result file and component method."""
+    return components_table(docs)
 
 
 @table_kind("calibration")

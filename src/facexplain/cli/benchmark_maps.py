@@ -205,7 +205,7 @@ def xcos_command(
 
 @register_benchmark("planted", config="facexplain.benchmarks.planted:PlantedConfig",
                     result="facexplain.benchmarks.planted_report:PlantedResult",
-                    tables=("planted", "method-table"))
+                    tables=("planted", "planted-components", "method-table"))
 def planted_command(
     backbone: BackboneOpt = DEFAULT_BACKBONE,
     methods: Annotated[str, typer.Option(
@@ -213,6 +213,12 @@ def planted_command(
     altered: Annotated[int, typer.Option(min=10, help="Altered pairs to keep.")] = 300,
     controls: Annotated[int, typer.Option(
         min=0, help="Same-person transplants and untouched pairs, each.")] = 100,
+    impostors: Annotated[int, typer.Option(
+        min=0, help="Held-out impostor pairs, scored for component findings only.")] = 100,
+    shape: Annotated[str, typer.Option(
+        help="Planted set: landmark (regions follow the 68-point outlines, in the aligned "
+        "crop) or box (a jittered rectangle or ellipse around a landmark group, pasted into "
+        "the photo before alignment).")] = "landmark",
     mining: Annotated[str, typer.Option(
         help="Model that picks the look-alike donors (default: another built-in).")] = "",
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore finished pairs.")] = False,
@@ -249,11 +255,17 @@ def planted_command(
     chosen = game_methods() if methods.strip() == "all" else tuple(
         i.name for i in parse_methods(methods))
     only = _record_methods(record_methods, write_record, chosen)
+    from facexplain.benchmarks.planted import SHAPES
+    from facexplain.errors import InvalidArgument
+
+    if shape not in SHAPES:
+        raise InvalidArgument(f"--shape must be one of {', '.join(SHAPES)}, got {shape!r}")
     check_inputs(backbone, LFW_PAIRS, LFW_IMAGES, 10, json_out, figure)
     if mining:
         check_inputs(mining, LFW_PAIRS, LFW_IMAGES, 10)
     cfg = PlantedConfig(backbone=backbone, mining=mining, methods=chosen, n_altered=altered,
-                        n_controls=controls, resume=not fresh, max_altered=max_altered,
+                        n_controls=controls, n_impostor=impostors, shape=shape,
+                        resume=not fresh, max_altered=max_altered,
                         samples=samples, xface_stride=xface_stride)
     if workers:
         from facexplain.batch.game import ray_player
@@ -264,7 +276,8 @@ def planted_command(
     result = PlantedResult.from_json(stamp(doc))
     doc["table"] = result.table()
     fig_path = figure or (json_out.with_suffix(".png") if json_out else
-                          Path(f"out/benchmarks/planted-{backbone}.png"))
+                          Path(f"out/benchmarks/planted-{backbone}"
+                               f"{'' if shape == 'landmark' else '-' + shape}.png"))
     if figure_pairs:
         game, picked, maps = example_maps(cfg, figure_pairs)
         doc["figure"] = str(plot_examples(game, maps, picked, fig_path))
