@@ -152,8 +152,9 @@ def build_api(jobs: ExplainQueue, pairs: list[LfwPair], limits: PhotoLimits, max
 
     @api.get("/jobs/{job_id}/result", dependencies=guarded)
     def result(request: Request, job_id: str) -> Response:
-        """The explanation as JSON (``explanation.json``: verdict, maps' summaries, files);
-        for a verify job, the verdict."""
+        """The explanation as JSON (``explanation.json``: verdict, the facial components'
+        findings when a method compared them (``components``, rank 1 first), maps' summaries,
+        files); for a verify job, the verdict."""
         job = job_or_404(request, job_id)
         if job.state != "done":
             raise HTTPException(409, f"the job is {job.state}; no result yet")
