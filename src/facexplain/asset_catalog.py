@@ -33,7 +33,7 @@ def derived_files() -> tuple[DerivedFile, ...]:
         out += spec.derived
         if spec.runtime:
             out.append(DerivedFile(runtime_name(spec.name), RUNTIME_BUILDER))
-    return (*out, *mtcnn_files.RUNTIMES.values())
+    return (*out, *mtcnn_files.RUNTIMES.values(), landmarks68_files.RUNTIME)
 
 
 def fetch_all(root: Path | None = None, log: Callable[[str], None] = print) -> Path:

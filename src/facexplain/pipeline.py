@@ -121,6 +121,17 @@ class FacePipeline:
                 out.append(e)
         return torch.cat(out)
 
+    def embed_arrays(self, faces: np.ndarray) -> np.ndarray:
+        """Embeddings (N, D) of aligned crops (N, 3, H, W) as numpy, forward-only: on the
+        runtime without importing torch where there is one (photo quality's extra passes)."""
+        runtime = self.runtime()
+        x = np.ascontiguousarray(faces, dtype=np.float32)
+        if runtime is not None:
+            return np.asarray(runtime(x))
+        import torch
+
+        return self.embed(torch.from_numpy(x)).numpy()
+
     def embeddings(self, pair: FacePair) -> np.ndarray:
         """(2, D) embeddings of a clean aligned pair, forward-only: on the runtime where there
         is one (no torch), else the scorer's (remembered per pair and weights)."""

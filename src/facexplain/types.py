@@ -149,6 +149,7 @@ class Verdict:
     verbal: str = ""  # the ENFSI verbal scale of the LR
     prior_odds: float | None = None  # the user's, same : different
     p_same: float | None = None  # only for a prior the user stated
+    quality: dict[str, dict[str, object]] | None = None  # "a", "b": score, components, failing
 
     @property
     def answer(self) -> str:
@@ -178,6 +179,7 @@ class Verdict:
             "verbal": self.verbal,
             "prior_odds": self.prior_odds,
             "p_same": self.p_same,
+            "quality": self.quality,
         }
 
 

@@ -7,7 +7,8 @@ package, so its backbone row imports ``FACE_API`` from here: one pinned version 
 
 from __future__ import annotations
 
-from facexplain.assets import AssetFile, RegistryPackage
+from facexplain.assets import AssetFile, DerivedFile, RegistryPackage
+from facexplain.onnxrt import runtime_name
 
 FACE_API = RegistryPackage("npm", "@vladmandic/face-api", "1.7.15")
 WEIGHTS = AssetFile(
@@ -21,3 +22,6 @@ MANIFEST = AssetFile(
     "ca4886639f86e99b39fed0c155f81b63317225773bd9616716e887b0153389c9",
 )
 FILES = (WEIGHTS, MANIFEST)
+# The net exported at set-up for onnxruntime (photo quality on a torch-free ``verify``).
+RUNTIME = DerivedFile(runtime_name("landmarks68"),
+                      "facexplain.align.landmarks68_runtime:build_landmarks_runtime")

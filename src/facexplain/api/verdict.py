@@ -9,6 +9,7 @@ app, ``/api/v1``, batch and search alike.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from facexplain.backbones.runtime import runtime_key
 from facexplain.confidence.likelihood import posterior_same, verbal
 from facexplain.confidence.scope import ScopeProfile, face_traits, out_of_scope
 from facexplain.pipeline import FacePipeline
+from facexplain.quality.profile import PhotoQuality
 from facexplain.scoring import Calibration, Decision, calibration_for, cosine_rows, get_calibration
 from facexplain.types import AlignedFace, FacePair, Verdict, VerdictOptions
 
@@ -89,6 +91,14 @@ def verdict_for_pair(pipeline: FacePipeline, pair: FacePair, path_a: str, path_b
         embeddings = pipeline.scorer.embed_pair(pair.tensor).numpy()
         similarity = pipeline.scorer.similarity(pair.tensor)
     decision = cal.decide(similarity, options)
+    qualities = _quality(pipeline, cal, pair, embeddings)
+    unfit = _unfit_reasons(qualities)
+    if unfit and options.max_error is not None and decision.answered:
+        decision = replace(decision, answered=False, rule=(
+            f"not sure: {unfit}; the rule's error bound holds for photos within the "
+            f"calibration photos' quality range"))
+    if unfit and decision.evidence is not None:
+        decision = replace(decision, evidence=_evidence_for_unfit(cal, similarity, decision))
     return Verdict(
         similarity=similarity,
         threshold=cal.threshold,
@@ -105,7 +115,44 @@ def verdict_for_pair(pipeline: FacePipeline, pair: FacePair, path_a: str, path_b
         rule=decision.rule,
         answered=decision.answered,
         **_evidence(decision, options),
+        quality=None if qualities is None else {
+            "a": qualities[0].to_dict(), "b": qualities[1].to_dict()},
     )
+
+
+def _quality(pipeline: FacePipeline, cal: Calibration, pair: FacePair, embeddings: np.ndarray
+             ) -> tuple[PhotoQuality, PhotoQuality] | None:
+    """Both photos' fitness for comparison against the calibration photos' profile (None:
+    no profile stored for these weights)."""
+    if cal.quality is None:
+        return None
+    from facexplain.quality.assess import assess_faces
+    from facexplain.quality.profile import QualityProfile
+
+    a, b = assess_faces([pair.a, pair.b], pipeline.spec.alignment, np.asarray(embeddings),
+                        QualityProfile.from_json(cal.quality), pipeline.embed_arrays)
+    return a, b
+
+
+def _unfit_reasons(qualities: tuple[PhotoQuality, PhotoQuality] | None) -> str:
+    """Why either photo is outside the calibration photos' quality range, in plain words."""
+    if qualities is None:
+        return ""
+    parts = [f"photo {label}: {'; '.join(q.reasons)}"
+             for label, q in zip("AB", qualities, strict=True) if q.failing]
+    return "; ".join(parts)
+
+
+def _evidence_for_unfit(cal: Calibration, similarity: float, decision: Decision
+                        ) -> tuple[float, str] | None:
+    """The LR for a pair with an unfit photo: the fit on degraded photos where one is stored,
+    else the usual fit with its population marked as not matching this pair."""
+    degraded = cal.likelihood(similarity, "degraded")
+    if degraded is not None and degraded[1] == "degraded":
+        return degraded
+    assert decision.evidence is not None
+    value, population = decision.evidence
+    return value, f"{population} (a photo here is outside its quality range)"
 
 
 def _evidence(decision: Decision, options: VerdictOptions) -> dict[str, Any]:

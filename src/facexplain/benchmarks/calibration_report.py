@@ -42,6 +42,13 @@ def selective_table(doc: dict[str, Any]) -> str:
         err = "-" if r["error"] is None else f"{r['error']:.4f}"
         lines.append(f"| {float(t):g} | look-alike pairs, **LFW's rule** (out of its scope) | "
                      f"{r['answered']:,} ({100 * r['coverage']:.1f}%) | {r['wrong']} | {err} |")
+    for t, by_pop in doc.get("selective_default", {}).items():
+        for pop, r in by_pop.items():
+            err = "-" if r["error"] is None else f"{r['error']:.4f}"
+            lines.append(f"| {float(t):g} | {POPULATION_WORDS.get(pop, pop)}, **default rule** "
+                         f"(stricter of LFW's and the look-alikes', both fitted on the other "
+                         f"folds) | {r['answered']:,} ({100 * r['coverage']:.1f}%) | {r['wrong']} "
+                         f"| {err} [{r['error_ci'][0]:.4f}, {r['error_ci'][1]:.4f}] |")
     return "\n".join(lines)
 
 

@@ -63,6 +63,10 @@ def verify_command(
         typer.echo(f"  rule: {verdict.rule}")
     for note in verdict.scope:
         typer.echo(f"  out of scope: {note} (the confidence may not hold)")
+    from facexplain.quality.text import quality_lines
+
+    for line in quality_lines(verdict.quality):
+        typer.echo(f"  {line}")
 
 
 def setup_command(
