@@ -19,6 +19,7 @@ from facexplain.benchmarks.lfw_report import lfw_table
 from facexplain.benchmarks.lr_report import lr_table
 from facexplain.benchmarks.parts_report import markdown_table
 from facexplain.benchmarks.planted_report import components_table, planted_table
+from facexplain.benchmarks.quality_report import QualityResult
 from facexplain.benchmarks.sanity_report import SanityResult
 from facexplain.benchmarks.search_report import (
     codes_table,
@@ -298,3 +299,8 @@ def _method_table(docs: Docs) -> str:
                  else "sanity" if "states" in doc else "cost")
         groups[group].append(doc)
     return markdown(build_from(groups, str(docs[0]["backbone"])))
+
+
+@table_kind("quality")
+def _quality(docs: Docs) -> str:
+    return QualityResult.from_json(_one(docs, "quality")).table()

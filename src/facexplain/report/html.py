@@ -11,6 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from facexplain.confidence.likelihood import evidence_lines, lr_text
 from facexplain.progress import check_in
+from facexplain.quality.text import quality_lines
 from facexplain.report.components import ComponentsView, component_view
 from facexplain.report.images import save_side_by_side
 from facexplain.results import Section
@@ -51,6 +52,8 @@ def confidence_facts(verdict: Verdict, calibration: Calibration) -> list[str]:
                      "confidence above assumes LFW's even odds; state your own prior "
                      "(--prior-odds) for P(same).")
     facts += [f"Out of scope: {n}; the confidence may not hold." for n in verdict.scope]
+    facts += [f"Out of scope: {line}." for line in quality_lines(verdict.quality)
+              if "outside" in line]
     if verdict.rule:
         facts.append(f"Selective verdict at max error {verdict.max_error:g}: {verdict.rule}.")
     return facts
@@ -78,6 +81,7 @@ def write_report(
         confidence_facts=confidence_facts(verdict, calibration),
         lr_text="" if verdict.log10_lr is None else lr_text(verdict.log10_lr),
         posterior_text=(evidence_lines(verdict)[1:] or [""])[0],
+        quality_lines=quality_lines(verdict.quality),
         faces_png=faces.name,
         template=template_name,
         sections=sections,
