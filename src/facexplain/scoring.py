@@ -260,8 +260,9 @@ def save_calibration(cal: Calibration, path: Path | None = None) -> Path:
 
 
 def store_lr_fits(backbone: str, fits: dict[str, Any], command: str,
-                  path: Path | None = None) -> Path:
-    """Add LR fits (population -> ``LrFit``) to ``backbone``'s stored calibration record."""
+                  path: Path | None = None, keep_others: bool = False) -> Path:
+    """Store LR fits (population -> ``LrFit``) in ``backbone``'s calibration record (replacing
+    the stored ones, or beside them with ``keep_others``)."""
     import datetime as dt
 
     cal = load_calibrations(path).get(backbone)
@@ -269,7 +270,8 @@ def store_lr_fits(backbone: str, fits: dict[str, Any], command: str,
         raise InvalidArgument(f"backbone '{backbone}' has no calibration record to add LRs to; "
                               f"run `facexplain benchmark calibration --backbone {backbone} "
                               "--write-calibration` first")
-    lr: dict[str, Any] = {name: fit.to_json() for name, fit in fits.items()}
+    lr: dict[str, Any] = dict(cal.lr or {}) if keep_others else {}
+    lr.update({name: fit.to_json() for name, fit in fits.items()})
     lr["command"], lr["date"] = command, dt.date.today().isoformat()
     from dataclasses import replace
 

@@ -138,8 +138,8 @@ def test_a_fixed_batch_graph_registers_and_scores_like_the_builtin(
 @pytest.mark.long
 def test_registered_model_verifies_at_once_and_a_new_one_under_its_name_inherits_nothing(
         home: Path, tmp_path: Path) -> None:  # noqa: F811
-    """The CLI registers with a provisional calibration (LFW folds 1-2), verify works and says
-    so; after remove, a different model under the same name has no calibration at all."""
+    """The CLI registers with a provisional calibration (LFW folds 1-2: threshold, confidence
+    and a bounded LR), verify works and says so; after remove, a different model under the same name has no calibration at all."""
     from facexplain.api import verify
     from facexplain.backbones.user_records import remove_backbone
     from facexplain.errors import InvalidArgument
@@ -152,8 +152,12 @@ def test_registered_model_verifies_at_once_and_a_new_one_under_its_name_inherits
     added = _cli("backbones", "add", "reused-name", "--onnx", str(mobile), home=home)
     assert added.returncode == 0, added.stderr
     assert "provisional threshold" in added.stdout
+    assert "provisional likelihood ratios" in added.stdout
     first = verify(A, B, backbone="reused-name")
     assert first.confidence is not None and first.population.startswith("provisional")
+    # a provisional, bounded LR on the side of the verdict (A and B are one person's photos)
+    assert first.lr_population == "lfw-provisional" and first.log10_lr is not None
+    assert (first.log10_lr > 0) == first.same and first.verbal
     remove_backbone("reused-name")
     again = _cli("backbones", "add", "reused-name", "--onnx", str(sface), "--no-calibrate",
                  home=home)

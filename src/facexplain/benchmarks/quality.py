@@ -182,16 +182,38 @@ def run_quality(cfg: QualityConfig) -> tuple[dict[str, Any], QualityProfile, dic
         report[label] = edc_rows(held_sets, {n: measures[m] for n, m in names.items()}, tau,
                                  cfg.n_boot, cfg.seed)
     ranks = _rank_check(copies[n_fit:], idx, didx, measures[kind])
+    lr_doc, lr_fit = degraded_lr(fit_sets["degraded"][0][1], held_sets["degraded"][0][1],
+                                 cfg.n_boot, cfg.seed)
     veto = _veto_effect(held_sets, cal, clean, deg, profile, measures[kind])
     doc = {"backbone": cfg.backbone, "mining_model": cfg.mining_model(), "unified": kind,
            "choice_folds_1_5": {p: {k: v["pauc"] for k, v in r.items()}
                                 for p, r in fit_edc.items()},
            "thresholds": {"calibrated": cal.threshold, "fmr_1e-3": round(tau_fmr, 6)},
            "edc": report, "degraded_below_original": ranks, "not_sure_rule": veto,
+           "degraded_lr": lr_doc,
            "profile": profile.to_json(), "n_photos": len(clean.paths),
            "n_degraded": len(deg.paths), "seconds": round(time.perf_counter() - started, 1),
            **measured_on()}
-    return doc, profile, {"measures": names}
+    return doc, profile, {"measures": names, "lr_fit": lr_fit}
+
+
+def degraded_lr(fit_pairs: PairSet, test_pairs: PairSet, n_boot: int, seed: int
+                ) -> tuple[dict[str, Any], Any]:
+    """An LR for pairs with a degraded photo: logistic, fitted on folds 1-5's degraded pairs
+    and judged on folds 6-10's (Cllr, Cllr_min with CIs); the fit kept for use is on both."""
+    from facexplain.benchmarks.lr import lr_quality
+    from facexplain.benchmarks.populations import Population
+    from facexplain.confidence.likelihood import fit_lr
+
+    fitted = fit_lr("logistic", fit_pairs.similarity, fit_pairs.same, "degraded")
+    test = Population("degraded", "", test_pairs.similarity, test_pairs.same,
+                      np.zeros(test_pairs.same.size, dtype=int), [])
+    quality = lr_quality(fitted(test_pairs.similarity), test, n_boot, seed)
+    both = fit_lr("logistic", np.r_[fit_pairs.similarity, test_pairs.similarity],
+                  np.r_[fit_pairs.same, test_pairs.same], "degraded")
+    return {"fitted_on": int(fit_pairs.same.size), "tested_on": int(test_pairs.same.size),
+            "kind": "logistic", "heldout": quality,
+            "bounds": [both.lower, both.upper]}, both
 
 
 def _lookalike_rows(cfg: QualityConfig, held: list[LfwPair], images: Path, cache: DiskCache

@@ -128,8 +128,10 @@ def add_command(
 
 
 def _provisional_calibration(name: str) -> None:
-    """Threshold and Platt fit on LFW folds 1-2, stored for these weights and named provisional
-    in every verdict, so a new model verifies at once."""
+    """Threshold, Platt fit and a logistic LR fit (ELUB-bounded) on LFW folds 1-2, stored for
+    these weights and named provisional in every verdict, so a new model verifies at once and
+    states a strength of evidence (logistic: two parameters, the calibrator that needs least
+    data)."""
     from facexplain.benchmarks.lfw import LfwBenchmarkConfig, calibration_from, run_lfw_benchmark
     from facexplain.scoring import save_calibration
 
@@ -138,9 +140,17 @@ def _provisional_calibration(name: str) -> None:
     cal = calibration_from(result, command_line(), population=(
         f"provisional: LFW folds 1-2 ({result.summary['n_pairs']:,} pairs), fitted when the "
         "model was registered"))
+    from dataclasses import replace
+
+    from facexplain.confidence.likelihood import PROVISIONAL_LR, fit_lr
+
+    fit = fit_lr("logistic", result.scores, result.same, PROVISIONAL_LR)
+    cal = replace(cal, lr={PROVISIONAL_LR: fit.to_json(), "command": command_line(),
+                           "date": cal.date})
     save_calibration(cal)
     typer.echo(f"provisional threshold {cal.threshold:.4f} (accuracy on folds 1-2, held out "
-               f"fold by fold: {cal.lfw_accuracy:.4f})")
+               f"fold by fold: {cal.lfw_accuracy:.4f}); provisional likelihood ratios "
+               f"(logistic, bounded to log10 LR {fit.lower:+.2f}..{fit.upper:+.2f})")
 
 
 @app.command("remove")

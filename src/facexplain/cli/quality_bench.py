@@ -30,7 +30,8 @@ def quality_command(
     plot: Annotated[Path | None, typer.Option(help="EDC curves (PNG path).")] = None,
     n_boot: Annotated[int, typer.Option(min=10, max=5000, help="Bootstrap resamples.")] = 200,
     write_calibration: Annotated[bool, typer.Option(
-        help="Store the quality profile (folds 1-5) in the backbone's calibration record.")]
+        help="Store the quality profile (folds 1-5) and the LR for pairs with a degraded "
+        "photo in the backbone's calibration record.")]
     = False,
 ) -> None:
     """Photo quality judged by the errors it predicts: EDC pAUC against random discard for the
@@ -41,7 +42,8 @@ def quality_command(
     check_inputs(backbone, LFW_PAIRS, LFW_IMAGES, 10, json_out, plot)
     if mining:
         check_inputs(mining, LFW_PAIRS, LFW_IMAGES, 10)
-    doc, profile, _ = run_quality(QualityConfig(backbone=backbone, mining=mining, n_boot=n_boot))
+    doc, profile, extra = run_quality(QualityConfig(backbone=backbone, mining=mining,
+                                                    n_boot=n_boot))
     stamp(doc)
     plot_path = plot or (json_out.with_suffix(".png") if json_out else
                          Path(f"out/benchmarks/quality-{backbone}.png"))
@@ -51,7 +53,10 @@ def quality_command(
     typer.echo(doc["table"])
     typer.echo(f"unified score: {doc['unified']}; plot: {doc['plot']}")
     if write_calibration:
-        from facexplain.scoring import store_quality_profile
+        from facexplain.scoring import store_lr_fits, store_quality_profile
 
         typer.echo(f"quality profile stored in "
                    f"{store_quality_profile(backbone, profile.to_json(), str(doc['command']))}")
+        where = store_lr_fits(backbone, {"degraded": extra["lr_fit"]}, str(doc["command"]),
+                              keep_others=True)
+        typer.echo(f"LR for pairs with a degraded photo stored in {where}")

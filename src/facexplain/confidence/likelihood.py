@@ -151,8 +151,13 @@ def lr_text(log10_lr: float) -> str:
     return f"log10 LR {log10_lr:+.2f} (LR about {size})"
 
 
+PROVISIONAL_LR = "lfw-provisional"  # a user model's fit at registration (LFW folds 1-2)
 POPULATION_WORDS = {"lfw": "LFW folds (6,000 pairs)",
-                    "lookalike": "look-alike pairs (LFW's genuine pairs, mined impostors)"}
+                    "lookalike": "look-alike pairs (LFW's genuine pairs, mined impostors)",
+                    PROVISIONAL_LR: "LFW folds 1-2 (1,200 pairs; provisional, fitted when the "
+                    "model was registered)",
+                    "degraded": "LFW pairs with one photo degraded (blur, down-scaling, "
+                    "darkness, JPEG, eye band)"}
 
 
 def odds_text(odds: float) -> str:
