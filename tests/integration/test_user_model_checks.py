@@ -139,7 +139,8 @@ def test_a_fixed_batch_graph_registers_and_scores_like_the_builtin(
 def test_registered_model_verifies_at_once_and_a_new_one_under_its_name_inherits_nothing(
         home: Path, tmp_path: Path) -> None:  # noqa: F811
     """The CLI registers with a provisional calibration (LFW folds 1-2: threshold, confidence
-    and a bounded LR), verify works and says so; after remove, a different model under the same name has no calibration at all."""
+    and a bounded LR), verify works and says so; after remove, a different model under the same
+    name has no calibration at all."""
     from facexplain.api import verify
     from facexplain.backbones.user_records import remove_backbone
     from facexplain.errors import InvalidArgument
