@@ -221,7 +221,7 @@ def save_component_picture(faces: torch.Tensor, landmarks: np.ndarray,
     bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), cax=axes[2])
     bar.set_label(label, fontsize=7)
     bar.ax.tick_params(labelsize=7)
-    if any(f.finding == "not assessable" for f in findings):
+    if any(value(f) is None for f in findings):
         fig.legend(handles=[Patch(facecolor="none", edgecolor="#777777", hatch="////",
                                   label="not assessable")], loc="outside lower center",
                    fontsize=7, frameon=False)
