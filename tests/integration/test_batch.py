@@ -165,6 +165,8 @@ def test_batch_verify_matches_verify_and_resumes(local_ray: None, tmp_path: Path
     assert float(row["similarity"]) == pytest.approx(expected.similarity, abs=1e-5)
     assert row["answer"] == ("same" if expected.same else "different")
     assert tuple(rows[0]) == CSV_FIELDS  # every field of the verdict is a column
+    if expected.quality is not None:  # each photo's quality score, as verify gives it
+        assert float(row["quality_b"]) == pytest.approx(expected.quality["b"]["score"], abs=1e-3)
 
 
 def test_single_pair_commands_do_not_import_ray() -> None:

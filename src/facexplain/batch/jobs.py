@@ -28,7 +28,8 @@ from facexplain.errors import InvalidArgument
 CSV_FIELDS = ("id", "a", "b", "label", "status", "similarity", "threshold", "same", "answer",
               "confidence", "backbone", "warnings", "calibration_population", "out_of_scope",
               "max_error", "rule", "log10_lr", "lr_population", "verbal", "prior_odds",
-              "p_same", "seconds", "worker", "error", "reason")
+              "p_same", "quality_a", "quality_b", "quality_reasons", "seconds", "worker", "error",
+              "reason")
 VERIFY_CHUNK = 16
 
 
@@ -77,6 +78,19 @@ def _csv_cell(value: object) -> object:
     return " | ".join(str(v) for v in value) if isinstance(value, list) else value
 
 
+def _csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row for the CSV: lists joined, each photo's quality score and the reasons a photo is
+    outside the calibration photos' range (the JSON lines keep the whole record)."""
+    out = {k: _csv_cell(v) for k, v in row.items() if k != "quality"}
+    quality = row.get("quality") or {}
+    for label in ("a", "b"):
+        out[f"quality_{label}"] = (quality.get(label) or {}).get("score")
+    out["quality_reasons"] = " | ".join(
+        f"photo {label.upper()}: {reason}" for label in ("a", "b")
+        for reason in (quality.get(label) or {}).get("reasons", []))
+    return out
+
+
 def _check_header(path: Path) -> None:
     """A CSV written with other columns (another version) is not appended to: one line."""
     with path.open(newline="", encoding="utf-8") as fh:
@@ -108,7 +122,7 @@ def batch_verify(job: BatchJob, pairs: Sequence[BatchPair], csv_path: Path, work
             if as_json:
                 fh.writelines(json.dumps(r) + "\n" for r in rows)
             else:
-                writer.writerows({k: _csv_cell(v) for k, v in r.items()} for r in rows)
+                writer.writerows(_csv_row(r) for r in rows)
             fh.flush()
             os.fsync(fh.fileno())
 
