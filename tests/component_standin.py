@@ -16,7 +16,6 @@ from facexplain.methods import registry
 from facexplain.types import ComponentFinding, MethodDetails
 
 REAL = "components"
-USE_REAL = False  # TEMP: the method is being written beside these tests
 STANDIN = "components-standin"
 FINDINGS = (
     ComponentFinding("eyebrows", 0.081, 0.040, "differs", 1),
@@ -52,7 +51,7 @@ STANDIN_INFO = MethodInfo(
 @pytest.fixture
 def component_method() -> Iterator[str]:
     """The name of the method to ask for: ``components`` once it exists, else the stand-in."""
-    if USE_REAL and REAL in registry.all_methods():
+    if REAL in registry.all_methods():
         yield REAL
         return
     registry.register_method(STANDIN_INFO)

@@ -65,7 +65,7 @@ def test_the_component_condition_shows_a_table_in_round_two(
     for r in stored:
         assert f"<td>{r['component']}</td><td>{r['finding']}</td>" in table
     assert 'id="help"' not in page  # no heat map for this condition
-    assert "How to read the table" in page and component_method not in page  # method unnamed
+    assert "How to read the table" in page and "Component comparison" not in page  # unnamed
     other = next(p for p in table_study.participants if p.condition == "occlusion")
     for pair in other.order1:
         client.post(f"/p/{other.token}/answer", json={"phase": 1, "pair": pair, "choice": 3})

@@ -194,6 +194,9 @@ def draw_help_maps(folder: Path, pairs: Sequence[tuple[Path, Path]], methods: Se
             for r in result.results:
                 findings = findings_in(r.explanation.meta)
                 if findings is not None:
+                    if idx == 0 and log is not None and all(f.theta is None for f in findings):
+                        log(f"warning: no Θ_c is stored for {pipe.spec.name}: the "
+                            f"{r.method.name} table ranks the components but judges none")
                     shown.setdefault(r.method.name, None)
                     save_help_table(findings, folder / "maps" / r.method.name / f"p{idx:04d}.json")
                     continue
