@@ -3,12 +3,14 @@ findings in `/api/v1`'s result and a table on the job page above the report's pi
 
 from __future__ import annotations
 
+import html
 import time
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from facexplain.report.components import finding_from_dict, sentence
 from facexplain.types import COMPONENTS, FINDINGS
 from facexplain.web.app import create_app
 from facexplain.web.jobs import Pipelines
@@ -58,6 +60,7 @@ def test_api_result_and_job_page_carry_the_component_findings(
     table = page[start:page.index("</table>", start)]
     for f in found:
         assert f"<td>{f['component']}</td>" in table
-    assert ("differ more than" in page) or ("No component differs" in page)
+    said = sentence([finding_from_dict(f) for f in found])
+    assert html.escape(said) in page[start:]  # the plain-words sentence above the table
     report = client.get(f"{links['page']}/files/report.html").text
     assert report.index("Facial components") < report.index("Pairwise occlusion")
