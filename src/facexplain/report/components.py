@@ -143,12 +143,17 @@ def rows(findings: Sequence[ComponentFinding]) -> tuple[ComponentRow, ...]:
 
 
 def component_masks(landmarks: np.ndarray, size: int) -> dict[str, np.ndarray]:
-    """Bool (size, size) masks of the components on one aligned crop, from its 68 landmarks."""
-    from facexplain.datasets.face_regions import region_masks
+    """Bool (size, size) masks of the components on one aligned crop, from its 68 landmarks:
+    the very masks the comparison scores (``datasets.face_components``)."""
+    try:
+        from facexplain.datasets.face_components import component_masks as seven
+    except ImportError:  # a checkout without the seven components: the four planted regions
+        from facexplain.datasets.face_regions import region_masks
 
-    masks = region_masks(landmarks, size)
-    named = {"brows": "eyebrows"}
-    return {named.get(k, k): v for k, v in masks.items() if k != "face"}
+        named = {"brows": "eyebrows"}
+        return {named.get(k, k): v for k, v in region_masks(landmarks, size).items()
+                if k != "face"}
+    return seven(landmarks, size)
 
 
 def face_landmarks(explanation: PairExplanation) -> np.ndarray:
