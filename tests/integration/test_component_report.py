@@ -15,6 +15,7 @@ from facexplain.pipeline import FacePipeline
 from facexplain.report.components import (
     component_masks,
     finding_from_dict,
+    make_view,
     rows,
     save_component_picture,
     sentence,
@@ -98,7 +99,11 @@ def test_a_model_without_stored_theta_is_ranked_not_judged(tmp_path: Path,
            ComponentFinding("nose", 0.01, None, "not assessable", 2, why)]
     assert sentence(raw) == ("No Θ_c is stored for this model, so no component is judged; "
                              "ranked by score, the eyes move the similarity most.")
+    view = make_view(raw, "LFW", None)
+    assert view.note == why and not any(r.reason for r in view.rows)  # said once, not per row
+    assert make_view(FINDINGS, "LFW", None).rows[-1].reason == "covered by a hand"
     pair = sface.pair(lfw_image("Aaron_Peirsol", 1), lfw_image("Aaron_Peirsol", 2))
     path = save_component_picture(pair.tensor, landmarks68(pair.tensor).numpy(), raw,
                                   tmp_path / "raw.png")
     assert path.stat().st_size > 10_000
+

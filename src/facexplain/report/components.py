@@ -10,7 +10,7 @@ first) is shown, so the report layer never imports ``methods``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,10 @@ WORDS = {"forehead": ("the forehead", False), "eyebrows": ("the eyebrows", True)
          "cheeks": ("the cheeks", True), "mouth": ("the mouth", False),
          "jaw": ("the jaw line", False)}
 PICTURE = "components.png"
+CAPTION = "Facial components on both aligned faces"
+READING_RAW = ("Each component's outline on both faces, coloured by its bare score (no Θ_c is "
+               "stored for this model): darker red moves the similarity more. The numbers on "
+               "face A are the ranks of the table.")
 READING = ("Each component's outline on both faces, coloured by its score over its own Θ_c: "
            "blue below 1 (consistent: within what two photos of one person differ by), red "
            "above 1 (differs); grey hatched: not assessable. The numbers on face A are the "
@@ -54,6 +58,22 @@ class ComponentsView:
     sentence: str
     rows: tuple[ComponentRow, ...]
     figure: Figure | None = None
+    note: str = ""  # a reason every not-assessable row shares, said once under the table
+
+
+def make_view(findings: Sequence[ComponentFinding], population: str,
+              figure: Figure | None) -> ComponentsView:
+    """Sentence, rows and picture; a reason shared by several not-assessable rows (no Θ_c
+    stored) is said once, not on every row."""
+    table = rows(findings)
+    reasons = {r.reason for r in table if r.finding == "not assessable"}
+    note = ""
+    if len(reasons) == 1 and sum(r.finding == "not assessable" for r in table) > 1:
+        note = reasons.pop()
+        table = tuple(replace(r, reason="") for r in table)
+    if figure is not None and not any(ratio(f) is not None for f in findings):
+        figure = replace(figure, reading=READING_RAW)
+    return ComponentsView(sentence(findings, population), table, figure, note)
 
 
 def findings_in(meta: MethodDetails) -> tuple[ComponentFinding, ...] | None:
@@ -249,9 +269,7 @@ def component_view(explanation: PairExplanation, out_dir: Path) -> ComponentsVie
         else population
     picture = save_component_picture(explanation.faces, face_landmarks(explanation), findings,
                                      out_dir / PICTURE)
-    return ComponentsView(sentence(findings, words), rows(findings),
-                          Figure(picture.name, "Facial components on both aligned faces",
-                                 READING))
+    return make_view(findings, words, Figure(picture.name, CAPTION, READING))
 
 
 def view_from_json(summary: Mapping[str, object]) -> ComponentsView | None:
@@ -270,5 +288,4 @@ def view_from_json(summary: Mapping[str, object]) -> ComponentsView | None:
                 population = details["population"]
                 break
     words = "LFW" if population is None or population.lower() == "lfw" else population
-    return ComponentsView(sentence(findings, words), rows(findings),
-                          Figure(PICTURE, "Facial components on both aligned faces", READING))
+    return make_view(findings, words, Figure(PICTURE, CAPTION, READING))
