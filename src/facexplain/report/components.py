@@ -165,14 +165,8 @@ def rows(findings: Sequence[ComponentFinding]) -> tuple[ComponentRow, ...]:
 def component_masks(landmarks: np.ndarray, size: int) -> dict[str, np.ndarray]:
     """Bool (size, size) masks of the components on one aligned crop, from its 68 landmarks:
     the very masks the comparison scores (``datasets.face_components``)."""
-    try:
-        from facexplain.datasets.face_components import component_masks as seven
-    except ImportError:  # a checkout without the seven components: the four planted regions
-        from facexplain.datasets.face_regions import region_masks
+    from facexplain.datasets.face_components import component_masks as seven
 
-        named = {"brows": "eyebrows"}
-        return {named.get(k, k): v for k, v in region_masks(landmarks, size).items()
-                if k != "face"}
     return seven(landmarks, size)
 
 
