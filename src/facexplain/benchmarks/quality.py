@@ -40,7 +40,8 @@ from facexplain.quality.unified import ui_distance
 from facexplain.scoring import cosine_rows
 from facexplain.types import VerdictOptions
 
-UNIFIED = ("stability", "ui_distance", "norm")
+UNIFIED = ("ui_distance", "norm")  # free: from the verdict's own embedding
+SAMPLED = "stability"  # five forward passes a photo: measured on a sample of held-out pairs
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class QualityConfig:
     n_boot: int = 200
     seed: int = 0
     fit_every: int = 3  # degrade every k-th pair of folds 1-5 (for the centre and the choice)
+    stability_pairs: int = 200  # held-out pairs whose photos get the stability score
     progress: bool = True
 
     def mining_model(self) -> str:
@@ -131,11 +133,16 @@ def run_quality(cfg: QualityConfig) -> tuple[dict[str, Any], QualityProfile, dic
     pairs = read_pairs(cfg.lfw / "pairs.txt")
     held = [p for p in pairs if p.fold in HELDOUT_FOLDS]
     fit = [p for p in pairs if p.fold not in HELDOUT_FOLDS]
-    clean = score_photos(pipe, unique_images(pairs, images), cache, cfg.progress)
     fit_deg = [p for i, p in enumerate(fit) if i % cfg.fit_every == 0]
     copies = degraded_copies(fit_deg + held, images, cfg.cache_dir, cache, pipe, cfg.progress,
                              cfg.seed)
-    deg = score_photos(pipe, [c[2] for c in copies], cache, cfg.progress, "quality (degraded)")
+    sample = held[:cfg.stability_pairs]
+    sample_copies = copies[len(fit_deg):len(fit_deg) + len(sample)]
+    in_sample = {q for p in sample for q in (p.path_a(images), p.path_b(images))}
+    clean = score_photos(pipe, unique_images(pairs, images), cache, cfg.progress,
+                         stability_for=in_sample)
+    deg = score_photos(pipe, [c[2] for c in copies], cache, cfg.progress, "quality (degraded)",
+                       stability_for={c[2] for c in sample_copies})
     idx, didx = clean.index(), deg.index()
     n_fit = len(fit_deg)
     centre_rows = np.array([didx[c[2]] for c in copies[:n_fit]])
@@ -146,7 +153,7 @@ def run_quality(cfg: QualityConfig) -> tuple[dict[str, Any], QualityProfile, dic
     exposure_mid = float(np.median(clean.column("exposure")[fit_photos]))
     measures = {name: {"clean": oriented(clean, name, centre, exposure_mid),
                        "degraded": oriented(deg, name, centre, exposure_mid)}
-                for name in (*UNIFIED, *COMPONENTS)}
+                for name in (*UNIFIED, SAMPLED, *COMPONENTS)}
     cal = calibration_of(pipe, forward_only=True)
     impostor_fit = _pairs([r for r in _rows(fit, images) if not r[2]], idx, idx,
                           clean.embeddings, clean.embeddings, "clean")
@@ -182,6 +189,9 @@ def run_quality(cfg: QualityConfig) -> tuple[dict[str, Any], QualityProfile, dic
         report[label] = edc_rows(held_sets, {n: measures[m] for n, m in names.items()}, tau,
                                  cfg.n_boot, cfg.seed)
     ranks = _rank_check(copies[n_fit:], idx, didx, measures[kind])
+    sampled = _stability_sample(sample, sample_copies, images, idx, didx, clean, deg,
+                                {kind: measures[kind], SAMPLED: measures[SAMPLED]},
+                                cal.threshold, cfg)
     lr_doc, lr_fit = degraded_lr(fit_sets["degraded"][0][1], held_sets["degraded"][0][1],
                                  cfg.n_boot, cfg.seed)
     veto = _veto_effect(held_sets, cal, clean, deg, profile, measures[kind])
@@ -190,7 +200,7 @@ def run_quality(cfg: QualityConfig) -> tuple[dict[str, Any], QualityProfile, dic
                                 for p, r in fit_edc.items()},
            "thresholds": {"calibrated": cal.threshold, "fmr_1e-3": round(tau_fmr, 6)},
            "edc": report, "degraded_below_original": ranks, "not_sure_rule": veto,
-           "degraded_lr": lr_doc,
+           "degraded_lr": lr_doc, "stability_sample": sampled,
            "profile": profile.to_json(), "n_photos": len(clean.paths),
            "n_degraded": len(deg.paths), "seconds": round(time.perf_counter() - started, 1),
            **measured_on()}
@@ -214,6 +224,25 @@ def degraded_lr(fit_pairs: PairSet, test_pairs: PairSet, n_boot: int, seed: int
     return {"fitted_on": int(fit_pairs.same.size), "tested_on": int(test_pairs.same.size),
             "kind": "logistic", "heldout": quality,
             "bounds": [both.lower, both.upper]}, both
+
+
+def _stability_sample(sample: list[LfwPair], copies: list[tuple[int, Path, Path, str]],
+                      images: Path, idx: dict[Path, int], didx: dict[Path, int],
+                      clean: PhotoScores, deg: PhotoScores,
+                      measures: dict[str, dict[str, np.ndarray]], threshold: float,
+                      cfg: QualityConfig) -> dict[str, Any]:
+    """The stability score against the chosen unified score on the sampled held-out pairs:
+    rank check and EDC on those pairs plus their degraded versions."""
+    rows = _rows(sample, images)
+    base = _pairs(rows, idx, idx, clean.embeddings, clean.embeddings, "clean")
+    drows = [(sample[k].path_a(images), d, sample[k].same) for k, (_, _, d, _) in
+             enumerate(copies)]
+    degraded = _pairs(drows, idx, didx, clean.embeddings, deg.embeddings, "degraded")
+    sets = {"degraded": ([base, degraded], "fnmr")}
+    return {"n_pairs": len(sample),
+            "edc": edc_rows(sets, measures, threshold, cfg.n_boot, cfg.seed),
+            "below_original": {name: _rank_check(copies, idx, didx, m)["all"]
+                               for name, m in measures.items()}}
 
 
 def _lookalike_rows(cfg: QualityConfig, held: list[LfwPair], images: Path, cache: DiskCache

@@ -56,24 +56,43 @@ def _aligned(pipe: FacePipeline, path: Path, face: LocatedFace) -> AlignedFace:
 
 
 def score_photos(pipe: FacePipeline, paths: list[Path], cache: DiskCache, progress: bool,
-                 label: str = "quality") -> PhotoScores:
-    """Components, stability and embedding of every photo (cached per photo and weights)."""
+                 label: str = "quality", stability_for: set[Path] | None = None,
+                 chunk: int = 64) -> PhotoScores:
+    """Components and embedding of every photo and, for the photos in ``stability_for`` (all
+    when None), the stability score (five more forward passes each, so the benchmark takes it
+    on a sample); NaN elsewhere. Cached per photo and weights."""
     located = locate_all(pipe, paths, cache, progress)
     emb = embed_all(pipe, located, cache, False, 32, progress)
-    embed = pipe.embed_arrays
     tag = f"{QUALITY_VERSION}:{pipe.spec.name}@{pipe.embedding_key()}"
-    values = np.empty((len(paths), len(COMPONENTS)))
-    stab = np.empty(len(paths))
-    for i, path in enumerate(tqdm(paths, desc=label, unit="img", disable=not progress)):
-        key = f"{tag}:{image_key(path)}"
+    values = np.full((len(paths), len(COMPONENTS)), np.nan)
+    stab = np.full(len(paths), np.nan)
+    todo: list[int] = []
+    for i, path in enumerate(paths):
+        hit = cache.get(f"{tag}:{image_key(path)}")
+        if hit is None:
+            todo.append(i)
+        else:
+            values[i] = hit["values"]
+    bar = tqdm(total=len(todo), desc=label, unit="img", disable=not progress)
+    for start in range(0, len(todo), chunk):
+        rows = todo[start:start + chunk]
+        faces = [_aligned(pipe, paths[i], located[paths[i]]) for i in rows]
+        vals, _, _ = raw_components(faces, pipe.spec.alignment)
+        for i, v in zip(rows, vals, strict=True):
+            values[i] = [v[c] for c in COMPONENTS]
+            cache.put(f"{tag}:{image_key(paths[i])}", values=values[i])
+        bar.update(len(rows))
+    bar.close()
+    wanted = [i for i, p in enumerate(paths) if stability_for is None or p in stability_for]
+    for i in tqdm(wanted, desc=f"{label}: stability", unit="img", disable=not progress):
+        key = f"stability-v1:{tag}:{image_key(paths[i])}"
         hit = cache.get(key)
         if hit is None:
-            face = _aligned(pipe, path, located[path])
-            vals, _, _ = raw_components([face], pipe.spec.alignment)
-            s = stability(embed, face.array[None], emb[path][None])
-            hit = {"values": np.array([vals[0][c] for c in COMPONENTS]), "stability": s}
+            face = _aligned(pipe, paths[i], located[paths[i]])
+            hit = {"stability": stability(pipe.embed_arrays, face.array[None],
+                                          emb[paths[i]][None])}
             cache.put(key, **hit)
-        values[i], stab[i] = hit["values"], float(np.asarray(hit["stability"]).ravel()[0])
+        stab[i] = float(np.asarray(hit["stability"]).ravel()[0])
     return PhotoScores(paths, values, stab, np.stack([emb[p] for p in paths]))
 
 

@@ -63,6 +63,34 @@ def veto_table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def stability_table(doc: dict[str, Any]) -> str:
+    """The sampled stability score against the chosen unified score."""
+    sample = doc.get("stability_sample")
+    if not sample:
+        return ""
+    lines = [f"| {doc['backbone']}: {sample['n_pairs']} sampled held-out pairs + degraded "
+             "copies: measure | pAUC | random | difference [95% CI] | degraded below original "
+             "[95% CI] |", "|---|---|---|---|---|"]
+    for name, r in sample["edc"]["degraded"].items():
+        lo, hi = r["difference_ci"]
+        b = sample["below_original"][name]
+        lines.append(f"| {name} | {r['pauc']:.5f} | {r['pauc_random']:.5f} | "
+                     f"{r['difference']:+.5f} [{lo:+.5f}, {hi:+.5f}] | {b['share']:.3f} "
+                     f"[{b['ci'][0]:.3f}, {b['ci'][1]:.3f}] |")
+    return "\n".join(lines)
+
+
+def lr_degraded_line(doc: dict[str, Any]) -> str:
+    r = doc.get("degraded_lr")
+    if not r:
+        return ""
+    q = r["heldout"]
+    return (f"LR for pairs with a degraded photo ({r['kind']}, fitted on {r['fitted_on']:,} pairs "
+            f"of folds 1-5, tested on {r['tested_on']:,} of folds 6-10): Cllr {q['cllr']:.4f} "
+            f"[{q['cllr_ci'][0]:.4f}, {q['cllr_ci'][1]:.4f}], Cllr_min {q['cllr_min']:.4f} "
+            f"[{q['cllr_min_ci'][0]:.4f}, {q['cllr_min_ci'][1]:.4f}].")
+
+
 def plot_edc(doc: dict[str, Any], path: Path) -> Path:
     """EDC curves per population: the unified score, each component and random discard."""
     import matplotlib
@@ -112,4 +140,6 @@ class QualityResult:
 
     def table(self) -> str:
         doc = self.to_json()
-        return "\n\n".join([quality_table(doc), rank_table(doc), veto_table(doc)])
+        parts = [quality_table(doc), rank_table(doc), veto_table(doc), stability_table(doc),
+                 lr_degraded_line(doc)]
+        return "\n\n".join(p for p in parts if p)
