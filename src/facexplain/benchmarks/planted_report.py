@@ -118,7 +118,8 @@ def plot_examples(game: PlantedSet, maps: list[dict[str, np.ndarray]], indices: 
 
     names = list(maps[0])
     fig, axes = plt.subplots(len(indices), 2 + len(names),
-                             figsize=(1.6 * (2 + len(names)), 1.8 * len(indices)), dpi=100)
+                             figsize=(1.6 * max(2 + len(names), 5), 1.8 * len(indices)),
+                             dpi=100, squeeze=False)
     for r, (i, m) in enumerate(zip(indices, maps, strict=True)):
         p = game.pairs[i]
         for c in (0, 1):
