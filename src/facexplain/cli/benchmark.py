@@ -32,7 +32,8 @@ app = typer.Typer(help="Benchmarks on real data.", no_args_is_help=True)
 
 # The modules whose commands register benchmark tasks (this one included).
 BENCHMARK_MODULES = ("facexplain.cli.benchmark_maps", "facexplain.cli.codes_bench",
-                     "facexplain.cli.parts", "facexplain.cli.quality_bench")
+                     "facexplain.cli.parts", "facexplain.cli.quality_bench",
+                     "facexplain.cli.component_bench")
 
 
 def build_group() -> typer.Typer:

@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from facexplain.confidence.likelihood import evidence_lines, lr_text
 from facexplain.progress import check_in
 from facexplain.quality.text import quality_lines
-from facexplain.report.components import ComponentsView, component_view
+from facexplain.report.components import ComponentsView, component_view, findings_of
 from facexplain.report.images import save_side_by_side
 from facexplain.results import Section
 from facexplain.scoring import Calibration, confidence_text
@@ -120,6 +120,9 @@ def write_explanation(explanation: PairExplanation, out_dir: Path) -> Path:
     summary = {"verdict": explanation.verdict.to_dict(), "backbone": explanation.spec.name,
                "template": explanation.spec.template, "methods": methods,
                "skipped": [{"method": n, "why": why} for n, why in explanation.skipped]}
+    found = findings_of(explanation)  # the component comparison, ordered (rank 1 first)
+    if found is not None:
+        summary["components"] = [f.to_dict() for f in found]
     (out_dir / "explanation.json").write_text(json.dumps(summary, indent=2) + "\n",
                                               encoding="utf-8")
     if explanation.skipped:
