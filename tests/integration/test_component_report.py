@@ -76,6 +76,7 @@ def test_component_picture_outlines_each_component_on_both_real_faces(
     assert reddish.sum() > 50 and bluish.sum() > 50  # differs in red, consistent in blue
 
 
+@pytest.mark.long
 def test_report_leads_with_the_components_above_the_pixel_maps(
         sface: FacePipeline, tmp_path: Path, component_method: str) -> None:  # noqa: F811
     result = explain_pair(lfw_image("Abdel_Madi_Shabneh", 1), lfw_image("Dean_Barker", 1),

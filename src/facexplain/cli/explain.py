@@ -19,7 +19,6 @@ from facexplain.cli.options import (
 )
 from facexplain.methods.registry import all_methods, method_names
 
-
 # What a report leads with (the component findings, DESIGN.md) and the map beneath them; the
 # component comparison costs 0.22-0.37 of the occlusion at (16, 8) (issue 37).
 DEFAULT_METHODS = "components,occlusion"
