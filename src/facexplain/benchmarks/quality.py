@@ -37,7 +37,7 @@ from facexplain.pipeline import FacePipeline
 from facexplain.quality.measures import COMPONENTS
 from facexplain.quality.profile import QualityProfile, fit_profile, judge
 from facexplain.quality.unified import ui_distance
-from facexplain.scoring import cosine_rows
+from facexplain.scoring import cosine_rows, get_calibration
 from facexplain.types import VerdictOptions
 
 UNIFIED = ("ui_distance", "norm")  # free: from the verdict's own embedding
@@ -124,8 +124,6 @@ def _rows(pairs: list[LfwPair], images: Path) -> list[tuple[Path, Path, bool]]:
 def run_quality(cfg: QualityConfig) -> tuple[dict[str, Any], QualityProfile, dict[str, Any]]:
     """The benchmark's document, the calibration photos' profile (folds 1-5) and what the
     figure needs."""
-    from facexplain.api.verdict import calibration_of
-
     started = time.perf_counter()
     cache = DiskCache(cfg.cache_dir)
     pipe = FacePipeline(cfg.backbone)
@@ -154,7 +152,7 @@ def run_quality(cfg: QualityConfig) -> tuple[dict[str, Any], QualityProfile, dic
     measures = {name: {"clean": oriented(clean, name, centre, exposure_mid),
                        "degraded": oriented(deg, name, centre, exposure_mid)}
                 for name in (*UNIFIED, SAMPLED, *COMPONENTS)}
-    cal = calibration_of(pipe, forward_only=True)
+    cal = get_calibration(cfg.backbone)
     impostor_fit = _pairs([r for r in _rows(fit, images) if not r[2]], idx, idx,
                           clean.embeddings, clean.embeddings, "clean")
     tau_fmr = float(np.quantile(impostor_fit.similarity, 1 - 1e-3))
