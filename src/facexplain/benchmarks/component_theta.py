@@ -27,7 +27,12 @@ from facexplain.cache import DiskCache
 from facexplain.datasets.faces import locate_all
 from facexplain.datasets.lfw import LfwPair, read_pairs
 from facexplain.explain.component_theta import QUANTILE, ComponentTheta, calibrate
-from facexplain.explain.components import DEFAULT_VARIANT, ComponentComparison, landmarks_of
+from facexplain.explain.components import (
+    DEFAULT_VARIANT,
+    ComponentComparison,
+    ComponentDetails,
+    landmarks_of,
+)
 from facexplain.io import load_image
 from facexplain.pipeline import FacePipeline
 from facexplain.types import COMPONENTS
@@ -121,8 +126,9 @@ def run_component_theta(cfg: ComponentThetaConfig) -> ComponentThetaResult:
         pair = torch.stack([warp_face(load_image(q), located[q].detection.landmarks,
                                       pipe.spec.alignment) for q in (p.path_a(images),
                                                                       p.path_b(images))])
-        result = comp.explain(pair)
-        for f in result.meta.components:  # type: ignore[attr-defined]
+        details = comp.explain(pair).meta
+        assert isinstance(details, ComponentDetails)
+        for f in details.components:
             if f.score is None:
                 hidden[f.component] = hidden.get(f.component, 0) + 1
             else:

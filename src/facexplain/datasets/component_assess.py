@@ -290,7 +290,7 @@ def save_appearance(model: AppearanceModel, path: Path) -> Path:
         arrays[f"{c}/thresholds"] = np.array([m.pattern_threshold, *m.detail_threshold,
                                               m.shape_threshold])
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]  # numpy's stub: no **kwargs
     return path
 
 

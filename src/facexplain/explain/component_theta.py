@@ -61,8 +61,8 @@ def get_component_theta(backbone: str, weights: str | None, variant: str,
     assert isinstance(values, dict)
     return ComponentTheta(str(row["backbone"]), str(row["weights"]), str(row["population"]),
                           str(row["variant"]), {str(k): float(v) for k, v in values.items()},
-                          float(row.get("quantile", QUANTILE)),  # type: ignore[arg-type]
-                          int(row.get("n_pairs", 0)),  # type: ignore[call-overload]
+                          float(str(row.get("quantile", QUANTILE))),
+                          int(str(row.get("n_pairs", 0))),
                           str(row.get("command", "")), str(row.get("date", "")))
 
 

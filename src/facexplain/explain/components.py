@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from facexplain.align.landmarks68 import Landmarks68Net
 from facexplain.align.templates import Template
 from facexplain.datasets.component_assess import COMPONENT_POINTS, assess_components
 from facexplain.datasets.face_components import component_masks
@@ -234,12 +235,12 @@ def rank_findings(raw: dict[str, float], thetas: dict[str, float],
     return tuple(rows)
 
 
-def landmarks_of(net: torch.nn.Module) -> Landmarker:
+def landmarks_of(net: Landmarks68Net) -> Landmarker:
     """A landmarker from face-api's 68-point net (``align.landmarks68``)."""
     def run(x: torch.Tensor) -> np.ndarray:
         from facexplain.align.landmarks68 import landmarks68
 
-        return landmarks68(x, net).numpy().astype(np.float64)  # type: ignore[arg-type]
+        return landmarks68(x, net).numpy().astype(np.float64)
 
     return run
 
