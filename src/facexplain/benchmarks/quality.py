@@ -35,7 +35,7 @@ from facexplain.datasets.lfw import LfwPair, read_pairs, unique_images
 from facexplain.datasets.lfw_people import read_female_names
 from facexplain.pipeline import FacePipeline
 from facexplain.quality.measures import COMPONENTS
-from facexplain.quality.profile import QualityProfile, fit_profile, judge
+from facexplain.quality.profile import LEVELS, QualityProfile, fit_profile, judge
 from facexplain.quality.unified import ui_distance
 from facexplain.scoring import cosine_rows, get_calibration
 from facexplain.types import VerdictOptions
@@ -175,8 +175,12 @@ def run_quality(cfg: QualityConfig) -> tuple[dict[str, Any], QualityProfile, dic
                                                      for p in fit_edc])))
     raw = measures[kind]["clean"]
     values = [dict(zip(COMPONENTS, row, strict=True)) for row in clean.values[fit_photos]]
-    profile = fit_profile(values, raw[fit_photos], kind, "LFW",
-                          centre if kind == "ui_distance" else None)
+    profiles = {level: fit_profile(values, raw[fit_photos], kind, "LFW",
+                                   centre if kind == "ui_distance" else None, level)
+                for level in LEVELS}
+    by_level = {level: _veto_effect(fit_sets, cal, clean, deg, prof, measures[kind])
+                for level, prof in profiles.items()}
+    profile = profiles[_widest_safe(by_level)]
     look_rows = _lookalike_rows(cfg, held, images, cache)
     held_sets = sets(held, copies[n_fit:])
     held_sets["lookalike"] = ([_pairs(look_rows, idx, idx, clean.embeddings, clean.embeddings,
@@ -198,7 +202,8 @@ def run_quality(cfg: QualityConfig) -> tuple[dict[str, Any], QualityProfile, dic
                                 for p, r in fit_edc.items()},
            "thresholds": {"calibrated": cal.threshold, "fmr_1e-3": round(tau_fmr, 6)},
            "edc": report, "degraded_below_original": ranks, "not_sure_rule": veto,
-           "degraded_lr": lr_doc, "stability_sample": sampled,
+           "degraded_lr": lr_doc, "stability_sample": sampled, "level": profile.level,
+           "level_choice_folds_1_5": {str(k): v for k, v in by_level.items()},
            "profile": profile.to_json(), "n_photos": len(clean.paths),
            "n_degraded": len(deg.paths), "seconds": round(time.perf_counter() - started, 1),
            **measured_on()}
@@ -241,6 +246,14 @@ def _stability_sample(sample: list[LfwPair], copies: list[tuple[int, Path, Path,
             "edc": edc_rows(sets, measures, threshold, cfg.n_boot, cfg.seed),
             "below_original": {name: _rank_check(copies, idx, didx, m)["all"]
                                for name, m in measures.items()}}
+
+
+def _widest_safe(by_level: dict[float, dict[str, Any]], target: float = 0.01) -> float:
+    """The widest quality range (smallest tail) whose "not sure" keeps the error on folds
+    1-5's degraded pairs at the target; the strictest when none does."""
+    safe = [level for level, r in by_level.items()
+            if (r["degraded"]["rule+quality"]["error"] or 0.0) <= target]
+    return min(safe) if safe else max(by_level)
 
 
 def _lookalike_rows(cfg: QualityConfig, held: list[LfwPair], images: Path, cache: DiskCache

@@ -80,6 +80,20 @@ def stability_table(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def level_line(doc: dict[str, Any]) -> str:
+    """Which quality range was kept on folds 1-5 and what each one tried gave there."""
+    tried = doc.get("level_choice_folds_1_5")
+    if not tried:
+        return ""
+    parts = []
+    for level, r in tried.items():
+        lfw, deg = r["lfw"]["rule+quality"], r["degraded"]["rule+quality"]
+        parts.append(f"{float(level):g}% tails: LFW coverage {lfw['coverage']:.3f}, degraded "
+                     f"error {deg['error'] if deg['error'] is not None else '-'}")
+    return (f"Quality range kept (folds 1-5): components and unified score beyond the "
+            f"{doc['level']:g}% tails of the LFW calibration photos fail ({'; '.join(parts)}).")
+
+
 def lr_degraded_line(doc: dict[str, Any]) -> str:
     r = doc.get("degraded_lr")
     if not r:
@@ -140,6 +154,6 @@ class QualityResult:
 
     def table(self) -> str:
         doc = self.to_json()
-        parts = [quality_table(doc), rank_table(doc), veto_table(doc), stability_table(doc),
-                 lr_degraded_line(doc)]
+        parts = [quality_table(doc), rank_table(doc), level_line(doc), veto_table(doc),
+                 stability_table(doc), lr_degraded_line(doc)]
         return "\n\n".join(p for p in parts if p)
