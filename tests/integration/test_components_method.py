@@ -86,7 +86,6 @@ def test_a_covered_component_is_not_assessable(draw: object, component: str) -> 
     _check_findings([f.to_dict() for f in d.components])
 
 
-@pytest.mark.long
 def test_works_on_dlib_resnet(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     a, b = lfw_image("Colin_Powell", 1), lfw_image("Colin_Powell", 2)
     code, _, err = run_cli(["explain", str(a), str(b), "--out", str(tmp_path), "--method",
