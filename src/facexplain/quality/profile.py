@@ -136,8 +136,8 @@ def judge(values: dict[str, float | None], hidden: tuple[str, ...], raw_unified:
             failing.append(name)
             reasons.append(f"{', '.join(hidden)} hidden" if name == "occluded" else (
                 f"facial landmarks unreliable (the 68-point fit is {value:.2f} eye distances "
-                f"off the detector's points; {share} of the {profile.population} calibration photos:"
-                f" at most {high:.2f}), so pose is not judged") if name == "landmark_error"
+                f"off the detector's points; {share} of the {profile.population} calibration "
+                f"photos: at most {high:.2f}), so pose is not judged") if name == "landmark_error"
                 else _reason(name, value, low, high, profile.population, share))
     score = None if raw_unified is None else round(rank_score(raw_unified, profile.quantiles), 4)
     if score is not None and score < profile.level / 100:
