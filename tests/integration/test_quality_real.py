@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,10 +22,12 @@ from tests.integration.test_cli import run_cli
 pytestmark = pytest.mark.slow
 
 
-def _verify(a: Path, b: Path, *extra: str) -> dict[str, object]:
-    out = run_cli("verify", str(a), str(b), "--json", *extra)
-    assert out.exit_code == 0, out.output
-    return json.loads(out.stdout)
+def _verify(capsys: pytest.CaptureFixture[str], a: Path, b: Path, *extra: str
+            ) -> dict[str, Any]:
+    code, out, err = run_cli(["verify", str(a), str(b), "--json", *extra], capsys)
+    assert code == 0, err
+    doc: dict[str, Any] = json.loads(out)
+    return doc
 
 
 def _blurred_small(src: Path, dst: Path, side: int = 48) -> Path:
@@ -46,12 +49,12 @@ def test_the_shipped_profile_bounds_every_component(backbone: str) -> None:
 
 
 @pytest.mark.parametrize("person", ["Aaron_Peirsol", "Abdullah_Gul"])
-def test_a_blurred_downscaled_copy_is_flagged_and_not_answered(tmp_path: Path,
-                                                               person: str) -> None:
+def test_a_blurred_downscaled_copy_is_flagged_and_not_answered(
+        tmp_path: Path, person: str, capsys: pytest.CaptureFixture[str]) -> None:
     a, b = lfw_image(person, 1), lfw_image(person, 2)
     bad = _blurred_small(b, tmp_path / "b-small.png")
-    clean = _verify(a, b, "--max-error", "0.01")
-    worse = _verify(a, bad, "--max-error", "0.01")
+    clean = _verify(capsys, a, b, "--max-error", "0.01")
+    worse = _verify(capsys, a, bad, "--max-error", "0.01")
     q_clean, q_bad = clean["quality"], worse["quality"]
     assert isinstance(q_clean, dict) and isinstance(q_bad, dict)
     assert q_clean["b"]["failing"] == [] and clean["answer"] == "same"
@@ -66,10 +69,11 @@ def test_a_blurred_downscaled_copy_is_flagged_and_not_answered(tmp_path: Path,
     assert worse["lr_population"] != clean["lr_population"]
 
 
-def test_the_text_verdict_names_the_unfit_photo(tmp_path: Path) -> None:
+def test_the_text_verdict_names_the_unfit_photo(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     a, b = lfw_image("Aaron_Peirsol", 1), lfw_image("Aaron_Peirsol", 2)
-    out = run_cli("verify", str(a), str(_blurred_small(b, tmp_path / "b.png")),
-                  "--max-error", "0.01")
-    assert out.exit_code == 0, out.output
-    assert out.stdout.startswith("NOT SURE")
-    assert "photo B quality" in out.stdout and "outside the calibration photos' range" in out.stdout
+    code, out, err = run_cli(["verify", str(a), str(_blurred_small(b, tmp_path / "b.png")),
+                              "--max-error", "0.01"], capsys)
+    assert code == 0, err
+    assert out.startswith("NOT SURE")
+    assert "photo B quality" in out and "outside the calibration photos' range" in out

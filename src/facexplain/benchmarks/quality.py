@@ -34,9 +34,9 @@ from facexplain.confidence.selective import clopper_pearson
 from facexplain.datasets.lfw import LfwPair, read_pairs, unique_images
 from facexplain.datasets.lfw_people import read_female_names
 from facexplain.pipeline import FacePipeline
+from facexplain.quality.assess import unified_raw
 from facexplain.quality.measures import COMPONENTS
 from facexplain.quality.profile import LEVELS, QualityProfile, fit_profile, judge
-from facexplain.quality.unified import ui_distance
 from facexplain.scoring import cosine_rows, get_calibration
 from facexplain.types import VerdictOptions
 
@@ -65,11 +65,8 @@ def oriented(scores: PhotoScores, name: str, centre: np.ndarray | None,
     """Per photo, the measure ``name`` turned so that higher means better."""
     if name == "stability":
         return scores.stability
-    if name == "norm":
-        return np.linalg.norm(scores.embeddings, axis=1)
-    if name == "ui_distance":
-        assert centre is not None
-        return ui_distance(scores.embeddings, centre)
+    if name in ("norm", "ui_distance"):  # the very function a verdict uses
+        return unified_raw(name, np.empty(0), scores.embeddings, None, centre)
     col = scores.column(name)
     if name in ("yaw", "pitch", "roll", "clipped", "landmark_error", "occluded"):
         return -np.abs(col)

@@ -23,6 +23,8 @@ def raw_components(faces: list[AlignedFace], template: Template
 def unified_raw(kind: str, faces: np.ndarray, embeddings: np.ndarray, embed: Embed | None,
                 centre: np.ndarray | None) -> np.ndarray:
     """The raw model-based score of each face for ``kind``."""
+    if kind == "norm":  # the embedding's length (higher: the model saw more of a face)
+        return np.linalg.norm(np.asarray(embeddings, dtype=np.float64), axis=1)
     if kind == "ui_distance":
         if centre is None:
             raise ValueError("ui_distance needs the unrecognisable-face centre")

@@ -1,6 +1,6 @@
 """Model-based quality scores that work for any registered backbone (higher = better).
 
-Two candidates, chosen between by the error-versus-discard curves of ``benchmark quality``
+Three candidates, chosen between by the error-versus-discard curves of ``benchmark quality``
 (on LFW folds 1-5, reported on the rest):
 - ``stability``: the mean cosine between the embedding of the aligned crop and those of five
   slightly changed crops (mirrored; shifted by 2 % of the crop side each way). SER-FIQ's idea
@@ -11,6 +11,9 @@ Two candidates, chosen between by the error-versus-discard curves of ``benchmark
   darkness, JPEG, an eye band). Low-quality faces of any person collapse towards one point of
   embedding space (the "unrecognisable identities" cluster of Deng et al. 2023); distance from it
   costs nothing beyond the verdict's own embedding.
+- ``norm``: the embedding's length before normalisation. Models trained with a margin loss give
+  clear, frontal faces longer embeddings (MagFace made it a training goal; sface shows it
+  without); free, but meaningless for a model that normalises its output.
 The score a verdict shows is the chosen raw value's rank among the calibration photos (0-1:
 the share of LFW calibration photos it beats), so it reads the same on every backbone.
 """
@@ -22,7 +25,7 @@ from collections.abc import Callable
 import numpy as np
 
 Embed = Callable[[np.ndarray], np.ndarray]  # (N, 3, H, W) float32 in [0, 255] -> (N, D)
-KINDS = ("stability", "ui_distance")
+KINDS = ("stability", "ui_distance", "norm")
 SHIFT = 0.02  # of the crop side
 
 
