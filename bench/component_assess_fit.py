@@ -6,7 +6,7 @@ measure it on folds 6-10: false alarms on clean faces, detection of drawn occlud
     .venv/bin/python bench/component_assess_fit.py --cal /tmp/c37-cal.npz \
         --eval /tmp/c37-eval.npz --write
 
-``--write`` stores the model the package ships (``datasets/data/component_appearance.npz``);
+``--write`` stores the model the package ships (``datasets/data/component_appearance.json``);
 the rates go to docs/results/component-assess.json.
 """
 

@@ -5,7 +5,7 @@ over the mouth has the face's own skin colour. What both take away is the compon
 *structure*: the pattern of an eye (iris, lids, the brow's shadow) or of a mouth (the lips, the
 dark line between them). Each component gets a small model of that pattern, fitted on clean LFW
 faces of calibration folds 1-5 (``fit_appearance``; ``bench/component_assess_fit.py`` writes the
-shipped ``data/component_appearance.npz``):
+shipped ``data/component_appearance.json``):
 
 - the crop is warped (a similarity fit of all 68 landmarks) to a 64 px canonical face with the
   eye distance 22 px, and each component's pixels there (its mask on the mean shape) are read
@@ -39,6 +39,7 @@ findings (issue 37): the method".
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -58,7 +59,7 @@ QUANTILE = 0.999
 PATTERN_QUANTILE = 0.995  # the pattern error's tail is long (profiles, glasses, beards)
 MARGIN = 1.25
 MAX_OUTSIDE = 0.25
-MODEL_FILE = "component_appearance.npz"
+MODEL_FILE = "component_appearance.json"
 HIDDEN = "hidden: something covers it (its pattern is unlike any face's)"
 OUTSIDE = "out of the crop"
 UNRELIABLE = "landmarks unreliable"
@@ -279,31 +280,42 @@ def fit_appearance(crops: np.ndarray, marks: np.ndarray, expected: np.ndarray | 
     return AppearanceModel(mean_shape, comps, limits)
 
 
+def _floats(values: np.ndarray) -> list[float]:
+    return [float(f"{v:.5g}") for v in np.asarray(values, dtype=np.float64).ravel()]
+
+
 def save_appearance(model: AppearanceModel, path: Path) -> Path:
-    """Write the model as a compressed npz (float32: about a hundred kB)."""
-    arrays: dict[str, np.ndarray] = {"mean_shape": model.mean_shape,
-                                     "anchor_thresholds": model.anchor_thresholds}
+    """Write the model as JSON (five significant digits: about 300 kB), reviewable text like
+    the other fitted records the package ships."""
+    doc: dict[str, object] = {"mean_shape": _floats(model.mean_shape),
+                              "mean_shape_dims": list(model.mean_shape.shape),
+                              "anchor_thresholds": _floats(model.anchor_thresholds),
+                              "components": {}}
+    comps: dict[str, object] = {}
     for c, m in model.components.items():
-        arrays[f"{c}/pixels"] = m.pixels.astype(np.int32)
-        arrays[f"{c}/mean"] = m.mean.astype(np.float32)
-        arrays[f"{c}/basis"] = m.basis.astype(np.float32)
-        arrays[f"{c}/thresholds"] = np.array([m.pattern_threshold, *m.detail_threshold,
-                                              m.shape_threshold])
+        comps[c] = {"pixels": [int(v) for v in m.pixels], "mean": _floats(m.mean),
+                    "basis": _floats(m.basis), "basis_dims": list(m.basis.shape),
+                    "pattern_threshold": m.pattern_threshold,
+                    "detail_threshold": list(m.detail_threshold),
+                    "shape_threshold": m.shape_threshold}
+    doc["components"] = comps
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]  # numpy's stub: no **kwargs
+    path.write_text(json.dumps(doc, separators=(",", ":")) + "\n", encoding="utf-8")
     return path
 
 
 def read_appearance(path: Path) -> AppearanceModel:
-    with np.load(path) as data:
-        comps = {}
-        for c in COMPONENTS:
-            p, d1, d2, s = (float(v) for v in data[f"{c}/thresholds"])
-            comps[c] = ComponentModel(data[f"{c}/pixels"].astype(np.int64),
-                                      data[f"{c}/mean"].astype(np.float64),
-                                      data[f"{c}/basis"].astype(np.float64), p, (d1, d2), s)
-        return AppearanceModel(data["mean_shape"].astype(np.float64), comps,
-                               data["anchor_thresholds"].astype(np.float64))
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    comps = {}
+    for c in COMPONENTS:
+        row = doc["components"][c]
+        d1, d2 = (float(v) for v in row["detail_threshold"])
+        comps[c] = ComponentModel(
+            np.asarray(row["pixels"], dtype=np.int64), np.asarray(row["mean"], np.float64),
+            np.asarray(row["basis"], np.float64).reshape(row["basis_dims"]),
+            float(row["pattern_threshold"]), (d1, d2), float(row["shape_threshold"]))
+    return AppearanceModel(np.asarray(doc["mean_shape"], np.float64).reshape(
+        doc["mean_shape_dims"]), comps, np.asarray(doc["anchor_thresholds"], np.float64))
 
 
 def model_path() -> Path:
