@@ -59,7 +59,10 @@ def fit_profile(values: list[dict[str, float]], raw_unified: np.ndarray, kind: s
     bounds: dict[str, list[float]] = {}
     for name in COMPONENTS:
         col = np.array([v[name] for v in values], dtype=np.float64)
-        if SIDES[name] == "abs":
+        if name == "clipped":
+        return (f"{100 * value:.1f}% of the face's pixels clipped black or white ({share} of the "
+                f"{population} calibration photos: at most {100 * high:.1f}%)")
+    if SIDES[name] == "abs":
             col = np.abs(col)
         low, high = np.percentile(col, level), np.percentile(col, 100 - level)
         bounds[name] = [round(float(low), 5), round(float(high), 5)]
