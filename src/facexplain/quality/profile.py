@@ -59,10 +59,7 @@ def fit_profile(values: list[dict[str, float]], raw_unified: np.ndarray, kind: s
     bounds: dict[str, list[float]] = {}
     for name in COMPONENTS:
         col = np.array([v[name] for v in values], dtype=np.float64)
-        if name == "clipped":
-        return (f"{100 * value:.1f}% of the face's pixels clipped black or white ({share} of the "
-                f"{population} calibration photos: at most {100 * high:.1f}%)")
-    if SIDES[name] == "abs":
+        if SIDES[name] == "abs":
             col = np.abs(col)
         low, high = np.percentile(col, level), np.percentile(col, 100 - level)
         bounds[name] = [round(float(low), 5), round(float(high), 5)]
@@ -80,6 +77,9 @@ def _reason(name: str, value: float, low: float, high: float, population: str,
     if name == "eye_distance":
         return (f"face {shown} px between the eyes ({share} of the {population} calibration photos "
                 f"have at least {low:.0f} px)")
+    if name == "clipped":
+        return (f"{100 * value:.1f}% of the face's pixels clipped black or white ({share} of the "
+                f"{population} calibration photos: at most {100 * high:.1f}%)")
     if SIDES[name] == "abs":
         return f"{label} {shown} {unit} ({share} of the {population} calibration photos: within " \
                f"±{high:.0f})"
