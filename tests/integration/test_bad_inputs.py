@@ -46,7 +46,10 @@ REAL_HOME = Path(
 SFACE_INT8 = "sface/face_recognition_sface_2021dec_int8bq.onnx"
 SFACE_FLOAT = "sface/sface_float.onnx"
 MTCNN = ("mtcnn/pnet.pt", "mtcnn/rnet.pt", "mtcnn/onet.pt")
-DEFAULT_ASSETS = (SFACE_INT8, SFACE_FLOAT, *MTCNN)  # what the default backbone reads
+# the 68-point net a verdict's photo-quality check reads (pose, hidden parts)
+LANDMARKS68 = ("landmarks68/face_landmark_68_model.bin",
+               "landmarks68/face_landmark_68_model-weights_manifest.json")
+DEFAULT_ASSETS = (SFACE_INT8, SFACE_FLOAT, *MTCNN, *LANDMARKS68)  # what the default backbone reads
 
 GOOD = lfw_image("Aaron_Peirsol", 1)
 SAME = lfw_image("Aaron_Peirsol", 2)
